@@ -1,0 +1,75 @@
+// Every bound and default of shoal, in one place. Units and qualifiers come last in names.
+// Relations between limits are asserted when this module loads.
+import { assert } from "./assert.ts";
+
+export const limits = {
+  // API
+  apiPortDefault: 7420,
+  requestBodyBytesMax: 1024 * 1024,
+  listResultsMax: 1000,
+  sseHeartbeatMs: 15_000,
+  sseClientsMax: 64,
+  eventsPageMax: 1000,
+  shutdownGraceMs: 3000,
+
+  // Specs
+  serviceNameLengthMax: 63,
+  containersPerTaskMax: 10,
+  replicasMax: 1000,
+  portsPerContainerMax: 64,
+  envPerContainerMax: 256,
+  envValueBytesMax: 32 * 1024,
+  mountsPerContainerMax: 32,
+  commandArgsMax: 256,
+  labelsPerNodeMax: 64,
+  labelLengthMax: 128,
+  imageNameLengthMax: 255,
+  cpuPerContainerMax: 1024,
+  memoryMbPerContainerMax: 1024 * 1024,
+  memoryMbPerContainerMin: 6,
+  healthcheckIntervalMsMin: 1000,
+  healthcheckIntervalMsMax: 3_600_000,
+  healthcheckRetriesMax: 100,
+
+  // Store
+  commandBytesMax: 512 * 1024,
+  eventsRetainMax: 10_000,
+  terminalTasksRetainMax: 500,
+  taskDefinitionRevisionsRetainMax: 100,
+  dbBusyTimeoutMs: 5000,
+
+  // Scheduler
+  /** A task that ran at least this long before failing resets its service's failure streak. */
+  taskStableMs: 10_000,
+  restartBackoffMsMin: 1000,
+  restartBackoffMsMax: 60_000,
+  schedulerSweepMs: 1000,
+  placementsPerPlanMax: 1000,
+
+  // Agent
+  agentHeartbeatMs: 1000,
+  nodeDownAfterMs: 3000,
+  reconcileMs: 2000,
+  dockerRetryMsMin: 500,
+  dockerRetryMsMax: 15_000,
+  dockerRequestTimeoutMs: 30_000,
+  containerStopTimeoutSeconds: 10,
+  dockerEventsReconnectMsMax: 5000,
+  reportBatchMax: 256,
+
+  // Raft (used by later layers; kept here so every bound lives in one file)
+  raftHeartbeatMs: 100,
+  electionTimeoutMsMin: 500,
+  electionTimeoutMsMax: 1000,
+  clockDriftMax: 0.05,
+} as const;
+
+export type Limits = typeof limits;
+
+assert(limits.restartBackoffMsMin <= limits.restartBackoffMsMax);
+assert(limits.dockerRetryMsMin <= limits.dockerRetryMsMax);
+assert(limits.agentHeartbeatMs < limits.nodeDownAfterMs);
+assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
+assert(limits.electionTimeoutMsMin < limits.electionTimeoutMsMax);
+assert(limits.commandBytesMax <= limits.requestBodyBytesMax);
+assert(limits.clockDriftMax >= 0 && limits.clockDriftMax < 1);

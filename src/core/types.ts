@@ -1,0 +1,174 @@
+// The domain of shoal, in the ECS model: nodes, task definitions, services, tasks, events.
+// Plain data only; every layer speaks these types.
+
+export type NodeStatus = "ready" | "draining" | "down" | "left";
+export type DesiredState = "running" | "stopped";
+export type TaskState = "pending" | "starting" | "running" | "stopped" | "failed" | "lost";
+export type ContainerState = "created" | "running" | "exited" | "missing" | "failed";
+export type ServiceMode = "replicated";
+
+export const terminalTaskStates: readonly TaskState[] = ["stopped", "failed", "lost"];
+
+export function isTerminal(state: TaskState): boolean {
+  return terminalTaskStates.includes(state);
+}
+
+export interface PortMapping {
+  container: number;
+  /** Fixed host port; 0 or absent lets the engine pick a free one, reported in the task. */
+  host?: number | undefined;
+  protocol: "tcp" | "udp";
+}
+
+export interface Mount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface Healthcheck {
+  command: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  command?: string[] | undefined;
+  env: Record<string, string>;
+  ports: PortMapping[];
+  mounts: Mount[];
+  /** Reservation and limit, in whole or fractional cpus. */
+  cpu?: number | undefined;
+  memoryMb?: number | undefined;
+  healthcheck?: Healthcheck | undefined;
+  /** When an essential container stops, its task stops. */
+  essential: boolean;
+}
+
+export interface TaskDefinition {
+  family: string;
+  revision: number;
+  containers: ContainerSpec[];
+  createdAt: number;
+}
+
+export interface Service {
+  name: string;
+  mode: ServiceMode;
+  replicas: number;
+  taskDefinition: { family: string; revision: number };
+  /** Consecutive task failures without a stable run; drives restart backoff. */
+  failureStreak: number;
+  lastFailureAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  /** Bumped by every change; leader-derived commands carry it for fencing. */
+  version: number;
+}
+
+export interface NodeInfo {
+  id: string;
+  name: string;
+  address: string;
+  status: NodeStatus;
+  arch: string;
+  os: string;
+  cpus: number;
+  memoryMb: number;
+  labels: Record<string, string>;
+  /** Whether the node's container engine answers; a node without one takes no tasks. */
+  engineReady: boolean;
+  engineMessage: string;
+  version: string;
+  registeredAt: number;
+  updatedAt: number;
+  rowVersion: number;
+}
+
+export interface TaskContainerPort {
+  container: number;
+  host: number | null;
+  protocol: "tcp" | "udp";
+}
+
+export interface TaskContainer {
+  name: string;
+  containerId: string | null;
+  state: ContainerState;
+  exitCode: number | null;
+  health: "starting" | "healthy" | "unhealthy" | null;
+  ports: TaskContainerPort[];
+}
+
+export interface Task {
+  id: string;
+  /** The service's name, or null for a one-off task. */
+  service: string | null;
+  taskDefinition: { family: string; revision: number };
+  /** The node id, or null while the task waits for capacity. */
+  node: string | null;
+  nodeName: string | null;
+  desired: DesiredState;
+  state: TaskState;
+  reason: string;
+  exitCode: number | null;
+  containers: TaskContainer[];
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  stoppedAt: number | null;
+  version: number;
+}
+
+export interface ClusterInfo {
+  id: string;
+  createdAt: number;
+}
+
+export interface ShoalEvent {
+  seq: number;
+  index: number;
+  at: number;
+  type: string;
+  message: string;
+  service: string | null;
+  task: string | null;
+  node: string | null;
+}
+
+/** A new task the scheduler creates; `node: null` means it waits for capacity. */
+export interface PlannedTask {
+  id: string;
+  service: string | null;
+  taskDefinition: { family: string; revision: number };
+  node: string | null;
+}
+
+/**
+ * What one scheduler evaluation decides. `reads` carries the versions of the rows the plan was
+ * derived from; the state machine refuses the plan when any has changed since (fencing).
+ */
+export interface Plan {
+  create: PlannedTask[];
+  assign: { taskId: string; node: string }[];
+  stop: { taskId: string; reason: string }[];
+  events: { type: string; message: string; service: string | null; task: string | null }[];
+  reads: {
+    services: Record<string, number>;
+    tasks: Record<string, number>;
+  };
+}
+
+/** An agent's report of a task's observed state on its node. */
+export interface TaskReport {
+  taskId: string;
+  node: string;
+  state: TaskState;
+  reason: string;
+  exitCode: number | null;
+  containers: TaskContainer[];
+}

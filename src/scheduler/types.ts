@@ -1,0 +1,21 @@
+// The scheduler's input and output: an immutable view of state in, a plan out.
+import type { NodeInfo, Plan, Service, Task, TaskDefinition } from "../core/types.ts";
+
+export interface SchedulerInput {
+  nodes: readonly NodeInfo[];
+  services: readonly Service[];
+  /** Every task definition that a service or a task in this view refers to. */
+  taskDefinitions: readonly TaskDefinition[];
+  /** Tasks that are not terminal (desired running or still stopping). */
+  tasks: readonly Task[];
+  now: number;
+  newId: () => string;
+  /** Seeded randomness in [0, 1) for tie-breaks. */
+  random: () => number;
+}
+
+export interface Evaluation {
+  plan: Plan;
+  /** When a backoff expires and the scheduler wants to run again, or null. */
+  nextEvaluationAt: number | null;
+}
