@@ -19,3 +19,10 @@ export interface Evaluation {
   /** When a backoff expires and the scheduler wants to run again, or null. */
   nextEvaluationAt: number | null;
 }
+
+/** The bounds an evaluation obeys; `limits` from core by default, smaller ones in tests. */
+export interface SchedulerLimits {
+  restartBackoffMsMin: number;
+  restartBackoffMsMax: number;
+  placementsPerPlanMax: number;
+}

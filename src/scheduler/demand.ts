@@ -1,0 +1,45 @@
+// What one task asks of a node: cpu, memory and fixed host ports, summed over its containers.
+// Cpu is kept in integer millicpus so that sums of fractions (3 x 0.1) compare exactly.
+import type { TaskDefinition } from "../core/types.ts";
+
+export interface TaskDemand {
+  cpuMilli: number;
+  memoryMb: number;
+  /** Fixed host ports as `port/protocol` keys; ports the engine picks (0 or absent) are absent. */
+  ports: string[];
+  /** A fixed host port the task asks for twice, which no node can ever satisfy; or null. */
+  duplicatePort: string | null;
+}
+
+export function cpuToMilli(cpu: number): number {
+  return Math.round(cpu * 1000);
+}
+
+export function portKey(host: number, protocol: string): string {
+  return `${host}/${protocol}`;
+}
+
+export function demandOf(definition: TaskDefinition): TaskDemand {
+  let cpuMilli = 0;
+  let memoryMb = 0;
+  const ports: string[] = [];
+  let duplicatePort: string | null = null;
+  for (const container of definition.containers) {
+    cpuMilli += cpuToMilli(container.cpu ?? 0);
+    memoryMb += container.memoryMb ?? 0;
+    for (const port of container.ports) {
+      if (port.host === undefined || port.host <= 0) continue;
+      const key = portKey(port.host, port.protocol);
+      if (ports.includes(key)) duplicatePort ??= key;
+      else ports.push(key);
+    }
+  }
+  return { cpuMilli, memoryMb, ports, duplicatePort };
+}
+
+/** A short human description, e.g. "2 cpu, 64 MB, port 8080/tcp". */
+export function describeDemand(demand: TaskDemand): string {
+  const parts = [`${demand.cpuMilli / 1000} cpu`, `${demand.memoryMb} MB`];
+  if (demand.ports.length > 0) parts.push(`port ${demand.ports.join(", ")}`);
+  return parts.join(", ");
+}

@@ -1,0 +1,82 @@
+// Which tasks to stop when a service runs more than it should: first tasks still waiting for a
+// node (stopping them costs nothing), then tasks on the node most loaded with the service (so
+// the rest stays spread), then the newest (older tasks have proven themselves).
+import type { Task } from "../core/types.ts";
+import { compareIds, type NodeUsage } from "./node-usage.ts";
+
+function newestFirst(a: Task, b: Task): number {
+  return b.createdAt - a.createdAt || compareIds(b.id, a.id);
+}
+
+/** Unplaced tasks (and tasks on nodes outside the view) first, then one list per node. */
+function groupByNode(
+  active: readonly Task[],
+  usages: ReadonlyMap<string, NodeUsage>,
+): { unplaced: Task[]; byNode: Map<string, Task[]> } {
+  const unplaced: Task[] = [];
+  const byNode = new Map<string, Task[]>();
+  for (const task of active) {
+    if (task.node === null || !usages.has(task.node)) {
+      unplaced.push(task);
+      continue;
+    }
+    const list = byNode.get(task.node);
+    if (list === undefined) byNode.set(task.node, [task]);
+    else list.push(task);
+  }
+  unplaced.sort(newestFirst);
+  for (const list of byNode.values()) list.sort(newestFirst);
+  return { unplaced, byNode };
+}
+
+/** The node whose tasks of this service, then tasks overall, are most; ties by node id. */
+function mostLoaded(
+  byNode: ReadonlyMap<string, Task[]>,
+  usages: ReadonlyMap<string, NodeUsage>,
+): string | null {
+  let best: string | null = null;
+  let bestSame = -1;
+  let bestTotal = -1;
+  for (const [nodeId, list] of byNode) {
+    if (list.length === 0) continue;
+    const total = usages.get(nodeId)?.activeTasks ?? 0;
+    const better =
+      list.length > bestSame ||
+      (list.length === bestSame && total > bestTotal) ||
+      (list.length === bestSame && total === bestTotal && best !== null && nodeId < best);
+    if (!better) continue;
+    best = nodeId;
+    bestSame = list.length;
+    bestTotal = total;
+  }
+  return best;
+}
+
+/**
+ * Picks `count` of the service's active tasks to stop. Lowers the spread counts of the nodes it
+ * picks from (a stopping task keeps its reservation until its containers are gone).
+ */
+export function chooseTasksToStop(
+  service: string,
+  active: readonly Task[],
+  count: number,
+  usages: ReadonlyMap<string, NodeUsage>,
+): Task[] {
+  const { unplaced, byNode } = groupByNode(active, usages);
+  const chosen = unplaced.slice(0, count);
+  while (chosen.length < count) {
+    const nodeId = mostLoaded(byNode, usages);
+    if (nodeId === null) break;
+    const task = byNode.get(nodeId)?.shift();
+    if (task === undefined) break;
+    chosen.push(task);
+    const usage = usages.get(nodeId);
+    if (usage !== undefined) uncount(usage, service);
+  }
+  return chosen;
+}
+
+function uncount(usage: NodeUsage, service: string): void {
+  usage.activeTasks -= 1;
+  usage.activeByService.set(service, (usage.activeByService.get(service) ?? 1) - 1);
+}
