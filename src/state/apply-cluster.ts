@@ -1,0 +1,104 @@
+// Handlers for the cluster and its nodes.
+import { fail, ok, type Result } from "../core/errors.ts";
+import type { CommandOf } from "./commands.ts";
+import type { ApplyContext } from "./context.ts";
+
+export function applyClusterInit(
+  ctx: ApplyContext,
+  command: CommandOf<"cluster.init">,
+): Result<unknown> {
+  if (ctx.view.cluster()) return fail("E_CONFLICT", "the cluster is already initialised");
+  ctx.run(
+    "INSERT INTO cluster (id, api_token, created_at) VALUES (?, ?, ?)",
+    command.clusterId,
+    command.apiToken,
+    command.at,
+  );
+  ctx.event({ type: "cluster.created", message: `cluster ${command.clusterId} created` });
+  return ok({ clusterId: command.clusterId });
+}
+
+/** A name already taken by another node gets the first free numeric suffix. */
+function uniqueName(ctx: ApplyContext, id: string, name: string): string {
+  const taken = (candidate: string): boolean => {
+    const holder = ctx.view.node(candidate);
+    return holder !== null && holder.id !== id && holder.name === candidate;
+  };
+  if (!taken(name)) return name;
+  let suffix = 2;
+  while (taken(`${name}-${suffix}`)) suffix += 1;
+  return `${name}-${suffix}`;
+}
+
+export function applyNodeRegister(
+  ctx: ApplyContext,
+  command: CommandOf<"node.register">,
+): Result<unknown> {
+  const existing = ctx.view.node(command.id);
+  const name = uniqueName(ctx, command.id, command.name);
+  const labels = JSON.stringify(command.labels);
+  if (existing && existing.id === command.id) {
+    const status = existing.status === "draining" ? "draining" : "ready";
+    ctx.run(
+      `UPDATE nodes SET name = ?, address = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
+       labels = ?, version = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?`,
+      name,
+      command.address,
+      status,
+      command.arch,
+      command.os,
+      command.cpus,
+      command.memoryMb,
+      labels,
+      command.version,
+      command.at,
+      command.id,
+    );
+    ctx.event({ type: "node.updated", message: `node ${name} registered again`, node: command.id });
+    return ok({ id: command.id, name });
+  }
+  ctx.run(
+    `INSERT INTO nodes (id, name, address, status, arch, os, cpus, memory_mb, labels, engine_ready,
+     engine_message, version, registered_at, updated_at, row_version)
+     VALUES (?, ?, ?, 'ready', ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
+    command.id,
+    name,
+    command.address,
+    command.arch,
+    command.os,
+    command.cpus,
+    command.memoryMb,
+    labels,
+    command.version,
+    command.at,
+    command.at,
+  );
+  ctx.event({ type: "node.registered", message: `node ${name} joined`, node: command.id });
+  return ok({ id: command.id, name });
+}
+
+export function applyNodeEngine(
+  ctx: ApplyContext,
+  command: CommandOf<"node.engine">,
+): Result<unknown> {
+  const node = ctx.view.node(command.nodeId);
+  if (!node || node.id !== command.nodeId) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  if (node.engineReady === command.ready && node.engineMessage === command.message) return ok(null);
+  ctx.run(
+    `UPDATE nodes SET engine_ready = ?, engine_message = ?, updated_at = ?,
+     row_version = row_version + 1 WHERE id = ?`,
+    command.ready ? 1 : 0,
+    command.message,
+    command.at,
+    command.nodeId,
+  );
+  const message = command.ready
+    ? `container engine on ${node.name} answers`
+    : `container engine on ${node.name} unreachable: ${command.message}`;
+  ctx.event({
+    type: command.ready ? "node.engine.up" : "node.engine.down",
+    message,
+    node: node.id,
+  });
+  return ok(null);
+}

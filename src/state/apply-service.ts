@@ -1,0 +1,100 @@
+// Handlers for services and the task definitions they register.
+import { fail, ok, type Result } from "../core/errors.ts";
+import { stopTask } from "./apply-task.ts";
+import type { CommandOf } from "./commands.ts";
+import type { ApplyContext } from "./context.ts";
+import { registerTaskDefinition } from "./task-definitions.ts";
+
+export function applyServiceCreate(
+  ctx: ApplyContext,
+  command: CommandOf<"service.create">,
+): Result<unknown> {
+  if (ctx.view.service(command.name)) {
+    return fail("E_CONFLICT", `a service named ${command.name} already exists`);
+  }
+  const revision = registerTaskDefinition(ctx, command.name, command.containers);
+  ctx.run(
+    `INSERT INTO services (name, mode, replicas, td_family, td_revision, failure_streak,
+     last_failure_at, created_at, updated_at, version) VALUES (?, 'replicated', ?, ?, ?, 0, NULL, ?, ?, 1)`,
+    command.name,
+    command.replicas,
+    command.name,
+    revision,
+    command.at,
+    command.at,
+  );
+  ctx.event({
+    type: "service.created",
+    message: `service ${command.name} created with ${command.replicas} replica(s)`,
+    service: command.name,
+  });
+  return ok({ name: command.name, revision });
+}
+
+export function applyServiceUpdate(
+  ctx: ApplyContext,
+  command: CommandOf<"service.update">,
+): Result<unknown> {
+  const service = ctx.view.service(command.name);
+  if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
+  let revision = service.taskDefinition.revision;
+  if (command.containers) {
+    revision = registerTaskDefinition(ctx, service.taskDefinition.family, command.containers);
+    replaceOldRevision(ctx, command.name, revision);
+  }
+  const replicas = command.replicas ?? service.replicas;
+  ctx.run(
+    `UPDATE services SET replicas = ?, td_revision = ?, failure_streak = 0, last_failure_at = NULL,
+     updated_at = ?, version = version + 1 WHERE name = ?`,
+    replicas,
+    revision,
+    command.at,
+    command.name,
+  );
+  if (replicas !== service.replicas) {
+    ctx.event({
+      type: "service.scaled",
+      message: `service ${command.name} scaled from ${service.replicas} to ${replicas}`,
+      service: command.name,
+    });
+  }
+  return ok({ name: command.name, revision, replicas });
+}
+
+/** Tasks of an older revision stop; the scheduler starts the new revision's in their place. */
+function replaceOldRevision(ctx: ApplyContext, service: string, revision: number): void {
+  for (const task of ctx.view.activeTasks()) {
+    if (
+      task.service !== service ||
+      task.desired !== "running" ||
+      task.taskDefinition.revision === revision
+    )
+      continue;
+    stopTask(ctx, task, `replaced by revision ${revision}`);
+  }
+  ctx.event({
+    type: "service.updated",
+    message: `service ${service} moves to revision ${revision}`,
+    service,
+  });
+}
+
+export function applyServiceDelete(
+  ctx: ApplyContext,
+  command: CommandOf<"service.delete">,
+): Result<unknown> {
+  const service = ctx.view.service(command.name);
+  if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
+  for (const task of ctx.view.activeTasks()) {
+    if (task.service === command.name && task.desired === "running") {
+      stopTask(ctx, task, "service deleted");
+    }
+  }
+  ctx.run("DELETE FROM services WHERE name = ?", command.name);
+  ctx.event({
+    type: "service.deleted",
+    message: `service ${command.name} deleted`,
+    service: command.name,
+  });
+  return ok({ name: command.name });
+}

@@ -1,0 +1,140 @@
+// The commands of the log: a tagged union with a codec. Proposers stamp ids and times (`at`);
+// the state machine only reads what a command carries. A command that does not decode is a bug.
+import { z } from "zod";
+import { assert } from "../core/assert.ts";
+import { limits } from "../core/limits.ts";
+import { containerSpecSchema, nameSchema, replicasSchema } from "./spec.ts";
+
+const at = z.number().int().nonnegative();
+const taskDefinitionRef = z.strictObject({ family: z.string(), revision: z.number().int() });
+const taskStates = z.enum(["pending", "starting", "running", "stopped", "failed", "lost"]);
+
+const taskContainer = z.strictObject({
+  name: z.string(),
+  containerId: z.string().nullable(),
+  state: z.enum(["created", "running", "exited", "missing", "failed"]),
+  exitCode: z.number().int().nullable(),
+  health: z.enum(["starting", "healthy", "unhealthy"]).nullable(),
+  ports: z.array(
+    z.strictObject({
+      container: z.number().int(),
+      host: z.number().int().nullable(),
+      protocol: z.enum(["tcp", "udp"]),
+    }),
+  ),
+});
+
+export const taskReportSchema = z.strictObject({
+  taskId: z.string(),
+  node: z.string(),
+  state: taskStates,
+  reason: z.string().max(4096),
+  exitCode: z.number().int().nullable(),
+  containers: z.array(taskContainer).max(limits.containersPerTaskMax),
+});
+
+const planSchema = z.strictObject({
+  create: z.array(
+    z.strictObject({
+      id: z.string(),
+      service: z.string().nullable(),
+      taskDefinition: taskDefinitionRef,
+      node: z.string().nullable(),
+    }),
+  ),
+  assign: z.array(z.strictObject({ taskId: z.string(), node: z.string() })),
+  stop: z.array(z.strictObject({ taskId: z.string(), reason: z.string() })),
+  events: z.array(
+    z.strictObject({
+      type: z.string(),
+      message: z.string(),
+      service: z.string().nullable(),
+      task: z.string().nullable(),
+    }),
+  ),
+  reads: z.strictObject({
+    services: z.record(z.string(), z.number().int()),
+    tasks: z.record(z.string(), z.number().int()),
+  }),
+});
+
+const nodeFields = {
+  id: z.string(),
+  name: z.string(),
+  address: z.string(),
+  arch: z.string(),
+  os: z.string(),
+  cpus: z.number().positive(),
+  memoryMb: z.number().int().positive(),
+  labels: z.record(z.string(), z.string()),
+  version: z.string(),
+};
+
+export const commandSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("cluster.init"),
+    at,
+    clusterId: z.string(),
+    apiToken: z.string(),
+  }),
+  z.strictObject({ type: z.literal("node.register"), at, ...nodeFields }),
+  z.strictObject({
+    type: z.literal("node.engine"),
+    at,
+    nodeId: z.string(),
+    ready: z.boolean(),
+    message: z.string().max(4096),
+  }),
+  z.strictObject({
+    type: z.literal("service.create"),
+    at,
+    name: nameSchema,
+    replicas: replicasSchema,
+    containers: z.array(containerSpecSchema),
+  }),
+  z.strictObject({
+    type: z.literal("service.update"),
+    at,
+    name: z.string(),
+    replicas: replicasSchema.optional(),
+    containers: z.array(containerSpecSchema).optional(),
+  }),
+  z.strictObject({ type: z.literal("service.delete"), at, name: z.string() }),
+  z.strictObject({
+    type: z.literal("task.run"),
+    at,
+    taskId: z.string(),
+    family: z.string(),
+    revision: z.number().int().optional(),
+    containers: z.array(containerSpecSchema).optional(),
+  }),
+  z.strictObject({
+    type: z.literal("task.stop"),
+    at,
+    taskId: z.string(),
+    reason: z.string().max(4096),
+  }),
+  z.strictObject({
+    type: z.literal("task.report"),
+    at,
+    reports: z.array(taskReportSchema).max(limits.reportBatchMax),
+  }),
+  z.strictObject({ type: z.literal("plan.apply"), at, plan: planSchema }),
+]);
+
+export type Command = z.infer<typeof commandSchema>;
+export type CommandType = Command["type"];
+export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
+
+export function encodeCommand(command: Command): Uint8Array {
+  const bytes = new TextEncoder().encode(JSON.stringify(command));
+  assert(bytes.byteLength <= limits.commandBytesMax, `command too large: ${bytes.byteLength}`);
+  return bytes;
+}
+
+/** Decodes a command from the log; an undecodable entry is a bug and crashes. */
+export function decodeCommand(bytes: Uint8Array): Command {
+  const parsed = commandSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+  assert(parsed.success, `undecodable command in the log: ${parsed.error?.message}`);
+  return parsed.data;
+}

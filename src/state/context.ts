@@ -1,0 +1,41 @@
+// What every command handler gets: the database inside the command's transaction, the log
+// index and the proposer's timestamp, and a way to record events.
+import type { Database } from "./db.ts";
+import { StateView } from "./views.ts";
+
+export interface EventInput {
+  type: string;
+  message: string;
+  service?: string | null;
+  task?: string | null;
+  node?: string | null;
+}
+
+export class ApplyContext {
+  readonly view: StateView;
+
+  constructor(
+    readonly db: Database,
+    readonly index: number,
+    readonly at: number,
+  ) {
+    this.view = new StateView(db);
+  }
+
+  run(sql: string, ...params: unknown[]): number {
+    return this.db.prepare(sql).run(...params).changes;
+  }
+
+  event(input: EventInput): void {
+    this.run(
+      "INSERT INTO events (log_index, at, type, message, service, task, node) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      this.index,
+      this.at,
+      input.type,
+      input.message,
+      input.service ?? null,
+      input.task ?? null,
+      input.node ?? null,
+    );
+  }
+}

@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { openDatabase } from "../adapters/libsql.ts";
+import type { Command } from "./commands.ts";
+import { StateMachine } from "./machine.ts";
+
+const container = {
+  name: "httpd",
+  image: "shoal-test/busybox:1",
+  env: {},
+  ports: [],
+  mounts: [],
+  essential: true,
+};
+
+function machine(): {
+  sm: StateMachine;
+  apply: (command: Command) => ReturnType<StateMachine["apply"]>;
+} {
+  const sm = new StateMachine(openDatabase(":memory:", "NORMAL"));
+  return { sm, apply: (command) => sm.apply(command, sm.appliedIndex() + 1) };
+}
+
+function dump(sm: StateMachine): string {
+  const v = sm.view;
+  return JSON.stringify([
+    v.cluster(),
+    v.nodes(),
+    v.services(),
+    v.taskDefinitions(),
+    v.tasks(),
+    v.events(),
+  ]);
+}
+
+function withNodeAndService(apply: ReturnType<typeof machine>["apply"]): void {
+  apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
+  apply({
+    type: "node.register",
+    at: 2,
+    id: "n1",
+    name: "pi",
+    address: "10.0.0.1",
+    arch: "x64",
+    os: "linux",
+    cpus: 2,
+    memoryMb: 1024,
+    labels: {},
+    version: "0.1.0",
+  });
+  apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
+}
+
+function placeOne(
+  sm: StateMachine,
+  apply: ReturnType<typeof machine>["apply"],
+  id: string,
+  at: number,
+): void {
+  const service = sm.view.service("web");
+  assert.ok(service);
+  const result = apply({
+    type: "plan.apply",
+    at,
+    plan: {
+      create: [{ id, service: "web", taskDefinition: service.taskDefinition, node: "n1" }],
+      assign: [],
+      stop: [],
+      events: [],
+      reads: { services: { web: service.version }, tasks: {} },
+    },
+  });
+  assert.ok(result.ok);
+}
+
+describe("state machine", () => {
+  it("refuses a duplicate service name and changes nothing but the applied index", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    const before = dump(sm);
+    const result = apply({
+      type: "service.create",
+      at: 9,
+      name: "web",
+      replicas: 5,
+      containers: [container],
+    });
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? "" : result.code, "E_CONFLICT");
+    assert.equal(dump(sm), before);
+    assert.equal(sm.appliedIndex(), 4);
+  });
+
+  it("refuses a plan read from rows that changed since (fencing)", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    const stale = sm.view.service("web");
+    assert.ok(stale);
+    placeOne(sm, apply, "t1", 4);
+    const before = dump(sm);
+    const result = apply({
+      type: "plan.apply",
+      at: 5,
+      plan: {
+        create: [{ id: "t2", service: "web", taskDefinition: stale.taskDefinition, node: "n1" }],
+        assign: [],
+        stop: [],
+        events: [],
+        reads: { services: { web: stale.version }, tasks: {} },
+      },
+    });
+    assert.equal(result.ok, false);
+    assert.equal(dump(sm), before);
+    assert.equal(sm.view.tasks({ service: "web" }).length, 1);
+  });
+
+  it("moves a task forward only, and a failure stops it and counts towards backoff", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    const base = { taskId: "t1", node: "n1", reason: "", exitCode: null, containers: [] };
+    apply({ type: "task.report", at: 5, reports: [{ ...base, state: "running" }] });
+    apply({ type: "task.report", at: 6, reports: [{ ...base, state: "starting" }] });
+    assert.equal(sm.view.task("t1")?.state, "running");
+    apply({
+      type: "task.report",
+      at: 7,
+      reports: [
+        { ...base, state: "failed", reason: "container httpd exited with code 137", exitCode: 137 },
+      ],
+    });
+    const task = sm.view.task("t1");
+    assert.equal(task?.state, "failed");
+    assert.equal(task?.desired, "stopped");
+    assert.equal(task?.exitCode, 137);
+    assert.equal(sm.view.service("web")?.failureStreak, 1);
+    assert.equal(sm.view.service("web")?.lastFailureAt, 7);
+    const types = sm.view.events().map((e) => e.type);
+    assert.ok(types.includes("task.running") && types.includes("task.failed"));
+  });
+
+  it("ignores reports from a node the task is not on", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    apply({
+      type: "task.report",
+      at: 5,
+      reports: [
+        { taskId: "t1", node: "other", state: "failed", reason: "x", exitCode: 1, containers: [] },
+      ],
+    });
+    assert.equal(sm.view.task("t1")?.state, "pending");
+  });
+
+  it("registers a new revision when containers change and stops the old revision's tasks", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    apply({
+      type: "service.update",
+      at: 5,
+      name: "web",
+      containers: [{ ...container, env: { A: "1" } }],
+    });
+    assert.equal(sm.view.service("web")?.taskDefinition.revision, 2);
+    assert.equal(sm.view.task("t1")?.desired, "stopped");
+    assert.deepEqual(
+      sm.view.taskDefinitions("web").map((d) => d.revision),
+      [1, 2],
+    );
+  });
+
+  it("crashes on an entry applied out of order", () => {
+    const { sm } = machine();
+    assert.throws(() =>
+      sm.apply({ type: "cluster.init", at: 1, clusterId: "c", apiToken: "t" }, 2),
+    );
+  });
+
+  it("gives a second node under a taken name a suffix", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    apply({
+      type: "node.register",
+      at: 9,
+      id: "n2",
+      name: "pi",
+      address: "10.0.0.2",
+      arch: "x64",
+      os: "linux",
+      cpus: 2,
+      memoryMb: 1024,
+      labels: {},
+      version: "0.1.0",
+    });
+    assert.deepEqual(
+      sm.view.nodes().map((n) => n.name),
+      ["pi", "pi-2"],
+    );
+  });
+});

@@ -1,0 +1,87 @@
+// The deterministic state machine: one command, one transaction, one applied index. It never
+// reads the clock, makes ids or does I/O beyond its own transaction, so every node that applies
+// the same log holds the same state.
+import { assert } from "../core/assert.ts";
+import type { Result } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
+import { applyClusterInit, applyNodeEngine, applyNodeRegister } from "./apply-cluster.ts";
+import { applyPlan } from "./apply-plan.ts";
+import { applyServiceCreate, applyServiceDelete, applyServiceUpdate } from "./apply-service.ts";
+import { applyTaskReport, applyTaskRun, applyTaskStop } from "./apply-task.ts";
+import type { Command, CommandOf, CommandType } from "./commands.ts";
+import { ApplyContext } from "./context.ts";
+import type { Database } from "./db.ts";
+import { migrate } from "./schema.ts";
+import { StateView } from "./views.ts";
+
+type Handlers = {
+  [T in CommandType]: (ctx: ApplyContext, command: CommandOf<T>) => Result<unknown>;
+};
+
+const handlers: Handlers = {
+  "cluster.init": applyClusterInit,
+  "node.register": applyNodeRegister,
+  "node.engine": applyNodeEngine,
+  "service.create": applyServiceCreate,
+  "service.update": applyServiceUpdate,
+  "service.delete": applyServiceDelete,
+  "task.run": applyTaskRun,
+  "task.stop": applyTaskStop,
+  "task.report": applyTaskReport,
+  "plan.apply": applyPlan,
+};
+
+export type ApplyResult = Result<unknown>;
+
+export class StateMachine {
+  readonly view: StateView;
+
+  constructor(private readonly db: Database) {
+    migrate(db);
+    this.view = new StateView(db);
+  }
+
+  appliedIndex(): number {
+    return this.view.appliedIndex();
+  }
+
+  /**
+   * Applies the command at log `index`, which must follow the applied index. A refused command
+   * rolls back whatever it did but still advances the applied index: it was in the log.
+   */
+  apply(command: Command, index: number): ApplyResult {
+    assert(
+      index === this.appliedIndex() + 1,
+      `apply out of order: ${index} after ${this.appliedIndex()}`,
+    );
+    const ctx = new ApplyContext(this.db, index, command.at);
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      this.db.exec("SAVEPOINT command");
+      const handler = handlers[command.type] as (c: ApplyContext, k: Command) => ApplyResult;
+      const result = handler(ctx, command);
+      if (result.ok) prune(ctx);
+      this.db.exec(result.ok ? "RELEASE command" : "ROLLBACK TO command");
+      ctx.run("UPDATE meta SET value = ? WHERE key = 'applied_index'", String(index));
+      this.db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+/** Keeps history bounded: the oldest events and finished tasks go first. */
+function prune(ctx: ApplyContext): void {
+  ctx.run(
+    "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
+    limits.eventsRetainMax,
+  );
+  ctx.run(
+    `DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks
+     WHERE desired = 'stopped' AND state IN ('stopped', 'failed', 'lost')
+     ORDER BY seq DESC LIMIT -1 OFFSET ?)`,
+    limits.terminalTasksRetainMax,
+  );
+}

@@ -1,0 +1,99 @@
+// Maps database rows to domain objects, field by field: libsql's `.get()` rows carry extra keys
+// (`_metadata`) that must never leak out, and JSON columns are parsed here, once.
+import type {
+  ContainerSpec,
+  DesiredState,
+  NodeInfo,
+  NodeStatus,
+  Service,
+  ShoalEvent,
+  Task,
+  TaskContainer,
+  TaskDefinition,
+  TaskState,
+} from "../core/types.ts";
+
+type Row = Record<string, unknown>;
+
+const text = (value: unknown): string => String(value);
+const int = (value: unknown): number => Number(value);
+const intOrNull = (value: unknown): number | null =>
+  value === null || value === undefined ? null : Number(value);
+const textOrNull = (value: unknown): string | null =>
+  value === null || value === undefined ? null : String(value);
+
+export function nodeFromRow(row: Row): NodeInfo {
+  return {
+    id: text(row.id),
+    name: text(row.name),
+    address: text(row.address),
+    status: text(row.status) as NodeStatus,
+    arch: text(row.arch),
+    os: text(row.os),
+    cpus: Number(row.cpus),
+    memoryMb: int(row.memory_mb),
+    labels: JSON.parse(text(row.labels)) as Record<string, string>,
+    engineReady: int(row.engine_ready) === 1,
+    engineMessage: text(row.engine_message),
+    version: text(row.version),
+    registeredAt: int(row.registered_at),
+    updatedAt: int(row.updated_at),
+    rowVersion: int(row.row_version),
+  };
+}
+
+export function serviceFromRow(row: Row): Service {
+  return {
+    name: text(row.name),
+    mode: "replicated",
+    replicas: int(row.replicas),
+    taskDefinition: { family: text(row.td_family), revision: int(row.td_revision) },
+    failureStreak: int(row.failure_streak),
+    lastFailureAt: intOrNull(row.last_failure_at),
+    createdAt: int(row.created_at),
+    updatedAt: int(row.updated_at),
+    version: int(row.version),
+  };
+}
+
+export function taskDefinitionFromRow(row: Row): TaskDefinition {
+  return {
+    family: text(row.family),
+    revision: int(row.revision),
+    containers: JSON.parse(text(row.containers)) as ContainerSpec[],
+    createdAt: int(row.created_at),
+  };
+}
+
+export function taskFromRow(row: Row): Task {
+  return {
+    id: text(row.id),
+    service: textOrNull(row.service),
+    taskDefinition: { family: text(row.td_family), revision: int(row.td_revision) },
+    node: textOrNull(row.node),
+    nodeName: textOrNull(row.node_name),
+    desired: text(row.desired) as DesiredState,
+    state: text(row.state) as TaskState,
+    reason: text(row.reason),
+    exitCode: intOrNull(row.exit_code),
+    containers: JSON.parse(text(row.containers)) as TaskContainer[],
+    createdAt: int(row.created_at),
+    updatedAt: int(row.updated_at),
+    startedAt: intOrNull(row.started_at),
+    stoppedAt: intOrNull(row.stopped_at),
+    version: int(row.version),
+  };
+}
+
+export function eventFromRow(row: Row): ShoalEvent {
+  return {
+    seq: int(row.seq),
+    index: int(row.log_index),
+    at: int(row.at),
+    type: text(row.type),
+    message: text(row.message),
+    service: textOrNull(row.service),
+    task: textOrNull(row.task),
+    node: textOrNull(row.node),
+  };
+}

@@ -1,0 +1,62 @@
+// The state machine's tables in state.db, as versioned migrations. A migration runs once, in
+// order, inside one transaction; `PRAGMA user_version` records how far a database has come.
+import { type Database, pragmaValue } from "./db.ts";
+
+interface Migration {
+  version: number;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE cluster (
+        id TEXT PRIMARY KEY, api_token TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, address TEXT NOT NULL,
+        status TEXT NOT NULL, arch TEXT NOT NULL, os TEXT NOT NULL, cpus REAL NOT NULL,
+        memory_mb INTEGER NOT NULL, labels TEXT NOT NULL, engine_ready INTEGER NOT NULL,
+        engine_message TEXT NOT NULL, version TEXT NOT NULL, registered_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL, row_version INTEGER NOT NULL);
+      CREATE TABLE task_definitions (
+        family TEXT NOT NULL, revision INTEGER NOT NULL, containers TEXT NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (family, revision));
+      CREATE TABLE services (
+        name TEXT PRIMARY KEY, mode TEXT NOT NULL, replicas INTEGER NOT NULL,
+        td_family TEXT NOT NULL, td_revision INTEGER NOT NULL, failure_streak INTEGER NOT NULL,
+        last_failure_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL);
+      CREATE TABLE tasks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, service TEXT,
+        td_family TEXT NOT NULL, td_revision INTEGER NOT NULL, node TEXT, node_name TEXT,
+        desired TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, exit_code INTEGER,
+        containers TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        started_at INTEGER, stopped_at INTEGER, version INTEGER NOT NULL);
+      CREATE INDEX tasks_by_node ON tasks (node);
+      CREATE INDEX tasks_by_service ON tasks (service);
+      CREATE INDEX tasks_by_state ON tasks (state);
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, log_index INTEGER NOT NULL, at INTEGER NOT NULL,
+        type TEXT NOT NULL, message TEXT NOT NULL, service TEXT, task TEXT, node TEXT);
+      INSERT INTO meta (key, value) VALUES ('applied_index', '0');
+    `,
+  },
+];
+
+export function migrate(db: Database): void {
+  const current = Number(pragmaValue(db, "user_version"));
+  for (const migration of migrations) {
+    if (migration.version <= current) continue;
+    db.exec("BEGIN");
+    try {
+      db.exec(migration.sql);
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}

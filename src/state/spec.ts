@@ -1,0 +1,102 @@
+// The user-facing shapes of a service spec and a one-off task, with their defaults. Unknown
+// fields are refused, not ignored, so a typo never silently changes what runs.
+import { z } from "zod";
+import { limits } from "../core/limits.ts";
+
+const nameSchema = z
+  .string()
+  .min(1)
+  .max(limits.serviceNameLengthMax)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "lowercase letters, digits and inner dashes only");
+
+const portNumber = z.number().int().min(1).max(65535);
+
+export const portSchema = z.strictObject({
+  container: portNumber,
+  host: z.number().int().min(0).max(65535).optional(),
+  protocol: z.enum(["tcp", "udp"]).default("tcp"),
+});
+
+export const mountSchema = z.strictObject({
+  source: z.string().min(1).max(4096),
+  target: z.string().min(1).max(4096).startsWith("/"),
+  readOnly: z.boolean().default(false),
+});
+
+export const healthcheckSchema = z.strictObject({
+  command: z.array(z.string().max(4096)).min(1).max(limits.commandArgsMax),
+  intervalMs: z
+    .number()
+    .int()
+    .min(limits.healthcheckIntervalMsMin)
+    .max(limits.healthcheckIntervalMsMax)
+    .default(10_000),
+  timeoutMs: z.number().int().min(100).max(limits.healthcheckIntervalMsMax).default(5000),
+  retries: z.number().int().min(1).max(limits.healthcheckRetriesMax).default(3),
+  startPeriodMs: z.number().int().min(0).max(limits.healthcheckIntervalMsMax).default(0),
+});
+
+export const containerSpecSchema = z.strictObject({
+  name: nameSchema,
+  image: z
+    .string()
+    .min(1)
+    .max(limits.imageNameLengthMax)
+    .regex(/^[^\s]+$/, "no whitespace"),
+  command: z.array(z.string().max(4096)).max(limits.commandArgsMax).optional(),
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a variable name"),
+      z.string().max(limits.envValueBytesMax),
+    )
+    .refine((env) => Object.keys(env).length <= limits.envPerContainerMax, "too many variables")
+    .default({}),
+  ports: z.array(portSchema).max(limits.portsPerContainerMax).default([]),
+  mounts: z.array(mountSchema).max(limits.mountsPerContainerMax).default([]),
+  cpu: z.number().positive().max(limits.cpuPerContainerMax).optional(),
+  memoryMb: z
+    .number()
+    .int()
+    .min(limits.memoryMbPerContainerMin)
+    .max(limits.memoryMbPerContainerMax)
+    .optional(),
+  healthcheck: healthcheckSchema.optional(),
+  essential: z.boolean().default(true),
+});
+
+const containersSchema = z
+  .array(containerSpecSchema)
+  .min(1)
+  .max(limits.containersPerTaskMax)
+  .refine(
+    (containers) => new Set(containers.map((c) => c.name)).size === containers.length,
+    "container names must be unique within a task",
+  );
+
+export const replicasSchema = z.number().int().min(0).max(limits.replicasMax);
+
+export const serviceSpecSchema = z.strictObject({
+  name: nameSchema,
+  mode: z.literal("replicated").default("replicated"),
+  replicas: replicasSchema.default(1),
+  containers: containersSchema,
+});
+
+export const servicePatchSchema = z
+  .strictObject({
+    replicas: replicasSchema.optional(),
+    containers: containersSchema.optional(),
+  })
+  .refine((patch) => patch.replicas !== undefined || patch.containers !== undefined, {
+    message: "give replicas or containers",
+  });
+
+export const taskRunSchema = z.union([
+  z.strictObject({ taskDefinition: z.string().regex(/^[a-z0-9-]+:\d+$/, "family:revision") }),
+  z.strictObject({ family: nameSchema.default("run"), containers: containersSchema }),
+]);
+
+export type ServiceSpec = z.infer<typeof serviceSpecSchema>;
+export type ServicePatch = z.infer<typeof servicePatchSchema>;
+export type TaskRunSpec = z.infer<typeof taskRunSchema>;
+export { nameSchema };

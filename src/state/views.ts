@@ -1,0 +1,153 @@
+// Read views over state.db, used by the API, the scheduler and the agent. Reads only.
+import { limits } from "../core/limits.ts";
+import type {
+  NodeInfo,
+  Service,
+  ShoalEvent,
+  Task,
+  TaskDefinition,
+  TaskState,
+} from "../core/types.ts";
+import type { Database } from "./db.ts";
+import {
+  eventFromRow,
+  nodeFromRow,
+  serviceFromRow,
+  taskDefinitionFromRow,
+  taskFromRow,
+} from "./rows.ts";
+
+type Row = Record<string, unknown>;
+
+export interface TaskFilter {
+  service?: string | undefined;
+  node?: string | undefined;
+  state?: TaskState | undefined;
+  limit?: number | undefined;
+}
+
+export interface ClusterRecord {
+  id: string;
+  apiToken: string;
+  createdAt: number;
+}
+
+const activeTaskCondition = "desired = 'running' OR state NOT IN ('stopped', 'failed', 'lost')";
+
+export class StateView {
+  constructor(private readonly db: Database) {}
+
+  private one(sql: string, ...params: unknown[]): Row | undefined {
+    return this.db.prepare(sql).get(...params) as Row | undefined;
+  }
+
+  private many(sql: string, ...params: unknown[]): Row[] {
+    return this.db.prepare(sql).all(...params) as Row[];
+  }
+
+  appliedIndex(): number {
+    return Number(this.one("SELECT value FROM meta WHERE key = 'applied_index'")?.value ?? 0);
+  }
+
+  cluster(): ClusterRecord | null {
+    const row = this.one("SELECT id, api_token, created_at FROM cluster LIMIT 1");
+    if (!row) return null;
+    return {
+      id: String(row.id),
+      apiToken: String(row.api_token),
+      createdAt: Number(row.created_at),
+    };
+  }
+
+  nodes(): NodeInfo[] {
+    return this.many("SELECT * FROM nodes ORDER BY name").map(nodeFromRow);
+  }
+
+  node(idOrName: string): NodeInfo | null {
+    const row = this.one("SELECT * FROM nodes WHERE id = ? OR name = ?", idOrName, idOrName);
+    return row ? nodeFromRow(row) : null;
+  }
+
+  services(): Service[] {
+    return this.many("SELECT * FROM services ORDER BY name").map(serviceFromRow);
+  }
+
+  service(name: string): Service | null {
+    const row = this.one("SELECT * FROM services WHERE name = ?", name);
+    return row ? serviceFromRow(row) : null;
+  }
+
+  taskDefinitions(family?: string): TaskDefinition[] {
+    const rows = family
+      ? this.many(
+          "SELECT * FROM task_definitions WHERE family = ? ORDER BY revision LIMIT ?",
+          family,
+          limits.listResultsMax,
+        )
+      : this.many(
+          "SELECT * FROM task_definitions ORDER BY family, revision LIMIT ?",
+          limits.listResultsMax,
+        );
+    return rows.map(taskDefinitionFromRow);
+  }
+
+  taskDefinition(family: string, revision: number): TaskDefinition | null {
+    const row = this.one(
+      "SELECT * FROM task_definitions WHERE family = ? AND revision = ?",
+      family,
+      revision,
+    );
+    return row ? taskDefinitionFromRow(row) : null;
+  }
+
+  latestRevision(family: string): number {
+    const row = this.one(
+      "SELECT MAX(revision) AS r FROM task_definitions WHERE family = ?",
+      family,
+    );
+    return Number(row?.r ?? 0);
+  }
+
+  task(id: string): Task | null {
+    const row = this.one("SELECT * FROM tasks WHERE id = ?", id);
+    return row ? taskFromRow(row) : null;
+  }
+
+  tasks(filter: TaskFilter = {}): Task[] {
+    const columns = { service: filter.service, node: filter.node, state: filter.state };
+    const given = Object.entries(columns).filter(([, value]) => value !== undefined);
+    const where = given.map(([column]) => `${column} = ?`);
+    const params = given.map(([, value]) => value);
+    const clause = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
+    const limit = Math.min(filter.limit ?? limits.listResultsMax, limits.listResultsMax);
+    return this.many(`SELECT * FROM tasks ${clause} ORDER BY seq DESC LIMIT ?`, ...params, limit)
+      .map(taskFromRow)
+      .reverse();
+  }
+
+  /** Tasks the scheduler and agents still care about: desired running or not yet stopped. */
+  activeTasks(): Task[] {
+    return this.many(`SELECT * FROM tasks WHERE ${activeTaskCondition} ORDER BY seq`).map(
+      taskFromRow,
+    );
+  }
+
+  activeTasksForNode(nodeId: string): Task[] {
+    return this.many(
+      `SELECT * FROM tasks WHERE node = ? AND (${activeTaskCondition}) ORDER BY seq`,
+      nodeId,
+    ).map(taskFromRow);
+  }
+
+  events(since = 0, limit: number = limits.eventsPageMax): ShoalEvent[] {
+    return this.many(
+      "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+      since,
+      Math.min(limit, limits.eventsPageMax),
+    ).map(eventFromRow);
+  }
+
+  lastEventSeq(): number {
+    return Number(this.one("SELECT MAX(seq) AS s FROM events")?.s ?? 0);
+  }
+}
