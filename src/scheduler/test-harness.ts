@@ -1,0 +1,126 @@
+// Builders for scheduler tests: a SchedulerInput from a few plain objects with sensible
+// defaults, so each test states only what it is about.
+import type {
+  ContainerSpec,
+  NodeInfo,
+  Plan,
+  Service,
+  Task,
+  TaskDefinition,
+} from "../core/types.ts";
+import type { SchedulerInput } from "./types.ts";
+
+export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
+  return {
+    id,
+    name: id,
+    address: "10.0.0.1",
+    status: "ready",
+    arch: "arm64",
+    os: "linux",
+    cpus: 4,
+    memoryMb: 4096,
+    labels: {},
+    engineReady: true,
+    engineMessage: "",
+    version: "0.1.0",
+    registeredAt: 0,
+    updatedAt: 0,
+    rowVersion: 1,
+    ...overrides,
+  };
+}
+
+export function container(overrides: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    name: "main",
+    image: "shoal-test/busybox:1",
+    env: {},
+    ports: [],
+    mounts: [],
+    essential: true,
+    ...overrides,
+  };
+}
+
+export function definition(
+  family: string,
+  containers: Partial<ContainerSpec>[] = [{}],
+  revision = 1,
+): TaskDefinition {
+  return { family, revision, containers: containers.map(container), createdAt: 0 };
+}
+
+export function service(name: string, overrides: Partial<Service> = {}): Service {
+  return {
+    name,
+    mode: "replicated",
+    replicas: 1,
+    taskDefinition: { family: name, revision: 1 },
+    failureStreak: 0,
+    lastFailureAt: null,
+    createdAt: 0,
+    updatedAt: 0,
+    version: 1,
+    ...overrides,
+  };
+}
+
+/** A running task of `serviceName` on `nodeId` (null: waiting for a node). */
+export function task(
+  id: string,
+  serviceName: string | null,
+  nodeId: string | null,
+  overrides: Partial<Task> = {},
+): Task {
+  return {
+    id,
+    service: serviceName,
+    taskDefinition: { family: serviceName ?? "oneoff", revision: 1 },
+    node: nodeId,
+    nodeName: nodeId,
+    desired: "running",
+    state: nodeId === null ? "pending" : "running",
+    reason: "",
+    exitCode: null,
+    containers: [],
+    createdAt: 0,
+    updatedAt: 0,
+    startedAt: null,
+    stoppedAt: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+export function schedulerInput(parts: Partial<SchedulerInput> = {}): SchedulerInput {
+  let next = 0;
+  return {
+    nodes: [],
+    services: [],
+    taskDefinitions: [],
+    tasks: [],
+    now: 1_000_000,
+    newId: () => {
+      next += 1;
+      return `new-${next}`;
+    },
+    random: () => 0,
+    ...parts,
+  };
+}
+
+/** Node id of each created task, in plan order. */
+export function createdNodes(plan: Plan): (string | null)[] {
+  return plan.create.map((planned) => planned.node);
+}
+
+/** How many created tasks each node received. */
+export function createdPerNode(plan: Plan): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const planned of plan.create) {
+    const key = planned.node ?? "pending";
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
