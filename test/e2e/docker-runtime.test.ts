@@ -1,0 +1,151 @@
+// The runtime contract on the real Docker engine, plus what only a real engine can show.
+// Needs scripts/ensure-docker.sh and scripts/test-image.sh first; without an engine it FAILS.
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import Docker from "dockerode";
+import { DockerRuntime, parseDockerHost } from "../../src/adapters/docker-runtime.ts";
+import { labelKeys } from "../../src/agent/runtime.ts";
+import { runtimeContract, waitFor } from "../../src/agent/runtime-contract.ts";
+import { isShoalError } from "../../src/core/errors.ts";
+import { newId } from "../../src/core/ids.ts";
+
+const image = "shoal-test/busybox:1";
+
+/** A raw client for what the port does not offer: killing behind its back, reading configs. */
+function rawDocker(): Docker {
+  return new Docker(parseDockerHost(process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock"));
+}
+
+runtimeContract("docker runtime", async () => {
+  const runtime = new DockerRuntime();
+  const raw = rawDocker();
+  return {
+    runtime,
+    image,
+    killContainer: async (containerId) => {
+      await raw.getContainer(containerId).kill({ signal: "SIGKILL" });
+    },
+    close: () => runtime.close(),
+  };
+});
+
+describe("docker runtime on a real engine", () => {
+  const cluster = `e2e-${newId()}`;
+  const labels = { [labelKeys.cluster]: cluster, [labelKeys.node]: "node-e2e" };
+  const runtime = new DockerRuntime();
+  const raw = rawDocker();
+
+  after(async () => {
+    try {
+      const leftovers = await runtime.list({ [labelKeys.cluster]: cluster });
+      await Promise.all(leftovers.map((container) => runtime.remove(container.id)));
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("passes cpu, memory, env, command and healthcheck to the engine", async () => {
+    const started = await runtime.run({
+      name: `${cluster}-limits`,
+      image,
+      command: ["sleep", "300"],
+      env: { GREETING: "hello" },
+      ports: [],
+      mounts: [{ source: "/tmp", target: "/host-tmp", readOnly: true }],
+      cpu: 0.25,
+      memoryMb: 64,
+      healthcheck: {
+        command: ["true"],
+        intervalMs: 1000,
+        timeoutMs: 1000,
+        retries: 2,
+        startPeriodMs: 0,
+      },
+      labels,
+    });
+    const info = await raw.getContainer(started.id).inspect();
+    assert.equal(info.HostConfig.NanoCpus, 250_000_000);
+    assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
+    assert.ok(info.Config.Env.includes("GREETING=hello"));
+    assert.deepEqual(info.Config.Cmd, ["sleep", "300"]);
+    assert.deepEqual(info.Config.Healthcheck?.Test, ["CMD", "true"]);
+    assert.equal(info.Mounts[0]?.Destination, "/host-tmp");
+    await waitFor(async () => (await runtime.inspect(started.id))?.health === "healthy");
+    const listed = (await runtime.list(labels)).find((c) => c.id === started.id);
+    assert.equal(listed?.health, "healthy");
+  });
+
+  it("serves HTTP on the host port the engine picked", async () => {
+    const started = await runtime.run({
+      name: `${cluster}-httpd`,
+      image,
+      command: ["httpd", "-f", "-p", "80"],
+      env: {},
+      ports: [{ container: 80, host: 0, protocol: "tcp" }],
+      mounts: [],
+      labels,
+    });
+    const host = started.ports[0]?.host;
+    assert.ok(host);
+    let body = "";
+    await waitFor(async () => {
+      try {
+        body = await (await fetch(`http://127.0.0.1:${host}/`)).text();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.match(body, /shoal test image/);
+  });
+
+  it("reports health events and reconnects its event stream with no duplicates", async () => {
+    const seen: string[] = [];
+    const states: boolean[] = [];
+    const subscription = runtime.events(labels, {
+      onEvent: (event) => seen.push(`${event.containerId}:${event.action}:${event.health ?? ""}`),
+      onStreamState: (state) => states.push(state.connected),
+    });
+    try {
+      await waitFor(() => states.includes(true));
+      const started = await runtime.run({
+        name: `${cluster}-health`,
+        image,
+        command: ["sleep", "300"],
+        env: {},
+        ports: [],
+        mounts: [],
+        healthcheck: {
+          command: ["true"],
+          intervalMs: 1000,
+          timeoutMs: 1000,
+          retries: 2,
+          startPeriodMs: 0,
+        },
+        labels,
+      });
+      await waitFor(() => seen.includes(`${started.id}:health_status:healthy`));
+      assert.equal(seen.filter((e) => e === `${started.id}:start:`).length, 1);
+    } finally {
+      subscription.close();
+    }
+  });
+
+  it("says plainly when the engine does not answer", async () => {
+    const absent = new DockerRuntime({ dockerHost: "unix:///nonexistent/docker.sock" });
+    await assert.rejects(absent.ping(), (error: unknown) => {
+      assert.ok(isShoalError(error));
+      assert.equal(error.code, "E_DOCKER_UNAVAILABLE");
+      assert.match(error.message, /unix:\/\/\/nonexistent\/docker\.sock is unreachable/);
+      return true;
+    });
+    await absent.close();
+  });
+
+  it("parses DOCKER_HOST the way Docker's CLI does", () => {
+    assert.deepEqual(parseDockerHost("unix:///run/d.sock").socketPath, "/run/d.sock");
+    assert.equal(parseDockerHost("tcp://127.0.0.1:2375").host, "127.0.0.1");
+    assert.equal(parseDockerHost("127.0.0.1:2375").port, "2375");
+    assert.throws(() => parseDockerHost("ssh://me@host"), /not unix/);
+  });
+});
