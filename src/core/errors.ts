@@ -8,6 +8,7 @@ export const errorCodes = {
   E_CONFLICT: 409,
   E_BODY_TOO_LARGE: 413,
   E_NO_CAPACITY: 409,
+  E_TOO_MANY: 429,
   E_NOT_LEADER: 503,
   E_NO_QUORUM: 503,
   E_NOT_READY: 503,

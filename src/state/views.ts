@@ -139,6 +139,13 @@ export class StateView {
     ).map(taskFromRow);
   }
 
+  activeTasksForService(service: string): Task[] {
+    return this.many(
+      `SELECT * FROM tasks WHERE service = ? AND (${activeTaskCondition}) ORDER BY seq`,
+      service,
+    ).map(taskFromRow);
+  }
+
   events(since = 0, limit: number = limits.eventsPageMax): ShoalEvent[] {
     return this.many(
       "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

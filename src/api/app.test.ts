@@ -1,0 +1,278 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { openTestNode, type TestNode, testApiToken } from "../testing/api-node.ts";
+import { type Api, createApi } from "./app.ts";
+
+let test: TestNode;
+let api: Api;
+
+before(async () => {
+  test = await openTestNode();
+  api = createApi(test.node);
+});
+after(() => {
+  api.close();
+  test.dispose();
+});
+
+const auth = { authorization: `Bearer ${testApiToken}` };
+const web = {
+  name: "web",
+  replicas: 3,
+  containers: [
+    {
+      name: "httpd",
+      image: "shoal-test/busybox:1",
+      command: ["httpd", "-f", "-p", "80"],
+      ports: [{ container: 80, host: 0 }],
+      memoryMb: 32,
+      cpu: 0.1,
+    },
+  ],
+};
+
+function request(
+  path: string,
+  init: { method?: string; body?: string; headers?: Record<string, string> } = {},
+) {
+  return api.app.request(path, {
+    method: init.method ?? "GET",
+    headers: { "content-type": "application/json", ...auth, ...init.headers },
+    body: init.body,
+  });
+}
+
+/** Everything the store holds, to assert that a refused request changed nothing. */
+function storeDump(): string {
+  const view = test.log.machine.view;
+  return JSON.stringify([
+    view.appliedIndex(),
+    view.services(),
+    view.taskDefinitions(),
+    view.tasks(),
+    view.events(),
+  ]);
+}
+
+async function expectError(
+  response: Response,
+  status: number,
+  code: string,
+): Promise<{ message: string; details: unknown }> {
+  assert.equal(response.status, status);
+  const body = (await response.json()) as {
+    error: { code: string; message: string; details: unknown };
+  };
+  assert.equal(body.error.code, code, body.error.message);
+  return body.error;
+}
+
+describe("api", () => {
+  it("answers health without a token", async () => {
+    const response = await api.app.request("/v1/health");
+    assert.equal(response.status, 200);
+  });
+
+  it("answers health 503 while the store is not open", async () => {
+    const closed = createApi({ ...test.node, store: () => null });
+    assert.equal((await closed.app.request("/v1/health")).status, 503);
+  });
+
+  it("creates, lists, inspects, scales and deletes a service", async () => {
+    const created = await request("/v1/services", { method: "POST", body: JSON.stringify(web) });
+    assert.equal(created.status, 201);
+    const service = (await created.json()) as {
+      name: string;
+      replicas: number;
+      taskDefinition: string;
+    };
+    assert.deepEqual([service.name, service.replicas, service.taskDefinition], ["web", 3, "web:1"]);
+    const list = (await (await request("/v1/services")).json()) as unknown[];
+    assert.ok(Array.isArray(list) && list.length === 1);
+    const scaled = await request("/v1/services/web", {
+      method: "PATCH",
+      body: JSON.stringify({ replicas: 1 }),
+    });
+    assert.equal(((await scaled.json()) as { replicas: number }).replicas, 1);
+    const revised = await request("/v1/services/web", {
+      method: "PATCH",
+      body: JSON.stringify({ containers: [{ name: "httpd", image: "shoal-test/busybox:1" }] }),
+    });
+    assert.equal(((await revised.json()) as { taskDefinition: string }).taskDefinition, "web:2");
+    const definitions = (await (await request("/v1/task-definitions/web")).json()) as unknown[];
+    assert.equal(definitions.length, 2);
+    assert.equal((await request("/v1/services/web", { method: "DELETE" })).status, 200);
+    await expectError(await request("/v1/services/web"), 404, "E_NOT_FOUND");
+  });
+
+  it("runs a one-off task that waits for placement, and stops it", async () => {
+    const body = JSON.stringify({
+      containers: [{ name: "once", image: "shoal-test/busybox:1", command: ["true"] }],
+    });
+    const response = await request("/v1/tasks", { method: "POST", body });
+    assert.equal(response.status, 201);
+    const task = (await response.json()) as { id: string; state: string; node: string | null };
+    assert.deepEqual([task.state, task.node], ["pending", null]);
+    const stopped = await request(`/v1/tasks/${task.id}/stop`, { method: "POST" });
+    assert.equal(((await stopped.json()) as { state: string }).state, "stopped");
+    await expectError(
+      await request(`/v1/tasks/${task.id}/stop`, { method: "POST" }),
+      409,
+      "E_CONFLICT",
+    );
+    const listed = (await (await request("/v1/tasks?state=stopped")).json()) as { id: string }[];
+    assert.ok(listed.some((t) => t.id === task.id));
+  });
+
+  it("serves events as server-sent events from ?since=", async () => {
+    const response = await request("/v1/events?since=0&follow=false");
+    assert.equal(response.headers.get("content-type"), "text/event-stream");
+    const text = await response.text();
+    assert.match(text, /"type":"cluster.created"/);
+    const seqs = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    const later = await (await request(`/v1/events?since=${seqs[1]}&follow=false`)).text();
+    assert.doesNotMatch(later, /"type":"cluster.created"/);
+  });
+
+  describe("refuses bad input and changes nothing", () => {
+    const cases: [string, () => Promise<Response>, number, string][] = [
+      [
+        "malformed JSON",
+        () => request("/v1/services", { method: "POST", body: "{name: web" }),
+        400,
+        "E_BAD_JSON",
+      ],
+      [
+        "an unknown field",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x", colour: "red" }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "negative replicas",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x", replicas: -1 }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "absurd replicas",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x", replicas: 1e9 }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a port out of range",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({
+              ...web,
+              name: "x",
+              containers: [{ name: "c", image: "i", ports: [{ container: 70000 }] }],
+            }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a missing token",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x" }),
+            headers: { authorization: "" },
+          }),
+        401,
+        "E_UNAUTHORIZED",
+      ],
+      [
+        "a wrong token",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x" }),
+            headers: { authorization: "Bearer nope" },
+          }),
+        401,
+        "E_UNAUTHORIZED",
+      ],
+      [
+        "a 2 MiB body",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x", pad: "a".repeat(2 * 1024 * 1024) }),
+          }),
+        413,
+        "E_BODY_TOO_LARGE",
+      ],
+      [
+        "a bad scale",
+        () =>
+          request("/v1/services/dup", {
+            method: "PATCH",
+            body: JSON.stringify({ replicas: "many" }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown task state filter",
+        () => request("/v1/tasks?state=dancing"),
+        400,
+        "E_VALIDATION",
+      ],
+    ];
+    before(async () => {
+      const response = await request("/v1/services", {
+        method: "POST",
+        body: JSON.stringify({ ...web, name: "dup" }),
+      });
+      assert.equal(response.status, 201);
+    });
+    for (const [name, send, status, code] of cases) {
+      it(`${name}: ${status} ${code}`, async () => {
+        const before = storeDump();
+        await expectError(await send(), status, code);
+        assert.equal(storeDump(), before);
+      });
+    }
+    it("a duplicate service name: 409 E_CONFLICT", async () => {
+      const before = storeDump();
+      await expectError(
+        await request("/v1/services", {
+          method: "POST",
+          body: JSON.stringify({ ...web, name: "dup" }),
+        }),
+        409,
+        "E_CONFLICT",
+      );
+      assert.equal(storeDump(), before);
+    });
+    it("names the field path of a validation error", async () => {
+      const body = JSON.stringify({
+        ...web,
+        name: "x",
+        containers: [{ name: "c", image: "i", ports: [{ container: 70000 }] }],
+      });
+      const error = await expectError(
+        await request("/v1/services", { method: "POST", body }),
+        400,
+        "E_VALIDATION",
+      );
+      assert.match(error.message, /containers\.0\.ports\.0\.container/);
+    });
+  });
+});

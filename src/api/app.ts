@@ -1,0 +1,53 @@
+// The HTTP API of a node: every route under /v1, a body limit, the bearer token on everything
+// but health, and one error handler. Route tests need no socket: `app.request(...)`.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { ShoalError } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
+import { requireToken } from "./auth.ts";
+import type { ApiNode } from "./context.ts";
+import { errorBody, handleError } from "./errors.ts";
+import { clusterRoutes } from "./routes/cluster.ts";
+import { EventStreams, eventRoutes } from "./routes/events.ts";
+import { serviceRoutes } from "./routes/services.ts";
+import { taskRoutes } from "./routes/tasks.ts";
+
+export interface Api {
+  app: Hono;
+  /** Ends open event streams so the server can close. */
+  close(): void;
+}
+
+export function createApi(node: ApiNode): Api {
+  const app = new Hono();
+  const streams = new EventStreams();
+  app.onError(handleError(node.logger));
+  app.notFound((c) =>
+    c.json(errorBody("E_NOT_FOUND", `no route ${c.req.method} ${c.req.path}`), 404),
+  );
+
+  app.get("/v1/health", (c) => {
+    const store = node.store();
+    if (!store) return c.json({ status: "starting", node: node.nodeId }, 503);
+    return c.json({ status: "ok", node: node.nodeId, appliedIndex: store.view.appliedIndex() });
+  });
+
+  app.use(
+    "/v1/*",
+    requireToken(() => node.store()?.view.cluster()?.apiToken ?? null),
+  );
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: limits.requestBodyBytesMax,
+      onError: () => {
+        throw new ShoalError("E_BODY_TOO_LARGE", "the request body is larger than 1 MiB");
+      },
+    }),
+  );
+  app.route("/v1", clusterRoutes(node));
+  app.route("/v1/services", serviceRoutes(node));
+  app.route("/v1/tasks", taskRoutes(node));
+  app.route("/v1/events", eventRoutes(node, streams));
+  return { app, close: () => streams.endAll() };
+}

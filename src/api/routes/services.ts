@@ -1,0 +1,60 @@
+// /v1/services: create, list, inspect, scale or update, delete.
+import { Hono } from "hono";
+import { ShoalError } from "../../core/errors.ts";
+import { servicePatchSchema, serviceSpecSchema } from "../../state/spec.ts";
+import { readJson } from "../body.ts";
+import type { ApiNode } from "../context.ts";
+import { renderService, renderTask } from "../render.ts";
+import { notFound, param, propose, viewOf } from "../store.ts";
+
+export function serviceRoutes(node: ApiNode): Hono {
+  const app = new Hono();
+
+  app.post("/", async (c) => {
+    const spec = await readJson(c, serviceSpecSchema);
+    if (viewOf(node).service(spec.name)) {
+      throw new ShoalError("E_CONFLICT", `a service named ${spec.name} already exists`);
+    }
+    const { name, replicas, containers } = spec;
+    await propose(node, {
+      type: "service.create",
+      at: node.clock.now(),
+      name,
+      replicas,
+      containers,
+    });
+    const view = viewOf(node);
+    return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)), 201);
+  });
+
+  app.get("/", (c) => {
+    const view = viewOf(node);
+    return c.json(view.services().map((service) => renderService(view, service)));
+  });
+
+  app.get("/:name", (c) => {
+    const view = viewOf(node);
+    const name = param(c, "name");
+    const service = view.service(name) ?? notFound(`service ${name}`);
+    const tasks = view.activeTasksForService(name).map(renderTask);
+    return c.json({ ...renderService(view, service), tasks });
+  });
+
+  app.patch("/:name", async (c) => {
+    const name = param(c, "name");
+    const patch = await readJson(c, servicePatchSchema);
+    if (!viewOf(node).service(name)) notFound(`service ${name}`);
+    await propose(node, { type: "service.update", at: node.clock.now(), name, ...patch });
+    const view = viewOf(node);
+    return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)));
+  });
+
+  app.delete("/:name", async (c) => {
+    const name = param(c, "name");
+    if (!viewOf(node).service(name)) notFound(`service ${name}`);
+    await propose(node, { type: "service.delete", at: node.clock.now(), name });
+    return c.json({ name, deleted: true });
+  });
+
+  return app;
+}

@@ -1,0 +1,75 @@
+// /v1/tasks: run a one-off task, list and inspect tasks, stop one.
+import { Hono } from "hono";
+import { z } from "zod";
+import { ShoalError } from "../../core/errors.ts";
+import { taskRunSchema } from "../../state/spec.ts";
+import { readJson } from "../body.ts";
+import type { ApiNode } from "../context.ts";
+import { validationError } from "../errors.ts";
+import { renderTask } from "../render.ts";
+import { notFound, param, propose, viewOf } from "../store.ts";
+
+const listQuery = z.strictObject({
+  service: z.string().optional(),
+  node: z.string().optional(),
+  state: z.enum(["pending", "starting", "running", "stopped", "failed", "lost"]).optional(),
+});
+
+const stopBody = z.strictObject({ reason: z.string().max(1024).default("stopped by user") });
+
+export function taskRoutes(node: ApiNode): Hono {
+  const app = new Hono();
+
+  app.post("/", async (c) => {
+    const spec = await readJson(c, taskRunSchema);
+    const taskId = node.newId();
+    const at = node.clock.now();
+    if ("taskDefinition" in spec) {
+      const [family = "", revision = "0"] = spec.taskDefinition.split(":");
+      if (!viewOf(node).taskDefinition(family, Number(revision))) {
+        notFound(`task definition ${spec.taskDefinition}`);
+      }
+      await propose(node, { type: "task.run", at, taskId, family, revision: Number(revision) });
+    } else {
+      await propose(node, {
+        type: "task.run",
+        at,
+        taskId,
+        family: spec.family,
+        containers: spec.containers,
+      });
+    }
+    return c.json(renderTask(viewOf(node).task(taskId) ?? notFound(`task ${taskId}`)), 201);
+  });
+
+  app.get("/", (c) => {
+    const query = listQuery.safeParse(c.req.query());
+    if (!query.success) throw validationError(query.error, "query");
+    const view = viewOf(node);
+    const nodeId = query.data.node
+      ? (view.node(query.data.node)?.id ?? query.data.node)
+      : undefined;
+    return c.json(view.tasks({ ...query.data, node: nodeId }).map(renderTask));
+  });
+
+  app.get("/:id", (c) => {
+    const id = param(c, "id");
+    return c.json(renderTask(viewOf(node).task(id) ?? notFound(`task ${id}`)));
+  });
+
+  app.post("/:id/stop", async (c) => {
+    const id = param(c, "id");
+    const { reason } = await readJson(c, stopBody);
+    const task = viewOf(node).task(id) ?? notFound(`task ${id}`);
+    if (task.desired === "stopped") {
+      throw new ShoalError(
+        "E_CONFLICT",
+        `task ${id} is already ${task.state === "stopped" ? "stopped" : "stopping"}`,
+      );
+    }
+    await propose(node, { type: "task.stop", at: node.clock.now(), taskId: id, reason });
+    return c.json(renderTask(viewOf(node).task(id) ?? notFound(`task ${id}`)));
+  });
+
+  return app;
+}

@@ -1,0 +1,34 @@
+// Access to the node's store from a route: refused with 503 until it is open and replayed, and
+// proposals whose command the state machine refused become errors with the machine's code.
+import type { Context } from "hono";
+import { ShoalError } from "../core/errors.ts";
+import type { Command } from "../state/commands.ts";
+import type { StateView } from "../state/views.ts";
+import type { ApiNode } from "./context.ts";
+
+export function openStore(node: ApiNode) {
+  const store = node.store();
+  if (!store) throw new ShoalError("E_NOT_READY", "the store is still opening");
+  return store;
+}
+
+export function viewOf(node: ApiNode): StateView {
+  return openStore(node).view;
+}
+
+export async function propose(node: ApiNode, command: Command): Promise<unknown> {
+  const { log } = openStore(node);
+  const result = await log.propose(command);
+  if (!result.ok) throw new ShoalError(result.code, result.message);
+  return result.value;
+}
+
+export function notFound(what: string): never {
+  throw new ShoalError("E_NOT_FOUND", `${what} not found`);
+}
+
+export function param(c: Context, name: string): string {
+  const value = c.req.param(name);
+  if (value === undefined) throw new ShoalError("E_VALIDATION", `missing path parameter ${name}`);
+  return value;
+}
