@@ -1,0 +1,386 @@
+// The reconcile loop against the memory runtime, with a store and reporter that behave like a
+// one-node fleet: a report is committed to the store, which then tells its listeners.
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import { isTerminal, type Task, type TaskDefinition, type TaskReport } from "../core/types.ts";
+import { MemoryRuntime } from "../testing/memory-runtime.ts";
+import type { AgentReporter, AgentStore } from "./ports.ts";
+import { type AgentLogger, Reconciler } from "./reconciler.ts";
+import { waitFor } from "./runtime-contract.ts";
+
+const clusterId = "c1";
+const nodeId = "n1";
+const image = "shoal-test/busybox:1";
+
+const web: TaskDefinition = {
+  family: "web",
+  revision: 1,
+  createdAt: 0,
+  containers: [
+    {
+      name: "httpd",
+      image,
+      command: ["httpd", "-f", "-p", "80"],
+      env: { MODE: "test" },
+      ports: [{ container: 80, host: 0, protocol: "tcp" }],
+      mounts: [],
+      cpu: 0.1,
+      memoryMb: 32,
+      essential: true,
+    },
+  ],
+};
+
+class FakeStore implements AgentStore {
+  readonly tasks = new Map<string, Task>();
+  readonly definitions = new Map<string, TaskDefinition>([["web:1", web]]);
+  private readonly listeners = new Set<() => void>();
+
+  clusterId(): string {
+    return clusterId;
+  }
+  tasksForNode(node: string): Task[] {
+    return [...this.tasks.values()].filter(
+      (t) => t.node === node && (!isTerminal(t.state) || t.desired === "running"),
+    );
+  }
+  task(taskId: string): Task | null {
+    return this.tasks.get(taskId) ?? null;
+  }
+  taskDefinition(family: string, revision: number): TaskDefinition | null {
+    return this.definitions.get(`${family}:${revision}`) ?? null;
+  }
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  put(task: Task): void {
+    this.tasks.set(task.id, task);
+    for (const listener of this.listeners) listener();
+  }
+  update(taskId: string, change: Partial<Task>): void {
+    const task = this.tasks.get(taskId);
+    assert.ok(task);
+    this.put({ ...task, ...change });
+  }
+}
+
+class FakeReporter implements AgentReporter {
+  readonly reports: TaskReport[] = [];
+  readonly engine: { ready: boolean; message: string }[] = [];
+  constructor(private readonly store: FakeStore) {}
+
+  async reportTasks(reports: TaskReport[]): Promise<void> {
+    for (const report of reports) {
+      this.reports.push(structuredClone(report));
+      const { state, reason, exitCode, containers } = report;
+      this.store.update(report.taskId, { state, reason, exitCode, containers });
+    }
+  }
+  async reportEngine(ready: boolean, message: string): Promise<void> {
+    this.engine.push({ ready, message });
+  }
+  statesOf(taskId: string): string[] {
+    return this.reports.filter((r) => r.taskId === taskId).map((r) => r.state);
+  }
+}
+
+function makeTask(id: string, overrides: Partial<Task> = {}): Task {
+  return {
+    id,
+    service: "web",
+    taskDefinition: { family: "web", revision: 1 },
+    node: nodeId,
+    nodeName: "node-one",
+    desired: "running",
+    state: "pending",
+    reason: "",
+    exitCode: null,
+    containers: [],
+    createdAt: 0,
+    updatedAt: 0,
+    startedAt: null,
+    stoppedAt: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+interface Logged {
+  level: string;
+  message: string;
+}
+
+function makeLogger(lines: Logged[]): AgentLogger {
+  return {
+    info: (_object, message) => lines.push({ level: "info", message }),
+    warn: (_object, message) => lines.push({ level: "warn", message }),
+    error: (_object, message) => lines.push({ level: "error", message }),
+  };
+}
+
+const running: Reconciler[] = [];
+
+function setup(runtime = new MemoryRuntime({ images: [image] }), store = new FakeStore()) {
+  const reporter = new FakeReporter(store);
+  const logs: Logged[] = [];
+  const reconciler = new Reconciler({
+    nodeId,
+    clusterId,
+    store,
+    reporter,
+    runtime,
+    logger: makeLogger(logs),
+  });
+  running.push(reconciler);
+  return { runtime, store, reporter, logs, reconciler };
+}
+
+function ownContainers(runtime: MemoryRuntime) {
+  return runtime
+    .all()
+    .filter((c) => c.labels["shoal.cluster"] === clusterId && c.labels["shoal.node"] === nodeId);
+}
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+});
+
+describe("reconciler", () => {
+  it("starts a task's containers and reports starting, then running with the host port", async () => {
+    const { runtime, store, reporter, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    assert.deepEqual(reporter.statesOf("t1"), ["starting", "running"]);
+    const [container] = ownContainers(runtime);
+    assert.ok(container);
+    assert.equal(container.name, "shoal-web-httpd-t1");
+    assert.deepEqual(
+      {
+        task: container.labels["shoal.task"],
+        service: container.labels["shoal.service"],
+        name: container.labels["shoal.container"],
+      },
+      { task: "t1", service: "web", name: "httpd" },
+    );
+    const spec = runtime.specOf(container.id);
+    assert.deepEqual(
+      [spec.env, spec.cpu, spec.memoryMb, spec.command],
+      [{ MODE: "test" }, 0.1, 32, ["httpd", "-f", "-p", "80"]],
+    );
+    const task = store.task("t1");
+    assert.equal(task?.state, "running");
+    assert.deepEqual(task?.containers, [
+      {
+        name: "httpd",
+        containerId: container.id,
+        state: "running",
+        exitCode: null,
+        health: null,
+        ports: [{ container: 80, host: container.ports[0]?.host, protocol: "tcp" }],
+      },
+    ]);
+    assert.ok((container.ports[0]?.host ?? 0) > 0);
+  });
+
+  it("reports only on change", async () => {
+    const { store, reporter, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    const count = reporter.reports.length;
+    await reconciler.reconcileNow();
+    await reconciler.reconcileNow();
+    assert.equal(reporter.reports.length, count);
+    assert.equal(reporter.engine.length, 1);
+  });
+
+  it("adopts running containers after a restart instead of starting duplicates", async () => {
+    const first = setup();
+    first.store.put(makeTask("t1"));
+    first.store.put(makeTask("t2"));
+    await first.reconciler.reconcileNow();
+    await first.reconciler.stop();
+    const before = ownContainers(first.runtime).map((c) => c.id);
+    const runsBefore = first.runtime.calls.filter((c) => c.startsWith("run ")).length;
+
+    const second = setup(first.runtime, first.store);
+    await second.reconciler.reconcileNow();
+    assert.deepEqual(
+      ownContainers(first.runtime).map((c) => c.id),
+      before,
+    );
+    assert.equal(first.runtime.calls.filter((c) => c.startsWith("run ")).length, runsBefore);
+    assert.deepEqual(second.reporter.reports, []);
+  });
+
+  it("marks a task failed within a second when its container dies, and never restarts it", async () => {
+    const { runtime, store, reporter, reconciler } = setup();
+    store.put(makeTask("t1"));
+    reconciler.start();
+    await waitFor(() => store.task("t1")?.state === "running");
+    const [container] = ownContainers(runtime);
+    assert.ok(container);
+    runtime.kill(container.id, 137);
+    await waitFor(() => store.task("t1")?.state === "failed", 1000);
+    const task = store.task("t1");
+    assert.equal(task?.reason, "container httpd exited with code 137");
+    assert.equal(task?.exitCode, 137);
+    await waitFor(() => ownContainers(runtime).length === 0, 1000);
+    await reconciler.reconcileNow();
+    assert.equal(runtime.calls.filter((c) => c.startsWith("run ")).length, 1);
+    assert.equal(reporter.statesOf("t1").at(-1), "failed");
+  });
+
+  it("catches a death on the periodic reconcile too", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    runtime.kill(ownContainers(runtime)[0]!.id, 3);
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "failed");
+    assert.equal(store.task("t1")?.reason, "container httpd exited with code 3");
+  });
+
+  it("fails a task whose image is missing with `image not found: NAME`", async () => {
+    const runtime = new MemoryRuntime({ images: [] });
+    const { store, reconciler } = setup(runtime);
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    const task = store.task("t1");
+    assert.equal(task?.state, "failed");
+    assert.equal(task?.reason, `image not found: ${image}`);
+    assert.equal(task?.containers[0]?.state, "failed");
+    assert.deepEqual(ownContainers(runtime), []);
+  });
+
+  it("stops and removes the containers of a task desired stopped, and reports it stopped", async () => {
+    const { runtime, store, reporter, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    store.update("t1", { desired: "stopped", reason: "scaled down" });
+    await reconciler.reconcileNow();
+    assert.deepEqual(ownContainers(runtime), []);
+    assert.equal(store.task("t1")?.state, "stopped");
+    assert.equal(store.task("t1")?.reason, "scaled down");
+    assert.deepEqual(reporter.statesOf("t1"), ["starting", "running", "stopped"]);
+  });
+
+  it("reports a task desired stopped whose container died as stopped, not failed", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    runtime.kill(ownContainers(runtime)[0]!.id, 137);
+    store.update("t1", { desired: "stopped" });
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "stopped");
+  });
+
+  it("reports a one-off task whose container exited 0 as stopped", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1", { service: null }));
+    await reconciler.reconcileNow();
+    assert.equal(ownContainers(runtime)[0]?.name, "shoal-task-httpd-t1");
+    assert.equal(ownContainers(runtime)[0]?.labels["shoal.service"], "");
+    runtime.kill(ownContainers(runtime)[0]!.id, 0);
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "stopped");
+    assert.equal(store.task("t1")?.reason, "container httpd exited with code 0");
+  });
+
+  it("removes orphans of this cluster and node, and never touches anything else", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("done", { state: "lost", desired: "stopped" }));
+    const base = { image, env: {}, ports: [], mounts: [] };
+    const ours = { "shoal.cluster": clusterId, "shoal.node": nodeId };
+    const unknown = runtime.seed({ ...base, name: "a", labels: { ...ours, "shoal.task": "gone" } });
+    const terminal = runtime.seed({
+      ...base,
+      name: "b",
+      labels: { ...ours, "shoal.task": "done" },
+    });
+    const untagged = runtime.seed({ ...base, name: "c", labels: { ...ours } });
+    const otherNode = runtime.seed({
+      ...base,
+      name: "d",
+      labels: { ...ours, "shoal.node": "n2", "shoal.task": "gone" },
+    });
+    const otherCluster = runtime.seed({
+      ...base,
+      name: "e",
+      labels: { ...ours, "shoal.cluster": "c2", "shoal.task": "x" },
+    });
+    const clusterOnly = runtime.seed({
+      ...base,
+      name: "f",
+      labels: { "shoal.cluster": clusterId, "shoal.task": "gone" },
+    });
+    const bare = runtime.seed({ ...base, name: "g", labels: {} });
+    await reconciler.reconcileNow();
+    const left = runtime.all().map((c) => c.id);
+    for (const removed of [unknown, terminal, untagged]) assert.ok(!left.includes(removed));
+    assert.deepEqual(left.sort(), [otherNode, otherCluster, clusterOnly, bare].sort());
+    const touched = runtime.calls.filter((c) => c.startsWith("stop ") || c.startsWith("remove "));
+    assert.deepEqual(
+      new Set(touched.map((c) => c.split(" ")[1])),
+      new Set([unknown, terminal, untagged]),
+    );
+  });
+
+  it("fails a running task whose container vanished", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    runtime.destroy(ownContainers(runtime)[0]!.id);
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "failed");
+    assert.equal(store.task("t1")?.reason, "container httpd is missing");
+  });
+
+  it("reports health changes", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    runtime.setHealth(ownContainers(runtime)[0]!.id, "healthy");
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.containers[0]?.health, "healthy");
+  });
+
+  it("says plainly when the engine is unreachable, keeps going, and reports it back", async () => {
+    const { runtime, store, reporter, logs, reconciler } = setup();
+    runtime.setEngineUp(false);
+    store.put(makeTask("t1"));
+    reconciler.start();
+    await waitFor(() => reporter.engine.length > 0);
+    assert.equal(reporter.engine[0]?.ready, false);
+    assert.match(reporter.engine[0]?.message ?? "", /unreachable/);
+    assert.ok(logs.some((l) => l.level === "error" && /docker engine unreachable/.test(l.message)));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    assert.equal(reporter.engine.length, 1, "reported once while down");
+    assert.ok(runtime.calls.filter((c) => c === "list").length >= 2, "retried with backoff");
+    runtime.setEngineUp(true);
+    await waitFor(() => store.task("t1")?.state === "running", 3000);
+    assert.deepEqual(reporter.engine.at(-1), { ready: true, message: "" });
+    assert.equal(reporter.engine.length, 2);
+  });
+
+  it("never runs two reconciles at once and coalesces requests", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1"));
+    await Promise.all([1, 2, 3, 4, 5].map(() => reconciler.reconcileNow()));
+    assert.ok(runtime.calls.filter((c) => c === "list").length <= 2);
+    assert.equal(ownContainers(runtime).length, 1);
+  });
+
+  it("stops every timer and stream on stop()", async () => {
+    const { runtime, store, reconciler } = setup();
+    store.put(makeTask("t1"));
+    reconciler.start();
+    await waitFor(() => store.task("t1")?.state === "running");
+    await reconciler.stop();
+    const calls = runtime.calls.length;
+    store.put(makeTask("t2"));
+    runtime.kill(ownContainers(runtime)[0]!.id);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(runtime.calls.length, calls);
+  });
+});

@@ -1,0 +1,605 @@
+// The agent's reconcile loop: the tasks the store places on this node against the containers
+// on the local engine. It starts what is missing, adopts what already runs, reports what dies,
+// stops what is no longer wanted and removes orphans. It never restarts a failed task: the
+// scheduler replaces it. It touches only containers labelled with this cluster AND this node.
+import type { Clock } from "../core/clock.ts";
+import { isShoalError } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
+import {
+  type ContainerSpec,
+  isTerminal,
+  type Task,
+  type TaskContainer,
+  type TaskReport,
+} from "../core/types.ts";
+import type { AgentReporter, AgentStore } from "./ports.ts";
+import {
+  type ContainerRuntime,
+  labelKeys,
+  type RuntimeContainerDetails,
+  type RuntimeContainerSummary,
+  type RuntimeEvent,
+  type RuntimeEventSubscription,
+} from "./runtime.ts";
+import {
+  exitReason,
+  ownLabels,
+  reportFromTask,
+  reportKey,
+  runtimeSpec,
+  taskContainer,
+} from "./task-containers.ts";
+
+/** Exit codes remembered from `die` events, for containers removed before they were inspected. */
+const exitCodesRememberedMax = 1024;
+
+export interface AgentLogger {
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+  error(object: object, message: string): void;
+}
+
+export interface ReconcilerOptions {
+  nodeId: string;
+  clusterId: string;
+  store: AgentStore;
+  reporter: AgentReporter;
+  runtime: ContainerRuntime;
+  logger: AgentLogger;
+  clock?: Clock;
+}
+
+const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
+
+type Observed = RuntimeContainerSummary | RuntimeContainerDetails;
+
+export class Reconciler {
+  private readonly nodeId: string;
+  private readonly clusterId: string;
+  private readonly store: AgentStore;
+  private readonly reporter: AgentReporter;
+  private readonly runtime: ContainerRuntime;
+  private readonly logger: AgentLogger;
+  private readonly clock: Clock;
+  private readonly labels: Record<string, string>;
+
+  private started = false;
+  private stopped = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private subscription: RuntimeEventSubscription | null = null;
+  private current: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  /** Stops and removals run beside the loop, so a slow `docker stop` delays no reaction. */
+  private readonly retiring = new Map<string, Promise<void>>();
+
+  /** What was last reported per task, so unchanged state is never sent twice. */
+  private readonly lastReported = new Map<string, { key: string; state: TaskReport["state"] }>();
+  private readonly exitCodes = new Map<string, number>();
+  /** The engine state last reported; null before the first report. */
+  private engineReady: boolean | null = null;
+  private engineRetryAttempt = 0;
+
+  constructor(options: ReconcilerOptions) {
+    this.nodeId = options.nodeId;
+    this.clusterId = options.clusterId;
+    this.store = options.store;
+    this.reporter = options.reporter;
+    this.runtime = options.runtime;
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.labels = ownLabels(this.clusterId, this.nodeId);
+  }
+
+  /** Subscribes to the store and the engine's events and runs the first reconcile. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribe = this.store.onChange(() => this.trigger());
+    this.subscription = this.runtime.events(this.labels, {
+      onEvent: (event) => this.onEngineEvent(event),
+      onStreamState: ({ connected }) => {
+        // After a reconnect, events may have been missed: a full pass repairs that.
+        if (connected) this.trigger();
+      },
+    });
+    this.trigger();
+  }
+
+  /** Ends every timer, subscription and stream; resolves when the running pass has ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.subscription?.close();
+    this.subscription = null;
+    await this.queued;
+    await this.current;
+  }
+
+  /**
+   * Runs a reconcile that starts after this call (joining one that is queued) and resolves when
+   * it and the stops and removals it began have ended. Never two passes at once.
+   */
+  async reconcileNow(): Promise<void> {
+    await this.schedulePass();
+    await Promise.allSettled([...this.retiring.values()]);
+  }
+
+  private trigger(): void {
+    void this.schedulePass();
+  }
+
+  private schedulePass(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.queued) return this.queued;
+    if (this.current) {
+      this.queued = this.current.then(() => {
+        this.queued = null;
+        return this.runPass();
+      });
+      return this.queued;
+    }
+    return this.runPass();
+  }
+
+  private runPass(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const pass = this.pass().finally(() => {
+      this.current = null;
+    });
+    this.current = pass;
+    return pass;
+  }
+
+  private scheduleNext(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.stopped || !this.started) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.trigger();
+    }, delayMs);
+  }
+
+  private onEngineEvent(event: RuntimeEvent): void {
+    if (event.action === "die" && event.exitCode !== null)
+      this.rememberExitCode(event.containerId, event.exitCode);
+    if (event.action === "create" || event.action === "start") return;
+    this.trigger();
+  }
+
+  private rememberExitCode(containerId: string, exitCode: number): void {
+    this.exitCodes.set(containerId, exitCode);
+    if (this.exitCodes.size > exitCodesRememberedMax) {
+      const oldest = this.exitCodes.keys().next().value;
+      if (oldest !== undefined) this.exitCodes.delete(oldest);
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const startedMs = this.clock.monotonic();
+    let nextDelayMs: number = limits.reconcileMs;
+    try {
+      await this.reconcileAll();
+    } catch (error) {
+      if (isEngineDown(error)) {
+        nextDelayMs = await this.engineUnreachable(error);
+      } else {
+        this.logger.error({ node: this.nodeId, err: describe(error) }, "reconcile failed");
+      }
+    }
+    const tookMs = this.clock.monotonic() - startedMs;
+    if (tookMs > limits.reconcileMs)
+      this.logger.warn({ node: this.nodeId, tookMs }, "reconcile was slow");
+    this.scheduleNext(nextDelayMs);
+  }
+
+  private async reconcileAll(): Promise<void> {
+    const containers = await this.runtime.list(this.labels);
+    await this.engineAnswers();
+    const byTask = groupByTask(containers);
+    const seen = new Set<string>();
+    for (const task of this.store.tasksForNode(this.nodeId)) {
+      if (task.node !== this.nodeId || this.stopped) continue;
+      seen.add(task.id);
+      await this.guard(task.id, () => this.reconcileTask(task, byTask.get(task.id) ?? []));
+    }
+    for (const [taskId, owned] of byTask) {
+      if (seen.has(taskId)) continue;
+      seen.add(taskId);
+      await this.guard(taskId, () => this.reconcileOrphans(taskId, owned));
+    }
+    for (const taskId of this.lastReported.keys()) {
+      if (!seen.has(taskId)) this.lastReported.delete(taskId);
+    }
+  }
+
+  /** One task's failure is logged and the pass goes on; an engine that went away ends it. */
+  private async guard(taskId: string, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      if (isEngineDown(error)) throw error;
+      this.logger.error(
+        { node: this.nodeId, task: taskId, err: describe(error) },
+        "reconcile of task failed",
+      );
+    }
+  }
+
+  private async reconcileTask(task: Task, owned: RuntimeContainerSummary[]): Promise<void> {
+    if (this.retiring.has(task.id)) return;
+    const reported = this.lastReported.get(task.id)?.state;
+    const terminal = isTerminal(task.state) || (reported !== undefined && isTerminal(reported));
+    if (task.desired === "stopped" || terminal) {
+      this.retire(task, owned, !terminal);
+      return;
+    }
+    const definition = this.store.taskDefinition(
+      task.taskDefinition.family,
+      task.taskDefinition.revision,
+    );
+    if (!definition) {
+      const name = `${task.taskDefinition.family}:${task.taskDefinition.revision}`;
+      await this.failTask(task, owned, `task definition ${name} not found`, null, []);
+      return;
+    }
+    const matched = await this.matchContainers(definition.containers, owned);
+    const exited = await this.exitedContainer(definition.containers, matched);
+    if (exited) {
+      await this.containerExited(task, owned, definition.containers, matched, exited);
+      return;
+    }
+    await this.runMissing(task, owned, definition.containers, matched);
+  }
+
+  /**
+   * Pairs each spec with the container labelled for it. Duplicates, containers of no spec and
+   * containers that were created but never started (an agent crash in between) are removed.
+   */
+  private async matchContainers(
+    specs: ContainerSpec[],
+    owned: RuntimeContainerSummary[],
+  ): Promise<Map<string, Observed>> {
+    const matched = new Map<string, Observed>();
+    const extras: RuntimeContainerSummary[] = [];
+    for (const container of owned) {
+      const name = container.labels[labelKeys.container] ?? "";
+      const usable = specs.some((s) => s.name === name) && container.state !== "created";
+      if (container.state === "removing") continue;
+      if (!usable || matched.has(name)) extras.push(container);
+      else matched.set(name, container);
+    }
+    for (const extra of extras) {
+      this.logger.warn(
+        { node: this.nodeId, container: extra.id, name: extra.name },
+        "removing a stray container",
+      );
+      await this.runtime.remove(extra.id);
+    }
+    return matched;
+  }
+
+  /** The container whose exit ends the task: an essential one, or the last one standing. */
+  private async exitedContainer(
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+  ): Promise<{
+    spec: ContainerSpec;
+    details: Observed;
+    exitCode: number | null;
+    oomKilled: boolean;
+  } | null> {
+    const hasExited = (spec: ContainerSpec) => isExited(matched.get(spec.name));
+    const allExited = specs.every(hasExited);
+    const spec = specs.find((s) => hasExited(s) && (s.essential || allExited));
+    if (!spec) return null;
+    const details = matched.get(spec.name)!;
+    const inspected = await this.runtime.inspect(details.id);
+    const exitCode = inspected?.exitCode ?? this.exitCodes.get(details.id) ?? null;
+    return {
+      spec,
+      details: inspected ?? details,
+      exitCode,
+      oomKilled: inspected?.oomKilled ?? false,
+    };
+  }
+
+  private async containerExited(
+    task: Task,
+    owned: Observed[],
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+    exited: { spec: ContainerSpec; details: Observed; exitCode: number | null; oomKilled: boolean },
+  ): Promise<void> {
+    matched.set(exited.spec.name, exited.details);
+    const containers = await this.describeContainers(specs, matched);
+    const reason = exitReason(exited.spec.name, exited.exitCode, exited.oomKilled);
+    // A one-off task whose work finished cleanly has stopped, not failed.
+    const state = task.service === null && exited.exitCode === 0 ? "stopped" : "failed";
+    const report = this.makeReport(task, state, reason, exited.exitCode, containers);
+    this.logger.info({ node: this.nodeId, task: task.id, exitCode: exited.exitCode }, reason);
+    if (await this.report(task, report)) this.retire(task, owned, false);
+  }
+
+  private async runMissing(
+    task: Task,
+    owned: RuntimeContainerSummary[],
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+  ): Promise<void> {
+    const missing = specs.filter((spec) => !matched.has(spec.name));
+    const wasRunning =
+      task.state === "running" || this.lastReported.get(task.id)?.state === "running";
+    if (missing.length > 0 && wasRunning) {
+      // It ran here and its container is gone (removed by hand, or the engine lost it).
+      const reason = `container ${missing[0]!.name} is missing`;
+      await this.failTask(task, owned, reason, null, await this.describeContainers(specs, matched));
+      return;
+    }
+    if (missing.length > 0) {
+      const starting = await this.describeContainers(specs, matched);
+      await this.report(task, this.makeReport(task, "starting", "", null, starting));
+      const started = await this.startContainers(task, missing, matched);
+      if (!started.ok) {
+        const containers = await this.describeContainers(specs, matched, started.failedSpec);
+        await this.failTask(task, allContainers(owned, matched), started.reason, null, containers);
+        return;
+      }
+    }
+    await this.reportRunningOrExited(task, owned, specs, matched);
+  }
+
+  /** After start, a container may have exited already; otherwise the task is running. */
+  private async reportRunningOrExited(
+    task: Task,
+    owned: RuntimeContainerSummary[],
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+  ): Promise<void> {
+    const exited = await this.exitedContainer(specs, matched);
+    if (exited) {
+      await this.containerExited(task, allContainers(owned, matched), specs, matched, exited);
+      return;
+    }
+    const containers = await this.describeContainers(specs, matched);
+    await this.report(task, this.makeReport(task, "running", "", null, containers));
+  }
+
+  private async startContainers(
+    task: Task,
+    missing: ContainerSpec[],
+    matched: Map<string, Observed>,
+  ): Promise<{ ok: true } | { ok: false; reason: string; failedSpec: string }> {
+    for (const spec of missing) {
+      try {
+        const details = await this.runtime.run(
+          runtimeSpec(this.clusterId, this.nodeId, task, spec),
+        );
+        matched.set(spec.name, details);
+        this.logger.info(
+          { node: this.nodeId, task: task.id, container: details.id },
+          `started container ${spec.name}`,
+        );
+      } catch (error) {
+        if (isEngineDown(error)) throw error;
+        // The port's own message for a missing image is the reason: `image not found: NAME`.
+        const reason =
+          isShoalError(error) && error.code === "E_IMAGE_NOT_FOUND"
+            ? error.message
+            : `cannot start container ${spec.name}: ${describe(error)}`;
+        return { ok: false, reason, failedSpec: spec.name };
+      }
+    }
+    return { ok: true };
+  }
+
+  private async failTask(
+    task: Task,
+    owned: Observed[],
+    reason: string,
+    exitCode: number | null,
+    containers: TaskContainer[],
+  ): Promise<void> {
+    this.logger.warn({ node: this.nodeId, task: task.id }, `task failed: ${reason}`);
+    const report = this.makeReport(task, "failed", reason, exitCode, containers);
+    if (await this.report(task, report)) this.retire(task, owned, false);
+  }
+
+  private async describeContainers(
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+    failedSpec?: string,
+  ): Promise<TaskContainer[]> {
+    const containers: TaskContainer[] = [];
+    for (const spec of specs) {
+      const observed = matched.get(spec.name) ?? null;
+      const exitCode = observed && isExited(observed) ? await this.exitCodeOf(observed) : null;
+      const container = taskContainer(spec, observed, exitCode);
+      containers.push(spec.name === failedSpec ? { ...container, state: "failed" } : container);
+    }
+    return containers;
+  }
+
+  private async exitCodeOf(observed: Observed): Promise<number | null> {
+    if ("exitCode" in observed && observed.exitCode !== null) return observed.exitCode;
+    const remembered = this.exitCodes.get(observed.id);
+    if (remembered !== undefined) return remembered;
+    const inspected = await this.runtime.inspect(observed.id);
+    if (inspected?.exitCode != null) this.rememberExitCode(observed.id, inspected.exitCode);
+    return inspected?.exitCode ?? null;
+  }
+
+  /** Containers of tasks that are terminal, unknown or not this node's are removed. */
+  private async reconcileOrphans(taskId: string, owned: RuntimeContainerSummary[]): Promise<void> {
+    const task = taskId === "" ? null : this.store.task(taskId);
+    if (task && !isTerminal(task.state) && task.node === this.nodeId) return;
+    if (this.retiring.has(taskId)) return;
+    const why =
+      task === null
+        ? "unknown task"
+        : isTerminal(task.state)
+          ? `task ${task.state}`
+          : "task moved away";
+    this.logger.info(
+      { node: this.nodeId, task: taskId, containers: owned.map((c) => c.id) },
+      `removing orphans: ${why}`,
+    );
+    this.retireContainers(taskId, owned, null);
+  }
+
+  /**
+   * Stops and removes a task's containers beside the loop; reports `stopped` first when the
+   * task was not terminal yet. A retirement that fails is tried again on the next pass.
+   */
+  private retire(task: Task, owned: Observed[], reportStopped: boolean): void {
+    if (owned.length === 0 && !reportStopped) return;
+    const stoppedReport = reportStopped ? task : null;
+    this.retireContainers(task.id, owned, stoppedReport);
+  }
+
+  private retireContainers(taskId: string, owned: Observed[], stoppedTask: Task | null): void {
+    const job = this.stopAndRemove(owned, stoppedTask)
+      .catch((error: unknown) => {
+        this.logger.warn(
+          { node: this.nodeId, task: taskId, err: describe(error) },
+          "could not remove containers",
+        );
+      })
+      .finally(() => {
+        this.retiring.delete(taskId);
+      });
+    this.retiring.set(taskId, job);
+  }
+
+  private async stopAndRemove(owned: Observed[], stoppedTask: Task | null): Promise<void> {
+    const stopTimeoutSeconds = limits.containerStopTimeoutSeconds;
+    await Promise.all(
+      owned.filter((c) => !isExited(c)).map((c) => this.runtime.stop(c.id, stopTimeoutSeconds)),
+    );
+    if (stoppedTask) {
+      const reported = await this.reportStopped(stoppedTask, owned);
+      if (!reported) return;
+    }
+    await Promise.all(owned.map((c) => this.runtime.remove(c.id)));
+    for (const container of owned) this.exitCodes.delete(container.id);
+  }
+
+  private async reportStopped(task: Task, owned: Observed[]): Promise<boolean> {
+    const definition = this.store.taskDefinition(
+      task.taskDefinition.family,
+      task.taskDefinition.revision,
+    );
+    const containers: TaskContainer[] = [];
+    for (const spec of definition?.containers ?? []) {
+      const container = owned.find((c) => c.labels[labelKeys.container] === spec.name);
+      const inspected = container ? await this.runtime.inspect(container.id) : null;
+      containers.push(taskContainer(spec, inspected, inspected?.exitCode ?? null));
+    }
+    const reason = task.reason === "" ? "desired stopped" : task.reason;
+    return this.report(task, this.makeReport(task, "stopped", reason, null, containers));
+  }
+
+  private makeReport(
+    task: Task,
+    state: TaskReport["state"],
+    reason: string,
+    exitCode: number | null,
+    containers: TaskContainer[],
+  ): TaskReport {
+    return { taskId: task.id, node: this.nodeId, state, reason, exitCode, containers };
+  }
+
+  /** Sends a report when it differs from the last one (or from the store); true once it is known. */
+  private async report(task: Task, report: TaskReport): Promise<boolean> {
+    const key = reportKey(report);
+    const previous =
+      this.lastReported.get(task.id)?.key ?? reportKey(reportFromTask(task, this.nodeId));
+    if (key === previous) return true;
+    try {
+      await this.reporter.reportTasks([report]);
+    } catch (error) {
+      this.logger.warn(
+        { node: this.nodeId, task: task.id, err: describe(error) },
+        "task report failed; will retry",
+      );
+      return false;
+    }
+    this.lastReported.set(task.id, { key, state: report.state });
+    return true;
+  }
+
+  private async engineAnswers(): Promise<void> {
+    this.engineRetryAttempt = 0;
+    if (this.engineReady === true) return;
+    if (this.engineReady === false)
+      this.logger.info({ node: this.nodeId }, "docker engine answers again");
+    await this.reportEngine(true, "");
+  }
+
+  /** Reports the engine down (once), and returns how long to wait before the next try. */
+  private async engineUnreachable(error: unknown): Promise<number> {
+    const message = describe(error);
+    const delayMs = Math.min(
+      limits.dockerRetryMsMax,
+      limits.dockerRetryMsMin * 2 ** this.engineRetryAttempt,
+    );
+    this.engineRetryAttempt = Math.min(this.engineRetryAttempt + 1, 30);
+    if (this.engineReady !== false) {
+      this.logger.error(
+        { node: this.nodeId, err: message, retryMs: delayMs },
+        `docker engine unreachable: ${message}`,
+      );
+      await this.reportEngine(false, message);
+    }
+    return delayMs;
+  }
+
+  private async reportEngine(ready: boolean, message: string): Promise<void> {
+    try {
+      await this.reporter.reportEngine(ready, message);
+      this.engineReady = ready;
+    } catch (error) {
+      this.logger.warn(
+        { node: this.nodeId, err: describe(error) },
+        "engine report failed; will retry",
+      );
+    }
+  }
+}
+
+function groupByTask(
+  containers: RuntimeContainerSummary[],
+): Map<string, RuntimeContainerSummary[]> {
+  const byTask = new Map<string, RuntimeContainerSummary[]>();
+  for (const container of containers) {
+    const taskId = container.labels[labelKeys.task] ?? "";
+    byTask.set(taskId, [...(byTask.get(taskId) ?? []), container]);
+  }
+  return byTask;
+}
+
+/** Every container of a task: those listed at the start of the pass and those it started. */
+function allContainers(
+  owned: RuntimeContainerSummary[],
+  matched: Map<string, Observed>,
+): Observed[] {
+  const all = new Map<string, Observed>(owned.map((c) => [c.id, c]));
+  for (const container of matched.values()) all.set(container.id, container);
+  return [...all.values()];
+}
+
+function isExited(container: Observed | undefined): boolean {
+  return container?.state === "exited" || container?.state === "dead";
+}
+
+function isEngineDown(error: unknown): boolean {
+  return isShoalError(error) && error.code === "E_DOCKER_UNAVAILABLE";
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
