@@ -33,6 +33,8 @@ export const limits = {
 
   // Store
   commandBytesMax: 512 * 1024,
+  /** Reasons and messages carried in commands. */
+  commandTextBytesMax: 4096,
   eventsRetainMax: 10_000,
   terminalTasksRetainMax: 500,
   taskDefinitionRevisionsRetainMax: 100,

@@ -28,7 +28,7 @@ export const taskReportSchema = z.strictObject({
   taskId: z.string(),
   node: z.string(),
   state: taskStates,
-  reason: z.string().max(4096),
+  reason: z.string().max(limits.commandTextBytesMax),
   exitCode: z.number().int().nullable(),
   containers: z.array(taskContainer).max(limits.containersPerTaskMax),
 });
@@ -83,7 +83,7 @@ export const commandSchema = z.discriminatedUnion("type", [
     at,
     nodeId: z.string(),
     ready: z.boolean(),
-    message: z.string().max(4096),
+    message: z.string().max(limits.commandTextBytesMax),
   }),
   z.strictObject({
     type: z.literal("service.create"),
@@ -112,7 +112,7 @@ export const commandSchema = z.discriminatedUnion("type", [
     type: z.literal("task.stop"),
     at,
     taskId: z.string(),
-    reason: z.string().max(4096),
+    reason: z.string().max(limits.commandTextBytesMax),
   }),
   z.strictObject({
     type: z.literal("task.report"),
@@ -126,7 +126,10 @@ export type Command = z.infer<typeof commandSchema>;
 export type CommandType = Command["type"];
 export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
 
+/** Encodes a command for the log. Proposing a command that does not validate is a bug. */
 export function encodeCommand(command: Command): Uint8Array {
+  const checked = commandSchema.safeParse(command);
+  assert(checked.success, `invalid command proposed: ${checked.error?.message}`);
   const bytes = new TextEncoder().encode(JSON.stringify(command));
   assert(bytes.byteLength <= limits.commandBytesMax, `command too large: ${bytes.byteLength}`);
   return bytes;

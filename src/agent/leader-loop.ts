@@ -1,0 +1,116 @@
+// The leader's scheduling loop: after every applied change, on a periodic sweep and when a
+// restart backoff expires, it evaluates the scheduler over the committed state and proposes the
+// plan. Plumbing only: decisions are the scheduler's, fencing is the state machine's.
+import type { Clock } from "../core/clock.ts";
+import type { IdGenerator } from "../core/ids.ts";
+import { limits } from "../core/limits.ts";
+import type { Plan } from "../core/types.ts";
+import { evaluate } from "../scheduler/evaluate.ts";
+import type { SchedulerInput } from "../scheduler/types.ts";
+import type { CommandLog } from "../state/command-log.ts";
+import type { StateView } from "../state/views.ts";
+
+export interface LeaderLoopOptions {
+  log: CommandLog;
+  view: StateView;
+  clock: Clock;
+  newId: IdGenerator;
+  random: () => number;
+  logger: {
+    warn(object: object, message?: string): void;
+    error(object: object, message?: string): void;
+  };
+}
+
+function isEmpty(plan: Plan): boolean {
+  return plan.create.length + plan.assign.length + plan.stop.length + plan.events.length === 0;
+}
+
+export function schedulerInput(
+  view: StateView,
+  now: number,
+  newId: IdGenerator,
+  random: () => number,
+): SchedulerInput {
+  const tasks = view.activeTasks();
+  const services = view.services();
+  const refs = new Map<string, { family: string; revision: number }>();
+  for (const item of [
+    ...services.map((s) => s.taskDefinition),
+    ...tasks.map((t) => t.taskDefinition),
+  ]) {
+    refs.set(`${item.family}:${item.revision}`, item);
+  }
+  const taskDefinitions = [...refs.values()].flatMap(
+    (ref) => view.taskDefinition(ref.family, ref.revision) ?? [],
+  );
+  return { nodes: view.nodes(), services, taskDefinitions, tasks, now, newId, random };
+}
+
+export class LeaderLoop {
+  private timer: NodeJS.Timeout | null = null;
+  private sweep: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private running = false;
+  private again = false;
+
+  constructor(private readonly options: LeaderLoopOptions) {}
+
+  start(): void {
+    this.unsubscribe = this.options.log.onApplied((entry) => {
+      if (entry.command.type !== "plan.apply" || !entry.result.ok) this.trigger();
+    });
+    this.sweep = setInterval(() => this.trigger(), limits.schedulerSweepMs);
+    this.trigger();
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    if (this.sweep) clearInterval(this.sweep);
+    if (this.timer) clearTimeout(this.timer);
+    this.sweep = null;
+    this.timer = null;
+  }
+
+  /** Runs one evaluation soon; triggers that arrive while one runs coalesce into one more. */
+  trigger(delayMs = 0): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.runOnce(), delayMs);
+  }
+
+  private async runOnce(): Promise<void> {
+    this.timer = null;
+    if (!this.options.log.isLeader() || this.sweep === null) return;
+    this.running = true;
+    let wakeAt: number | null = null;
+    try {
+      wakeAt = await this.evaluateAndPropose();
+    } catch (error) {
+      this.options.logger.error({ err: error }, "scheduling failed");
+    } finally {
+      this.running = false;
+    }
+    if (this.again) {
+      this.again = false;
+      this.trigger();
+    } else if (wakeAt !== null) {
+      this.trigger(Math.max(0, wakeAt - this.options.clock.now()));
+    }
+  }
+
+  /** Proposes the plan of one evaluation; returns when the scheduler wants to run again. */
+  private async evaluateAndPropose(): Promise<number | null> {
+    const { view, clock, newId, random, log } = this.options;
+    const now = clock.now();
+    const { plan, nextEvaluationAt } = evaluate(schedulerInput(view, now, newId, random));
+    if (isEmpty(plan)) return nextEvaluationAt;
+    const result = await log.propose({ type: "plan.apply", at: now, plan });
+    // A stale plan lost a race with another change; the next evaluation sees that change.
+    if (!result.ok) this.again = true;
+    return nextEvaluationAt;
+  }
+}

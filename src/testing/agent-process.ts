@@ -1,0 +1,144 @@
+// Runs a real `shoal agent` process for end-to-end tests and benchmarks: its own data dir and
+// port on loopback, the real Docker engine, and an HTTP client that speaks to it with its token.
+// Everything it starts is cleaned up by `dispose()`, containers included.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const repoRoot = join(import.meta.dirname, "..", "..");
+const shoalBin = join(repoRoot, "bin", "shoal");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`,
+  );
+}
+
+export function docker(...args: string[]): string {
+  return execFileSync("docker", args, {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  }).trim();
+}
+
+export class AgentProcess {
+  readonly dataDir = mkdtempSync(join(tmpdir(), "shoal-e2e-"));
+  port = 0;
+  private child: ChildProcess | null = null;
+  private output = "";
+  clusterId = "";
+  token = "";
+
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the agent (again, after a kill, on the same data dir and port) and waits for health. */
+  async start(extraArgs: string[] = []): Promise<void> {
+    if (this.port === 0) this.port = await freePort();
+    const args = [
+      "agent",
+      "--data-dir",
+      this.dataDir,
+      "--bind",
+      "127.0.0.1",
+      "--port",
+      String(this.port),
+      "--name",
+      "e2e",
+      ...extraArgs,
+    ];
+    const child = spawn(shoalBin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    child.stdout?.on("data", (chunk: Buffer) => this.keepOutput(chunk));
+    child.stderr?.on("data", (chunk: Buffer) => this.keepOutput(chunk));
+    await waitFor("the agent to answer health", async () => {
+      if (child.exitCode !== null)
+        throw new Error(`agent exited ${child.exitCode}: ${this.output}`);
+      const response = await fetch(`${this.base}/v1/health`);
+      return response.status === 200;
+    });
+    this.token = readFileSync(join(this.dataDir, "api.token"), "utf8").trim();
+    this.clusterId = ((await this.json("GET", "/v1/cluster")) as { id: string }).id;
+  }
+
+  private keepOutput(chunk: Buffer): void {
+    this.output = (this.output + chunk.toString()).slice(-20_000);
+  }
+
+  get logs(): string {
+    return this.output;
+  }
+
+  /** SIGKILL: the process gets no chance to clean up, as in a crash. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await exited;
+    this.child = null;
+  }
+
+  async request(method: string, path: string, body?: unknown): Promise<Response> {
+    return fetch(`${this.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  async json(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await this.request(method, path, body);
+    const parsed = (await response.json()) as unknown;
+    if (!response.ok)
+      throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(parsed)}`);
+    return parsed;
+  }
+
+  /** Ids of this cluster's containers on the engine, running only unless `all`. */
+  containers(all = false): string[] {
+    const args = ["ps", "-q", "--no-trunc", "--filter", `label=shoal.cluster=${this.clusterId}`];
+    const out = docker(...(all ? [...args, "-a"] : args));
+    return out ? out.split("\n").sort() : [];
+  }
+
+  async dispose(): Promise<void> {
+    await this.kill();
+    if (this.clusterId) {
+      const ids = this.containers(true);
+      if (ids.length > 0) docker("rm", "-f", ...ids);
+    }
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
