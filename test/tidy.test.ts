@@ -1,0 +1,99 @@
+// Layering is code, not convention: the pure layers never touch the clock, randomness, timers,
+// the network or files, and imports flow one way (core <- state, raft, scheduler <- agent, api
+// <- cli, main; adapters implement ports).
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, normalize, relative } from "node:path";
+import { describe, it } from "node:test";
+
+const srcRoot = join(import.meta.dirname, "..", "src");
+
+const allowedImports: Record<string, readonly string[]> = {
+  core: ["core"],
+  state: ["core", "state"],
+  raft: ["core", "raft"],
+  scheduler: ["core", "scheduler"],
+  agent: ["core", "state", "raft", "scheduler", "agent"],
+  api: ["core", "state", "raft", "scheduler", "api"],
+  adapters: ["core", "state", "raft", "scheduler", "agent", "api", "adapters"],
+  cli: ["core", "state", "api", "cli"],
+  testing: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "testing"],
+  main: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "cli", "main"],
+};
+
+const pureLayers = new Set(["core", "state", "raft", "scheduler"]);
+const impureUses: [RegExp, string][] = [
+  [/from\s+["'](node:)?(fs|fs\/promises|net|http|https|dgram|child_process|os)["']/, "imports I/O"],
+  [/\bDate\.now\s*\(/, "reads the clock"],
+  [/\bnew Date\s*\(\s*\)/, "reads the clock"],
+  [/\bperformance\.now\s*\(/, "reads the clock"],
+  [/\bMath\.random\s*\(/, "uses randomness"],
+  [/\b(setTimeout|setInterval|setImmediate)\s*\(/, "uses timers"],
+  [/\bfetch\s*\(/, "uses the network"],
+];
+
+/** The layer of a path relative to src/: its first folder, or "main" for top-level files. */
+function layerOf(path: string): string {
+  return path.includes("/") ? (path.split("/")[0] ?? "") : "main";
+}
+
+/** Returns what is wrong with one source file at `path` (relative to src/); empty when tidy. */
+export function layeringProblems(path: string, source: string): string[] {
+  const layer = layerOf(path);
+  const problems: string[] = [];
+  if (pureLayers.has(layer)) {
+    for (const [pattern, what] of impureUses) if (pattern.test(source)) problems.push(what);
+  }
+  const allowed = allowedImports[layer];
+  if (!allowed) return problems;
+  for (const match of source.matchAll(/from\s+["'](\.[^"']+)["']/g)) {
+    const target = normalize(join(dirname(path), match[1] ?? ""));
+    if (target.startsWith("..")) continue;
+    const targetLayer = layerOf(target);
+    if (!allowed.includes(targetLayer)) problems.push(`imports ${targetLayer}`);
+  }
+  return problems;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith(".ts") && !entry.name.endsWith(".test.ts") ? [path] : [];
+  });
+}
+
+describe("tidy", () => {
+  it("keeps every layer to its imports, and the pure layers pure", () => {
+    const problems: string[] = [];
+    for (const file of sourceFiles(srcRoot)) {
+      const path = relative(srcRoot, file);
+      for (const problem of layeringProblems(path, readFileSync(file, "utf8"))) {
+        problems.push(`${path} ${problem}`);
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it("bites on known-bad sources", () => {
+    assert.deepEqual(layeringProblems("state/a.ts", 'import { x } from "../adapters/libsql.ts";'), [
+      "imports adapters",
+    ]);
+    assert.deepEqual(layeringProblems("raft/a.ts", "const t = Date.now();"), ["reads the clock"]);
+    assert.deepEqual(layeringProblems("scheduler/a.ts", "const r = Math.random();"), [
+      "uses randomness",
+    ]);
+    assert.deepEqual(layeringProblems("state/a.ts", 'import { readFileSync } from "node:fs";'), [
+      "imports I/O",
+    ]);
+    assert.deepEqual(layeringProblems("raft/a.ts", "setTimeout(() => {}, 1);"), ["uses timers"]);
+    assert.deepEqual(layeringProblems("core/a.ts", 'import { a } from "../state/db.ts";'), [
+      "imports state",
+    ]);
+    assert.deepEqual(
+      layeringProblems("api/routes/a.ts", 'import { a } from "../../cli/program.ts";'),
+      ["imports cli"],
+    );
+    assert.deepEqual(layeringProblems("scheduler/a.ts", 'import { b } from "./b.ts";'), []);
+  });
+});
