@@ -165,8 +165,11 @@ export class Reconciler {
   }
 
   private onEngineEvent(event: RuntimeEvent): void {
-    if (event.action === "die" && event.exitCode !== null)
+    if (event.action === "die" && event.exitCode !== null) {
       this.rememberExitCode(event.containerId, event.exitCode);
+    }
+    // Started again (not by shoal, which never restarts): its earlier exit no longer holds.
+    if (event.action === "start") this.exitCodes.delete(event.containerId);
     if (event.action === "create" || event.action === "start") return;
     this.trigger();
   }
@@ -198,7 +201,7 @@ export class Reconciler {
   }
 
   private async reconcileAll(): Promise<void> {
-    const containers = await this.runtime.list(this.labels);
+    const containers = (await this.runtime.list(this.labels)).map((c) => this.withKnownExit(c));
     await this.engineAnswers();
     const byTask = groupByTask(containers);
     const seen = new Set<string>();
@@ -215,6 +218,15 @@ export class Reconciler {
     for (const taskId of this.lastReported.keys()) {
       if (!seen.has(taskId)) this.lastReported.delete(taskId);
     }
+  }
+
+  /**
+   * The engine sends `die` before its list shows the container exited, so a list taken right
+   * after the event may still say running: the event is the fresher truth.
+   */
+  private withKnownExit(container: RuntimeContainerSummary): RuntimeContainerSummary {
+    if (container.state !== "running" || !this.exitCodes.has(container.id)) return container;
+    return { ...container, state: "exited", health: null };
   }
 
   /** One task's failure is logged and the pass goes on; an engine that went away ends it. */
@@ -298,7 +310,9 @@ export class Reconciler {
     const spec = specs.find((s) => hasExited(s) && (s.essential || allExited));
     if (!spec) return null;
     const details = matched.get(spec.name)!;
-    const inspected = await this.runtime.inspect(details.id);
+    const inspection = await this.runtime.inspect(details.id);
+    // Gone already (removed by someone) or not yet shown exited: the die event's code serves.
+    const inspected = isExited(inspection ?? undefined) ? inspection : null;
     const exitCode = inspected?.exitCode ?? this.exitCodes.get(details.id) ?? null;
     return {
       spec,

@@ -4,10 +4,13 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import Docker from "dockerode";
 import { DockerRuntime, parseDockerHost } from "../../src/adapters/docker-runtime.ts";
+import type { AgentReporter, AgentStore } from "../../src/agent/ports.ts";
+import { Reconciler } from "../../src/agent/reconciler.ts";
 import { labelKeys } from "../../src/agent/runtime.ts";
 import { runtimeContract, waitFor } from "../../src/agent/runtime-contract.ts";
 import { isShoalError } from "../../src/core/errors.ts";
 import { newId } from "../../src/core/ids.ts";
+import { isTerminal, type Task, type TaskDefinition } from "../../src/core/types.ts";
 
 const image = "shoal-test/busybox:1";
 
@@ -147,5 +150,114 @@ describe("docker runtime on a real engine", () => {
     assert.equal(parseDockerHost("tcp://127.0.0.1:2375").host, "127.0.0.1");
     assert.equal(parseDockerHost("127.0.0.1:2375").port, "2375");
     assert.throws(() => parseDockerHost("ssh://me@host"), /not unix/);
+  });
+});
+
+describe("reconciler on a real engine", () => {
+  const cluster = `e2e-${newId()}`;
+  const runtime = new DockerRuntime();
+  const raw = rawDocker();
+  const definition: TaskDefinition = {
+    family: "web",
+    revision: 1,
+    createdAt: 0,
+    containers: [
+      {
+        name: "httpd",
+        image,
+        command: ["httpd", "-f", "-p", "80"],
+        env: {},
+        ports: [{ container: 80, host: 0, protocol: "tcp" }],
+        mounts: [],
+        memoryMb: 32,
+        essential: true,
+      },
+    ],
+  };
+  const tasks = new Map<string, Task>();
+  const listeners = new Set<() => void>();
+  const store: AgentStore = {
+    clusterId: () => cluster,
+    tasksForNode: (node) =>
+      [...tasks.values()].filter((t) => t.node === node && !isTerminal(t.state)),
+    task: (id) => tasks.get(id) ?? null,
+    taskDefinition: () => definition,
+    onChange: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+  const reporter: AgentReporter = {
+    reportTasks: async (reports) => {
+      for (const { taskId, state, reason, exitCode, containers } of reports) {
+        const task = tasks.get(taskId);
+        if (task) tasks.set(taskId, { ...task, state, reason, exitCode, containers });
+      }
+      for (const listener of listeners) listener();
+    },
+    reportEngine: async () => {},
+  };
+  const logger = { info: () => {}, warn: () => {}, error: () => {} };
+  const makeReconciler = () =>
+    new Reconciler({ nodeId: "n1", clusterId: cluster, store, reporter, runtime, logger });
+  const reconcilers: Reconciler[] = [];
+
+  after(async () => {
+    try {
+      await Promise.all(reconcilers.map((r) => r.stop()));
+      const leftovers = await runtime.list({ [labelKeys.cluster]: cluster });
+      await Promise.all(leftovers.map((container) => runtime.remove(container.id)));
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("runs tasks, adopts them after a restart, and fails one killed by docker within a second", async () => {
+    const base = {
+      service: "web",
+      taskDefinition: { family: "web", revision: 1 },
+      node: "n1",
+      nodeName: "n1",
+      desired: "running" as const,
+      state: "pending" as const,
+      reason: "",
+      exitCode: null,
+      containers: [],
+      createdAt: 0,
+      updatedAt: 0,
+      startedAt: null,
+      stoppedAt: null,
+      version: 1,
+    };
+    for (const id of ["a", "b"]) tasks.set(`${cluster}-${id}`, { ...base, id: `${cluster}-${id}` });
+    const first = makeReconciler();
+    reconcilers.push(first);
+    await first.reconcileNow();
+    const ids = (await runtime.list({ [labelKeys.cluster]: cluster })).map((c) => c.id).sort();
+    assert.equal(ids.length, 2);
+    const port = tasks.get(`${cluster}-a`)?.containers[0]?.ports[0]?.host;
+    assert.ok(port);
+    assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /shoal test image/);
+    await first.stop();
+
+    const second = makeReconciler();
+    reconcilers.push(second);
+    second.start();
+    await second.reconcileNow();
+    assert.deepEqual(
+      (await runtime.list({ [labelKeys.cluster]: cluster })).map((c) => c.id).sort(),
+      ids,
+    );
+
+    const victim = tasks.get(`${cluster}-b`)?.containers[0]?.containerId;
+    assert.ok(victim);
+    await raw.getContainer(victim).kill();
+    await waitFor(() => tasks.get(`${cluster}-b`)?.state === "failed", 1000);
+    assert.equal(tasks.get(`${cluster}-b`)?.reason, "container httpd exited with code 137");
+
+    tasks.set(`${cluster}-a`, { ...tasks.get(`${cluster}-a`)!, desired: "stopped" });
+    await second.reconcileNow();
+    assert.equal(tasks.get(`${cluster}-a`)?.state, "stopped");
+    assert.deepEqual(await runtime.list({ [labelKeys.cluster]: cluster }), []);
   });
 });
