@@ -16,6 +16,8 @@ die() {
 if docker image inspect "$image" >/dev/null 2>&1; then
   exit 0
 fi
+timeout 10 docker info >/dev/null 2>&1 ||
+  die "no Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}: run scripts/ensure-docker.sh first"
 
 [[ -x "$busybox" ]] || die "$busybox is missing: install Debian's busybox-static (scripts/ensure-docker.sh does)"
 # A dynamically linked busybox would not run in an image without a libc.
