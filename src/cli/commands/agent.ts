@@ -1,0 +1,128 @@
+// `shoal agent`: checks the flags and hands them to the node's composition root. A bad flag is a
+// usage error (exit 2) before anything opens, so a typo never starts a half-configured node.
+import { isIP } from "node:net";
+import { hostname } from "node:os";
+import { type Command, InvalidArgumentError } from "commander";
+import { limits } from "../../core/limits.ts";
+import type { CliContext } from "../context.ts";
+import { resolveDataDir } from "../target.ts";
+import { guard } from "./shared.ts";
+
+export interface AgentOptions {
+  dataDir: string;
+  bind: string;
+  port: number;
+  name: string;
+  labels: Record<string, string>;
+  dockerHost?: string;
+  pretty: boolean;
+  logLevel: string;
+}
+
+interface AgentFlags {
+  dataDir?: string;
+  bind: string;
+  port: number;
+  name?: string;
+  labels: Record<string, string>;
+  dockerHost?: string;
+  pretty?: boolean;
+  logLevel: string;
+}
+
+export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+/** A node name is shown in tables and may be a DNS name: the DNS bound of 253 applies. */
+const nodeNameLengthMax = 253;
+
+export function registerAgent(
+  program: Command,
+  context: CliContext,
+  startAgent: (options: AgentOptions) => Promise<void>,
+): void {
+  program
+    .command("agent")
+    .description("run this machine as a shoal node (API on every interface, port 7420)")
+    .option("--data-dir <dir>", "where the node keeps its state (default: /var/lib/shoal as root)")
+    .option("--bind <address>", "the address the API listens on", parseBind, "0.0.0.0")
+    .option("--port <port>", "the API and peer port", parsePort, limits.apiPortDefault)
+    .option("--name <name>", "the node's name (default: the hostname)", parseName)
+    .option("--labels <k=v,...>", "node labels for placement, e.g. zone=garage", parseLabels, {})
+    .option(
+      "--docker-host <url>",
+      "the Docker engine (default: DOCKER_HOST, then the local socket)",
+    )
+    .option("--pretty", "human-readable logs instead of JSON lines")
+    .option("--log-level <level>", `one of ${logLevels.join(", ")}`, parseLogLevel, "info")
+    .action(
+      guard(context, async (flags: AgentFlags) => {
+        await startAgent(agentOptions(flags, context));
+      }),
+    );
+}
+
+function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
+  const dockerHost = flags.dockerHost ?? context.system.env.DOCKER_HOST;
+  return {
+    dataDir: resolveDataDir(flags.dataDir, context.system),
+    bind: flags.bind,
+    port: flags.port,
+    name: flags.name ?? hostname(),
+    labels: flags.labels,
+    ...(dockerHost ? { dockerHost } : {}),
+    pretty: flags.pretty === true,
+    logLevel: flags.logLevel,
+  };
+}
+
+export function parsePort(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    throw new InvalidArgumentError("a port is a whole number from 1 to 65535");
+  }
+  return Number(text);
+}
+
+function parseBind(text: string): string {
+  if (isIP(text) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(text)) {
+    throw new InvalidArgumentError("expected an IP address or a host name");
+  }
+  return text;
+}
+
+function parseName(text: string): string {
+  if (text.length === 0 || text.length > nodeNameLengthMax || /\s/.test(text)) {
+    throw new InvalidArgumentError(`a name has 1 to ${nodeNameLengthMax} characters, no spaces`);
+  }
+  return text;
+}
+
+function parseLogLevel(text: string): string {
+  if (!logLevels.includes(text)) throw new InvalidArgumentError(`expected ${logLevels.join(", ")}`);
+  return text;
+}
+
+/**
+ * `zone=garage,disk=ssd`, given once or more (commander calls this per occurrence). Refused: a
+ * pair without `=`, an empty or odd key, a repeated key, too many or too long labels.
+ */
+export function parseLabels(
+  text: string,
+  previous: Record<string, string> = {},
+): Record<string, string> {
+  const labels = { ...previous };
+  for (const pair of text.split(",").filter((part) => part !== "")) {
+    const [key = "", ...rest] = pair.split("=");
+    const value = rest.join("=");
+    if (rest.length === 0 || !/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(key)) {
+      throw new InvalidArgumentError(`${pair}: expected key=value`);
+    }
+    if (key.length > limits.labelLengthMax || value.length > limits.labelLengthMax) {
+      throw new InvalidArgumentError(`${pair}: at most ${limits.labelLengthMax} characters each`);
+    }
+    if (Object.hasOwn(labels, key)) throw new InvalidArgumentError(`${key} is given twice`);
+    labels[key] = value;
+  }
+  if (Object.keys(labels).length > limits.labelsPerNodeMax) {
+    throw new InvalidArgumentError(`at most ${limits.labelsPerNodeMax} labels`);
+  }
+  return labels;
+}

@@ -1,0 +1,110 @@
+// How the CLI finds its node: SHOAL_ADDR and SHOAL_API_TOKEN when set, otherwise the local agent
+// on the default port with the token from its data dir. The agent picks its data dir the same way.
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { isAbsolute, join } from "node:path";
+import { ShoalError } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
+
+export type Env = Record<string, string | undefined>;
+
+/** What target resolution reads from the machine; tests pass their own. */
+export interface System {
+  env: Env;
+  /** null where there are no uids (Windows). */
+  uid: number | null;
+  home: string;
+  readFile(path: string): string;
+}
+
+export interface Target {
+  address: string;
+  token: string;
+}
+
+export const tokenFileName = "api.token";
+
+export function realSystem(): System {
+  return {
+    env: process.env,
+    uid: typeof process.getuid === "function" ? process.getuid() : null,
+    home: homedir(),
+    readFile: (path) => readFileSync(path, "utf8"),
+  };
+}
+
+/**
+ * The data dir when no `--data-dir` is given: SHOAL_DATA_DIR, else `/var/lib/shoal` for root,
+ * else `$XDG_DATA_HOME/shoal` (default `~/.local/share/shoal`), as the XDG spec asks.
+ */
+export function defaultDataDir(
+  system: Pick<System, "env" | "uid" | "home"> = realSystem(),
+): string {
+  const { env, uid, home } = system;
+  if (env.SHOAL_DATA_DIR) return env.SHOAL_DATA_DIR;
+  if (uid === 0) return "/var/lib/shoal";
+  // The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+  const xdg = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : null;
+  return join(xdg ?? join(home, ".local", "share"), "shoal");
+}
+
+export function resolveDataDir(flag: string | undefined, system: System = realSystem()): string {
+  return flag ?? defaultDataDir(system);
+}
+
+/** Accepts `http://host:port`, `https://host:port` or a bare `host:port`. */
+export function normalizeAddress(text: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ShoalError("E_VALIDATION", `SHOAL_ADDR is not an address: ${text}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ShoalError("E_VALIDATION", `SHOAL_ADDR must be http or https: ${text}`);
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+export function resolveTarget(
+  options: { dataDir?: string },
+  system: System = realSystem(),
+): Target {
+  const address = system.env.SHOAL_ADDR
+    ? normalizeAddress(system.env.SHOAL_ADDR)
+    : `http://127.0.0.1:${limits.apiPortDefault}`;
+  const token =
+    system.env.SHOAL_API_TOKEN || readApiToken(resolveDataDir(options.dataDir, system), system);
+  return { address, token };
+}
+
+/** The API token from `<data dir>/api.token`; a missing token says where it was looked for. */
+export function readApiToken(dataDir: string, system: System = realSystem()): string {
+  const path = join(dataDir, tokenFileName);
+  let text: string;
+  try {
+    text = system.readFile(path);
+  } catch (error) {
+    throw tokenError(path, error);
+  }
+  const token = text.trim();
+  if (!token) throw new ShoalError("E_UNAUTHORIZED", `the API token file ${path} is empty`);
+  return token;
+}
+
+function tokenError(path: string, error: unknown): ShoalError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") {
+    return new ShoalError(
+      "E_UNAUTHORIZED",
+      `cannot read the API token at ${path}: permission denied (run as the agent's user, or set SHOAL_API_TOKEN)`,
+      { cause: error },
+    );
+  }
+  return new ShoalError(
+    "E_UNAUTHORIZED",
+    `no API token: SHOAL_API_TOKEN is not set and ${path} does not exist (start \`shoal agent\` first, or give --data-dir, SHOAL_DATA_DIR or SHOAL_API_TOKEN)`,
+    { cause: error },
+  );
+}

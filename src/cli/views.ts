@@ -1,0 +1,130 @@
+// The tables and inspect blocks the verbs print, one function per shape the API returns.
+import type { NodeInfo } from "../core/types.ts";
+import type { ClusterView, ServiceDetail, ServiceView, TaskView } from "./client.ts";
+import { ago, fields, labelsText, portText, shortId, table } from "./format.ts";
+
+export function nodesTable(nodes: NodeInfo[], now: number): string {
+  const rows = nodes.map((node) => [
+    shortId(node.id),
+    node.name,
+    node.address,
+    node.status,
+    node.engineReady ? "ok" : "down",
+    node.arch,
+    String(node.cpus),
+    `${node.memoryMb} MB`,
+    labelsText(node.labels),
+    ago(node.updatedAt, now),
+  ]);
+  const headers = ["ID", "NAME", "ADDRESS", "STATUS", "ENGINE", "ARCH", "CPUS", "MEMORY"];
+  return table([...headers, "LABELS", "UPDATED"], rows);
+}
+
+export function servicesTable(services: ServiceView[], now: number): string {
+  const rows = services.map((service) => [
+    service.name,
+    `${service.runningCount}/${service.replicas}`,
+    String(service.pendingCount),
+    service.taskDefinition,
+    service.containers.map((container) => container.image).join(",") || "-",
+    ago(service.updatedAt, now),
+  ]);
+  return table(["NAME", "RUNNING", "PENDING", "DEFINITION", "IMAGES", "UPDATED"], rows);
+}
+
+export function tasksTable(tasks: TaskView[], now: number): string {
+  const rows = tasks.map((task) => [
+    shortId(task.id),
+    task.service ?? task.taskDefinition,
+    task.nodeName ?? "-",
+    task.desired,
+    task.state,
+    taskPorts(task) || "-",
+    ago(task.createdAt, now),
+    task.reason || "-",
+  ]);
+  const headers = ["ID", "SERVICE", "NODE", "DESIRED", "STATE", "PORTS", "CREATED", "REASON"];
+  return table(headers, rows);
+}
+
+function taskPorts(task: TaskView): string {
+  return task.containers.flatMap((container) => container.ports.map(portText)).join(",");
+}
+
+export function clusterBlock(cluster: ClusterView): string {
+  const leader = cluster.leader ? `${cluster.leader.name} (${cluster.leader.address})` : "none";
+  return fields([
+    ["cluster", cluster.id],
+    ["leader", leader],
+    ["term", String(cluster.term)],
+    ["applied index", String(cluster.appliedIndex)],
+  ]);
+}
+
+export function serviceBlock(service: ServiceDetail, now: number): string {
+  const head = fields([
+    ["name", service.name],
+    ["mode", service.mode],
+    ["replicas", `${service.runningCount} running of ${service.replicas}`],
+    ["definition", service.taskDefinition],
+    ["created", ago(service.createdAt, now)],
+    ["updated", ago(service.updatedAt, now)],
+  ]);
+  const containers = table(
+    ["CONTAINER", "IMAGE", "COMMAND", "PORTS", "CPU", "MEMORY"],
+    service.containers.map((container) => [
+      container.name,
+      container.image,
+      container.command?.join(" ") || "-",
+      container.ports.map((port) => portText(port)).join(",") || "-",
+      container.cpu === undefined ? "-" : String(container.cpu),
+      container.memoryMb === undefined ? "-" : `${container.memoryMb} MB`,
+    ]),
+  );
+  return `${head}\n${containers}\n${tasksTable(service.tasks, now)}`;
+}
+
+export function taskBlock(task: TaskView, now: number): string {
+  const head = fields([
+    ["id", task.id],
+    ["service", task.service ?? "-"],
+    ["definition", task.taskDefinition],
+    ["node", task.nodeName ? `${task.nodeName} (${task.node})` : "not placed"],
+    ["desired", task.desired],
+    ["state", task.state],
+    ["reason", task.reason || "-"],
+    ["exit code", task.exitCode === null ? "-" : String(task.exitCode)],
+    ["created", ago(task.createdAt, now)],
+    ["started", ago(task.startedAt, now)],
+    ["stopped", ago(task.stoppedAt, now)],
+  ]);
+  const containers = table(
+    ["CONTAINER", "DOCKER ID", "STATE", "EXIT", "HEALTH", "PORTS"],
+    task.containers.map((container) => [
+      container.name,
+      container.containerId ? container.containerId.slice(0, 12) : "-",
+      container.state,
+      container.exitCode === null ? "-" : String(container.exitCode),
+      container.health ?? "-",
+      container.ports.map(portText).join(",") || "-",
+    ]),
+  );
+  return `${head}\n${containers}`;
+}
+
+export function nodeBlock(node: NodeInfo, now: number): string {
+  return fields([
+    ["id", node.id],
+    ["name", node.name],
+    ["address", node.address],
+    ["status", node.status],
+    ["engine", node.engineReady ? "ok" : `down: ${node.engineMessage}`],
+    ["os/arch", `${node.os}/${node.arch}`],
+    ["cpus", String(node.cpus)],
+    ["memory", `${node.memoryMb} MB`],
+    ["labels", labelsText(node.labels)],
+    ["version", node.version],
+    ["registered", ago(node.registeredAt, now)],
+    ["updated", ago(node.updatedAt, now)],
+  ]);
+}
