@@ -1,0 +1,41 @@
+// The log store contract, run against the libSQL store over a raft.db in a temporary directory.
+
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, it } from "node:test";
+import type { RaftLogStore } from "../raft/log-store.ts";
+import { runLogStoreContract } from "../testing/sim/log-store-contract.ts";
+import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
+
+const directory = mkdtempSync(join(tmpdir(), "shoal-raft-log-"));
+const paths = new Map<RaftLogStore, string>();
+let created = 0;
+
+after(() => rmSync(directory, { recursive: true, force: true }));
+
+runLogStoreContract("libsql", {
+  create: () => {
+    created++;
+    const path = join(directory, `raft-${created}.db`);
+    const store = new LibsqlRaftLogStore(path);
+    paths.set(store, path);
+    return store;
+  },
+  reopen: (store) => {
+    const path = paths.get(store);
+    if (path === undefined) throw new Error("reopening a store this suite did not create");
+    store.close();
+    const reopened = new LibsqlRaftLogStore(path);
+    paths.set(reopened, path);
+    return reopened;
+  },
+});
+
+it("opens raft.db in WAL mode with synchronous=FULL", () => {
+  const store = new LibsqlRaftLogStore(join(directory, "durability.db"));
+  // synchronous=FULL is 2.
+  assert.deepEqual(store.durability(), { journalMode: "wal", synchronous: 2 });
+  store.close();
+});
