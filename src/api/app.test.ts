@@ -135,7 +135,7 @@ describe("api", () => {
   });
 
   describe("refuses bad input and changes nothing", () => {
-    const cases: [string, () => Promise<Response>, number, string][] = [
+    const cases: [string, () => Response | Promise<Response>, number, string][] = [
       [
         "malformed JSON",
         () => request("/v1/services", { method: "POST", body: "{name: web" }),
