@@ -353,6 +353,9 @@ function toCreateOptions(spec: RuntimeContainerSpec): Docker.ContainerCreateOpti
       // The agent decides about restarts (it never restarts; the scheduler replaces tasks), and
       // AutoRemove would lose the exit code.
       RestartPolicy: { Name: "no" },
+      // A small init as PID 1 forwards SIGTERM: a program that installs no handler of its own
+      // (busybox httpd) would otherwise ignore it and every stop would wait for the SIGKILL.
+      Init: true,
       AutoRemove: false,
     },
   };
