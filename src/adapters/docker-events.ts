@@ -12,12 +12,6 @@ import {
 } from "../agent/runtime.ts";
 import { limits } from "../core/limits.ts";
 
-/** How many recent event keys are kept to drop the events a reconnect replays. */
-const eventDedupeKeysMax = 1024;
-/** The first reconnect waits this long; each further attempt doubles it up to the limit. */
-const eventsReconnectMsMin = 100;
-/** A line longer than this is not an event: the stream is broken, so reconnect. */
-const eventLineBytesMax = 1024 * 1024;
 
 /** Attributes the engine puts beside the container's labels on an event's Actor. */
 const nonLabelAttributes = new Set(["name", "image", "exitCode", "signal"]);
@@ -89,8 +83,8 @@ export class DockerEventStream {
         buffer = buffer.slice(newline + 1);
         newline = buffer.indexOf("\n");
       }
-      if (buffer.length > eventLineBytesMax) {
-        this.lost(controller, `an event line exceeded ${eventLineBytesMax} bytes`);
+      if (buffer.length > limits.dockerEventLineBytesMax) {
+        this.lost(controller, `an event line exceeded ${limits.dockerEventLineBytesMax} bytes`);
       }
     });
     stream.on("end", () => this.lost(controller, "the engine ended the event stream"));
@@ -110,7 +104,7 @@ export class DockerEventStream {
     this.setConnected(false, message);
     const delayMs = Math.min(
       limits.dockerEventsReconnectMsMax,
-      eventsReconnectMsMin * 2 ** this.attempt,
+      limits.dockerEventsReconnectMsMin * 2 ** this.attempt,
     );
     this.attempt = Math.min(this.attempt + 1, 30);
     // Ask for events since just before the last one seen; the duplicates are dropped on arrival.
@@ -148,7 +142,7 @@ export class DockerEventStream {
     if (this.seenKeys.has(key)) return false;
     this.seenKeys.add(key);
     this.seenOrder.push(key);
-    if (this.seenOrder.length > eventDedupeKeysMax) {
+    if (this.seenOrder.length > limits.dockerEventDedupeKeysMax) {
       const oldest = this.seenOrder.shift();
       if (oldest !== undefined) this.seenKeys.delete(oldest);
     }

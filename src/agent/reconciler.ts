@@ -30,8 +30,6 @@ import {
   taskContainer,
 } from "./task-containers.ts";
 
-/** Exit codes remembered from `die` events, for containers removed before they were inspected. */
-const exitCodesRememberedMax = 1024;
 
 export interface AgentLogger {
   info(object: object, message: string): void;
@@ -176,7 +174,7 @@ export class Reconciler {
 
   private rememberExitCode(containerId: string, exitCode: number): void {
     this.exitCodes.set(containerId, exitCode);
-    if (this.exitCodes.size > exitCodesRememberedMax) {
+    if (this.exitCodes.size > limits.exitCodesRememberedMax) {
       const oldest = this.exitCodes.keys().next().value;
       if (oldest !== undefined) this.exitCodes.delete(oldest);
     }

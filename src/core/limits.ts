@@ -56,7 +56,15 @@ export const limits = {
   dockerRetryMsMax: 15_000,
   dockerRequestTimeoutMs: 30_000,
   containerStopTimeoutSeconds: 10,
+  /** The first reconnect of the engine's event stream waits this long, doubling up to the max. */
+  dockerEventsReconnectMsMin: 100,
   dockerEventsReconnectMsMax: 5000,
+  /** Recent event keys kept to drop the events a reconnect replays. */
+  dockerEventDedupeKeysMax: 1024,
+  /** A longer line is not an event: the stream is broken, so it reconnects. */
+  dockerEventLineBytesMax: 1024 * 1024,
+  /** Exit codes remembered from `die` events, for containers removed before they were inspected. */
+  exitCodesRememberedMax: 1024,
   reportBatchMax: 256,
 
   // Raft (used by later layers; kept here so every bound lives in one file)
@@ -70,6 +78,7 @@ export type Limits = typeof limits;
 
 assert(limits.restartBackoffMsMin <= limits.restartBackoffMsMax);
 assert(limits.dockerRetryMsMin <= limits.dockerRetryMsMax);
+assert(limits.dockerEventsReconnectMsMin <= limits.dockerEventsReconnectMsMax);
 assert(limits.agentHeartbeatMs < limits.nodeDownAfterMs);
 assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
 assert(limits.electionTimeoutMsMin < limits.electionTimeoutMsMax);
