@@ -12,7 +12,6 @@ import {
 } from "../agent/runtime.ts";
 import { limits } from "../core/limits.ts";
 
-
 /** Attributes the engine puts beside the container's labels on an event's Actor. */
 const nonLabelAttributes = new Set(["name", "image", "exitCode", "signal"]);
 

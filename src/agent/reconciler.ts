@@ -30,7 +30,6 @@ import {
   taskContainer,
 } from "./task-containers.ts";
 
-
 export interface AgentLogger {
   info(object: object, message: string): void;
   warn(object: object, message: string): void;
