@@ -1,10 +1,13 @@
 // A typed client for the /v1 API over fetch. Every call returns the parsed JSON or throws a
 // ShoalError carrying the server's code and message, so the CLI prints one kind of failure.
+
+import type { z } from "zod";
 import type { renderService, renderTask, renderTaskDefinition } from "../api/render.ts";
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import type { NodeInfo, ShoalEvent } from "../core/types.ts";
-import type { ServicePatch, ServiceSpec, TaskRunSpec } from "../state/spec.ts";
+import type { servicePatchSchema, serviceSpecSchema, taskRunSchema } from "../state/spec.ts";
 import { SseParser } from "./sse.ts";
+import { normalizeAddress } from "./target.ts";
 
 /** How long one request may take; the CLI answers a person, who should not wait forever. */
 export const requestTimeoutMs = 15_000;
@@ -37,11 +40,13 @@ export interface TaskFilter {
 }
 
 /** The input-side spec shapes: defaults may be left out, as in a spec file. */
-export type ServiceSpecInput = Partial<ServiceSpec> & Pick<ServiceSpec, "name" | "containers">;
+export type ServiceSpecInput = z.input<typeof serviceSpecSchema>;
+export type ServicePatchInput = z.input<typeof servicePatchSchema>;
+export type TaskRunInput = z.input<typeof taskRunSchema>;
 export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
 export interface ClientOptions {
-  /** `http://host:port`, without a trailing path. */
+  /** `http://host:port` or a bare `host:port`. */
   address: string;
   token: string;
   /** Injectable so tests can answer from `app.request` without a socket. */
@@ -56,7 +61,7 @@ export class ApiClient {
   private readonly timeoutMs: number;
 
   constructor(options: ClientOptions) {
-    this.address = options.address.replace(/\/+$/, "");
+    this.address = normalizeAddress(options.address);
     this.token = options.token;
     this.fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.timeoutMs = options.timeoutMs ?? requestTimeoutMs;
@@ -69,15 +74,14 @@ export class ApiClient {
   services = () => this.call<ServiceView[]>("GET", "/v1/services");
   service = (name: string) => this.call<ServiceDetail>("GET", `/v1/services/${enc(name)}`);
   createService = (spec: ServiceSpecInput) => this.call<ServiceView>("POST", "/v1/services", spec);
-  updateService = (name: string, patch: Partial<ServicePatch>) =>
+  updateService = (name: string, patch: ServicePatchInput) =>
     this.call<ServiceView>("PATCH", `/v1/services/${enc(name)}`, patch);
   deleteService = (name: string) =>
     this.call<{ name: string; deleted: boolean }>("DELETE", `/v1/services/${enc(name)}`);
   taskDefinitions = () => this.call<TaskDefinitionView[]>("GET", "/v1/task-definitions");
   tasks = (filter: TaskFilter = {}) => this.call<TaskView[]>("GET", `/v1/tasks${query(filter)}`);
   task = (id: string) => this.call<TaskView>("GET", `/v1/tasks/${enc(id)}`);
-  runTask = (spec: TaskRunSpec | { family?: string; containers: unknown[] }) =>
-    this.call<TaskView>("POST", "/v1/tasks", spec);
+  runTask = (spec: TaskRunInput) => this.call<TaskView>("POST", "/v1/tasks", spec);
   stopTask = (id: string, reason?: string) =>
     this.call<TaskView>("POST", `/v1/tasks/${enc(id)}/stop`, reason ? { reason } : {});
 
@@ -207,9 +211,12 @@ function connectionError(address: string, timeoutMs: number, error: unknown): Sh
   }
   if (name === "AbortError")
     return new ShoalError("E_INTERNAL", "request aborted", { cause: error });
+  // Refused means nothing listens; other codes (EHOSTUNREACH, ENOTFOUND) are worth naming.
+  const code = ((error as { cause?: { code?: unknown } }).cause?.code ?? "") as string;
+  const why = code && code !== "ECONNREFUSED" ? ` (${code})` : "";
   return new ShoalError(
     "E_NOT_READY",
-    `no shoal agent answers at ${address}: is \`shoal agent\` running?`,
+    `no shoal agent answers at ${address}${why}: is \`shoal agent\` running?`,
     { cause: error },
   );
 }

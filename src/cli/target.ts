@@ -59,10 +59,10 @@ export function normalizeAddress(text: string): string {
   try {
     url = new URL(withScheme);
   } catch {
-    throw new ShoalError("E_VALIDATION", `SHOAL_ADDR is not an address: ${text}`);
+    throw new ShoalError("E_VALIDATION", `not an address: ${text}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ShoalError("E_VALIDATION", `SHOAL_ADDR must be http or https: ${text}`);
+    throw new ShoalError("E_VALIDATION", `an address is http or https: ${text}`);
   }
   return `${url.protocol}//${url.host}`;
 }
