@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ServiceDetail, ServiceView, TaskDefinitionView, TaskView } from "./client.ts";
 import { type CliHarness, openCliHarness } from "./harness.ts";
-import type { AgentOptions } from "./program.ts";
+import { type AgentOptions, createProgram } from "./program.ts";
 
 let h: CliHarness;
 
@@ -333,6 +333,26 @@ describe("shoal agent", () => {
   });
 });
 
+describe("createProgram().parseAsync", () => {
+  it("reports a usage error through process.exitCode instead of throwing", async () => {
+    let stderr = "";
+    const program = createProgram({
+      startAgent: async () => {},
+      version: { version: "0.1.0", commit: "abc1234" },
+      stdout: { write: () => undefined },
+      stderr: { write: (text: string) => (stderr += text) },
+    });
+    const saved = process.exitCode;
+    try {
+      await program.parseAsync(["node", "shoal", "agent", "--port", "x"]);
+      assert.equal(process.exitCode, 2);
+      assert.match(stderr, /^error: option '--port <port>' argument 'x' is invalid/);
+    } finally {
+      process.exitCode = saved;
+    }
+  });
+});
+
 describe("shoal token and version", () => {
   it("prints the API token from the data dir without an agent", async () => {
     const files = { "/home/pi/.local/share/shoal/api.token": "secret-token\n" };
@@ -348,7 +368,7 @@ describe("shoal token and version", () => {
 
   it("prints version, commit, runtime and arch", async () => {
     const result = await ok(["version"]);
-    assert.match(result.stdout, /^shoal:\s+0\.1\.0$/m);
+    assert.match(result.stdout, /^version:\s+0\.1\.0$/m);
     assert.match(result.stdout, /^commit:\s+abc1234$/m);
     assert.match(result.stdout, /^runtime:\s+(node|bun) v\d+/m);
     assert.match(result.stdout, new RegExp(`^arch:\\s+${process.platform}/${process.arch}$`, "m"));

@@ -1,6 +1,6 @@
-// The `shoal` command line: one commander program, one file per verb under commands/. Run it
-// with `runCli`, which turns every outcome into an exit code: 0, 1 for errors, 2 for usage.
-import { Command, CommanderError } from "commander";
+// The `shoal` command line: one commander program, one file per verb under commands/. Every
+// outcome becomes an exit code: 0, 1 for errors, 2 for usage errors; nothing escapes as a throw.
+import { Command, CommanderError, type ParseOptions } from "commander";
 import type { Fetch } from "./client.ts";
 import { type AgentOptions, registerAgent } from "./commands/agent.ts";
 import { registerEvents } from "./commands/events.ts";
@@ -30,7 +30,35 @@ export interface ProgramDeps {
   now?: () => number;
 }
 
-export function createProgram(deps: ProgramDeps): Command {
+/**
+ * The program. `parseAsync(process.argv)` reports failures and sets `process.exitCode`, so an
+ * entry point needs nothing more; `run` returns the exit code instead, for tests.
+ */
+export class ShoalProgram extends Command {
+  async run(argv: readonly string[], from: "node" | "user" = "node"): Promise<number> {
+    try {
+      if ((from === "node" ? argv.slice(2) : argv).length === 0) {
+        this.outputHelp();
+        return 0;
+      }
+      await super.parseAsync(argv, { from });
+      return 0;
+    } catch (error) {
+      if (error instanceof CommanderError) return error.exitCode;
+      // Verbs report their own failures; this is a bug escaping them, still said plainly.
+      this.configureOutput().writeErr?.(`${errorLine(error)}\n`);
+      return 1;
+    }
+  }
+
+  override async parseAsync(argv?: readonly string[], options?: ParseOptions): Promise<this> {
+    const code = await this.run(argv ?? process.argv, options?.from === "user" ? "user" : "node");
+    if (code !== 0) process.exitCode = code;
+    return this;
+  }
+}
+
+export function createProgram(deps: ProgramDeps): ShoalProgram {
   const stdout = deps.stdout ?? process.stdout;
   const stderr = deps.stderr ?? process.stderr;
   const context: CliContext = {
@@ -42,7 +70,7 @@ export function createProgram(deps: ProgramDeps): Command {
     readStdin: deps.readStdin ?? readProcessStdin,
   };
   // Output and exit settings are set before any verb is added, as subcommands copy them.
-  const program = new Command("shoal")
+  const program = new ShoalProgram("shoal")
     .description("a container orchestrator for small fleets")
     .version(`${deps.version.version} (${deps.version.commit})`, "-V, --version")
     .configureOutput({
@@ -71,26 +99,11 @@ function rethrowWithExitCode(error: CommanderError): never {
   throw new CommanderError(exitCode, error.code, error.message);
 }
 
-/**
- * Parses `argv` (from the node binary on, as in `process.argv`; `from: "user"` for bare
- * arguments) and runs the verb. Returns the exit code; the caller sets `process.exitCode`.
- */
-export async function runCli(
-  program: Command,
-  argv: string[] = process.argv,
+/** The exit code of one run of the program over `argv` (`from: "user"` for bare arguments). */
+export function runCli(
+  program: ShoalProgram,
+  argv: readonly string[] = process.argv,
   from: "node" | "user" = "node",
 ): Promise<number> {
-  try {
-    if ((from === "node" ? argv.slice(2) : argv).length === 0) {
-      program.outputHelp();
-      return 0;
-    }
-    await program.parseAsync(argv, { from });
-    return 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
-    // Verbs report their own failures; this is a bug escaping them, still said plainly.
-    program.configureOutput().writeErr?.(`${errorLine(error)}\n`);
-    return 1;
-  }
+  return program.run(argv, from);
 }

@@ -20,7 +20,7 @@ export function registerVersion(program: Command, context: CliContext, info: Ver
         if (options.json) return printJson(context, report);
         context.out.write(
           fields([
-            ["shoal", report.version],
+            ["version", report.version],
             ["commit", report.commit],
             ["runtime", report.runtime],
             ["arch", `${report.os}/${report.arch}`],
