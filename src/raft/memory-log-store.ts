@@ -54,6 +54,10 @@ export class MemoryLogStore implements RaftLogStore {
     return (this.snapshot?.index ?? 0) + this.entries.length;
   }
 
+  snapshotIndex(): number {
+    return this.snapshot?.index ?? 0;
+  }
+
   /** The durable hard state without copying the log (for checkers). */
   durableHardState(): HardState {
     return this.hardState;

@@ -1,0 +1,165 @@
+// Safety checkers that watch a simulation as it runs and again at its end. A broken property
+// throws a Violation, which stops the run and is reported with its seed.
+import type { RaftCore } from "../../raft/raft-core.ts";
+import type { Entry, HardState, MemberId, Message } from "../../raft/types.ts";
+import { bytesHash } from "./trace-hash.ts";
+
+export class Violation extends Error {
+  override name = "Violation";
+  constructor(
+    readonly property: string,
+    detail: string,
+  ) {
+    super(`${property}: ${detail}`);
+  }
+}
+
+interface AppliedRecord {
+  readonly term: number;
+  readonly hash: number;
+  readonly member: MemberId;
+}
+
+export class SafetyChecker {
+  private readonly leaderOfTerm = new Map<number, MemberId>();
+  private readonly applied = new Map<number, AppliedRecord>();
+  /** Per member incarnation: the last commit index seen, so it never goes back. */
+  private readonly commitSeen = new Map<MemberId, number>();
+  /** Per leader and term: the last index its log had, so a leader only appends. */
+  private readonly leaderLastIndex = new Map<string, { index: number; term: number }>();
+  private readonly leadersChecked = new Set<string>();
+  /** Whether the lease checker applies (clock drift stays within its bound). */
+  checkLeases = true;
+
+  onRestart(member: MemberId): void {
+    this.commitSeen.delete(member);
+  }
+
+  /** After every input a member handled: leaders, commit and apply marks. */
+  afterStep(core: RaftCore): void {
+    const status = core.status();
+    if (status.appliedIndex > status.commitIndex) {
+      throw new Violation(
+        "applied<=committed",
+        `${core.id} applied ${status.appliedIndex} > ${status.commitIndex}`,
+      );
+    }
+    const seen = this.commitSeen.get(core.id) ?? 0;
+    if (status.commitIndex < seen) {
+      throw new Violation("commit monotonic", `${core.id} commit ${seen} -> ${status.commitIndex}`);
+    }
+    this.commitSeen.set(core.id, status.commitIndex);
+    if (status.role === "leader") this.checkLeader(core, status.term, status.lastIndex);
+  }
+
+  private checkLeader(core: RaftCore, term: number, lastIndex: number): void {
+    const other = this.leaderOfTerm.get(term);
+    if (other !== undefined && other !== core.id) {
+      throw new Violation("one leader per term", `${other} and ${core.id} lead term ${term}`);
+    }
+    this.leaderOfTerm.set(term, core.id);
+    const key = `${core.id}@${term}`;
+    const previous = this.leaderLastIndex.get(key);
+    if (previous !== undefined && previous.index >= core.status().firstIndex) {
+      if (lastIndex < previous.index || core.termAt(previous.index) !== previous.term) {
+        throw new Violation("leader append-only", `${key} rewrote its log at ${previous.index}`);
+      }
+    }
+    this.leaderLastIndex.set(key, { index: lastIndex, term: core.termAt(lastIndex) ?? 0 });
+    if (!this.leadersChecked.has(key)) {
+      this.leadersChecked.add(key);
+      this.checkLeaderCompleteness(core, term);
+    }
+  }
+
+  /** A new leader holds every entry applied anywhere from earlier terms. */
+  private checkLeaderCompleteness(core: RaftCore, term: number): void {
+    const first = core.status().firstIndex;
+    for (const [index, record] of this.applied) {
+      if (record.term >= term || index < first) continue;
+      const held = core.termAt(index);
+      if (held !== record.term) {
+        throw new Violation(
+          "leader completeness",
+          `${core.id} leads term ${term} without committed ${index}@${record.term} (has ${held})`,
+        );
+      }
+    }
+  }
+
+  /** Term and vote are durable before any message that depends on them leaves. */
+  beforeSend(member: MemberId, message: Message, durable: HardState): void {
+    if (message.type === "preVote" || message.type === "preVoteResponse") return;
+    if (message.term > durable.term) {
+      throw new Violation(
+        "term durable before reply",
+        `${member} sent term ${message.term}, stored ${durable.term}`,
+      );
+    }
+    if (message.type === "voteResponse" && message.granted) {
+      if (durable.term !== message.term || durable.votedFor !== message.to) {
+        throw new Violation(
+          "vote durable before reply",
+          `${member} granted ${message.to} in term ${message.term}, stored ${durable.votedFor}@${durable.term}`,
+        );
+      }
+    }
+  }
+
+  /** Every member applies the same entry at the same index. */
+  onApply(member: MemberId, entry: Entry): void {
+    const hash = bytesHash(entry.data);
+    const record = this.applied.get(entry.index);
+    if (record === undefined) {
+      this.applied.set(entry.index, { term: entry.term, hash, member });
+      return;
+    }
+    if (record.term !== entry.term || record.hash !== hash) {
+      throw new Violation(
+        "state machine safety",
+        `${member} applied ${entry.index}@${entry.term}, ${record.member} applied ${entry.index}@${record.term}`,
+      );
+    }
+  }
+
+  appliedRecord(index: number): AppliedRecord | undefined {
+    return this.applied.get(index);
+  }
+
+  /** At most one member believes it holds a lease at one simulated instant. */
+  checkLeaseHolders(holders: readonly MemberId[], nowMs: number): void {
+    if (!this.checkLeases || holders.length <= 1) return;
+    throw new Violation("lease overlap", `${holders.join(" and ")} hold leases at ${nowMs} ms`);
+  }
+}
+
+/** Log matching: where two logs hold an entry of the same term at an index, all before agree. */
+export function checkLogMatching(cores: readonly RaftCore[]): void {
+  for (let left = 0; left < cores.length; left++) {
+    for (let right = left + 1; right < cores.length; right++) {
+      checkPair(cores[left] as RaftCore, cores[right] as RaftCore);
+    }
+  }
+}
+
+function checkPair(left: RaftCore, right: RaftCore): void {
+  const low = Math.max(left.status().firstIndex, right.status().firstIndex);
+  const high = Math.min(left.status().lastIndex, right.status().lastIndex);
+  let matchedThrough = 0;
+  for (let index = high; index >= low; index--) {
+    if (left.termAt(index) === right.termAt(index)) {
+      matchedThrough = index;
+      break;
+    }
+  }
+  for (let index = low; index <= matchedThrough; index++) {
+    const a = left.entryAt(index);
+    const b = right.entryAt(index);
+    if (a.term !== b.term || bytesHash(a.data) !== bytesHash(b.data)) {
+      throw new Violation(
+        "log matching",
+        `${left.id} and ${right.id} differ at ${index} below ${matchedThrough}`,
+      );
+    }
+  }
+}

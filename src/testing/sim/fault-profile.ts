@@ -1,0 +1,92 @@
+// What can go wrong in one simulation run, drawn from its seed: cluster size, network faults,
+// crashes, pauses, clock drift, membership churn and the client load.
+import type { SeededRandom } from "../../raft/seeded-random.ts";
+
+export interface NetworkFaults {
+  readonly lossRate: number;
+  readonly duplicateRate: number;
+  readonly delayMsMin: number;
+  readonly delayMsMax: number;
+  /** Share of messages held back for very long (stale appends and votes arriving late). */
+  readonly lateRate: number;
+  readonly lateMsMax: number;
+}
+
+export type DriftMode = "within" | "bound" | "beyond";
+
+export interface FaultProfile {
+  readonly members: number;
+  /** Members outside the first membership, for membership changes to add. */
+  readonly spares: number;
+  readonly network: NetworkFaults;
+  readonly partitions: boolean;
+  readonly crashes: boolean;
+  /** Probability that handling one ready batch is cut short by a crash. */
+  readonly crashInReadyChance: number;
+  readonly downMsMax: number;
+  readonly pauses: boolean;
+  readonly pauseMsMax: number;
+  readonly membershipChanges: boolean;
+  readonly transfers: boolean;
+  readonly driftMode: DriftMode;
+  /** Entries applied past the last snapshot before compacting; 0 never compacts. */
+  readonly compactEvery: number;
+  readonly clients: number;
+  readonly keys: number;
+  readonly operationIntervalMsMax: number;
+  readonly faultIntervalMsMin: number;
+  readonly faultIntervalMsMax: number;
+  readonly faultPhaseMs: number;
+  readonly healPhaseMs: number;
+}
+
+const memberCounts = [1, 2, 3, 3, 3, 3, 3, 4, 5, 5, 5, 5, 6, 7];
+
+export function drawProfile(random: SeededRandom): FaultProfile {
+  const members = random.pick(memberCounts);
+  const membershipChanges = members >= 3 && random.chance(0.4);
+  const calm = random.chance(0.1);
+  return {
+    members,
+    spares: membershipChanges ? random.between(1, 2) : 0,
+    network: drawNetwork(random, calm),
+    partitions: !calm && random.chance(0.8),
+    crashes: !calm && random.chance(0.7),
+    crashInReadyChance: random.pick([0, 0.001, 0.005]),
+    downMsMax: random.pick([200, 1000, 3000]),
+    pauses: !calm && random.chance(0.5),
+    pauseMsMax: random.pick([300, 1000, 2000]),
+    membershipChanges,
+    transfers: members >= 2 && random.chance(0.4),
+    driftMode: random.chance(0.5) ? "bound" : "within",
+    compactEvery: random.pick([0, 20, 100]),
+    clients: random.between(1, 6),
+    keys: random.between(1, 5),
+    operationIntervalMsMax: random.pick([10, 40, 100]),
+    faultIntervalMsMin: 100,
+    faultIntervalMsMax: random.pick([400, 1000]),
+    faultPhaseMs: 5000,
+    healPhaseMs: 7000,
+  };
+}
+
+function drawNetwork(random: SeededRandom, calm: boolean): NetworkFaults {
+  if (calm) {
+    return {
+      lossRate: 0,
+      duplicateRate: 0,
+      delayMsMin: 1,
+      delayMsMax: 5,
+      lateRate: 0,
+      lateMsMax: 0,
+    };
+  }
+  return {
+    lossRate: random.pick([0, 0.01, 0.05, 0.2]),
+    duplicateRate: random.pick([0, 0.01, 0.05]),
+    delayMsMin: 1,
+    delayMsMax: random.pick([5, 20, 80]),
+    lateRate: random.pick([0, 0.005, 0.02]),
+    lateMsMax: random.pick([1000, 5000]),
+  };
+}

@@ -1,0 +1,465 @@
+// The deterministic simulator: 1 to 7 members running the real Raft core over a faulty
+// network, with crashes, pauses, drifting clocks, membership changes, leadership transfers and
+// a client workload, all from one seed. A fault phase is followed by a healing phase; checkers
+// watch throughout and at the end.
+import { AssertionError } from "../../core/assert.ts";
+import type { RaftCore, RaftTiming } from "../../raft/raft-core.ts";
+import { SeededRandom } from "../../raft/seeded-random.ts";
+import type { MemberId, Membership, Message, RaftBugs } from "../../raft/types.ts";
+import { checkLogMatching, SafetyChecker, Violation } from "./checkers.ts";
+import { EventQueue } from "./event-queue.ts";
+import { drawProfile, type FaultProfile } from "./fault-profile.ts";
+import { checkHistory, type KvOperation } from "./linearizability.ts";
+import type { ClientKind, ClientOperation, MemberEnvironment } from "./sim-member.ts";
+import { SimMember } from "./sim-member.ts";
+import { SimNetwork } from "./sim-network.ts";
+import { TraceHash } from "./trace-hash.ts";
+
+export const simTiming: RaftTiming = {
+  heartbeatMs: 100,
+  electionTimeoutMsMin: 500,
+  electionTimeoutMsMax: 1000,
+  clockDriftMax: 0.05,
+};
+
+const tickMs = 10;
+const operationTimeoutMs = 2000;
+/** After healing, a leader must exist and writes must commit within this bound. */
+const livenessBoundMs = 3000;
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly bugs?: RaftBugs;
+  /** Overrides of the profile drawn from the seed. */
+  readonly profile?: Partial<FaultProfile>;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation: string | null;
+  readonly traceHash: string;
+  readonly members: number;
+  readonly events: number;
+  readonly committed: number;
+  readonly operations: { readonly ok: number; readonly failed: number; readonly unknown: number };
+  readonly simulatedMs: number;
+}
+
+export class Simulation {
+  readonly random: SeededRandom;
+  readonly queue = new EventQueue();
+  readonly trace = new TraceHash();
+  readonly checker = new SafetyChecker();
+  readonly profile: FaultProfile;
+  readonly members: SimMember[] = [];
+  readonly network: SimNetwork;
+  private readonly operations: ClientOperation[] = [];
+  private nextOperationId = 1;
+  private faultsActive = true;
+  private events = 0;
+
+  constructor(private readonly options: SimulationOptions) {
+    this.random = new SeededRandom(options.seed);
+    this.profile = { ...drawProfile(this.random.fork()), ...options.profile };
+    this.checker.checkLeases = this.profile.driftMode !== "beyond";
+    this.createMembers();
+    this.network = new SimNetwork(
+      this.queue,
+      this.random.fork(),
+      this.trace,
+      this.ids(),
+      (message) => this.memberById(message.to)?.receive(message),
+    );
+    this.network.setFaults(this.profile.network);
+  }
+
+  private createMembers(): void {
+    const founders = Array.from(
+      { length: this.profile.members },
+      (_, position) => `m${position + 1}`,
+    );
+    const spares = Array.from({ length: this.profile.spares }, (_, position) => `s${position + 1}`);
+    const bootstrap: Membership = { voters: founders, learners: [] };
+    const environment = this.environment();
+    const clockRandom = this.random.fork();
+    for (const id of [...founders, ...spares]) {
+      const drift = this.drawDrift(clockRandom);
+      const offset = clockRandom.between(0, 1_000_000);
+      const own = founders.includes(id) ? bootstrap : { voters: [], learners: [] };
+      this.members.push(new SimMember(id, environment, offset, drift, own));
+    }
+  }
+
+  private drawDrift(random: SeededRandom): number {
+    const bound = simTiming.clockDriftMax;
+    switch (this.profile.driftMode) {
+      case "within":
+        return (random.next() * 2 - 1) * bound * 0.999;
+      case "bound":
+        return random.chance(0.5) ? bound : -bound;
+      case "beyond":
+        return (random.next() * 2 - 1) * bound * 3;
+    }
+  }
+
+  private environment(): MemberEnvironment {
+    return {
+      queue: this.queue,
+      checker: this.checker,
+      trace: this.trace,
+      random: this.random.fork(),
+      timing: simTiming,
+      bugs: this.options.bugs ?? {},
+      compactEvery: this.profile.compactEvery,
+      crashChance: () => (this.faultsActive ? this.profile.crashInReadyChance : 0),
+      send: (message: Message) => this.network.send(message),
+      crashed: (member: SimMember) => this.scheduleRestart(member),
+      complete: (operation, outcome) => this.complete(operation, outcome),
+    };
+  }
+
+  memberById(id: MemberId): SimMember | undefined {
+    return this.members.find((member) => member.id === id);
+  }
+
+  run(): SimulationResult {
+    let violation: string | null = null;
+    const endMs = this.profile.faultPhaseMs + this.profile.healPhaseMs;
+    try {
+      this.schedule(endMs);
+      while (this.queue.runNext(endMs)) {
+        this.events++;
+        this.checkLeases();
+      }
+      this.finalChecks();
+    } catch (error) {
+      if (!(error instanceof Violation) && !(error instanceof AssertionError)) throw error;
+      violation = error instanceof Violation ? error.message : `assertion: ${error.message}`;
+    }
+    return this.result(violation);
+  }
+
+  private schedule(endMs: number): void {
+    for (const member of this.members) {
+      member.start();
+      const phase = this.random.between(0, tickMs - 1);
+      const tick = () => {
+        member.tick();
+        this.queue.after(tickMs, tick);
+      };
+      this.queue.at(phase, tick);
+    }
+    this.queue.at(this.random.between(200, 600), () => this.injectFault());
+    this.queue.at(1, () => this.issueOperation(endMs));
+    this.queue.at(this.profile.faultPhaseMs, () => this.heal());
+    this.queue.at(this.profile.faultPhaseMs + livenessBoundMs, () => this.checkLeaderExists());
+  }
+
+  // ---- Faults -----------------------------------------------------------------------------
+
+  private injectFault(): void {
+    if (!this.faultsActive) return;
+    const profile = this.profile;
+    const choices: (() => void)[] = [() => this.network.heal()];
+    if (profile.partitions) {
+      choices.push(() => this.network.partition(this.randomSplit()));
+      choices.push(() => this.network.isolate(this.random.pick(this.ids())));
+      choices.push(() => this.isolateLeader());
+      choices.push(() =>
+        this.network.cutOneWay(this.random.pick(this.ids()), this.random.pick(this.ids())),
+      );
+    }
+    if (profile.crashes) choices.push(() => this.random.pick(this.members).crash());
+    if (profile.pauses) choices.push(() => this.pause(this.random.pick(this.members)));
+    if (profile.membershipChanges) choices.push(() => this.changeMembership());
+    if (profile.transfers) choices.push(() => this.transferLeadership());
+    this.random.pick(choices)();
+    this.queue.after(
+      this.random.between(profile.faultIntervalMsMin, profile.faultIntervalMsMax),
+      () => this.injectFault(),
+    );
+  }
+
+  private ids(): MemberId[] {
+    return this.members.map((member) => member.id);
+  }
+
+  private randomSplit(): MemberId[][] {
+    const groups: MemberId[][] = [[], []];
+    for (const id of this.ids()) groups[this.random.nextInt(2)]?.push(id);
+    return groups;
+  }
+
+  private isolateLeader(): void {
+    const leader = this.currentLeader();
+    if (leader !== null) this.network.isolate(leader.id);
+  }
+
+  private pause(member: SimMember): void {
+    if (!member.running || member.paused) return;
+    const durationMs = this.random.between(50, this.profile.pauseMsMax);
+    member.pausedUntilMs = this.queue.nowMs + durationMs;
+    this.trace.add(`pause ${member.id} ${durationMs}`);
+    this.queue.at(member.pausedUntilMs, () => member.resume());
+  }
+
+  private scheduleRestart(member: SimMember): void {
+    const downMs = this.random.between(20, this.profile.downMsMax);
+    this.queue.after(downMs, () => {
+      if (!member.running) member.start();
+    });
+  }
+
+  private changeMembership(): void {
+    const leader = this.currentLeader();
+    const core = leader?.core;
+    if (!core || leader.paused) return;
+    const { voters, learners } = core.status().membership;
+    const outsiders = this.ids().filter((id) => !voters.includes(id) && !learners.includes(id));
+    const options: (() => void)[] = [];
+    const outsider = outsiders[0];
+    if (outsider !== undefined)
+      options.push(() => core.proposeMembership({ type: "addLearner", member: outsider }));
+    const learner = learners[0];
+    if (learner !== undefined) {
+      if (voters.length < 5)
+        options.push(() => core.proposeMembership({ type: "promote", member: learner }));
+      options.push(() => core.proposeMembership({ type: "remove", member: learner }));
+    }
+    if (voters.length > 3) {
+      const voter = this.random.pick(voters);
+      options.push(() => core.proposeMembership({ type: "demote", member: voter }));
+    }
+    if (options.length === 0) return;
+    this.random.pick(options)();
+    this.trace.add(`membership ${core.id}`);
+    leader.afterExternalInput();
+  }
+
+  private transferLeadership(): void {
+    const leader = this.currentLeader();
+    const core = leader?.core;
+    if (!core || leader.paused) return;
+    const others = core.status().membership.voters.filter((id) => id !== core.id);
+    if (others.length === 0) return;
+    core.transferLeadership(this.random.pick(others));
+    this.trace.add(`transfer ${core.id}`);
+    leader.afterExternalInput();
+  }
+
+  private heal(): void {
+    this.faultsActive = false;
+    this.trace.add("heal");
+    this.network.heal();
+    this.network.setFaults({
+      lossRate: 0,
+      duplicateRate: 0,
+      delayMsMin: 1,
+      delayMsMax: 5,
+      lateRate: 0,
+      lateMsMax: 0,
+    });
+    for (const member of this.members) {
+      if (!member.running) member.start();
+      else if (member.paused) {
+        member.pausedUntilMs = this.queue.nowMs;
+        member.resume();
+      }
+    }
+  }
+
+  // ---- Workload -----------------------------------------------------------------------------
+
+  private issueOperation(endMs: number): void {
+    const stopMs = endMs - operationTimeoutMs - 500;
+    if (this.queue.nowMs >= stopMs) return;
+    const pending = this.operations.filter((operation) => operation.status === "pending").length;
+    if (pending < this.profile.clients) this.startOperation();
+    this.queue.after(this.random.between(1, this.profile.operationIntervalMsMax), () =>
+      this.issueOperation(endMs),
+    );
+  }
+
+  private startOperation(): void {
+    const kind = this.random.pick<ClientKind>(["write", "write", "cas", "readIndex", "leaseRead"]);
+    const key = `k${this.random.nextInt(this.profile.keys)}`;
+    const id = this.nextOperationId++;
+    const operation: ClientOperation = {
+      id,
+      key,
+      kind,
+      value: kind === "write" || kind === "cas" ? `v${id}` : null,
+      expected: kind === "cas" ? this.expectedValue(key) : null,
+      callMs: this.queue.nowMs,
+      returnMs: Number.POSITIVE_INFINITY,
+      status: "pending",
+      ok: null,
+      readValue: null,
+      index: 0,
+    };
+    this.operations.push(operation);
+    // Clients mostly find the leader (as shoal's API forwards to it), sometimes a stale one.
+    const leader = this.currentLeader();
+    const target =
+      leader !== null && this.random.chance(0.8) ? leader : this.random.pick(this.members);
+    this.trace.add(`op ${id} ${kind} ${key} ${target?.id}`);
+    this.queue.after(1, () => target?.request(operation));
+    this.queue.after(operationTimeoutMs, () => {
+      if (operation.status === "pending") operation.status = "unknown";
+    });
+  }
+
+  /** A compare-and-set mostly expects a value recently written to the key, so some succeed. */
+  private expectedValue(key: string): string | null {
+    const written = this.operations.filter(
+      (operation) => operation.key === key && operation.value !== null,
+    );
+    if (written.length === 0 || this.random.chance(0.2)) return null;
+    return (
+      written[written.length - 1 - this.random.nextInt(Math.min(3, written.length))]?.value ?? null
+    );
+  }
+
+  private complete(operation: ClientOperation, outcome: "ok" | "failed"): void {
+    if (operation.status !== "pending") return;
+    operation.status = outcome;
+    operation.returnMs = this.queue.nowMs;
+    this.trace.add(`done ${operation.id} ${outcome} ${operation.ok} ${operation.readValue}`);
+  }
+
+  // ---- Checks -------------------------------------------------------------------------------
+
+  currentLeader(): SimMember | null {
+    let best: SimMember | null = null;
+    let bestTerm = -1;
+    for (const member of this.members) {
+      const status = member.core?.status();
+      if (status?.role === "leader" && status.term > bestTerm) {
+        best = member;
+        bestTerm = status.term;
+      }
+    }
+    return best;
+  }
+
+  private checkLeases(): void {
+    const holders: MemberId[] = [];
+    for (const member of this.members) {
+      if (member.core?.leaseValid(member.localNow())) holders.push(member.id);
+    }
+    this.checker.checkLeaseHolders(holders, this.queue.nowMs);
+  }
+
+  private checkLeaderExists(): void {
+    if (this.currentLeader() === null) {
+      throw new Violation("liveness", `no leader ${livenessBoundMs} ms after healing`);
+    }
+  }
+
+  private finalChecks(): void {
+    const leader = this.currentLeader();
+    if (leader?.core == null) throw new Violation("liveness", "no leader at the end");
+    const status = leader.core.status();
+    const { voters, learners } = status.membership;
+    const cores = this.members
+      .filter((member) => voters.includes(member.id) || learners.includes(member.id))
+      .map((member) => member.core as RaftCore);
+    checkLogMatching(cores);
+    this.checkConvergence(leader, [...voters, ...learners]);
+    this.checkAcknowledgedWrites(leader);
+    this.checkLinearizable();
+  }
+
+  private checkConvergence(leader: SimMember, members: readonly MemberId[]): void {
+    const commit = leader.core?.status().commitIndex ?? 0;
+    const hash = leader.machine.stateHash();
+    for (const id of members) {
+      const member = this.memberById(id);
+      if (member === undefined) continue;
+      if (member.machine.appliedIndex !== commit) {
+        throw new Violation(
+          "liveness",
+          `${id} applied ${member.machine.appliedIndex}, leader committed ${commit}`,
+        );
+      }
+      if (member.machine.stateHash() !== hash) {
+        throw new Violation("state hashes equal", `${id} differs from ${leader.id} at ${commit}`);
+      }
+    }
+    const healedWrites = this.operations.filter(
+      (operation) =>
+        operation.status === "ok" &&
+        (operation.kind === "write" || operation.kind === "cas") &&
+        operation.callMs >= this.profile.faultPhaseMs + livenessBoundMs,
+    );
+    if (healedWrites.length === 0)
+      throw new Violation("liveness", "no write committed after healing");
+  }
+
+  private checkAcknowledgedWrites(leader: SimMember): void {
+    for (const operation of this.operations) {
+      if (operation.status !== "ok" || (operation.kind !== "write" && operation.kind !== "cas"))
+        continue;
+      if (operation.index > leader.machine.appliedIndex) {
+        throw new Violation(
+          "acknowledged write lost",
+          `operation ${operation.id} at ${operation.index}`,
+        );
+      }
+      const record = this.checker.appliedRecord(operation.index);
+      if (record === undefined) {
+        throw new Violation("acknowledged write lost", `operation ${operation.id} never applied`);
+      }
+    }
+  }
+
+  private checkLinearizable(): void {
+    const history: KvOperation[] = [];
+    for (const operation of this.operations) {
+      // A refused operation was never executed; one without an answer may or may not have been.
+      if (operation.status === "failed") continue;
+      const known = operation.status === "ok";
+      const isRead = operation.kind === "readIndex" || operation.kind === "leaseRead";
+      history.push({
+        id: operation.id,
+        key: operation.key,
+        kind: isRead ? "read" : operation.kind === "cas" ? "cas" : "write",
+        value: isRead ? operation.readValue : operation.value,
+        expected: operation.expected,
+        callMs: operation.callMs,
+        returnMs: known ? operation.returnMs : Number.POSITIVE_INFINITY,
+        ok: known && operation.kind === "cas" ? operation.ok : null,
+      });
+    }
+    const verdict = checkHistory(history);
+    if (verdict.kind === "violation") {
+      throw new Violation("linearizability", `history of key ${verdict.key} is not linearizable`);
+    }
+  }
+
+  private result(violation: string | null): SimulationResult {
+    const count = (status: ClientOperation["status"]) =>
+      this.operations.filter((operation) => operation.status === status).length;
+    const committed = Math.max(0, ...this.members.map((member) => member.machine.appliedIndex));
+    return {
+      seed: this.options.seed,
+      ok: violation === null,
+      violation,
+      traceHash: this.trace.hex(),
+      members: this.profile.members,
+      events: this.events,
+      committed,
+      operations: {
+        ok: count("ok"),
+        failed: count("failed"),
+        unknown: count("unknown") + count("pending"),
+      },
+      simulatedMs: this.queue.nowMs,
+    };
+  }
+}
+
+export function runSimulation(options: SimulationOptions): SimulationResult {
+  return new Simulation(options).run();
+}
