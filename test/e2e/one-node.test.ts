@@ -1,6 +1,7 @@
 // The whole path on one node, on real parts: a `shoal agent` process, its libSQL files, the real
 // Docker engine and HTTP. Bounds are generous; speed goals live in `npm run bench`.
 import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
 import { after, before, describe, it } from "node:test";
 import type { Task } from "../../src/core/types.ts";
 import { AgentProcess, docker, waitFor } from "../../src/testing/agent-process.ts";
@@ -45,6 +46,40 @@ async function runningTasks(service: string, count: number): Promise<Task[]> {
       (t) => t.desired === "running",
     );
     return running.length === count ? running : null;
+  });
+}
+
+/**
+ * POSTs with node:http, which, unlike fetch, keeps a response that arrives before the whole body
+ * was sent (the server refuses an oversized body from its Content-Length without reading it).
+ */
+function postEarlyAnswer(
+  url: string,
+  token: string,
+  body: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+      },
+    });
+    let answered = false;
+    request.on("response", (response) => {
+      answered = true;
+      let text = "";
+      response.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+    });
+    request.on("error", (error) => {
+      if (!answered) reject(error);
+    });
+    request.end(body);
   });
 }
 
@@ -125,6 +160,42 @@ describe("one node on the real engine", () => {
     assert.deepEqual(agent.containers(), containersBefore);
     const after = await runningTasks("web", 2);
     assert.deepEqual(after.map((t) => t.id).sort(), running.map((t) => t.id).sort());
+  });
+
+  it("refuses bad requests over real HTTP and changes nothing", async () => {
+    const snapshot = async () =>
+      JSON.stringify([
+        await agent.json("GET", "/v1/services"),
+        await agent.json("GET", "/v1/task-definitions"),
+      ]);
+    const before = await snapshot();
+    const body = JSON.stringify({
+      name: "big",
+      containers: [{ name: "c", image }],
+      pad: "x".repeat(2 * 1024 * 1024),
+    });
+    const big = await postEarlyAnswer(`${agent.base}/v1/services`, agent.token, body);
+    assert.equal(big.status, 413);
+    assert.equal(
+      (JSON.parse(big.body) as { error: { code: string } }).error.code,
+      "E_BODY_TOO_LARGE",
+    );
+    const wrongToken = await fetch(`${agent.base}/v1/services`, {
+      headers: { authorization: "Bearer wrong" },
+    });
+    assert.equal(wrongToken.status, 401);
+    const malformed = await fetch(`${agent.base}/v1/services`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${agent.token}`, "content-type": "application/json" },
+      body: "{not json",
+    });
+    assert.equal(malformed.status, 400);
+    const duplicate = await agent.request("POST", "/v1/services", {
+      name: "web",
+      containers: [{ name: "c", image }],
+    });
+    assert.equal(duplicate.status, 409);
+    assert.equal(await snapshot(), before);
   });
 
   it("fails tasks of a missing image with a reason naming it, and backs off", async () => {
