@@ -17,7 +17,7 @@ const allowedImports: Record<string, readonly string[]> = {
   api: ["core", "state", "raft", "scheduler", "api"],
   adapters: ["core", "state", "raft", "scheduler", "agent", "api", "adapters"],
   cli: ["core", "state", "api", "cli"],
-  testing: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "testing"],
+  testing: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "cli", "testing"],
   main: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "cli", "main"],
 };
 

@@ -5,8 +5,8 @@ import { serve } from "@hono/node-server";
 import { ShoalError } from "../core/errors.ts";
 import type { ShoalEvent } from "../core/types.ts";
 import { testApiToken } from "../testing/api-node.ts";
+import { type CliHarness, openCliHarness } from "../testing/cli-harness.ts";
 import { ApiClient, errorFromResponse } from "./client.ts";
-import { type CliHarness, openCliHarness } from "./harness.ts";
 import { SseParser } from "./sse.ts";
 
 let h: CliHarness;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { type CliHarness, openCliHarness } from "../testing/cli-harness.ts";
 import type { ServiceDetail, ServiceView, TaskDefinitionView, TaskView } from "./client.ts";
-import { type CliHarness, openCliHarness } from "./harness.ts";
 import { type AgentOptions, createProgram } from "./program.ts";
 
 let h: CliHarness;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ShoalError } from "../core/errors.ts";
-import { fakeSystem } from "./harness.ts";
+import { fakeSystem } from "../testing/cli-harness.ts";
 import { defaultDataDir, normalizeAddress, resolveTarget } from "./target.ts";
 
 describe("defaultDataDir", () => {

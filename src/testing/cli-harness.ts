@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Api, createApi } from "../api/app.ts";
-import { openTestNode, type TestNode, testApiToken } from "../testing/api-node.ts";
-import type { Fetch } from "./client.ts";
-import { type AgentOptions, createProgram, runCli } from "./program.ts";
-import type { Env, System } from "./target.ts";
+import type { Fetch } from "../cli/client.ts";
+import { type AgentOptions, createProgram, runCli } from "../cli/program.ts";
+import type { Env, System } from "../cli/target.ts";
+import { openTestNode, type TestNode, testApiToken } from "./api-node.ts";
 
 export interface CliResult {
   code: number;
