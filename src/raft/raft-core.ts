@@ -49,6 +49,12 @@ export interface RaftTiming {
   readonly clockDriftMax: number;
 }
 
+/** Flow control, at most the limits in raft-limits.ts; smaller values stress tests. */
+export interface FlowControl {
+  readonly appendEntriesMax: number;
+  readonly inflightMessagesMax: number;
+}
+
 export interface RaftCoreOptions {
   readonly id: MemberId;
   /** What the log store loaded (empty for a new member). */
@@ -61,6 +67,7 @@ export interface RaftCoreOptions {
   readonly nowMs: number;
   readonly random: RandomSource;
   readonly timing?: Partial<RaftTiming>;
+  readonly flowControl?: Partial<FlowControl>;
   /** Test-only deliberate defects; never set in production. */
   readonly bugs?: RaftBugs;
 }
@@ -93,6 +100,7 @@ const noData = new Uint8Array(0);
 export class RaftCore {
   readonly id: MemberId;
   private readonly timing: RaftTiming;
+  private readonly flowControl: FlowControl;
   private readonly leaseMs: number;
   private readonly random: RandomSource;
   private readonly bugs: RaftBugs;
@@ -144,6 +152,15 @@ export class RaftCore {
       clockDriftMax: options.timing?.clockDriftMax ?? raftLimits.clockDriftMax,
     };
     assertTimingValid(this.timing);
+    this.flowControl = {
+      appendEntriesMax: options.flowControl?.appendEntriesMax ?? raftLimits.appendEntriesMax,
+      inflightMessagesMax:
+        options.flowControl?.inflightMessagesMax ?? raftLimits.inflightMessagesMax,
+    };
+    assert(this.flowControl.appendEntriesMax >= 1);
+    assert(this.flowControl.appendEntriesMax <= raftLimits.appendEntriesMax);
+    assert(this.flowControl.inflightMessagesMax >= 1);
+    assert(this.flowControl.inflightMessagesMax <= raftLimits.inflightMessagesMax);
     this.bugs = options.bugs ?? {};
     const drift = this.bugs.leaseIgnoresDrift ? 0 : this.timing.clockDriftMax;
     this.leaseMs = leaseMsFor(this.timing.electionTimeoutMsMin, drift);
@@ -680,7 +697,7 @@ export class RaftCore {
     progress.probeSent = false;
     // Appends may have been lost: free one in-flight slot and send even an empty append, whose
     // rejection (if the follower lacks what was sent) puts the follower back into probe.
-    if (progress.inflight.length >= raftLimits.inflightMessagesMax) progress.inflight.shift();
+    if (progress.inflight.length >= this.flowControl.inflightMessagesMax) progress.inflight.shift();
     if (progress.match < this.log.lastIndex || progress.state === "snapshot") {
       this.replicateTo(member, progress, true);
     }
@@ -808,7 +825,7 @@ export class RaftCore {
       return false;
     }
     if (progress.state === "probe" && progress.probeSent) return false;
-    if (progress.inflight.length >= raftLimits.inflightMessagesMax) return false;
+    if (progress.inflight.length >= this.flowControl.inflightMessagesMax) return false;
     const prevIndex = progress.next - 1;
     const prevTerm = this.log.term(prevIndex);
     if (prevTerm === undefined) {
@@ -818,7 +835,11 @@ export class RaftCore {
     }
     const entries =
       progress.next <= this.log.lastIndex
-        ? this.log.slice(progress.next, raftLimits.appendEntriesMax, raftLimits.appendBytesMax)
+        ? this.log.slice(
+            progress.next,
+            this.flowControl.appendEntriesMax,
+            raftLimits.appendBytesMax,
+          )
         : [];
     if (entries.length === 0 && !allowEmpty) return false;
     const commitIndex = this.log.commitIndex;

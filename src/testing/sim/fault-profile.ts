@@ -26,9 +26,17 @@ export interface FaultProfile {
   readonly downMsMax: number;
   readonly pauses: boolean;
   readonly pauseMsMax: number;
+  /** Chance that a member is cut off the moment it becomes leader, before its no-op spreads. */
+  readonly isolateNewLeaderChance: number;
   readonly membershipChanges: boolean;
   readonly transfers: boolean;
   readonly driftMode: DriftMode;
+  /** The clock drift bound the cluster is configured for (and the simulator keeps to). */
+  readonly clockDriftMax: number;
+  /** electionTimeoutMsMax minus electionTimeoutMsMin: narrow windows make tight races. */
+  readonly electionJitterMs: number;
+  readonly appendEntriesMax: number;
+  readonly inflightMessagesMax: number;
   /** Entries applied past the last snapshot before compacting; 0 never compacts. */
   readonly compactEvery: number;
   readonly clients: number;
@@ -56,9 +64,14 @@ export function drawProfile(random: SeededRandom): FaultProfile {
     downMsMax: random.pick([200, 1000, 3000]),
     pauses: !calm && random.chance(0.5),
     pauseMsMax: random.pick([300, 1000, 2000]),
+    isolateNewLeaderChance: calm ? 0 : random.pick([0, 0, 0.1, 0.3]),
     membershipChanges,
     transfers: members >= 2 && random.chance(0.4),
     driftMode: random.chance(0.5) ? "bound" : "within",
+    clockDriftMax: random.pick([0.05, 0.05, 0.2]),
+    electionJitterMs: random.pick([500, 500, 100, 30]),
+    appendEntriesMax: random.pick([1, 4, 64, 256]),
+    inflightMessagesMax: random.pick([1, 4, 64]),
     compactEvery: random.pick([0, 20, 100]),
     clients: random.between(1, 6),
     keys: random.between(1, 5),
@@ -86,7 +99,7 @@ function drawNetwork(random: SeededRandom, calm: boolean): NetworkFaults {
     duplicateRate: random.pick([0, 0.01, 0.05]),
     delayMsMin: 1,
     delayMsMax: random.pick([5, 20, 80]),
-    lateRate: random.pick([0, 0.005, 0.02]),
-    lateMsMax: random.pick([1000, 5000]),
+    lateRate: random.pick([0, 0.005, 0.02, 0.05]),
+    lateMsMax: random.pick([1000, 3000, 6000]),
   };
 }

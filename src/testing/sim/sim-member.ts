@@ -3,7 +3,7 @@
 import { assert } from "../../core/assert.ts";
 import { batchOf } from "../../raft/log-store.ts";
 import { MemoryLogStore } from "../../raft/memory-log-store.ts";
-import type { RaftTiming } from "../../raft/raft-core.ts";
+import type { FlowControl, RaftTiming } from "../../raft/raft-core.ts";
 import { RaftCore } from "../../raft/raft-core.ts";
 import type { SeededRandom } from "../../raft/seeded-random.ts";
 import type { MemberId, Membership, Message, RaftBugs, Ready } from "../../raft/types.ts";
@@ -35,6 +35,7 @@ export interface MemberEnvironment {
   readonly trace: TraceHash;
   readonly random: SeededRandom;
   readonly timing: RaftTiming;
+  readonly flowControl: FlowControl;
   readonly bugs: RaftBugs;
   /** Probability that one ready batch is cut short by a crash (0 outside the fault phase). */
   crashChance(): number;
@@ -42,6 +43,7 @@ export interface MemberEnvironment {
   readonly compactEvery: number;
   send(message: Message): void;
   crashed(member: SimMember): void;
+  becameLeader(member: SimMember): void;
   complete(operation: ClientOperation, outcome: "ok" | "failed"): void;
 }
 
@@ -59,6 +61,7 @@ export class SimMember {
   private pendingReadIndex = new Map<string, ClientOperation>();
   private waitingReads: { operation: ClientOperation; index: number }[] = [];
   incarnation = 0;
+  private leaderTerm = 0;
 
   constructor(
     readonly id: MemberId,
@@ -92,6 +95,7 @@ export class SimMember {
       nowMs: this.localNow(),
       random: this.environment.random.fork(),
       timing: this.environment.timing,
+      flowControl: this.environment.flowControl,
       bugs: this.environment.bugs,
     });
     this.environment.checker.onRestart(this.id);
@@ -197,6 +201,11 @@ export class SimMember {
 
   private afterInput(core: RaftCore): void {
     this.environment.checker.afterStep(core);
+    const term = core.status().term;
+    if (core.status().role === "leader" && this.leaderTerm !== term) {
+      this.leaderTerm = term;
+      this.environment.becameLeader(this);
+    }
     while (this.core === core && core.hasReady()) {
       const ready = core.ready();
       if (!this.handleReady(core, ready)) return;

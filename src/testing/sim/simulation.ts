@@ -15,12 +15,14 @@ import { SimMember } from "./sim-member.ts";
 import { SimNetwork } from "./sim-network.ts";
 import { TraceHash } from "./trace-hash.ts";
 
-export const simTiming: RaftTiming = {
-  heartbeatMs: 100,
-  electionTimeoutMsMin: 500,
-  electionTimeoutMsMax: 1000,
-  clockDriftMax: 0.05,
-};
+function timingOf(profile: FaultProfile): RaftTiming {
+  return {
+    heartbeatMs: 100,
+    electionTimeoutMsMin: 500,
+    electionTimeoutMsMax: 500 + profile.electionJitterMs,
+    clockDriftMax: profile.clockDriftMax,
+  };
+}
 
 const tickMs = 10;
 const operationTimeoutMs = 2000;
@@ -92,7 +94,7 @@ export class Simulation {
   }
 
   private drawDrift(random: SeededRandom): number {
-    const bound = simTiming.clockDriftMax;
+    const bound = this.profile.clockDriftMax;
     switch (this.profile.driftMode) {
       case "within":
         return (random.next() * 2 - 1) * bound * 0.999;
@@ -109,12 +111,17 @@ export class Simulation {
       checker: this.checker,
       trace: this.trace,
       random: this.random.fork(),
-      timing: simTiming,
+      timing: timingOf(this.profile),
+      flowControl: {
+        appendEntriesMax: this.profile.appendEntriesMax,
+        inflightMessagesMax: this.profile.inflightMessagesMax,
+      },
       bugs: this.options.bugs ?? {},
       compactEvery: this.profile.compactEvery,
       crashChance: () => (this.faultsActive ? this.profile.crashInReadyChance : 0),
       send: (message: Message) => this.network.send(message),
       crashed: (member: SimMember) => this.scheduleRestart(member),
+      becameLeader: (member: SimMember) => this.onBecameLeader(member),
       complete: (operation, outcome) => this.complete(operation, outcome),
     };
   }
@@ -194,6 +201,12 @@ export class Simulation {
   private isolateLeader(): void {
     const leader = this.currentLeader();
     if (leader !== null) this.network.isolate(leader.id);
+  }
+
+  private onBecameLeader(member: SimMember): void {
+    this.trace.add(`leader ${member.id} ${member.core?.status().term}`);
+    if (!this.faultsActive || !this.random.chance(this.profile.isolateNewLeaderChance)) return;
+    this.network.isolate(member.id);
   }
 
   private pause(member: SimMember): void {
