@@ -47,8 +47,12 @@ export function tasksTable(tasks: TaskView[], now: number): string {
   return table(headers, rows);
 }
 
+/** Published ports of a task; a finished task publishes none, whatever it last reported. */
 function taskPorts(task: TaskView): string {
-  return task.containers.flatMap((container) => container.ports.map(portText)).join(",");
+  const published = task.containers.flatMap((container) =>
+    container.ports.filter((port) => port.host),
+  );
+  return published.map(portText).join(",") || "-";
 }
 
 export function clusterBlock(cluster: ClusterView): string {
