@@ -31,6 +31,12 @@ export const limits = {
   healthcheckIntervalMsMax: 3_600_000,
   healthcheckRetriesMax: 100,
 
+  // Peers
+  /** A signed peer request older or newer than this (by the sender's clock) is refused. */
+  peerRequestWindowMs: 30_000,
+  /** Nonces remembered to refuse replays within the window. */
+  peerNoncesMax: 100_000,
+
   // Store
   commandBytesMax: 512 * 1024,
   /** Reasons and messages carried in commands. */
@@ -66,6 +72,17 @@ export const limits = {
   /** Exit codes remembered from `die` events, for containers removed before they were inspected. */
   exitCodesRememberedMax: 1024,
   reportBatchMax: 256,
+  /** A pull that has not brought its image by then is failed (a registry that stalls). */
+  imagePullMsMax: 10 * 60_000,
+  /** Pulls the agent runs at once; a task whose image waits for a slot stays starting. */
+  imagePullsInFlightMax: 2,
+  /**
+   * How long a failed pull is remembered: a task of that image meanwhile fails at once instead of
+   * pulling again. A pull that succeeded yet left no image counts as failed.
+   */
+  imagePullFailureMemoryMs: 30_000,
+  /** Images whose pull outcome is remembered; the oldest is forgotten first. */
+  imagePullOutcomesRememberedMax: 256,
 
   // Raft (used by later layers; kept here so every bound lives in one file)
   raftHeartbeatMs: 100,
@@ -80,6 +97,9 @@ assert(limits.restartBackoffMsMin <= limits.restartBackoffMsMax);
 assert(limits.dockerRetryMsMin <= limits.dockerRetryMsMax);
 assert(limits.dockerEventsReconnectMsMin <= limits.dockerEventsReconnectMsMax);
 assert(limits.agentHeartbeatMs < limits.nodeDownAfterMs);
+assert(limits.imagePullsInFlightMax >= 1);
+// The pass a failed pull triggers must still find the failure remembered.
+assert(limits.reconcileMs < limits.imagePullFailureMemoryMs);
 assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
 assert(limits.electionTimeoutMsMin < limits.electionTimeoutMsMax);
 assert(limits.commandBytesMax <= limits.requestBodyBytesMax);
