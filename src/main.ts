@@ -103,6 +103,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     runtime,
     logger,
     clock: systemClock,
+    pull: options.pull,
   });
   const leader = new LeaderLoop({
     log: opened,

@@ -130,6 +130,30 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async pull(image: string, signal: AbortSignal): Promise<void> {
+    // The caller's signal ends a pull early (the agent stops); the deadline bounds a stalled one.
+    const deadline = AbortSignal.timeout(limits.imagePullMsMax);
+    const abortSignal = AbortSignal.any([signal, deadline]);
+    let failure: string | null;
+    try {
+      failure = await this.pullToEnd(image, abortSignal);
+    } catch (error) {
+      // No status and no abort: the engine itself did not answer, which is not the image's fault.
+      if (!abortSignal.aborted && statusOf(error) === undefined) {
+        throw this.toShoalError(`pull ${image}`, error);
+      }
+      failure = engineMessage(error);
+    }
+    // A stream cut by the abort may end as if it finished: the signal is the truth.
+    if (deadline.aborted) failure = `no image within ${limits.imagePullMsMax} ms`;
+    else if (signal.aborted) failure = "cancelled";
+    if (failure === null) return;
+    const message = `image not found: ${image} (pull failed: ${failure})`;
+    throw new ShoalError("E_IMAGE_NOT_FOUND", message, {
+      details: { dockerHost: this.dockerHost },
+    });
+  }
+
   async inspect(containerId: string): Promise<RuntimeContainerDetails | null> {
     try {
       const info = await this.call(`inspect ${containerId}`, (abortSignal) =>
@@ -215,10 +239,28 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  /**
+   * `pull()` resolves once the engine starts its progress stream, and the engine reports a failed
+   * pull INSIDE that stream: the stream is read to its end and its first error returned, or null.
+   */
+  private async pullToEnd(image: string, abortSignal: AbortSignal): Promise<string | null> {
+    const stream = await this.docker.pull(image, { abortSignal });
+    return new Promise((resolve, reject) => {
+      let failure: string | null = null;
+      this.docker.modem.followProgress(
+        stream,
+        (error) => (error ? reject(error) : resolve(failure)),
+        (event: unknown) => {
+          failure ??= progressError(event);
+        },
+      );
+    });
+  }
+
   private async create(spec: RuntimeContainerSpec): Promise<Docker.Container> {
     try {
-      // No pull, ever: no registry answers on shoal's machines, and a pull that waits on one
-      // would hold the whole reconcile. The image must already be in the engine.
+      // Never pulls: a pull can take minutes, so the agent runs it apart from the reconcile (see
+      // `pull`) and retries the create once the image is in.
       return await this.call(`create ${spec.name}`, (abortSignal) =>
         this.docker.createContainer({
           ...toCreateOptions(spec),
@@ -303,7 +345,18 @@ function engineMessage(error: unknown): string {
   if (error instanceof ShoalError) return error.message;
   const json = (error as { json?: { message?: unknown } } | null)?.json;
   if (json && typeof json.message === "string") return json.message;
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  // A streaming request's error carries no `json`; its message is "(HTTP code 404) unexpected - ...".
+  return message.replace(/^\(HTTP code \d+\) [^-]*- /, "").trim();
+}
+
+/** A pull's progress event that reports a failure, as `{ error, errorDetail: { message } }`. */
+function progressError(event: unknown): string | null {
+  const { error, errorDetail } = (event ?? {}) as { error?: unknown; errorDetail?: unknown };
+  const detail = (errorDetail as { message?: unknown } | null | undefined)?.message;
+  if (typeof detail === "string" && detail !== "") return detail;
+  if (typeof error === "string" && error !== "") return error;
+  return errorDetail === undefined && error === undefined ? null : "the engine reported an error";
 }
 
 function unreachableMessage(error: unknown, deadlineMs: number): string {

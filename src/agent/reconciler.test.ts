@@ -2,10 +2,13 @@
 // one-node fleet: a report is committed to the store, which then tells its listeners.
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
+import type { Clock } from "../core/clock.ts";
+import { limits } from "../core/limits.ts";
 import { isTerminal, type Task, type TaskDefinition, type TaskReport } from "../core/types.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
 import type { AgentReporter, AgentStore } from "./ports.ts";
 import { type AgentLogger, Reconciler } from "./reconciler.ts";
+import type { PullPolicy } from "./runtime.ts";
 import { waitFor } from "./runtime-contract.ts";
 
 const clusterId = "c1";
@@ -121,7 +124,11 @@ function makeLogger(lines: Logged[]): AgentLogger {
 
 const running: Reconciler[] = [];
 
-function setup(runtime = new MemoryRuntime({ images: [image] }), store = new FakeStore()) {
+function setup(
+  runtime = new MemoryRuntime({ images: [image] }),
+  store = new FakeStore(),
+  options: { pull?: PullPolicy; clock?: Clock } = {},
+) {
   const reporter = new FakeReporter(store);
   const logs: Logged[] = [];
   const reconciler = new Reconciler({
@@ -131,6 +138,7 @@ function setup(runtime = new MemoryRuntime({ images: [image] }), store = new Fak
     reporter,
     runtime,
     logger: makeLogger(logs),
+    ...options,
   });
   running.push(reconciler);
   return { runtime, store, reporter, logs, reconciler };
@@ -241,16 +249,19 @@ describe("reconciler", () => {
     assert.equal(store.task("t1")?.reason, "container httpd exited with code 3");
   });
 
-  it("fails a task whose image is missing with `image not found: NAME`", async () => {
+  it("fails a task whose image is missing and cannot be pulled with `image not found: NAME`", async () => {
     const runtime = new MemoryRuntime({ images: [] });
-    const { store, reconciler } = setup(runtime);
+    const { store, logs, reconciler } = setup(runtime);
     store.put(makeTask("t1"));
-    await reconciler.reconcileNow();
+    reconciler.start();
+    await waitFor(() => store.task("t1")?.state === "failed");
     const task = store.task("t1");
-    assert.equal(task?.state, "failed");
     assert.equal(task?.reason, `image not found: ${image}`);
     assert.equal(task?.containers[0]?.state, "failed");
     assert.deepEqual(ownContainers(runtime), []);
+    const logged = logs.find((l) => l.message.startsWith(`pull of image ${image} failed: `));
+    assert.equal(logged?.level, "warn");
+    assert.match(logged?.message ?? "", /not in the registry/);
   });
 
   it("stops and removes the containers of a task desired stopped, and reports it stopped", async () => {
@@ -382,5 +393,120 @@ describe("reconciler", () => {
     runtime.kill(ownContainers(runtime)[0]!.id);
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(runtime.calls.length, calls);
+  });
+});
+
+/** A one-container family `name:1` like `web`, but of another image. */
+function defineImage(store: FakeStore, family: string, imageName: string): void {
+  const container = { ...web.containers[0]!, image: imageName };
+  store.definitions.set(`${family}:1`, { ...web, family, containers: [container] });
+}
+
+function pullsOf(runtime: MemoryRuntime): string[] {
+  return runtime.calls.filter((call) => call.startsWith("pull "));
+}
+
+describe("reconciler image pulls", () => {
+  const nginx = "nginx:alpine";
+
+  it("pulls a missing image beside the loop, reports it, then runs the task", async () => {
+    const runtime = new MemoryRuntime({ images: [], registry: [image] });
+    const { store, reporter, reconciler } = setup(runtime);
+    runtime.holdPulls();
+    store.put(makeTask("t1"));
+    reconciler.start();
+    await waitFor(() => store.task("t1")?.reason === `pulling image ${image}`);
+    assert.equal(store.task("t1")?.state, "starting");
+    assert.equal(store.task("t1")?.containers[0]?.state, "missing");
+    runtime.releasePulls();
+    await waitFor(() => store.task("t1")?.state === "running");
+    assert.deepEqual(pullsOf(runtime), [`pull ${image}`]);
+    assert.deepEqual(reporter.statesOf("t1"), ["starting", "starting", "running"]);
+    assert.equal(ownContainers(runtime).length, 1);
+  });
+
+  it("remembers a failed pull for a while: a task of that image fails without pulling", async () => {
+    // nginx:alpine is in neither the engine nor the registry: every pull of it fails.
+    let monotonicMs = 0;
+    const clock: Clock = { now: () => monotonicMs, monotonic: () => monotonicMs };
+    const { runtime, store, reconciler } = setup(undefined, undefined, { clock });
+    defineImage(store, "proxy", nginx);
+    const proxyTask = (id: string) =>
+      makeTask(id, { taskDefinition: { family: "proxy", revision: 1 } });
+    store.put(proxyTask("t1"));
+    reconciler.start();
+    await waitFor(() => store.task("t1")?.state === "failed");
+    store.put(proxyTask("t2"));
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t2")?.state, "failed");
+    assert.equal(store.task("t2")?.reason, `image not found: ${nginx}`);
+    assert.equal(pullsOf(runtime).length, 1);
+    monotonicMs += limits.imagePullFailureMemoryMs;
+    store.put(proxyTask("t3"));
+    await waitFor(() => store.task("t3")?.state === "failed");
+    assert.equal(pullsOf(runtime).length, 2, "pulled again once the failure was forgotten");
+  });
+
+  it("with policy never, fails at once and never pulls", async () => {
+    const runtime = new MemoryRuntime({ images: [], registry: [image] });
+    const { store, reconciler } = setup(runtime, undefined, { pull: "never" });
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "failed");
+    assert.equal(store.task("t1")?.reason, `image not found: ${image}`);
+    assert.deepEqual(pullsOf(runtime), []);
+  });
+
+  it("reacts to a dying container while a slow pull runs", async () => {
+    const runtime = new MemoryRuntime({ images: [image], registry: [nginx] });
+    const { store, reconciler } = setup(runtime);
+    defineImage(store, "proxy", nginx);
+    runtime.holdPulls();
+    store.put(makeTask("t1"));
+    store.put(makeTask("t2", { taskDefinition: { family: "proxy", revision: 1 } }));
+    reconciler.start();
+    await waitFor(() => store.task("t1")?.state === "running" && runtime.pullsWaiting === 1);
+    runtime.kill(ownContainers(runtime)[0]!.id, 137);
+    await waitFor(() => store.task("t1")?.state === "failed", 1000);
+    assert.equal(runtime.pullsWaiting, 1, "the pull is still running");
+    assert.equal(store.task("t2")?.reason, `pulling image ${nginx}`);
+    runtime.releasePulls();
+    await waitFor(() => store.task("t2")?.state === "running");
+  });
+
+  it("runs one pull per image and at most imagePullsInFlightMax at once", async () => {
+    const images = ["a:1", "b:1", "c:1"];
+    assert.equal(limits.imagePullsInFlightMax, 2, "this test counts on two slots");
+    const runtime = new MemoryRuntime({ images: [], registry: images });
+    const { store, reconciler } = setup(runtime);
+    for (const [index, name] of images.entries()) {
+      defineImage(store, `f${index}`, name);
+      store.put(makeTask(`t${index}`, { taskDefinition: { family: `f${index}`, revision: 1 } }));
+    }
+    store.put(makeTask("again", { taskDefinition: { family: "f0", revision: 1 } }));
+    runtime.holdPulls();
+    reconciler.start();
+    await waitFor(() => store.task("t2")?.reason === "waiting to pull image c:1");
+    await reconciler.reconcileNow();
+    assert.deepEqual(pullsOf(runtime), ["pull a:1", "pull b:1"]);
+    assert.equal(store.task("again")?.reason, "pulling image a:1");
+    runtime.releasePulls();
+    const ids = ["t0", "t1", "t2", "again"];
+    await waitFor(() => ids.every((id) => store.task(id)?.state === "running"));
+    assert.deepEqual(pullsOf(runtime), ["pull a:1", "pull b:1", "pull c:1"]);
+  });
+
+  it("aborts a running pull on stop() and reports nothing after it", async () => {
+    const runtime = new MemoryRuntime({ images: [], registry: [image] });
+    const { store, reporter, reconciler } = setup(runtime);
+    runtime.holdPulls();
+    store.put(makeTask("t1"));
+    reconciler.start();
+    await waitFor(() => runtime.pullsWaiting === 1);
+    const reports = reporter.reports.length;
+    await reconciler.stop();
+    assert.equal(runtime.pullsWaiting, 0, "the pull was aborted");
+    assert.equal(reporter.reports.length, reports);
+    assert.equal(store.task("t1")?.state, "starting");
   });
 });

@@ -2,6 +2,7 @@
 // on the local engine. It starts what is missing, adopts what already runs, reports what dies,
 // stops what is no longer wanted and removes orphans. It never restarts a failed task: the
 // scheduler replaces it. It touches only containers labelled with this cluster AND this node.
+// A missing image is pulled beside the loop (pull policy `missing`), never inside a pass.
 import type { Clock } from "../core/clock.ts";
 import { isShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
@@ -16,6 +17,7 @@ import type { AgentReporter, AgentStore } from "./ports.ts";
 import {
   type ContainerRuntime,
   labelKeys,
+  type PullPolicy,
   type RuntimeContainerDetails,
   type RuntimeContainerSummary,
   type RuntimeEvent,
@@ -44,11 +46,25 @@ export interface ReconcilerOptions {
   runtime: ContainerRuntime;
   logger: AgentLogger;
   clock?: Clock;
+  /** `missing` (the default) pulls an image the engine lacks; `never` fails the task at once. */
+  pull?: PullPolicy;
 }
 
 const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
 
 type Observed = RuntimeContainerSummary | RuntimeContainerDetails;
+
+/** How starting a task's missing containers went; `waiting` means for an image pull. */
+type StartOutcome =
+  | { outcome: "started" }
+  | { outcome: "failed"; reason: string; failedSpec: string }
+  | { outcome: "waiting"; reason: string };
+
+interface Pull {
+  controller: AbortController;
+  /** Settles when the pull has ended and its outcome is recorded. */
+  done: Promise<void>;
+}
 
 export class Reconciler {
   private readonly nodeId: string;
@@ -59,6 +75,7 @@ export class Reconciler {
   private readonly logger: AgentLogger;
   private readonly clock: Clock;
   private readonly labels: Record<string, string>;
+  private readonly pullPolicy: PullPolicy;
 
   private started = false;
   private stopped = false;
@@ -69,6 +86,13 @@ export class Reconciler {
   private queued: Promise<void> | null = null;
   /** Stops and removals run beside the loop, so a slow `docker stop` delays no reaction. */
   private readonly retiring = new Map<string, Promise<void>>();
+  /** Image pulls run beside the loop too, one per image; `stop()` aborts them. */
+  private readonly pulls = new Map<string, Pull>();
+  /**
+   * When each image's last pull ended (monotonic ms). An image still missing within
+   * `imagePullFailureMemoryMs` of it fails its task without another pull.
+   */
+  private readonly pullEndedMs = new Map<string, number>();
 
   /** What was last reported per task, so unchanged state is never sent twice. */
   private readonly lastReported = new Map<string, { key: string; state: TaskReport["state"] }>();
@@ -86,6 +110,7 @@ export class Reconciler {
     this.logger = options.logger;
     this.clock = options.clock ?? systemClock;
     this.labels = ownLabels(this.clusterId, this.nodeId);
+    this.pullPolicy = options.pull ?? "missing";
   }
 
   /** Subscribes to the store and the engine's events and runs the first reconcile. */
@@ -103,7 +128,10 @@ export class Reconciler {
     this.trigger();
   }
 
-  /** Ends every timer, subscription and stream; resolves when the running pass has ended. */
+  /**
+   * Ends every timer, subscription, stream and image pull; resolves when the running pass and the
+   * aborted pulls have ended.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -112,8 +140,11 @@ export class Reconciler {
     this.unsubscribe = null;
     this.subscription?.close();
     this.subscription = null;
+    const pulls = [...this.pulls.values()];
+    for (const pull of pulls) pull.controller.abort();
     await this.queued;
     await this.current;
+    await Promise.allSettled(pulls.map((pull) => pull.done));
   }
 
   /**
@@ -352,16 +383,36 @@ export class Reconciler {
       return;
     }
     if (missing.length > 0) {
-      const starting = await this.describeContainers(specs, matched);
-      await this.report(task, this.makeReport(task, "starting", "", null, starting));
-      const started = await this.startContainers(task, missing, matched);
-      if (!started.ok) {
+      const started = await this.startMissing(task, missing, specs, matched);
+      if (started.outcome === "waiting") return;
+      if (started.outcome === "failed") {
         const containers = await this.describeContainers(specs, matched, started.failedSpec);
         await this.failTask(task, allContainers(owned, matched), started.reason, null, containers);
         return;
       }
     }
     await this.reportRunningOrExited(task, owned, specs, matched);
+  }
+
+  /** Reports the task starting, then starts its missing containers; a pull keeps it starting. */
+  private async startMissing(
+    task: Task,
+    missing: ContainerSpec[],
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+  ): Promise<StartOutcome> {
+    // Once starting was reported (while a pull runs, say), saying it again would only flap
+    // between the bare report and the one that names the pull.
+    if (this.lastReported.get(task.id)?.state !== "starting") {
+      const starting = await this.describeContainers(specs, matched);
+      await this.report(task, this.makeReport(task, "starting", "", null, starting));
+    }
+    const started = await this.startContainers(task, missing, matched);
+    if (started.outcome === "waiting") {
+      const containers = await this.describeContainers(specs, matched);
+      await this.report(task, this.makeReport(task, "starting", started.reason, null, containers));
+    }
+    return started;
   }
 
   /** After start, a container may have exited already; otherwise the task is running. */
@@ -384,8 +435,10 @@ export class Reconciler {
     task: Task,
     missing: ContainerSpec[],
     matched: Map<string, Observed>,
-  ): Promise<{ ok: true } | { ok: false; reason: string; failedSpec: string }> {
+  ): Promise<StartOutcome> {
     for (const spec of missing) {
+      // Its image is on its way: creating the container now would only fail again.
+      if (this.pulls.has(spec.image)) return waitingFor(spec.image, "pulling");
       try {
         const details = await this.runtime.run(
           runtimeSpec(this.clusterId, this.nodeId, task, spec),
@@ -397,15 +450,84 @@ export class Reconciler {
         );
       } catch (error) {
         if (isEngineDown(error)) throw error;
-        // The port's own message for a missing image is the reason: `image not found: NAME`.
-        const reason =
-          isShoalError(error) && error.code === "E_IMAGE_NOT_FOUND"
-            ? error.message
-            : `cannot start container ${spec.name}: ${describe(error)}`;
-        return { ok: false, reason, failedSpec: spec.name };
+        if (isShoalError(error) && error.code === "E_IMAGE_NOT_FOUND") {
+          return this.imageMissing(task, spec);
+        }
+        const reason = `cannot start container ${spec.name}: ${describe(error)}`;
+        return { outcome: "failed", reason, failedSpec: spec.name };
       }
     }
-    return { ok: true };
+    return { outcome: "started" };
+  }
+
+  /**
+   * The engine lacks a container's image. Under policy `missing` a pull starts beside the loop
+   * (when a slot is free) and the task waits; a pull that ended lately and left no image, or
+   * policy `never`, fails the task with `image not found: NAME`.
+   */
+  private imageMissing(task: Task, spec: ContainerSpec): StartOutcome {
+    const failed = `image not found: ${spec.image}`;
+    if (this.pullPolicy === "never" || this.pulledLately(spec.image)) {
+      return { outcome: "failed", reason: failed, failedSpec: spec.name };
+    }
+    // Slots free up as pulls end, and each end triggers a pass that tries again.
+    if (this.pulls.size >= limits.imagePullsInFlightMax) return waitingFor(spec.image, "queued");
+    this.beginPull(task, spec.image);
+    return waitingFor(spec.image, "pulling");
+  }
+
+  private pulledLately(image: string): boolean {
+    const endedMs = this.pullEndedMs.get(image);
+    if (endedMs === undefined) return false;
+    if (this.clock.monotonic() - endedMs < limits.imagePullFailureMemoryMs) return true;
+    this.pullEndedMs.delete(image);
+    return false;
+  }
+
+  /** Starts a pull that no pass awaits; its end triggers a pass, which creates the container. */
+  private beginPull(task: Task, image: string): void {
+    this.logger.info({ node: this.nodeId, task: task.id, image }, `pulling image ${image}`);
+    const controller = new AbortController();
+    const startedMs = this.clock.monotonic();
+    const done = this.runtime
+      .pull(image, controller.signal)
+      .then(
+        () => this.pullEnded(image, startedMs, null),
+        (error: unknown) => this.pullEnded(image, startedMs, error),
+      )
+      .finally(() => {
+        this.pulls.delete(image);
+        this.trigger();
+      });
+    this.pulls.set(image, { controller, done });
+  }
+
+  private pullEnded(image: string, startedMs: number, error: unknown): void {
+    // Aborted by stop(): there is nothing left to decide.
+    if (this.stopped) return;
+    const tookMs = Math.round(this.clock.monotonic() - startedMs);
+    if (error === null) {
+      this.logger.info({ node: this.nodeId, image, tookMs }, `pulled image ${image}`);
+    } else if (isEngineDown(error)) {
+      // Not the image's fault: the passes wait for the engine, then pull again.
+      this.logger.warn({ node: this.nodeId, image, err: describe(error) }, "image pull cut off");
+      return;
+    } else {
+      this.logger.warn(
+        { node: this.nodeId, image, tookMs, err: describe(error) },
+        `pull of image ${image} failed: ${describe(error)}`,
+      );
+    }
+    this.rememberPullEnd(image);
+  }
+
+  private rememberPullEnd(image: string): void {
+    this.pullEndedMs.delete(image);
+    this.pullEndedMs.set(image, this.clock.monotonic());
+    if (this.pullEndedMs.size > limits.imagePullOutcomesRememberedMax) {
+      const oldest = this.pullEndedMs.keys().next().value;
+      if (oldest !== undefined) this.pullEndedMs.delete(oldest);
+    }
   }
 
   private async failTask(
@@ -601,6 +723,11 @@ function allContainers(
   const all = new Map<string, Observed>(owned.map((c) => [c.id, c]));
   for (const container of matched.values()) all.set(container.id, container);
   return [...all.values()];
+}
+
+function waitingFor(image: string, how: "pulling" | "queued"): StartOutcome {
+  const reason = how === "pulling" ? `pulling image ${image}` : `waiting to pull image ${image}`;
+  return { outcome: "waiting", reason };
 }
 
 function isExited(container: Observed | undefined): boolean {

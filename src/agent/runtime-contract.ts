@@ -2,7 +2,7 @@
 // same suite, so unit tests on the twin say something true about the real engine.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { isShoalError } from "../core/errors.ts";
+import { isShoalError, type ShoalError } from "../core/errors.ts";
 import { newId } from "../core/ids.ts";
 import {
   type ContainerRuntime,
@@ -21,10 +21,26 @@ export interface RuntimeFixture {
   close(): Promise<void>;
 }
 
+export interface ContractOptions {
+  /**
+   * Whether the suite may pull. Each run says so explicitly. A pull contacts a registry even for
+   * an image the engine has, so the run on the real Docker engine passes `{ registry: false }`:
+   * the machines shoal is tested on must never reach the network beyond loopback. Only the pull
+   * cases are skipped then.
+   */
+  registry: false | { image: string };
+}
+
 /** How long the suite waits for an event or state the engine should show promptly. */
 const eventWaitMs = 10_000;
 
-export function runtimeContract(name: string, makeFixture: () => Promise<RuntimeFixture>): void {
+export function runtimeContract(
+  name: string,
+  makeFixture: () => Promise<RuntimeFixture>,
+  options: ContractOptions,
+): void {
+  const { registry } = options;
+  const noRegistry = registry === false ? "this run may not contact a registry" : false;
   describe(`ContainerRuntime contract: ${name}`, () => {
     // A cluster label unique to this run: the suite touches and removes only its own containers.
     const cluster = `contract-${newId()}`;
@@ -104,6 +120,29 @@ export function runtimeContract(name: string, makeFixture: () => Promise<Runtime
       });
       const left = await runtime.list({ ...nodeB, [labelKeys.task]: "missing" });
       assert.deepEqual(left, []);
+    });
+
+    it("pulls an image, which then runs; an aborted pull rejects", {
+      skip: noRegistry,
+    }, async () => {
+      assert.ok(registry !== false);
+      const aborted = new AbortController();
+      aborted.abort();
+      await assert.rejects(runtime.pull(registry.image, aborted.signal), isImageNotFound);
+      await runtime.pull(registry.image, new AbortController().signal);
+      const started = await runtime.run(spec({ image: registry.image }));
+      assert.equal(started.state, "running");
+    });
+
+    it("fails a pull of an unknown image with E_IMAGE_NOT_FOUND", {
+      skip: noRegistry,
+    }, async () => {
+      const image = `shoal-test/absent-${newId()}:1`;
+      await assert.rejects(runtime.pull(image, new AbortController().signal), (error: unknown) => {
+        assert.ok(isImageNotFound(error));
+        assert.ok(error.message.startsWith(`image not found: ${image} (pull failed: `));
+        return true;
+      });
     });
 
     it("refuses a name that is taken with E_CONFLICT", async () => {
@@ -186,6 +225,10 @@ export function runtimeContract(name: string, makeFixture: () => Promise<Runtime
       assert.deepEqual(events, []);
     });
   });
+}
+
+function isImageNotFound(error: unknown): error is ShoalError {
+  return isShoalError(error) && error.code === "E_IMAGE_NOT_FOUND";
 }
 
 export async function waitFor(

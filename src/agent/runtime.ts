@@ -115,6 +115,12 @@ export interface ContainerRuntime {
    * Nothing is left behind when it fails. Never pulls: a missing image is E_IMAGE_NOT_FOUND.
    */
   run(spec: RuntimeContainerSpec): Promise<RuntimeContainerDetails>;
+  /**
+   * Fetches an image from its registry; resolves once the engine has it. A pull that fails, takes
+   * longer than `limits.imagePullMsMax` or is aborted through `signal` rejects with
+   * E_IMAGE_NOT_FOUND saying why: `image not found: NAME (pull failed: ...)`.
+   */
+  pull(image: string, signal: AbortSignal): Promise<void>;
   /** Null when no such container exists (any more). */
   inspect(containerId: string): Promise<RuntimeContainerDetails | null>;
   /** Stops a container (SIGTERM, then SIGKILL after the timeout); a no-op when stopped or gone. */
@@ -126,6 +132,12 @@ export interface ContainerRuntime {
   /** Releases connections; the runtime is unusable afterwards. */
   close(): Promise<void>;
 }
+
+/**
+ * When the agent pulls: `missing` pulls an image the engine lacks (as ECS, Swarm and Nomad do);
+ * `never` fails the task at once, for machines that must not contact a registry.
+ */
+export type PullPolicy = "missing" | "never";
 
 /** Label keys shoal puts on every container it runs. */
 export const labelKeys = {

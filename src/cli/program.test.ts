@@ -271,6 +271,8 @@ describe("shoal agent", () => {
       "arch=arm",
       "--docker-host",
       "unix:///run/docker.sock",
+      "--pull",
+      "never",
       "--pretty",
       "--log-level",
       "debug",
@@ -284,6 +286,7 @@ describe("shoal agent", () => {
         name: "pi-1",
         labels: { zone: "garage", disk: "ssd", arch: "arm" },
         dockerHost: "unix:///run/docker.sock",
+        pull: "never",
         pretty: true,
         logLevel: "debug",
       },
@@ -300,6 +303,7 @@ describe("shoal agent", () => {
     assert.ok(options?.name);
     assert.deepEqual(options?.labels, {});
     assert.equal(options?.dockerHost, undefined);
+    assert.equal(options?.pull, "missing");
     assert.equal(options?.pretty, false);
     assert.equal(options?.logLevel, "info");
   });
@@ -312,6 +316,7 @@ describe("shoal agent", () => {
     ["--labels", "=garage"],
     ["--labels", "zone=a,zone=b"],
     ["--log-level", "loud"],
+    ["--pull", "always"],
     ["--bind", "not an address"],
     ["--unknown"],
   ]) {
@@ -322,6 +327,12 @@ describe("shoal agent", () => {
       assert.deepEqual(result.calls, []);
     });
   }
+
+  it("says which pull policies exist", async () => {
+    const result = await agent(["--pull", "sometimes"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /'sometimes' is invalid\. expected missing or never/);
+  });
 
   it("reports a failure to start as an error", async () => {
     const startAgent = async () => {

@@ -76,6 +76,9 @@ export class AgentProcess {
       String(this.port),
       "--name",
       "e2e",
+      // Tests and benchmarks run where no registry may be contacted: a missing image must fail.
+      "--pull",
+      "never",
       ...extraArgs,
     ];
     const child = spawn(shoalBin, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -1,5 +1,6 @@
 // An in-memory twin of the ContainerRuntime port for unit tests: deterministic ids and host
-// ports, and levers a test pulls to kill a container, lose an image, or take the engine down.
+// ports, and levers a test pulls to kill a container, lose an image, hold a pull, or take the
+// engine down.
 import type {
   ContainerRuntime,
   EngineInfo,
@@ -30,12 +31,15 @@ interface Subscriber {
 export interface MemoryRuntimeOptions {
   /** Images the engine has; `run` of any other image fails with E_IMAGE_NOT_FOUND. */
   images?: string[];
+  /** Images "in the registry": `pull` of one brings it into the engine; of any other, fails. */
+  registry?: string[];
   /** The time stamped on events; a fixed counter by default, so runs repeat exactly. */
   now?: () => number;
 }
 
 export class MemoryRuntime implements ContainerRuntime {
   readonly images: Set<string>;
+  readonly registry: Set<string>;
   /** Every call made, in order, e.g. "run shoal-web-httpd-t1"; tests assert on it. */
   readonly calls: string[] = [];
   private readonly containers = new Map<string, MemoryContainer>();
@@ -45,9 +49,13 @@ export class MemoryRuntime implements ContainerRuntime {
   private nextHostPort = hostPortFirst;
   private up = true;
   private tick = 0;
+  private pullsHeld = false;
+  /** Releases of the pulls that wait for `releasePulls`. */
+  private readonly heldPulls = new Set<() => void>();
 
   constructor(options: MemoryRuntimeOptions = {}) {
     this.images = new Set(options.images ?? []);
+    this.registry = new Set(options.registry ?? []);
     this.now = options.now ?? (() => ++this.tick);
   }
 
@@ -96,6 +104,21 @@ export class MemoryRuntime implements ContainerRuntime {
       container.details.exitCode = 0;
     }
     return container.details.id;
+  }
+
+  /** Makes every pull wait (as on a slow registry) until `releasePulls`, or until aborted. */
+  holdPulls(): void {
+    this.pullsHeld = true;
+  }
+
+  releasePulls(): void {
+    this.pullsHeld = false;
+    for (const release of [...this.heldPulls]) release();
+  }
+
+  /** Pulls waiting on `holdPulls` right now; an aborted pull stops waiting at once. */
+  get pullsWaiting(): number {
+    return this.heldPulls.size;
   }
 
   /** Every container in the engine, whatever its labels. */
@@ -150,6 +173,16 @@ export class MemoryRuntime implements ContainerRuntime {
     return structuredClone(container.details);
   }
 
+  async pull(image: string, signal: AbortSignal): Promise<void> {
+    this.check(`pull ${image}`);
+    await this.whileHeld(signal);
+    if (signal.aborted) throw pullFailed(image, "cancelled");
+    // The engine may have gone down while the pull waited.
+    if (!this.up) throw engineDown();
+    if (!this.registry.has(image)) throw pullFailed(image, "not in the registry");
+    this.images.add(image);
+  }
+
   async inspect(containerId: string): Promise<RuntimeContainerDetails | null> {
     this.check(`inspect ${containerId}`);
     const container = this.containers.get(containerId);
@@ -187,12 +220,20 @@ export class MemoryRuntime implements ContainerRuntime {
 
   private check(call: string): void {
     this.calls.push(call);
-    if (!this.up) {
-      throw new ShoalError(
-        "E_DOCKER_UNAVAILABLE",
-        "docker engine at memory:// is unreachable: engine is down",
-      );
-    }
+    if (!this.up) throw engineDown();
+  }
+
+  private whileHeld(signal: AbortSignal): Promise<void> {
+    if (!this.pullsHeld || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const release = () => {
+        this.heldPulls.delete(release);
+        signal.removeEventListener("abort", release);
+        resolve();
+      };
+      this.heldPulls.add(release);
+      signal.addEventListener("abort", release, { once: true });
+    });
   }
 
   private mustGet(containerId: string): MemoryContainer {
@@ -253,6 +294,17 @@ export class MemoryRuntime implements ContainerRuntime {
       if (hasLabels(event.labels, subscriber.labels)) subscriber.handlers.onEvent(event);
     }
   }
+}
+
+function engineDown(): ShoalError {
+  return new ShoalError(
+    "E_DOCKER_UNAVAILABLE",
+    "docker engine at memory:// is unreachable: engine is down",
+  );
+}
+
+function pullFailed(image: string, why: string): ShoalError {
+  return new ShoalError("E_IMAGE_NOT_FOUND", `image not found: ${image} (pull failed: ${why})`);
 }
 
 function toSummary(details: RuntimeContainerDetails): RuntimeContainerSummary {

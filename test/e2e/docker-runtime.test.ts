@@ -19,18 +19,24 @@ function rawDocker(): Docker {
   return new Docker(parseDockerHost(process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock"));
 }
 
-runtimeContract("docker runtime", async () => {
-  const runtime = new DockerRuntime();
-  const raw = rawDocker();
-  return {
-    runtime,
-    image,
-    killContainer: async (containerId) => {
-      await raw.getContainer(containerId).kill({ signal: "SIGKILL" });
-    },
-    close: () => runtime.close(),
-  };
-});
+runtimeContract(
+  "docker runtime",
+  async () => {
+    const runtime = new DockerRuntime();
+    const raw = rawDocker();
+    return {
+      runtime,
+      image,
+      killContainer: async (containerId) => {
+        await raw.getContainer(containerId).kill({ signal: "SIGKILL" });
+      },
+      close: () => runtime.close(),
+    };
+  },
+  // Docker contacts the registry on every pull, even of an image it has, and this machine may
+  // reach nothing beyond loopback: the pull cases of the contract are skipped here.
+  { registry: false },
+);
 
 describe("docker runtime on a real engine", () => {
   const cluster = `e2e-${newId()}`;
@@ -198,8 +204,17 @@ describe("reconciler on a real engine", () => {
     reportEngine: async () => {},
   };
   const logger = { info: () => {}, warn: () => {}, error: () => {} };
+  // Policy never: should the test image be gone, the task fails instead of reaching a registry.
   const makeReconciler = () =>
-    new Reconciler({ nodeId: "n1", clusterId: cluster, store, reporter, runtime, logger });
+    new Reconciler({
+      nodeId: "n1",
+      clusterId: cluster,
+      store,
+      reporter,
+      runtime,
+      logger,
+      pull: "never",
+    });
   const reconcilers: Reconciler[] = [];
 
   after(async () => {

@@ -15,6 +15,8 @@ export interface AgentOptions {
   name: string;
   labels: Record<string, string>;
   dockerHost?: string;
+  /** When the agent pulls an image the engine lacks. */
+  pull: PullPolicy;
   pretty: boolean;
   logLevel: string;
 }
@@ -26,9 +28,14 @@ interface AgentFlags {
   name?: string;
   labels: Record<string, string>;
   dockerHost?: string;
+  pull: PullPolicy;
   pretty?: boolean;
   logLevel: string;
 }
+
+/** `missing` pulls an image the engine lacks; `never` fails its task (no registry contacted). */
+export const pullPolicies = ["missing", "never"] as const;
+export type PullPolicy = (typeof pullPolicies)[number];
 
 export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 /** A node name is shown in tables and may be a DNS name: the DNS bound of 253 applies. */
@@ -51,6 +58,12 @@ export function registerAgent(
       "--docker-host <url>",
       "the Docker engine (default: DOCKER_HOST, then the local socket)",
     )
+    .option(
+      "--pull <policy>",
+      "pull images the engine lacks (missing), or never contact a registry (never)",
+      parsePullPolicy,
+      "missing",
+    )
     .option("--pretty", "human-readable logs instead of JSON lines")
     .option("--log-level <level>", `one of ${logLevels.join(", ")}`, parseLogLevel, "info")
     .action(
@@ -69,6 +82,7 @@ function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
     name: flags.name ?? hostname(),
     labels: flags.labels,
     ...(dockerHost ? { dockerHost } : {}),
+    pull: flags.pull,
     pretty: flags.pretty === true,
     logLevel: flags.logLevel,
   };
@@ -93,6 +107,12 @@ function parseName(text: string): string {
     throw new InvalidArgumentError(`a name has 1 to ${nodeNameLengthMax} characters, no spaces`);
   }
   return text;
+}
+
+function parsePullPolicy(text: string): PullPolicy {
+  const policy = pullPolicies.find((known) => known === text);
+  if (!policy) throw new InvalidArgumentError(`expected ${pullPolicies.join(" or ")}`);
+  return policy;
 }
 
 function parseLogLevel(text: string): string {
