@@ -28,6 +28,8 @@ export interface FaultProfile {
   readonly pauseMsMax: number;
   /** Chance that a member is cut off the moment it becomes leader, before its no-op spreads. */
   readonly isolateNewLeaderChance: number;
+  /** The cut comes at once or up to this long after the election (mid-replication). */
+  readonly isolateNewLeaderDelayMsMax: number;
   readonly membershipChanges: boolean;
   readonly transfers: boolean;
   readonly driftMode: DriftMode;
@@ -65,6 +67,7 @@ export function drawProfile(random: SeededRandom): FaultProfile {
     pauses: !calm && random.chance(0.5),
     pauseMsMax: random.pick([300, 1000, 2000]),
     isolateNewLeaderChance: calm ? 0 : random.pick([0, 0, 0.1, 0.3]),
+    isolateNewLeaderDelayMsMax: random.pick([0, 50]),
     membershipChanges,
     transfers: members >= 2 && random.chance(0.4),
     driftMode: random.chance(0.5) ? "bound" : "within",

@@ -206,7 +206,9 @@ export class Simulation {
   private onBecameLeader(member: SimMember): void {
     this.trace.add(`leader ${member.id} ${member.core?.status().term}`);
     if (!this.faultsActive || !this.random.chance(this.profile.isolateNewLeaderChance)) return;
-    this.network.isolate(member.id);
+    const delayMs = this.random.between(0, this.profile.isolateNewLeaderDelayMsMax);
+    if (delayMs === 0) this.network.isolate(member.id);
+    else this.queue.after(delayMs, () => this.faultsActive && this.network.isolate(member.id));
   }
 
   private pause(member: SimMember): void {
