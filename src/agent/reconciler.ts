@@ -219,12 +219,11 @@ export class Reconciler {
       if (isEngineDown(error)) {
         nextDelayMs = await this.engineUnreachable(error);
       } else {
-        this.logger.error({ node: this.nodeId, err: describe(error) }, "reconcile failed");
+        this.logger.error({ err: describe(error) }, "reconcile failed");
       }
     }
     const tookMs = this.clock.monotonic() - startedMs;
-    if (tookMs > limits.reconcileMs)
-      this.logger.warn({ node: this.nodeId, tookMs }, "reconcile was slow");
+    if (tookMs > limits.reconcileMs) this.logger.warn({ tookMs }, "reconcile was slow");
     this.scheduleNext(nextDelayMs);
   }
 
@@ -263,10 +262,7 @@ export class Reconciler {
       await work();
     } catch (error) {
       if (isEngineDown(error)) throw error;
-      this.logger.error(
-        { node: this.nodeId, task: taskId, err: describe(error) },
-        "reconcile of task failed",
-      );
+      this.logger.error({ task: taskId, err: describe(error) }, "reconcile of task failed");
     }
   }
 
@@ -314,10 +310,7 @@ export class Reconciler {
       else matched.set(name, container);
     }
     for (const extra of extras) {
-      this.logger.warn(
-        { node: this.nodeId, container: extra.id, name: extra.name },
-        "removing a stray container",
-      );
+      this.logger.warn({ container: extra.id, name: extra.name }, "removing a stray container");
       await this.runtime.remove(extra.id);
     }
     return matched;
@@ -363,7 +356,7 @@ export class Reconciler {
     // A one-off task whose work finished cleanly has stopped, not failed.
     const state = task.service === null && exited.exitCode === 0 ? "stopped" : "failed";
     const report = this.makeReport(task, state, reason, exited.exitCode, containers);
-    this.logger.info({ node: this.nodeId, task: task.id, exitCode: exited.exitCode }, reason);
+    this.logger.info({ task: task.id, exitCode: exited.exitCode }, reason);
     if (await this.report(task, report)) this.retire(task, owned, false);
   }
 
@@ -445,7 +438,7 @@ export class Reconciler {
         );
         matched.set(spec.name, details);
         this.logger.info(
-          { node: this.nodeId, task: task.id, container: details.id },
+          { task: task.id, container: details.id },
           `started container ${spec.name}`,
         );
       } catch (error) {
@@ -486,7 +479,7 @@ export class Reconciler {
 
   /** Starts a pull that no pass awaits; its end triggers a pass, which creates the container. */
   private beginPull(task: Task, image: string): void {
-    this.logger.info({ node: this.nodeId, task: task.id, image }, `pulling image ${image}`);
+    this.logger.info({ task: task.id, image }, `pulling image ${image}`);
     const controller = new AbortController();
     const startedMs = this.clock.monotonic();
     const done = this.runtime
@@ -507,14 +500,14 @@ export class Reconciler {
     if (this.stopped) return;
     const tookMs = Math.round(this.clock.monotonic() - startedMs);
     if (error === null) {
-      this.logger.info({ node: this.nodeId, image, tookMs }, `pulled image ${image}`);
+      this.logger.info({ image, tookMs }, `pulled image ${image}`);
     } else if (isEngineDown(error)) {
       // Not the image's fault: the passes wait for the engine, then pull again.
-      this.logger.warn({ node: this.nodeId, image, err: describe(error) }, "image pull cut off");
+      this.logger.warn({ image, err: describe(error) }, "image pull cut off");
       return;
     } else {
       this.logger.warn(
-        { node: this.nodeId, image, tookMs, err: describe(error) },
+        { image, tookMs, err: describe(error) },
         `pull of image ${image} failed: ${describe(error)}`,
       );
     }
@@ -537,7 +530,7 @@ export class Reconciler {
     exitCode: number | null,
     containers: TaskContainer[],
   ): Promise<void> {
-    this.logger.warn({ node: this.nodeId, task: task.id }, `task failed: ${reason}`);
+    this.logger.warn({ task: task.id }, `task failed: ${reason}`);
     const report = this.makeReport(task, "failed", reason, exitCode, containers);
     if (await this.report(task, report)) this.retire(task, owned, false);
   }
@@ -578,7 +571,7 @@ export class Reconciler {
           ? `task ${task.state}`
           : "task moved away";
     this.logger.info(
-      { node: this.nodeId, task: taskId, containers: owned.map((c) => c.id) },
+      { task: taskId, containers: owned.map((c) => c.id) },
       `removing orphans: ${why}`,
     );
     this.retireContainers(taskId, owned, null);
@@ -597,10 +590,7 @@ export class Reconciler {
   private retireContainers(taskId: string, owned: Observed[], stoppedTask: Task | null): void {
     const job = this.stopAndRemove(owned, stoppedTask)
       .catch((error: unknown) => {
-        this.logger.warn(
-          { node: this.nodeId, task: taskId, err: describe(error) },
-          "could not remove containers",
-        );
+        this.logger.warn({ task: taskId, err: describe(error) }, "could not remove containers");
       })
       .finally(() => {
         this.retiring.delete(taskId);
@@ -655,10 +645,7 @@ export class Reconciler {
     try {
       await this.reporter.reportTasks([report]);
     } catch (error) {
-      this.logger.warn(
-        { node: this.nodeId, task: task.id, err: describe(error) },
-        "task report failed; will retry",
-      );
+      this.logger.warn({ task: task.id, err: describe(error) }, "task report failed; will retry");
       return false;
     }
     this.lastReported.set(task.id, { key, state: report.state });
@@ -668,8 +655,7 @@ export class Reconciler {
   private async engineAnswers(): Promise<void> {
     this.engineRetryAttempt = 0;
     if (this.engineReady === true) return;
-    if (this.engineReady === false)
-      this.logger.info({ node: this.nodeId }, "docker engine answers again");
+    if (this.engineReady === false) this.logger.info({}, "docker engine answers again");
     await this.reportEngine(true, "");
   }
 
@@ -683,7 +669,7 @@ export class Reconciler {
     this.engineRetryAttempt = Math.min(this.engineRetryAttempt + 1, 30);
     if (this.engineReady !== false) {
       this.logger.error(
-        { node: this.nodeId, err: message, retryMs: delayMs },
+        { err: message, retryMs: delayMs },
         `docker engine unreachable: ${message}`,
       );
       await this.reportEngine(false, message);
@@ -696,10 +682,7 @@ export class Reconciler {
       await this.reporter.reportEngine(ready, message);
       this.engineReady = ready;
     } catch (error) {
-      this.logger.warn(
-        { node: this.nodeId, err: describe(error) },
-        "engine report failed; will retry",
-      );
+      this.logger.warn({ err: describe(error) }, "engine report failed; will retry");
     }
   }
 }

@@ -36,6 +36,10 @@ export const limits = {
   peerRequestWindowMs: 30_000,
   /** Nonces remembered to refuse replays within the window. */
   peerNoncesMax: 100_000,
+  /** mDNS browsers query once; shoal asks again this often, since peers come and go. */
+  discoveryRequeryMs: 2000,
+  /** A peer not heard of over mDNS for this long is no longer a candidate. */
+  discoveryPeerTtlMs: 15_000,
 
   // Store
   commandBytesMax: 512 * 1024,
