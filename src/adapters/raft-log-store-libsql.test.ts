@@ -6,6 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import type { RaftLogStore } from "../raft/log-store.ts";
+import { batchOf } from "../raft/log-store.ts";
+import { RaftCore } from "../raft/raft-core.ts";
+import { SeededRandom } from "../raft/seeded-random.ts";
 import { runLogStoreContract } from "../testing/sim/log-store-contract.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 
@@ -37,5 +40,43 @@ it("opens raft.db in WAL mode with synchronous=FULL", () => {
   const store = new LibsqlRaftLogStore(join(directory, "durability.db"));
   // synchronous=FULL is 2.
   assert.deepEqual(store.durability(), { journalMode: "wal", synchronous: 2 });
+  store.close();
+});
+
+it("restarts a Raft core from what it persisted in raft.db", () => {
+  const path = join(directory, "restart.db");
+  const membership = { voters: ["a"], learners: [] };
+  let store = new LibsqlRaftLogStore(path);
+  const core = new RaftCore({
+    id: "a",
+    state: store.load(),
+    bootstrap: membership,
+    nowMs: 0,
+    random: new SeededRandom(1),
+  });
+  core.tick(5000);
+  core.propose(new TextEncoder().encode("x"));
+  while (core.hasReady()) {
+    const ready = core.ready();
+    store.save(batchOf(ready));
+    core.advance(ready);
+  }
+  store.close();
+  store = new LibsqlRaftLogStore(path);
+  const state = store.load();
+  const restarted = new RaftCore({
+    id: "a",
+    state,
+    bootstrap: membership,
+    appliedIndex: 2,
+    nowMs: 6000,
+    random: new SeededRandom(2),
+  });
+  const status = restarted.status();
+  assert.equal(status.term, 1);
+  assert.equal(status.votedFor, "a");
+  assert.equal(status.commitIndex, 2);
+  assert.equal(status.lastIndex, 2);
+  assert.equal(new TextDecoder().decode(restarted.entryAt(2).data), "x");
   store.close();
 });

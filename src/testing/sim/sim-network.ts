@@ -6,6 +6,8 @@ import type { EventQueue } from "./event-queue.ts";
 import type { NetworkFaults } from "./fault-profile.ts";
 import type { TraceHash } from "./trace-hash.ts";
 
+const healGraceMs = 100;
+
 export class SimNetwork {
   private faults: NetworkFaults = {
     lossRate: 0,
@@ -19,6 +21,7 @@ export class SimNetwork {
   private readonly cut = new Set<string>();
   sent = 0;
   delivered = 0;
+  private healedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly queue: EventQueue,
@@ -45,9 +48,12 @@ export class SimNetwork {
     const delayMs = late
       ? this.random.between(delayMsMax, Math.max(delayMsMax, lateMsMax))
       : this.random.between(delayMsMin, delayMsMax);
+    const sentMs = this.queue.nowMs;
     this.queue.after(delayMs, () => {
       // A link cut while the message travelled loses it too.
       if (this.blocked(message)) return;
+      // Healing resets connections: what was still in flight long after is lost.
+      if (sentMs < this.healedAtMs && this.queue.nowMs > this.healedAtMs + healGraceMs) return;
       this.delivered++;
       this.trace.add(`${message.type} ${message.from}>${message.to} ${message.term}`);
       this.deliver(message);
@@ -82,6 +88,12 @@ export class SimNetwork {
     if (from === to) return;
     this.trace.add(`cut ${from}>${to}`);
     this.cut.add(`${from}>${to}`);
+  }
+
+  /** Heals the network for good: links come back and stale packets in flight are dropped. */
+  healForGood(): void {
+    this.healedAtMs = this.queue.nowMs;
+    this.heal();
   }
 
   heal(): void {

@@ -266,7 +266,7 @@ export class Simulation {
   private heal(): void {
     this.faultsActive = false;
     this.trace.add("heal");
-    this.network.heal();
+    this.network.healForGood();
     this.network.setFaults({
       lossRate: 0,
       duplicateRate: 0,
