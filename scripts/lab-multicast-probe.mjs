@@ -30,7 +30,8 @@ const mode = positionals[0];
 const addr = values.addr;
 const port = Number(values.port);
 const timeoutMs = Number(values.timeout);
-if (!addr || !Number.isFinite(timeoutMs) || timeoutMs <= 0) usage("--addr and --timeout are needed");
+if (!addr || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
+  usage("--addr and --timeout are needed");
 
 function usage(why) {
   console.error(`lab-multicast-probe: ${why}`);

@@ -162,6 +162,18 @@ kill_node_processes() {
   done
 }
 
+# A containerd-shim listens on /run/containerd/s/sha256(<containerd socket>/<namespace>/<id>),
+# shared by every containerd; a SIGKILLed shim leaves its socket behind, so remove the node's.
+remove_shim_sockets() {
+  local k="$1" dir id hash
+  for dir in "$(data_dir_of "$k")"/docker/containers/*/; do
+    [[ -d "$dir" ]] || continue
+    id="$(basename "$dir")"
+    hash="$(printf '%s' "$(run_dir_of "$k")/containerd.sock/moby/$id" | sha256sum | cut -d' ' -f1)"
+    rm -f "/run/containerd/s/$hash"
+  done
+}
+
 # Unmounts everything mounted below the given directories (overlays, shm, netns files), deepest
 # first: dockerd runs in the host's mount namespace, so its mounts outlive it.
 unmount_below() {
@@ -392,6 +404,7 @@ node_boot() {
 cmd_down() {
   local k started=$SECONDS
   kill_node_processes ""
+  for k in $(seq 1 "$nodes_max"); do remove_shim_sockets "$k"; done
   unmount_below "$run_root" "$data_root"
   for k in $(lab_nodes); do ip netns del "$(ns_of "$k")" 2>/dev/null || true; done
   for k in $(seq 1 "$nodes_max"); do
@@ -413,7 +426,7 @@ cmd_up() {
   if [[ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" != 1 ]]; then
     say "note: net.bridge.bridge-nf-call-iptables is not 1: bridged traffic skips iptables, so 'partition' cannot work"
   fi
-  cmd_down 2>/dev/null
+  cmd_down
   mkdir -p "$run_root" "$data_root"
   host_image_save
   detect_pull_flag
@@ -433,6 +446,7 @@ cmd_kill() {
   local k
   k="$(node_index "${1:-}")"
   kill_node_processes "$k"
+  remove_shim_sockets "$k"
   rm -f "$(run_dir_of "$k")"/{agent,containerd,dockerd}.pid "$(run_dir_of "$k")/dockerd.pid.spawn"
   say "killed lab$k"
 }
@@ -441,6 +455,7 @@ cmd_restart() {
   local k
   k="$(node_index "${1:-}")"
   kill_node_processes "$k"
+  remove_shim_sockets "$k"
   rm -f "$(run_dir_of "$k")"/{agent,containerd,dockerd}.pid "$(run_dir_of "$k")/dockerd.pid.spawn"
   # The dead engine's mounts would otherwise linger; dockerd mounts again what it needs.
   unmount_below "$(run_dir_of "$k")" "$(data_dir_of "$k")"
@@ -504,7 +519,7 @@ cmd_status() {
       "$(process_cell "$run/agent.pid")" "$health"
   done
   if iptables -S "$chain" 2>/dev/null | grep -q DROP; then
-    echo "partitions: $(iptables -S "$chain" | grep -c DROP) drop rule(s) on $bridge"
+    echo "partitions: $(iptables -S "$chain" 2>/dev/null | grep -c DROP) drop rule(s) on $bridge"
   fi
 }
 
