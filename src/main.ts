@@ -71,7 +71,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   let log: SingleNodeLog | null = null;
   const api = createApi({
     nodeId,
-    store: () => (log ? { view: log.machine.view, log } : null),
+    store: () => (log ? { view: log.view(), log } : null),
     clock: systemClock,
     newId,
     logger,
@@ -98,7 +98,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   const reconciler = new Reconciler({
     nodeId,
     clusterId: cluster.id,
-    store: localAgentStore(opened.machine.view, opened),
+    store: localAgentStore(opened),
     reporter: localReporter(opened, systemClock, nodeId),
     runtime,
     logger,
@@ -107,7 +107,6 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   });
   const leader = new LeaderLoop({
     log: opened,
-    view: opened.machine.view,
     clock: systemClock,
     newId,
     random: Math.random,

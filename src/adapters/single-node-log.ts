@@ -8,6 +8,7 @@ import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
 import { type Command, decodeCommand, encodeCommand } from "../state/commands.ts";
 import type { Database } from "../state/db.ts";
 import { type ApplyResult, StateMachine } from "../state/machine.ts";
+import type { StateView } from "../state/views.ts";
 import { openDatabase } from "./libsql.ts";
 
 const logSchema = `CREATE TABLE IF NOT EXISTS entries (
@@ -71,6 +72,10 @@ export class SingleNodeLog implements CommandLog {
   onApplied(listener: (entry: AppliedEntry) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  view(): StateView {
+    return this.machine.view;
   }
 
   isLeader(): boolean {

@@ -12,7 +12,6 @@ import type { StateView } from "../state/views.ts";
 
 export interface LeaderLoopOptions {
   log: CommandLog;
-  view: StateView;
   clock: Clock;
   newId: IdGenerator;
   random: () => number;
@@ -104,9 +103,9 @@ export class LeaderLoop {
 
   /** Proposes the plan of one evaluation; returns when the scheduler wants to run again. */
   private async evaluateAndPropose(): Promise<number | null> {
-    const { view, clock, newId, random, log } = this.options;
+    const { clock, newId, random, log } = this.options;
     const now = clock.now();
-    const { plan, nextEvaluationAt } = evaluate(schedulerInput(view, now, newId, random));
+    const { plan, nextEvaluationAt } = evaluate(schedulerInput(log.view(), now, newId, random));
     if (isEmpty(plan)) return nextEvaluationAt;
     const result = await log.propose({ type: "plan.apply", at: now, plan });
     // A stale plan lost a race with another change; the next evaluation sees that change.

@@ -90,6 +90,10 @@ export const limits = {
 
   // Raft (used by later layers; kept here so every bound lives in one file)
   raftHeartbeatMs: 100,
+  /** How often the host drives the Raft core's clock. */
+  raftTickMs: 10,
+  /** A proposal not committed within this time is answered E_NO_QUORUM (its fate unknown). */
+  proposeTimeoutMs: 5000,
   electionTimeoutMsMin: 500,
   electionTimeoutMsMax: 1000,
   clockDriftMax: 0.05,

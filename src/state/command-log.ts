@@ -3,6 +3,7 @@
 // table; in a fleet the Raft core replicates it behind the same interface.
 import type { Command } from "./commands.ts";
 import type { ApplyResult } from "./machine.ts";
+import type { StateView } from "./views.ts";
 
 export interface AppliedEntry {
   index: number;
@@ -12,6 +13,8 @@ export interface AppliedEntry {
 
 export interface CommandLog {
   propose(command: Command): Promise<ApplyResult>;
+  /** The read view of this node's store (a snapshot install replaces the database under it). */
+  view(): StateView;
   /** Calls `listener` after each applied entry; returns the unsubscribe function. */
   onApplied(listener: (entry: AppliedEntry) => void): () => void;
   /** True while this node may act as leader (schedule, judge nodes). */

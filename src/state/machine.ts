@@ -45,6 +45,15 @@ export class StateMachine {
     return this.view.appliedIndex();
   }
 
+  /** Records that the log entry at `index` carried no command (a Raft no-op or membership). */
+  skip(index: number): void {
+    assert(
+      index === this.appliedIndex() + 1,
+      `skip out of order: ${index} after ${this.appliedIndex()}`,
+    );
+    this.db.prepare("UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(index));
+  }
+
   /**
    * Applies the command at log `index`, which must follow the applied index. A refused command
    * rolls back whatever it did but still advances the applied index: it was in the log.

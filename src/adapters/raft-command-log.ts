@@ -1,0 +1,261 @@
+// The replicated command log: the Raft core over raft.db, applying committed commands to
+// state.db. It drives the core's tick/step/ready/advance cycle: persist durably, then send,
+// then apply, then answer the proposals and reads that waited for those entries.
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Clock } from "../core/clock.ts";
+import { fail, type Result } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
+import { batchOf } from "../raft/log-store.ts";
+import { RaftCore, type RaftStatus } from "../raft/raft-core.ts";
+import { raftLimits } from "../raft/raft-limits.ts";
+import type {
+  Entry,
+  Membership,
+  MembershipChange,
+  Message,
+  RandomSource,
+  SnapshotInstall,
+} from "../raft/types.ts";
+import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
+import { type Command, decodeCommand, encodeCommand } from "../state/commands.ts";
+import type { Database } from "../state/db.ts";
+import { type ApplyResult, StateMachine } from "../state/machine.ts";
+import type { StateView } from "../state/views.ts";
+import { openDatabase } from "./libsql.ts";
+import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
+
+/** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
+export interface PeerSender {
+  send(messages: readonly Message[]): void;
+}
+
+export interface RaftCommandLogOptions {
+  nodeId: string;
+  dataDir: string;
+  clock: Clock;
+  random: RandomSource;
+  sender: PeerSender;
+  /** The membership of a brand-new cluster; absent for a node that joins one. */
+  bootstrap?: Membership | undefined;
+}
+
+interface Waiter {
+  term: number;
+  resolve: (result: ApplyResult) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class RaftCommandLog implements CommandLog {
+  private machine: StateMachine;
+  private stateDb: Database;
+  private readonly core: RaftCore;
+  private readonly store: LibsqlRaftLogStore;
+  private readonly listeners = new Set<(entry: AppliedEntry) => void>();
+  private readonly proposals = new Map<number, Waiter>();
+  private readonly reads = new Map<string, (index: number) => void>();
+  private ticker: NodeJS.Timeout | null = null;
+  private readSeq = 0;
+
+  constructor(private readonly options: RaftCommandLogOptions) {
+    this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
+    this.stateDb = openDatabase(this.statePath, "NORMAL");
+    this.machine = new StateMachine(this.stateDb);
+    this.core = new RaftCore({
+      id: options.nodeId,
+      state: this.store.load(),
+      bootstrap: options.bootstrap,
+      appliedIndex: this.machine.appliedIndex(),
+      nowMs: options.clock.monotonic(),
+      random: options.random,
+    });
+  }
+
+  private get statePath(): string {
+    return join(this.options.dataDir, "state.db");
+  }
+
+  private get snapshotPath(): string {
+    return join(this.options.dataDir, "snapshot.db");
+  }
+
+  start(): void {
+    this.drain();
+    this.ticker = setInterval(() => {
+      this.core.tick(this.options.clock.monotonic());
+      this.drain();
+    }, limits.raftTickMs);
+  }
+
+  /** Hands messages from peers to the core. */
+  receive(messages: readonly Message[]): void {
+    const now = this.options.clock.monotonic();
+    for (const message of messages) this.core.step(message, now);
+    this.drain();
+  }
+
+  view(): StateView {
+    return this.machine.view;
+  }
+
+  status(): RaftStatus {
+    return this.core.status();
+  }
+
+  isLeader(): boolean {
+    return this.core.leaseValid(this.options.clock.monotonic());
+  }
+
+  leaseRemainingMs(): number {
+    const status = this.core.status();
+    return this.isLeader() ? Math.max(0, status.leaseExpiryMs - this.options.clock.monotonic()) : 0;
+  }
+
+  async propose(command: Command): Promise<ApplyResult> {
+    const proposed = this.core.propose(encodeCommand(command));
+    if (!proposed.ok) return proposed;
+    const { index, term } = proposed.value;
+    const result = new Promise<ApplyResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(index);
+        resolve(
+          fail(
+            "E_NO_QUORUM",
+            `not committed within ${limits.proposeTimeoutMs} ms; it may still be`,
+          ),
+        );
+      }, limits.proposeTimeoutMs);
+      this.proposals.set(index, { term, resolve, timer });
+    });
+    this.drain();
+    return result;
+  }
+
+  /** Proposes one membership change (one at a time) and waits until this node applied it. */
+  async changeMembership(change: MembershipChange): Promise<Result<void>> {
+    const proposed = this.core.proposeMembership(change);
+    if (!proposed.ok) return proposed;
+    this.drain();
+    return this.waitApplied(proposed.value.index);
+  }
+
+  /** Resolves once this node has applied everything committed when the read was asked. */
+  async readBarrier(): Promise<Result<void>> {
+    const context = `read-${++this.readSeq}`;
+    const asked = this.core.readIndex(context);
+    if (!asked.ok) return asked;
+    const index = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(context);
+        resolve(null);
+      }, limits.proposeTimeoutMs);
+      this.reads.set(context, (readIndex) => {
+        clearTimeout(timer);
+        resolve(readIndex);
+      });
+      this.drain();
+    });
+    if (index === null) return fail("E_NO_QUORUM", "no quorum confirmed the read");
+    return this.waitApplied(index);
+  }
+
+  private async waitApplied(index: number): Promise<Result<void>> {
+    const deadline = this.options.clock.monotonic() + limits.proposeTimeoutMs;
+    while (this.machine.appliedIndex() < index) {
+      if (this.options.clock.monotonic() > deadline)
+        return fail("E_NO_QUORUM", "apply fell behind");
+      await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs));
+    }
+    return { ok: true, value: undefined };
+  }
+
+  onApplied(listener: (entry: AppliedEntry) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Runs every pending ready batch: persist, send, apply, answer. */
+  private drain(): void {
+    while (this.core.hasReady()) {
+      const ready = this.core.ready();
+      this.store.save(batchOf(ready));
+      if (ready.snapshot) this.installSnapshot(ready.snapshot);
+      this.options.sender.send(ready.messages.map((message) => this.withSnapshotData(message)));
+      for (const entry of ready.committedEntries) this.applyEntry(entry);
+      for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
+      this.core.advance(ready);
+    }
+    this.maybeCompact();
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.machine.appliedIndex()) return;
+    if (entry.kind !== "command") {
+      this.machine.skip(entry.index);
+      this.answer(entry, fail("E_NOT_LEADER", "the entry was not a command"));
+      return;
+    }
+    const command = decodeCommand(entry.data);
+    const result = this.machine.apply(command, entry.index);
+    this.answer(entry, result);
+    for (const listener of this.listeners) listener({ index: entry.index, command, result });
+  }
+
+  /** A waiter whose index now holds an entry of another term lost its proposal to a new leader. */
+  private answer(entry: Entry, result: ApplyResult): void {
+    const waiter = this.proposals.get(entry.index);
+    if (!waiter) return;
+    this.proposals.delete(entry.index);
+    clearTimeout(waiter.timer);
+    waiter.resolve(
+      waiter.term === entry.term
+        ? result
+        : fail("E_NOT_LEADER", "leadership changed before the write committed"),
+    );
+  }
+
+  /** The core sends snapshot metadata only; the image is the host's snapshot file. */
+  private withSnapshotData(message: Message): Message {
+    if (message.type !== "snapshot" || message.data !== null) return message;
+    return { ...message, data: new Uint8Array(readFileSync(this.snapshotPath)) };
+  }
+
+  /** Replaces state.db with the leader's image, taken at the snapshot's index. */
+  private installSnapshot(install: SnapshotInstall): void {
+    writeFileSync(`${this.snapshotPath}.tmp`, install.data);
+    renameSync(`${this.snapshotPath}.tmp`, this.snapshotPath);
+    this.stateDb.close();
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${this.statePath}${suffix}`, { force: true });
+    writeFileSync(`${this.statePath}.tmp`, install.data);
+    renameSync(`${this.statePath}.tmp`, this.statePath);
+    this.stateDb = openDatabase(this.statePath, "NORMAL");
+    this.machine = new StateMachine(this.stateDb);
+  }
+
+  /** Takes a snapshot of state.db at the applied index and compacts the log behind it. */
+  private maybeCompact(): void {
+    const applied = this.machine.appliedIndex();
+    if (applied - this.core.snapshotMeta.index < raftLimits.snapshotEntriesThreshold) return;
+    this.snapshotNow();
+  }
+
+  snapshotNow(): void {
+    const applied = this.machine.appliedIndex();
+    rmSync(`${this.snapshotPath}.tmp`, { force: true });
+    this.stateDb.prepare("VACUUM INTO ?").run(`${this.snapshotPath}.tmp`);
+    renameSync(`${this.snapshotPath}.tmp`, this.snapshotPath);
+    this.core.compact(applied);
+    this.drain();
+  }
+
+  close(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    for (const waiter of this.proposals.values()) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(fail("E_NOT_READY", "the node is shutting down"));
+    }
+    this.proposals.clear();
+    this.store.close();
+    this.stateDb.close();
+  }
+}
