@@ -4,11 +4,14 @@
 # address, its own containerd + dockerd (own roots, socket, bridge subnet and cgroup parent), the
 # local test image loaded, and its own `shoal agent` with its own data dir and logs.
 #
-#   lab.sh up N                 fresh lab of N (1..7) nodes; waits until every agent is healthy
+#   lab.sh up N [--agents M]    fresh lab of N (1..7) nodes; waits until every agent is healthy
+#                               (--agents M: start agents on lab1..labM only, the rest by `start`)
 #   lab.sh down                 removes everything the lab made (also after a crash of this script)
 #   lab.sh kill NODE            a dead host: SIGKILL every process of the node, containers included
-#   lab.sh restart NODE         starts the node's engine and agent again on the same data dirs
-#   lab.sh partition NODE...    cuts the named nodes off from the others (they still reach each other)
+#   lab.sh start NODE           starts what of the node is not running (engine, agent); waits for health
+#   lab.sh restart NODE         kill, then start: engine and agent again on the same data dirs
+#   lab.sh partition NODE...    cuts the named nodes off from the others (they still reach each other);
+#                               partitions add up until `heal`
 #   lab.sh heal                 undoes every partition
 #   lab.sh exec NODE CMD...     runs CMD in the node's namespace (SHOAL_ADDR, SHOAL_DATA_DIR and
 #                               DOCKER_HOST point at that node)
@@ -19,8 +22,10 @@
 # on bridge shoal-lab0 (10.77.0.1 on the host side); the host end of its veth is also called
 # shoal-labK. Agents listen on port 7420 of their own address.
 #
-# Environment: SHOAL_LAB_AGENT_ARGS (extra agent arguments, split on whitespace),
-# SHOAL_LAB_WAIT_SECONDS (every wait's deadline, default 60), SHOAL_TEST_IMAGE.
+# Environment: SHOAL_LAB_AGENT_ARGS (extra agent arguments for every node, split on whitespace)
+# and SHOAL_LAB_AGENT_ARGS_K (for node K only), read whenever an agent starts, where {index},
+# {name} and {address} stand for the node's own (`--mdns-interface {address}`);
+# SHOAL_LAB_WAIT_SECONDS (every wait's deadline, default 60); SHOAL_TEST_IMAGE.
 #
 # Partitions are iptables rules on the bridge (FORWARD chain, matched by bridge port with
 # physdev), not links taken down: a partitioned group of several nodes still talks among itself,
@@ -344,11 +349,22 @@ detect_pull_flag() {
   echo "${pull_args[*]}" >"$run_root/pull-args"
 }
 
+# The node's extra agent arguments: SHOAL_LAB_AGENT_ARGS for every node, then
+# SHOAL_LAB_AGENT_ARGS_K for node K; {index}, {name} and {address} become the node's own.
+agent_extra_args() {
+  local k="$1" per_node="SHOAL_LAB_AGENT_ARGS_$1" text
+  text="${SHOAL_LAB_AGENT_ARGS:-} ${!per_node:-}"
+  text="${text//\{index\}/$k}"
+  text="${text//\{name\}/$(name_of "$k")}"
+  text="${text//\{address\}/$(address_of "$k")}"
+  echo "$text"
+}
+
 agent_start() {
   local k="$1" run data extra=()
   run="$(run_dir_of "$k")"
   data="$(data_dir_of "$k")"
-  read -ra extra <<<"${SHOAL_LAB_AGENT_ARGS:-}"
+  read -ra extra <<<"$(agent_extra_args "$k")"
   read -ra pull_args <<<"$(cat "$run_root/pull-args" 2>/dev/null)"
   mkdir -p "$data/shoal"
   spawn "$run/agent.pid" "$run/agent.log" \
@@ -420,8 +436,16 @@ cmd_down() {
 }
 
 cmd_up() {
-  local count="${1:-}" started=$SECONDS k nodes=()
-  [[ "$count" =~ ^[1-7]$ ]] || die "usage: lab.sh up N (N from 1 to $nodes_max)"
+  local count="${1:-}" agents="${1:-}" started=$SECONDS k nodes=() with_agents=()
+  [[ "$count" =~ ^[1-7]$ ]] || die "usage: lab.sh up N [--agents M] (N from 1 to $nodes_max)"
+  if [[ "${2:-}" == "--agents" ]]; then
+    agents="${3:-}"
+    if ! [[ "$agents" =~ ^[0-7]$ ]] || ((agents > count)); then
+      die "--agents takes 0 to $count, not '$agents'"
+    fi
+  elif (($# > 1)); then
+    die "usage: lab.sh up N [--agents M]"
+  fi
   [[ -x "$shoal_bin" ]] || die "$shoal_bin is missing"
   if [[ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" != 1 ]]; then
     say "note: net.bridge.bridge-nf-call-iptables is not 1: bridged traffic skips iptables, so 'partition' cannot work"
@@ -436,32 +460,57 @@ cmd_up() {
   for k in "${nodes[@]}"; do node_network_up "$k"; done
   for_nodes node_boot "${nodes[@]}"
   for_nodes image_load "${nodes[@]}"
-  for k in "${nodes[@]}"; do agent_start "$k"; done
-  for_nodes agent_wait "${nodes[@]}"
   rm -f "$run_root/image.tar"
-  say "up: $count node(s) healthy in $((SECONDS - started))s"
+  mapfile -t with_agents < <(seq 1 "$agents")
+  for k in "${with_agents[@]}"; do agent_start "$k"; done
+  ((agents == 0)) || for_nodes agent_wait "${with_agents[@]}"
+  say "up: $count node(s), $agents agent(s) healthy in $((SECONDS - started))s"
 }
 
 cmd_kill() {
   local k
   k="$(node_index "${1:-}")"
+  # Mounts stay, as after a power cut; start and restart clear them.
   kill_node_processes "$k"
   remove_shim_sockets "$k"
   rm -f "$(run_dir_of "$k")"/{agent,containerd,dockerd}.pid "$(run_dir_of "$k")/dockerd.pid.spawn"
   say "killed lab$k"
 }
 
+# What is left of a dead node: its processes, shim sockets, pid files and the mounts that its
+# engine made (dockerd mounts again what it needs when it starts).
+node_reset() {
+  local k="$1" run
+  run="$(run_dir_of "$k")"
+  kill_node_processes "$k"
+  remove_shim_sockets "$k"
+  rm -f "$run"/{agent,containerd,dockerd}.pid "$run/dockerd.pid.spawn"
+  unmount_below "$run" "$(data_dir_of "$k")"
+}
+
+# Starts what of the node is not running (engine, agent) without touching what runs.
+node_start() {
+  local k="$1"
+  if ! engine_answers "$k" >/dev/null 2>&1; then
+    node_reset "$k"
+    node_boot "$k"
+  fi
+  alive "$(pid_from "$(run_dir_of "$k")/agent.pid")" || agent_start "$k"
+  agent_wait "$k"
+}
+
+cmd_start() {
+  local k
+  k="$(node_index "${1:-}")"
+  node_start "$k"
+  say "started lab$k"
+}
+
 cmd_restart() {
   local k
   k="$(node_index "${1:-}")"
-  kill_node_processes "$k"
-  remove_shim_sockets "$k"
-  rm -f "$(run_dir_of "$k")"/{agent,containerd,dockerd}.pid "$(run_dir_of "$k")/dockerd.pid.spawn"
-  # The dead engine's mounts would otherwise linger; dockerd mounts again what it needs.
-  unmount_below "$(run_dir_of "$k")" "$(data_dir_of "$k")"
-  node_boot "$k"
-  agent_start "$k"
-  agent_wait "$k"
+  node_reset "$k"
+  node_start "$k"
   say "restarted lab$k"
 }
 
@@ -539,7 +588,7 @@ main() {
   local command="${1:-}"
   (($# > 0)) && shift
   case "$command" in
-  up | down | kill | restart | partition | heal)
+  up | down | kill | start | restart | partition | heal)
     require_root
     require_tools
     take_lock

@@ -18,10 +18,18 @@ export const labAgentPort = 7420;
 export type LabNodeRef = number | string;
 
 export interface LabOptions {
-  /** Extra `shoal agent` arguments for every node, e.g. `["--token", "..."]` (no spaces inside). */
+  /**
+   * Extra `shoal agent` arguments for every node (no spaces inside one); `{index}`, `{name}` and
+   * `{address}` become the node's own, e.g. `["--mdns-interface", "{address}"]`.
+   */
   agentArgs?: string[];
   /** Deadline of each wait inside the script (engine, agent health, lock), in seconds. */
   waitSeconds?: number;
+}
+
+export interface StartOptions {
+  /** Extra agent arguments for this node only, after the lab's; they stick for later starts. */
+  agentArgs?: string[];
 }
 
 export interface ExecResult {
@@ -82,15 +90,13 @@ const callBoundsMs = { up: 4, down: 2, kill: 1, restart: 3, partition: 1, heal: 
 
 export class Lab {
   private readonly agentArgs: string[];
+  private readonly nodeAgentArgs = new Map<number, string[]>();
   private readonly waitSeconds: number;
   private count = 0;
 
   constructor(options: LabOptions = {}) {
-    this.agentArgs = options.agentArgs ?? [];
+    this.agentArgs = checkedArgs(options.agentArgs ?? []);
     this.waitSeconds = options.waitSeconds ?? 60;
-    for (const arg of this.agentArgs) {
-      if (/\s/.test(arg)) throw new Error(`agent argument ${JSON.stringify(arg)} contains spaces`);
-    }
   }
 
   /** The nodes of the last `up`, as refs ("lab1", ...). */
@@ -98,12 +104,16 @@ export class Lab {
     return Array.from({ length: this.count }, (_, i) => `lab${i + 1}`);
   }
 
-  /** A fresh lab of `count` nodes (anything left over is removed first); all agents healthy. */
-  async up(count: number): Promise<void> {
+  /**
+   * A fresh lab of `count` nodes (anything left over is removed first). Agents run and answer
+   * health on lab1..lab`agents` (all by default); `start` brings up the others later.
+   */
+  async up(count: number, options: { agents?: number } = {}): Promise<void> {
     if (!Number.isInteger(count) || count < 1 || count > labNodesMax) {
       throw new Error(`a lab has 1 to ${labNodesMax} nodes, not ${count}`);
     }
-    await this.script(["up", String(count)], callBoundsMs.up);
+    const agents = String(options.agents ?? count);
+    await this.script(["up", String(count), "--agents", agents], callBoundsMs.up);
     this.count = count;
   }
 
@@ -118,8 +128,15 @@ export class Lab {
     await this.script(["kill", labName(node)], callBoundsMs.kill);
   }
 
-  /** Starts the node's engine and agent again on the same data dirs; resolves once healthy. */
-  async restart(node: LabNodeRef): Promise<void> {
+  /** Starts what of the node is not running (engine, agent); resolves once healthy. */
+  async start(node: LabNodeRef, options: StartOptions = {}): Promise<void> {
+    this.rememberArgs(node, options);
+    await this.script(["start", labName(node)], callBoundsMs.restart);
+  }
+
+  /** Kills the node, then starts its engine and agent again on the same data dirs. */
+  async restart(node: LabNodeRef, options: StartOptions = {}): Promise<void> {
+    this.rememberArgs(node, options);
     await this.script(["restart", labName(node)], callBoundsMs.restart);
   }
 
@@ -170,12 +187,20 @@ export class Lab {
     }
   }
 
+  private rememberArgs(node: LabNodeRef, options: StartOptions): void {
+    if (options.agentArgs) this.nodeAgentArgs.set(labIndex(node), checkedArgs(options.agentArgs));
+  }
+
   private env(): NodeJS.ProcessEnv {
-    return {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       SHOAL_LAB_AGENT_ARGS: this.agentArgs.join(" "),
       SHOAL_LAB_WAIT_SECONDS: String(this.waitSeconds),
     };
+    for (const [index, args] of this.nodeAgentArgs) {
+      env[`SHOAL_LAB_AGENT_ARGS_${index}`] = args.join(" ");
+    }
+    return env;
   }
 
   private async script(args: string[], bound: number): Promise<ExecResult> {
@@ -211,6 +236,16 @@ function run(
       },
     );
   });
+}
+
+/** The script splits agent arguments on whitespace, so one argument must not hold any. */
+function checkedArgs(args: string[]): string[] {
+  for (const arg of args) {
+    if (/\s/.test(arg) || arg === "") {
+      throw new Error(`agent argument ${JSON.stringify(arg)} is empty or contains whitespace`);
+    }
+  }
+  return args;
 }
 
 function tail(text: string, lines = 15): string {

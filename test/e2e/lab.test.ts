@@ -30,16 +30,24 @@ async function reaches(from: string, to: string): Promise<boolean> {
   return result.code === 0;
 }
 
-async function nodeIdOf(node: string): Promise<string> {
+async function selfOf(node: string): Promise<{ id: string; labels: Record<string, string> }> {
   const response = await fetch(`${lab.base(node)}/v1/nodes`, {
     headers: { authorization: `Bearer ${lab.apiToken(node)}` },
     signal: AbortSignal.timeout(5000),
   });
   assert.equal(response.status, 200);
-  const nodes = (await response.json()) as { id: string; name: string }[];
+  const nodes = (await response.json()) as {
+    id: string;
+    name: string;
+    labels: Record<string, string>;
+  }[];
   const self = nodes.find((n) => n.name === node);
   assert.ok(self, `${node} lists itself among ${JSON.stringify(nodes)}`);
-  return self.id;
+  return self;
+}
+
+async function nodeIdOf(node: string): Promise<string> {
+  return (await selfOf(node)).id;
 }
 
 /** Runs the probe's receiver in `to` and its sender in `from`; resolves with the receiver. */
@@ -205,7 +213,7 @@ describe("the lab", () => {
     assert.equal(await reaches("lab2", "lab1"), true, "lab2 reaches lab1 after heal");
   });
 
-  it("kill lab1 leaves no process in its namespace; restart brings back the same node", async () => {
+  it("kill lab1 leaves no process in its namespace; start and restart bring back the same node", async () => {
     await lab.kill("lab1");
     const web = await fetch(`http://${nodeAddress("lab1")}:${webPort}/`, {
       signal: AbortSignal.timeout(2000),
@@ -224,10 +232,14 @@ describe("the lab", () => {
     assert.equal(killed?.dockerd.alive, false);
 
     const started = Date.now();
-    await lab.restart("lab1");
-    console.log(`lab restart lab1: ${Date.now() - started} ms`);
+    await lab.start("lab1", { agentArgs: ["--labels", "zone={name},at={address}"] });
+    console.log(`lab start lab1 after kill: ${Date.now() - started} ms`);
     assert.ok(await lab.healthy("lab1"));
-    assert.equal(await nodeIdOf("lab1"), lab1Id, "lab1 keeps its node id across restart");
+    const self = await selfOf("lab1");
+    assert.equal(self.id, lab1Id, "lab1 keeps its node id across restart");
+    assert.deepEqual(self.labels, { zone: "lab1", at: nodeAddress("lab1") }, "per-node args");
+    await lab.restart("lab1");
+    assert.equal(await nodeIdOf("lab1"), lab1Id, "and across a restart of a live node");
   });
 
   it("down leaves no namespace, bridge, rule, process, mount or state dir", async () => {
