@@ -1,22 +1,23 @@
 // The replicated command log: the Raft core over raft.db, applying committed commands to
 // state.db. It drives the core's tick/step/ready/advance cycle: persist durably, then send,
 // then apply, then answer the proposals and reads that waited for those entries.
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { fail, type Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { batchOf } from "../raft/log-store.ts";
 import { RaftCore, type RaftStatus } from "../raft/raft-core.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
-import type {
-  Entry,
-  Membership,
-  MembershipChange,
-  Message,
-  RandomSource,
-  SnapshotInstall,
-} from "../raft/types.ts";
+import type { Entry, Membership, MembershipChange, Message, RandomSource } from "../raft/types.ts";
 import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
 import { type Command, decodeCommand, encodeCommand } from "../state/commands.ts";
 import type { Database } from "../state/db.ts";
@@ -24,6 +25,23 @@ import { type ApplyResult, StateMachine } from "../state/machine.ts";
 import type { StateView } from "../state/views.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
+
+function syncFile(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a file whole and on disk, or not at all (write, fsync, rename, fsync the folder). */
+function writeDurably(path: string, data: Uint8Array): void {
+  writeFileSync(`${path}.tmp`, data);
+  syncFile(`${path}.tmp`);
+  renameSync(`${path}.tmp`, path);
+  syncFile(dirname(path));
+}
 
 /** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
 export interface PeerSender {
@@ -59,11 +77,17 @@ export class RaftCommandLog implements CommandLog {
 
   constructor(private readonly options: RaftCommandLogOptions) {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
+    const state = this.store.load();
     this.stateDb = openDatabase(this.statePath, "NORMAL");
     this.machine = new StateMachine(this.stateDb);
+    // state.db is written without fsync; after a power loss it may be behind a compaction, whose
+    // entries are gone from the log. The snapshot file, synced before compacting, holds them.
+    if (state.snapshot && this.machine.appliedIndex() < state.snapshot.index) {
+      this.replaceState(readFileSync(this.snapshotPath));
+    }
     this.core = new RaftCore({
       id: options.nodeId,
-      state: this.store.load(),
+      state,
       bootstrap: options.bootstrap,
       appliedIndex: this.machine.appliedIndex(),
       nowMs: options.clock.monotonic(),
@@ -178,8 +202,11 @@ export class RaftCommandLog implements CommandLog {
   private drain(): void {
     while (this.core.hasReady()) {
       const ready = this.core.ready();
+      // The image is on disk before raft.db records the snapshot, so a crash in between leaves
+      // either the old snapshot or a new one that start-up can restore state.db from.
+      if (ready.snapshot) writeDurably(this.snapshotPath, ready.snapshot.data);
       this.store.save(batchOf(ready));
-      if (ready.snapshot) this.installSnapshot(ready.snapshot);
+      if (ready.snapshot) this.replaceState(ready.snapshot.data);
       this.options.sender.send(ready.messages.map((message) => this.withSnapshotData(message)));
       for (const entry of ready.committedEntries) this.applyEntry(entry);
       for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
@@ -221,13 +248,10 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /** Replaces state.db with the leader's image, taken at the snapshot's index. */
-  private installSnapshot(install: SnapshotInstall): void {
-    writeFileSync(`${this.snapshotPath}.tmp`, install.data);
-    renameSync(`${this.snapshotPath}.tmp`, this.snapshotPath);
+  private replaceState(image: Uint8Array): void {
     this.stateDb.close();
     for (const suffix of ["-wal", "-shm"]) rmSync(`${this.statePath}${suffix}`, { force: true });
-    writeFileSync(`${this.statePath}.tmp`, install.data);
-    renameSync(`${this.statePath}.tmp`, this.statePath);
+    writeDurably(this.statePath, image);
     this.stateDb = openDatabase(this.statePath, "NORMAL");
     this.machine = new StateMachine(this.stateDb);
   }
@@ -243,7 +267,9 @@ export class RaftCommandLog implements CommandLog {
     const applied = this.machine.appliedIndex();
     rmSync(`${this.snapshotPath}.tmp`, { force: true });
     this.stateDb.prepare("VACUUM INTO ?").run(`${this.snapshotPath}.tmp`);
+    syncFile(`${this.snapshotPath}.tmp`);
     renameSync(`${this.snapshotPath}.tmp`, this.snapshotPath);
+    syncFile(this.options.dataDir);
     this.core.compact(applied);
     this.drain();
   }

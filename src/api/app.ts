@@ -9,6 +9,7 @@ import type { ApiNode } from "./context.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
 import { EventStreams, eventRoutes } from "./routes/events.ts";
+import { internalRoutes } from "./routes/internal.ts";
 import { serviceRoutes } from "./routes/services.ts";
 import { taskRoutes } from "./routes/tasks.ts";
 
@@ -31,6 +32,8 @@ export function createApi(node: ApiNode): Api {
     if (!store) return c.json({ status: "starting", node: node.nodeId }, 503);
     return c.json({ status: "ok", node: node.nodeId, appliedIndex: store.view.appliedIndex() });
   });
+
+  app.route("/internal", internalRoutes(node));
 
   app.use(
     "/v1/*",

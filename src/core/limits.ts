@@ -36,6 +36,15 @@ export const limits = {
   peerRequestWindowMs: 30_000,
   /** Nonces remembered to refuse replays within the window. */
   peerNoncesMax: 100_000,
+  /** Raft messages queued for one peer; beyond, messages are dropped (Raft resends). */
+  peerQueueMessagesMax: 4096,
+  /** Requests to one peer in flight at once, pipelined on keep-alive connections. */
+  peerRequestsInFlightMax: 4,
+  /** Bytes of one batch of peer messages (a snapshot still travels alone, whatever its size). */
+  peerBatchBytesMax: 4 * 1024 * 1024,
+  /** Bytes of one peer request body; a larger snapshot cannot be sent. */
+  peerBodyBytesMax: 256 * 1024 * 1024,
+  peerRequestTimeoutMs: 10_000,
   /** mDNS browsers query once; shoal asks again this often, since peers come and go. */
   discoveryRequeryMs: 2000,
   /** A peer not heard of over mDNS for this long is no longer a candidate. */
