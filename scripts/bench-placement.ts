@@ -21,6 +21,7 @@ function simulatedNode(index: number): NodeInfo {
     id: `node-${index.toString().padStart(2, "0")}`,
     name: `pi-${index}`,
     address: `10.0.0.${index + 1}`,
+    port: 7420,
     status: "ready",
     arch: "arm64",
     os: "linux",

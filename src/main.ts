@@ -52,6 +52,7 @@ async function registerNode(
     id: nodeId,
     name: options.name,
     address: primaryAddress(options.bind),
+    port: options.port,
     labels: options.labels,
     version,
     ...hostFacts(),

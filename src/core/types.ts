@@ -74,6 +74,8 @@ export interface NodeInfo {
   id: string;
   name: string;
   address: string;
+  /** The port of its API and peer routes. */
+  port: number;
   status: NodeStatus;
   arch: string;
   os: string;

@@ -15,6 +15,7 @@ export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     id,
     name: id,
     address: "10.0.0.1",
+    port: 7420,
     status: "ready",
     arch: "arm64",
     os: "linux",

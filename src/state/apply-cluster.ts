@@ -40,10 +40,11 @@ export function applyNodeRegister(
   if (existing && existing.id === command.id) {
     const status = existing.status === "draining" ? "draining" : "ready";
     ctx.run(
-      `UPDATE nodes SET name = ?, address = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
+      `UPDATE nodes SET name = ?, address = ?, port = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
        labels = ?, version = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?`,
       name,
       command.address,
+      command.port,
       status,
       command.arch,
       command.os,
@@ -58,12 +59,13 @@ export function applyNodeRegister(
     return ok({ id: command.id, name });
   }
   ctx.run(
-    `INSERT INTO nodes (id, name, address, status, arch, os, cpus, memory_mb, labels, engine_ready,
+    `INSERT INTO nodes (id, name, address, port, status, arch, os, cpus, memory_mb, labels, engine_ready,
      engine_message, version, registered_at, updated_at, row_version)
-     VALUES (?, ?, ?, 'ready', ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
+     VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
     command.id,
     name,
     command.address,
+    command.port,
     command.arch,
     command.os,
     command.cpus,

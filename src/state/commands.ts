@@ -62,6 +62,8 @@ const nodeFields = {
   id: z.string(),
   name: z.string(),
   address: z.string(),
+  /** The port of the node's API and peer routes. */
+  port: z.number().int().min(1).max(65535).default(7420),
   arch: z.string(),
   os: z.string(),
   cpus: z.number().positive(),

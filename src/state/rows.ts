@@ -27,6 +27,7 @@ export function nodeFromRow(row: Row): NodeInfo {
     id: text(row.id),
     name: text(row.name),
     address: text(row.address),
+    port: int(row.port),
     status: text(row.status) as NodeStatus,
     arch: text(row.arch),
     os: text(row.os),

@@ -43,6 +43,10 @@ export const migrations: readonly Migration[] = [
       INSERT INTO meta (key, value) VALUES ('applied_index', '0');
     `,
   },
+  {
+    version: 2,
+    sql: `ALTER TABLE nodes ADD COLUMN port INTEGER NOT NULL DEFAULT 7420;`,
+  },
 ];
 
 export function migrate(db: Database): void {

@@ -31,6 +31,7 @@ export async function openTestNode(): Promise<TestNode> {
     id: "node-1",
     name: "pi",
     address: "127.0.0.1",
+    port: 7420,
     arch: "x64",
     os: "linux",
     cpus: 4,
