@@ -1,5 +1,6 @@
 // The composition root: builds the real adapters and wires a node. The only file that sees
 // every layer. `bin/shoal` runs it.
+import { realpathSync } from "node:fs";
 import { serve } from "@hono/node-server";
 import pino from "pino";
 import pretty from "pino-pretty";
@@ -29,7 +30,7 @@ function makeLogger(options: AgentOptions): Logger {
 
 /** The first start of a cluster makes its id and API token; later starts reuse them. */
 async function ensureCluster(log: SingleNodeLog, logger: Logger): Promise<void> {
-  if (log.machine.view.cluster()) return;
+  if (log.view().cluster()) return;
   const clusterId = newId();
   const result = await log.propose({
     type: "cluster.init",
@@ -60,6 +61,22 @@ async function registerNode(
   if (!result.ok) throw new Error(`cannot register this node: ${result.message}`);
 }
 
+/** Opens and replays the store, creating the cluster on first start, and registers this node. */
+async function openStore(options: AgentOptions, nodeId: string, logger: Logger) {
+  const opened = SingleNodeLog.open(options.dataDir);
+  try {
+    await ensureCluster(opened, logger);
+    await registerNode(opened, nodeId, options);
+    const cluster = opened.view().cluster();
+    if (!cluster) throw new Error("the store has no cluster after initialising it");
+    writeApiToken(options.dataDir, cluster.apiToken);
+    return { opened, cluster };
+  } catch (error) {
+    opened.close();
+    throw error;
+  }
+}
+
 export interface RunningNode {
   nodeId: string;
   stop(): Promise<void>;
@@ -87,12 +104,16 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     "API listening",
   );
 
-  const opened = SingleNodeLog.open(options.dataDir);
-  await ensureCluster(opened, logger);
-  await registerNode(opened, nodeId, options);
-  const cluster = opened.machine.view.cluster();
-  if (!cluster) throw new Error("the store has no cluster after initialising it");
-  writeApiToken(options.dataDir, cluster.apiToken);
+  let opened: SingleNodeLog;
+  let cluster: { id: string };
+  try {
+    ({ opened, cluster } = await openStore(options, nodeId, logger));
+  } catch (error) {
+    // A node that cannot open its store must exit (and be restarted), not serve 503 forever.
+    api.close();
+    await closeServer(server);
+    throw error;
+  }
   log = opened;
 
   const runtime = new DockerRuntime({ dockerHost: options.dockerHost });
@@ -153,8 +174,12 @@ async function runAgent(options: AgentOptions): Promise<void> {
   await node.stop();
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.filename === process.argv[1];
-if (isEntry) {
+/** Compared as real paths: a symlinked install folder must still run the CLI. */
+function isEntry(): boolean {
+  const invoked = process.argv[1];
+  return invoked !== undefined && realpathSync(invoked) === realpathSync(import.meta.filename);
+}
+if (isEntry()) {
   const program = createProgram({
     startAgent: runAgent,
     version: { version, commit: gitCommit() },

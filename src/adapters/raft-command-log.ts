@@ -25,6 +25,7 @@ import { type ApplyResult, StateMachine } from "../state/machine.ts";
 import type { StateView } from "../state/views.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
+import { applyOrCrash, notify } from "./single-node-log.ts";
 
 function syncFile(path: string): void {
   const fd = openSync(path, "r");
@@ -223,9 +224,10 @@ export class RaftCommandLog implements CommandLog {
       return;
     }
     const command = decodeCommand(entry.data);
-    const result = this.machine.apply(command, entry.index);
+    const result = applyOrCrash(() => this.machine.apply(command, entry.index));
     this.answer(entry, result);
-    for (const listener of this.listeners) listener({ index: entry.index, command, result });
+    for (const listener of this.listeners)
+      notify(listener, { index: entry.index, command, result });
   }
 
   /** A waiter whose index now holds an entry of another term lost its proposal to a new leader. */

@@ -17,6 +17,31 @@ const logSchema = `CREATE TABLE IF NOT EXISTS entries (
 /** A single node is leader of term 1 for as long as it runs. */
 const singleNodeTerm = 1;
 
+/**
+ * An apply that throws is a bug, and the log cannot go on past an entry it could not apply:
+ * crash the process (after the caller saw the error), so a restart replays from the last good
+ * index rather than answering every later write with an error.
+ */
+export function applyOrCrash<T>(apply: () => T): T {
+  try {
+    return apply();
+  } catch (error) {
+    setImmediate(() => {
+      throw error;
+    });
+    throw error;
+  }
+}
+
+/** A listener's failure (an event stream, a reconcile trigger) must not undo an applied write. */
+export function notify(listener: (entry: AppliedEntry) => void, entry: AppliedEntry): void {
+  try {
+    listener(entry);
+  } catch (error) {
+    console.error("shoal: a listener of applied entries failed", error);
+  }
+}
+
 export class SingleNodeLog implements CommandLog {
   readonly machine: StateMachine;
   private readonly listeners = new Set<(entry: AppliedEntry) => void>();
@@ -51,8 +76,8 @@ export class SingleNodeLog implements CommandLog {
     );
     const rows = this.logDb
       .prepare("SELECT idx, data FROM entries WHERE idx > ? ORDER BY idx")
-      .all(applied);
-    for (const row of rows as { idx: number; data: Uint8Array }[]) {
+      .iterate(applied);
+    for (const row of rows as Iterable<{ idx: number; data: Uint8Array }>) {
       this.machine.apply(decodeCommand(row.data), Number(row.idx));
     }
   }
@@ -64,8 +89,10 @@ export class SingleNodeLog implements CommandLog {
       .prepare("INSERT INTO entries (idx, term, data) VALUES (?, ?, ?)")
       .run(index, singleNodeTerm, data);
     this.lastIndex = index;
-    const result = this.machine.apply(command, index);
-    for (const listener of this.listeners) listener({ index, command, result });
+    // Apply what a replay would apply: the decoded entry, not the caller's object.
+    const logged = decodeCommand(data);
+    const result = applyOrCrash(() => this.machine.apply(logged, index));
+    for (const listener of this.listeners) notify(listener, { index, command: logged, result });
     return result;
   }
 

@@ -2,7 +2,8 @@
 // proposals whose command the state machine refused become errors with the machine's code.
 import type { Context } from "hono";
 import { ShoalError } from "../core/errors.ts";
-import type { Command } from "../state/commands.ts";
+import { limits } from "../core/limits.ts";
+import { type Command, encodedSize } from "../state/commands.ts";
 import type { StateView } from "../state/views.ts";
 import type { ApiNode } from "./context.ts";
 
@@ -18,6 +19,9 @@ export function viewOf(node: ApiNode): StateView {
 
 export async function propose(node: ApiNode, command: Command): Promise<unknown> {
   const { log } = openStore(node);
+  if (encodedSize(command) > limits.commandBytesMax) {
+    throw new ShoalError("E_BODY_TOO_LARGE", `the change is larger than ${limits.commandBytesMax} bytes`);
+  }
   const result = await log.propose(command);
   if (!result.ok) throw new ShoalError(result.code, result.message);
   return result.value;

@@ -51,7 +51,8 @@ export const limits = {
   discoveryPeerTtlMs: 15_000,
 
   // Store
-  commandBytesMax: 512 * 1024,
+  /** Larger than any request body, so every accepted request fits in one command. */
+  commandBytesMax: 2 * 1024 * 1024,
   /** Reasons and messages carried in commands. */
   commandTextBytesMax: 4096,
   eventsRetainMax: 10_000,
@@ -119,5 +120,5 @@ assert(limits.imagePullsInFlightMax >= 1);
 assert(limits.reconcileMs < limits.imagePullFailureMemoryMs);
 assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
 assert(limits.electionTimeoutMsMin < limits.electionTimeoutMsMax);
-assert(limits.commandBytesMax <= limits.requestBodyBytesMax);
+assert(limits.requestBodyBytesMax * 1.5 <= limits.commandBytesMax, "a request fits a command");
 assert(limits.clockDriftMax >= 0 && limits.clockDriftMax < 1);

@@ -21,8 +21,8 @@ export function applyClusterInit(
 /** A name already taken by another node gets the first free numeric suffix. */
 function uniqueName(ctx: ApplyContext, id: string, name: string): string {
   const taken = (candidate: string): boolean => {
-    const holder = ctx.view.node(candidate);
-    return holder !== null && holder.id !== id && holder.name === candidate;
+    const holder = ctx.view.nodeByName(candidate);
+    return holder !== null && holder.id !== id;
   };
   if (!taken(name)) return name;
   let suffix = 2;
@@ -34,10 +34,10 @@ export function applyNodeRegister(
   ctx: ApplyContext,
   command: CommandOf<"node.register">,
 ): Result<unknown> {
-  const existing = ctx.view.node(command.id);
+  const existing = ctx.view.nodeById(command.id);
   const name = uniqueName(ctx, command.id, command.name);
   const labels = JSON.stringify(command.labels);
-  if (existing && existing.id === command.id) {
+  if (existing) {
     const status = existing.status === "draining" ? "draining" : "ready";
     ctx.run(
       `UPDATE nodes SET name = ?, address = ?, port = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
@@ -83,8 +83,8 @@ export function applyNodeEngine(
   ctx: ApplyContext,
   command: CommandOf<"node.engine">,
 ): Result<unknown> {
-  const node = ctx.view.node(command.nodeId);
-  if (!node || node.id !== command.nodeId) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
   if (node.engineReady === command.ready && node.engineMessage === command.message) return ok(null);
   ctx.run(
     `UPDATE nodes SET engine_ready = ?, engine_message = ?, updated_at = ?,

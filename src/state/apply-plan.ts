@@ -48,7 +48,7 @@ export function applyPlan(ctx: ApplyContext, command: CommandOf<"plan.apply">): 
 
 function assignTask(ctx: ApplyContext, taskId: string, nodeId: string): void {
   const task = ctx.view.task(taskId);
-  const node = ctx.view.node(nodeId);
+  const node = ctx.view.nodeById(nodeId);
   if (!task || !node || task.node !== null || task.desired !== "running") return;
   ctx.run(
     "UPDATE tasks SET node = ?, node_name = ?, reason = '', updated_at = ?, version = version + 1 WHERE id = ?",

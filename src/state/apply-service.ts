@@ -37,17 +37,30 @@ export function applyServiceUpdate(
 ): Result<unknown> {
   const service = ctx.view.service(command.name);
   if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
+  const current = ctx.view.taskDefinition(
+    service.taskDefinition.family,
+    service.taskDefinition.revision,
+  );
+  // Both sides were decoded by the same schema, so equal containers encode equally.
+  const changed =
+    command.containers !== undefined &&
+    JSON.stringify(command.containers) !== JSON.stringify(current?.containers);
   let revision = service.taskDefinition.revision;
-  if (command.containers) {
+  if (changed && command.containers) {
     revision = registerTaskDefinition(ctx, service.taskDefinition.family, command.containers);
     replaceOldRevision(ctx, command.name, revision);
   }
   const replicas = command.replicas ?? service.replicas;
+  // New containers start a fresh failure streak; scaling alone does not forgive a crash loop.
   ctx.run(
-    `UPDATE services SET replicas = ?, td_revision = ?, failure_streak = 0, last_failure_at = NULL,
+    `UPDATE services SET replicas = ?, td_revision = ?,
+     failure_streak = CASE WHEN ? THEN 0 ELSE failure_streak END,
+     last_failure_at = CASE WHEN ? THEN NULL ELSE last_failure_at END,
      updated_at = ?, version = version + 1 WHERE name = ?`,
     replicas,
     revision,
+    changed ? 1 : 0,
+    changed ? 1 : 0,
     command.at,
     command.name,
   );

@@ -9,7 +9,7 @@ import { registerTaskDefinition } from "./task-definitions.ts";
 type TaskReport = CommandOf<"task.report">["reports"][number];
 
 export function insertTask(ctx: ApplyContext, planned: PlannedTask): void {
-  const node = planned.node ? ctx.view.node(planned.node) : null;
+  const node = planned.node ? ctx.view.nodeById(planned.node) : null;
   const definition = ctx.view.taskDefinition(
     planned.taskDefinition.family,
     planned.taskDefinition.revision,
@@ -46,9 +46,12 @@ export function insertTask(ctx: ApplyContext, planned: PlannedTask): void {
   });
 }
 
-/** Marks a task desired stopped; a task that never reached a node stops at once. */
+/**
+ * Marks a task desired stopped. Only a task on no node stops at once: a placed task may already
+ * have containers (holding its ports) until its agent reports them stopped.
+ */
 export function stopTask(ctx: ApplyContext, task: Task, reason: string): void {
-  const stopsNow = task.node === null || task.state === "pending";
+  const stopsNow = task.node === null;
   ctx.run(
     `UPDATE tasks SET desired = 'stopped', reason = ?, state = ?, stopped_at = ?, updated_at = ?,
      version = version + 1 WHERE id = ?`,
@@ -128,7 +131,9 @@ function applyOneReport(ctx: ApplyContext, report: TaskReport): boolean {
     task.id,
   );
   if (!sameState) recordTransition(ctx, task, report);
-  if (report.state === "failed" && task.service) countFailure(ctx, task);
+  // A task already asked to stop (scaled down, replaced) failing on its way out is no crash loop.
+  if (report.state === "failed" && task.service && task.desired === "running")
+    countFailure(ctx, task);
   return true;
 }
 

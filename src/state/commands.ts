@@ -132,9 +132,16 @@ export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
 export function encodeCommand(command: Command): Uint8Array {
   const checked = commandSchema.safeParse(command);
   assert(checked.success, `invalid command proposed: ${checked.error?.message}`);
-  const bytes = new TextEncoder().encode(JSON.stringify(command));
+  // The parsed output, not the caller's object: key order and defaults then match what every
+  // replica decodes, so comparisons of encoded parts agree on every node.
+  const bytes = new TextEncoder().encode(JSON.stringify(checked.data));
   assert(bytes.byteLength <= limits.commandBytesMax, `command too large: ${bytes.byteLength}`);
   return bytes;
+}
+
+/** Bytes of a command as the log stores it (checked against limits before proposing). */
+export function encodedSize(command: Command): number {
+  return new TextEncoder().encode(JSON.stringify(command)).byteLength;
 }
 
 /** Decodes a command from the log; an undecodable entry is a bug and crashes. */

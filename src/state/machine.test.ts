@@ -201,4 +201,34 @@ describe("state machine", () => {
       ["pi", "pi-2"],
     );
   });
+
+  it("keeps the revision when containers are unchanged, and scaling keeps the failure streak", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    const base = { taskId: "t1", node: "n1", reason: "", exitCode: null, containers: [] };
+    apply({ type: "task.report", at: 5, reports: [{ ...base, state: "failed", exitCode: 1 }] });
+    apply({ type: "service.update", at: 6, name: "web", containers: [container], replicas: 2 });
+    const service = sm.view.service("web");
+    assert.equal(service?.taskDefinition.revision, 1);
+    assert.equal(service?.failureStreak, 1);
+    apply({
+      type: "service.update",
+      at: 7,
+      name: "web",
+      containers: [{ ...container, image: "other" }],
+    });
+    assert.equal(sm.view.service("web")?.failureStreak, 0);
+  });
+
+  it("does not count the failure of a task already asked to stop", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    apply({ type: "task.stop", at: 5, taskId: "t1", reason: "scaled down" });
+    assert.equal(sm.view.task("t1")?.state, "pending", "a placed task waits for its agent");
+    const base = { taskId: "t1", node: "n1", reason: "", exitCode: 137, containers: [] };
+    apply({ type: "task.report", at: 6, reports: [{ ...base, state: "failed" }] });
+    assert.equal(sm.view.service("web")?.failureStreak, 0);
+  });
 });

@@ -63,9 +63,19 @@ export class StateView {
     return this.many("SELECT * FROM nodes ORDER BY name").map(nodeFromRow);
   }
 
-  node(idOrName: string): NodeInfo | null {
-    const row = this.one("SELECT * FROM nodes WHERE id = ? OR name = ?", idOrName, idOrName);
+  nodeById(id: string): NodeInfo | null {
+    const row = this.one("SELECT * FROM nodes WHERE id = ?", id);
     return row ? nodeFromRow(row) : null;
+  }
+
+  nodeByName(name: string): NodeInfo | null {
+    const row = this.one("SELECT * FROM nodes WHERE name = ?", name);
+    return row ? nodeFromRow(row) : null;
+  }
+
+  /** For people: an id, else a name. The state machine uses the exact lookups above. */
+  node(idOrName: string): NodeInfo | null {
+    return this.nodeById(idOrName) ?? this.nodeByName(idOrName);
   }
 
   services(): Service[] {
