@@ -20,7 +20,10 @@ export function viewOf(node: ApiNode): StateView {
 export async function propose(node: ApiNode, command: Command): Promise<unknown> {
   const { log } = openStore(node);
   if (encodedSize(command) > limits.commandBytesMax) {
-    throw new ShoalError("E_BODY_TOO_LARGE", `the change is larger than ${limits.commandBytesMax} bytes`);
+    throw new ShoalError(
+      "E_BODY_TOO_LARGE",
+      `the change is larger than ${limits.commandBytesMax} bytes`,
+    );
   }
   const result = await log.propose(command);
   if (!result.ok) throw new ShoalError(result.code, result.message);
