@@ -28,6 +28,11 @@ export class SafetyChecker {
   /** Per leader and term: the last index its log had, so a leader only appends. */
   private readonly leaderLastIndex = new Map<string, { index: number; term: number }>();
   private readonly leadersChecked = new Set<string>();
+  /** Per member: the latest append it acknowledged, which it must keep while in that term. */
+  private readonly acknowledged = new Map<
+    MemberId,
+    { term: number; index: number; entryTerm: number }
+  >();
   /** Whether the lease checker applies (clock drift stays within its bound). */
   checkLeases = true;
 
@@ -49,6 +54,7 @@ export class SafetyChecker {
       throw new Violation("commit monotonic", `${core.id} commit ${seen} -> ${status.commitIndex}`);
     }
     this.commitSeen.set(core.id, status.commitIndex);
+    this.checkAcknowledgedKept(core, status.term);
     if (status.role === "leader") this.checkLeader(core, status.term, status.lastIndex);
   }
 
@@ -84,6 +90,31 @@ export class SafetyChecker {
           `${core.id} leads term ${term} without committed ${index}@${record.term} (has ${held})`,
         );
       }
+    }
+  }
+
+  /** A member acknowledges an append: what it matched is the leader's, and stays. */
+  onAcknowledge(core: RaftCore, message: Message): void {
+    if (message.type !== "appendResponse" || !message.success) return;
+    const entryTerm = core.termAt(message.index);
+    if (entryTerm === undefined) return;
+    this.acknowledged.set(core.id, { term: message.term, index: message.index, entryTerm });
+  }
+
+  /**
+   * Within one term a member's log changes only by its leader's appends, which agree with what
+   * it acknowledged; the leader counted that acknowledgement towards a commit.
+   */
+  private checkAcknowledgedKept(core: RaftCore, term: number): void {
+    const acknowledged = this.acknowledged.get(core.id);
+    if (acknowledged === undefined || acknowledged.term !== term) return;
+    if (acknowledged.index < core.snapshotMeta.index) return;
+    const held = core.termAt(acknowledged.index);
+    if (held !== acknowledged.entryTerm) {
+      throw new Violation(
+        "acknowledged entries kept",
+        `${core.id} acknowledged ${acknowledged.index}@${acknowledged.entryTerm} in term ${term}, now holds ${held}`,
+      );
     }
   }
 

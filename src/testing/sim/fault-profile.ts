@@ -10,6 +10,10 @@ export interface NetworkFaults {
   /** Share of messages held back for very long (stale appends and votes arriving late). */
   readonly lateRate: number;
   readonly lateMsMax: number;
+  /** Share of appends carrying a no-op (a new leader's first entry) that are lost. */
+  readonly noopLossRate: number;
+  /** Chance that an append with entries is chased by an older term's append over its indexes. */
+  readonly staleReplayRate: number;
 }
 
 export type DriftMode = "within" | "bound" | "beyond";
@@ -95,6 +99,8 @@ function drawNetwork(random: SeededRandom, calm: boolean): NetworkFaults {
       delayMsMax: 5,
       lateRate: 0,
       lateMsMax: 0,
+      noopLossRate: 0,
+      staleReplayRate: 0,
     };
   }
   return {
@@ -104,5 +110,7 @@ function drawNetwork(random: SeededRandom, calm: boolean): NetworkFaults {
     delayMsMax: random.pick([5, 20, 80]),
     lateRate: random.pick([0, 0.005, 0.02, 0.05]),
     lateMsMax: random.pick([1000, 3000, 6000]),
+    noopLossRate: random.pick([0, 0, 0, 0.3]),
+    staleReplayRate: random.pick([0, 0, 0, 0.05]),
   };
 }

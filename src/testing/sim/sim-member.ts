@@ -221,7 +221,7 @@ export class SimMember {
     if (window === "beforePersist") return this.crashNow();
     this.persist(ready);
     if (window === "afterPersist") return this.crashNow();
-    for (const message of ready.messages) this.sendMessage(message);
+    for (const message of ready.messages) this.sendMessage(core, message);
     const acknowledged = this.apply(ready);
     if (window === "afterApply") return this.crashNow();
     for (const [operation, ok] of acknowledged) {
@@ -263,8 +263,9 @@ export class SimMember {
     }
   }
 
-  private sendMessage(message: Message): void {
+  private sendMessage(core: RaftCore, message: Message): void {
     this.environment.checker.beforeSend(this.id, message, this.store.durableHardState());
+    this.environment.checker.onAcknowledge(core, message);
     if (message.type === "snapshot") {
       const data = this.images.get(message.snapshot.index);
       assert(data !== undefined, `no image for snapshot ${message.snapshot.index}`);

@@ -1,27 +1,37 @@
 // The simulated network: per-message delay, loss, duplication, reordering, very late delivery,
-// and links cut by partitions (symmetric or one-way) or by isolating a member.
+// and links cut by partitions (symmetric or one-way) or by isolating a member. Two aimed faults
+// chase known Raft mistakes: a new leader's no-op lost on the way, and an older term's append
+// replayed to a member right after it accepted a newer leader's entries at the same indexes.
 import type { SeededRandom } from "../../raft/seeded-random.ts";
-import type { MemberId, Message } from "../../raft/types.ts";
+import type { AppendMessage, MemberId, Message } from "../../raft/types.ts";
 import type { EventQueue } from "./event-queue.ts";
 import type { NetworkFaults } from "./fault-profile.ts";
 import type { TraceHash } from "./trace-hash.ts";
 
 const healGraceMs = 100;
+/** Appends with entries remembered per receiver, for stale replays. */
+const replayableAppendsMax = 32;
+
+export const calmNetwork: NetworkFaults = {
+  lossRate: 0,
+  duplicateRate: 0,
+  delayMsMin: 1,
+  delayMsMax: 5,
+  lateRate: 0,
+  lateMsMax: 0,
+  noopLossRate: 0,
+  staleReplayRate: 0,
+};
 
 export class SimNetwork {
-  private faults: NetworkFaults = {
-    lossRate: 0,
-    duplicateRate: 0,
-    delayMsMin: 1,
-    delayMsMax: 5,
-    lateRate: 0,
-    lateMsMax: 0,
-  };
+  private faults: NetworkFaults = calmNetwork;
   /** Cut links, as "from>to". */
   private readonly cut = new Set<string>();
   sent = 0;
   delivered = 0;
   private healedAtMs = Number.NEGATIVE_INFINITY;
+  /** Per receiver: appends with entries it was sent, newest last (any may arrive again). */
+  private readonly appendsSent = new Map<MemberId, AppendMessage[]>();
 
   constructor(
     private readonly queue: EventQueue,
@@ -29,6 +39,8 @@ export class SimNetwork {
     private readonly trace: TraceHash,
     private readonly memberIds: readonly MemberId[],
     private readonly deliver: (message: Message) => void,
+    /** The term of a member's entry at `index` now, so aimed faults hit where they matter. */
+    private readonly termAt: (member: MemberId, index: number) => number | undefined,
   ) {}
 
   setFaults(faults: NetworkFaults): void {
@@ -37,9 +49,68 @@ export class SimNetwork {
 
   send(message: Message): void {
     this.sent++;
+    // Even a message sent into a cut link may come out much later (a retransmission after the
+    // link heals), so it is remembered for stale replays.
+    if (message.type === "append" && message.entries.length > 0) this.remember(message);
     if (this.blocked(message) || this.random.chance(this.faults.lossRate)) return;
+    if (this.noopLost(message)) return;
     this.schedule(message);
     if (this.random.chance(this.faults.duplicateRate)) this.schedule(message);
+  }
+
+  /**
+   * A new leader's no-op is lost on its way to a member that would accept it, while the older
+   * entries before it (sent alone when appends carry one entry) get through.
+   */
+  private noopLost(message: Message): boolean {
+    if (this.faults.noopLossRate === 0 || message.type !== "append") return false;
+    const noop = message.entries.some(
+      (entry) => entry.kind === "noop" && entry.term === message.term,
+    );
+    if (!noop) return false;
+    if (this.termAt(message.to, message.prevIndex) !== message.prevTerm) return false;
+    return this.random.chance(this.faults.noopLossRate);
+  }
+
+  private remember(message: AppendMessage): void {
+    if (this.faults.staleReplayRate === 0) return;
+    const sent = this.appendsSent.get(message.to) ?? [];
+    sent.push(message);
+    if (sent.length > replayableAppendsMax) sent.shift();
+    this.appendsSent.set(message.to, sent);
+  }
+
+  /** Whether the receiver's log matches the append's start but differs in its entries. */
+  private wouldRewrite(append: AppendMessage): boolean {
+    const member = append.to;
+    if (this.termAt(member, append.prevIndex) !== append.prevTerm) return false;
+    return append.entries.some((entry) => this.termAt(member, entry.index) !== entry.term);
+  }
+
+  /**
+   * Right after a member accepted entries of term T, an append of an older term over the same
+   * indexes, sent earlier and held up in the network, arrives: a deposed leader's last words.
+   */
+  private chaseWithStaleAppend(message: Message): void {
+    if (message.type !== "append" || message.entries.length === 0) return;
+    if (!this.random.chance(this.faults.staleReplayRate)) return;
+    const first = message.prevIndex + 1;
+    const last = message.prevIndex + message.entries.length;
+    const stale = (this.appendsSent.get(message.to) ?? []).filter(
+      (old) =>
+        old.term < message.term &&
+        old.prevIndex < last &&
+        old.prevIndex + old.entries.length >= first &&
+        this.wouldRewrite(old),
+    );
+    if (stale.length === 0) return;
+    const replay = this.random.pick(stale);
+    this.queue.after(this.random.between(0, 3), () => {
+      if (this.faults.staleReplayRate === 0) return;
+      this.delivered++;
+      this.trace.add(`replay ${replay.type} ${replay.from}>${replay.to} ${replay.term}`);
+      this.deliver(replay);
+    });
   }
 
   private schedule(message: Message): void {
@@ -57,6 +128,7 @@ export class SimNetwork {
       this.delivered++;
       this.trace.add(`${message.type} ${message.from}>${message.to} ${message.term}`);
       this.deliver(message);
+      this.chaseWithStaleAppend(message);
     });
   }
 
@@ -82,6 +154,12 @@ export class SimNetwork {
       this.cut.add(`${member}>${other}`);
       this.cut.add(`${other}>${member}`);
     }
+  }
+
+  /** Heals every other cut and isolates `member`. */
+  isolateAlone(member: MemberId): void {
+    this.cut.clear();
+    this.isolate(member);
   }
 
   cutOneWay(from: MemberId, to: MemberId): void {
