@@ -12,6 +12,7 @@ const bounds: SchedulerLimits = {
   restartBackoffMsMin: 1000,
   restartBackoffMsMax: 60_000,
   placementsPerPlanMax: 1000,
+  commandBytesMax: 512 * 1024,
 };
 const now = 1_000_000;
 
@@ -83,6 +84,20 @@ describe("scheduler: restart backoff", () => {
   it("clamps the delay to restartBackoffMsMax", () => {
     const input = inputFor([failedService("web", 30, now - 59_000)]);
     assert.equal(evaluate(input, bounds).nextEvaluationAt, now + 1000);
+  });
+
+  it("counts a backoff as expired when the clock stepped back past its ceiling", () => {
+    const steppedBack = inputFor([failedService("web", 9, now + 3_600_000)]);
+    const { plan, nextEvaluationAt } = evaluate(steppedBack, bounds);
+    assert.equal(plan.create.length, 1);
+    assert.equal(nextEvaluationAt, null);
+  });
+
+  it("still waits out a failure stamped slightly ahead of now, within the ceiling", () => {
+    const skewed = inputFor([failedService("web", 2, now + 5000)]);
+    const { plan, nextEvaluationAt } = evaluate(skewed, bounds);
+    assert.deepEqual(plan.create, []);
+    assert.equal(nextEvaluationAt, now + 6000);
   });
 
   it("never delays scaling down", () => {

@@ -10,7 +10,14 @@ export function restartDelayMs(failureStreak: number, bounds: SchedulerLimits): 
   return Math.min(bounds.restartBackoffMsMax, doubled);
 }
 
-/** When the service may create tasks again, or null when it may now. */
+/**
+ * When the service may create tasks again, or null when it may now. No backoff lasts longer
+ * than restartBackoffMsMax from its failure, so a wait longer than that from now means the wall
+ * clock stepped back since (a node without a real-time clock correcting itself after boot). The
+ * step is not known, and clamping the wait would not end it (each evaluation would clamp again
+ * from its own now), so such a backoff counts as expired; the next failure is stamped by the
+ * corrected clock and backs off normally again.
+ */
 export function backoffUntil(
   service: Service,
   now: number,
@@ -19,5 +26,6 @@ export function backoffUntil(
   if (service.lastFailureAt === null) return null;
   const delay = restartDelayMs(service.failureStreak, bounds);
   const until = service.lastFailureAt + delay;
+  if (until - now > bounds.restartBackoffMsMax) return null;
   return now < until ? until : null;
 }

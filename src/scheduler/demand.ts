@@ -37,9 +37,19 @@ export function demandOf(definition: TaskDefinition): TaskDemand {
   return { cpuMilli, memoryMb, ports, duplicatePort };
 }
 
-/** A short human description, e.g. "2 cpu, 64 MB, port 8080/tcp". */
+/** Host ports a description lists by name; a task may ask for hundreds (ten containers of 64). */
+export const portsDescribedMax = 5;
+
+/** A short human description, e.g. "2 cpu, 64 MB, ports 8080/tcp,8081/tcp". */
 export function describeDemand(demand: TaskDemand): string {
   const parts = [`${demand.cpuMilli / 1000} cpu`, `${demand.memoryMb} MB`];
-  if (demand.ports.length > 0) parts.push(`port ${demand.ports.join(", ")}`);
+  if (demand.ports.length > 0) parts.push(describePorts(demand.ports));
   return parts.join(", ");
+}
+
+function describePorts(ports: readonly string[]): string {
+  const listed = ports.slice(0, portsDescribedMax).join(",");
+  const unlisted = ports.length - portsDescribedMax;
+  const more = unlisted > 0 ? ` +${unlisted} more` : "";
+  return `${ports.length === 1 ? "port" : "ports"} ${listed}${more}`;
 }

@@ -1,15 +1,9 @@
 // One scheduler evaluation: a pure, deterministic function from a view of state to a plan.
 // Stops surplus tasks, places tasks waiting for a node, and creates the tasks services lack,
-// within the per-plan placement bound and each service's restart backoff.
+// within the per-plan placement and byte bounds and each service's restart backoff.
 import { assert } from "../core/assert.ts";
 import { limits } from "../core/limits.ts";
-import {
-  isTerminal,
-  type Plan,
-  type Service,
-  type Task,
-  type TaskDefinition,
-} from "../core/types.ts";
+import { isTerminal, type Service, type Task, type TaskDefinition } from "../core/types.ts";
 import { backoffUntil } from "./backoff.ts";
 import { demandOf, type TaskDemand } from "./demand.ts";
 import {
@@ -19,9 +13,10 @@ import {
   type NodeUsage,
   reserve,
 } from "./node-usage.ts";
-import { chooseNode, noCapacityMessage } from "./placement.ts";
+import { chooseNode } from "./placement.ts";
 import {
-  emptyPlan,
+  emptyDraft,
+  type PlanDraft,
   recordAssign,
   recordCreate,
   recordNoCapacity,
@@ -29,6 +24,7 @@ import {
 } from "./plan-builder.ts";
 import { chooseTasksToStop } from "./scale-down.ts";
 import type { Evaluation, SchedulerInput, SchedulerLimits } from "./types.ts";
+import { needsReport, noteWaiting, type Waiting, waitingMessage } from "./waiting.ts";
 
 /** The reason a plan gives tasks it stops because their service has too many. */
 export const scaledDownReason = "scaled down";
@@ -36,7 +32,11 @@ export const scaledDownReason = "scaled down";
 interface Context {
   input: SchedulerInput;
   bounds: SchedulerLimits;
-  plan: Plan;
+  draft: PlanDraft;
+  /** Set once the plan's byte budget is spent: nothing more goes in, the rest waits. */
+  full: boolean;
+  /** Tasks that fit nowhere, per service (or one-off task), reported once at the end. */
+  waiting: Map<string, Waiting>;
   demandFor: DemandLookup;
   usages: NodeUsage[];
   usagesById: Map<string, NodeUsage>;
@@ -58,7 +58,8 @@ export function evaluate(input: SchedulerInput, bounds: SchedulerLimits = limits
   for (const service of services) {
     scaleUp(context, service, activeByService.get(service.name)?.length ?? 0);
   }
-  return { plan: context.plan, nextEvaluationAt: context.nextEvaluationAt };
+  reportWaiting(context);
+  return { plan: context.draft.plan, nextEvaluationAt: context.nextEvaluationAt };
 }
 
 function createContext(input: SchedulerInput, bounds: SchedulerLimits): Context {
@@ -67,7 +68,10 @@ function createContext(input: SchedulerInput, bounds: SchedulerLimits): Context 
   return {
     input,
     bounds,
-    plan: emptyPlan(),
+    // Half the command bound: the estimate is conservative, the rest is margin.
+    draft: emptyDraft(Math.floor(bounds.commandBytesMax / 2)),
+    full: false,
+    waiting: new Map(),
     demandFor,
     usages: ordered,
     usagesById: byId,
@@ -107,13 +111,16 @@ function groupActiveTasks(tasks: readonly Task[]): Map<string, Task[]> {
   return byService;
 }
 
-/** Scaling down is never delayed by backoff nor bounded by the placement budget. */
+/** Scaling down is never delayed by backoff nor bounded by the placement budget, only by bytes. */
 function scaleDown(context: Context, service: Service, active: readonly Task[]): void {
   const surplus = active.length - service.replicas;
-  if (surplus <= 0) return;
+  if (surplus <= 0 || context.full) return;
   const chosen = chooseTasksToStop(service.name, active, surplus, context.usagesById);
   for (const task of chosen) {
-    recordStop(context.plan, service, task, scaledDownReason);
+    if (!recordStop(context.draft, service, task, scaledDownReason)) {
+      markFull(context);
+      return;
+    }
     context.stopped.add(task.id);
   }
 }
@@ -124,30 +131,39 @@ function assignPending(context: Context): void {
     .filter((task) => task.node === null && isActive(task) && !context.stopped.has(task.id))
     .sort((a, b) => a.createdAt - b.createdAt || compareIds(a.id, b.id));
   for (const task of pending) {
-    if (!takePlacement(context)) return;
+    if (context.full || !takePlacement(context)) return;
     const demand = context.demandFor(task);
     const usage = chooseNode(context.usages, demand, task.service, context.input.random);
     if (usage === null) {
       // The budget counts only what the plan does; a task that stays pending used none.
       context.placementsLeft += 1;
-      reportPendingOnce(context, task, demand);
+      noteWaiting(context.waiting, task.service, task.id, demand, task.reason);
       continue;
     }
-    recordAssign(context.plan, task, usage.node.id);
+    if (!recordAssign(context.draft, task, usage.node.id)) {
+      markFull(context);
+      return;
+    }
     reserve(usage, demand, task.service, true);
   }
 }
 
-/** The state machine writes the event's message into the task's reason: report it only once. */
-function reportPendingOnce(context: Context, task: Task, demand: TaskDemand): void {
-  if (task.reason.startsWith("E_NO_CAPACITY")) return;
-  const message = noCapacityMessage(task.id, task.service, demand, context.usages);
-  recordNoCapacity(context.plan, message, task.service, task.id);
+/** One E_NO_CAPACITY event per service (or one-off task) whose wait is news. */
+function reportWaiting(context: Context): void {
+  for (const waiting of context.waiting.values()) {
+    if (context.full) return;
+    if (!needsReport(waiting)) continue;
+    const message = waitingMessage(waiting, context.usages);
+    // The state machine writes the message into the named task's reason: the mark of a report.
+    if (!recordNoCapacity(context.draft, message, waiting.service, waiting.unreported)) {
+      markFull(context);
+    }
+  }
 }
 
 function scaleUp(context: Context, service: Service, activeCount: number): void {
   const missing = service.replicas - activeCount;
-  if (missing <= 0) return;
+  if (missing <= 0 || context.full) return;
   const until = backoffUntil(service, context.input.now, context.bounds);
   if (until !== null) {
     wakeAt(context, until);
@@ -162,33 +178,30 @@ function scaleUp(context: Context, service: Service, activeCount: number): void 
       ? null
       : chooseNode(context.usages, demand, service.name, context.input.random);
     nothingFits = usage === null;
-    createTask(context, service, demand, usage);
+    if (!createTask(context, service, demand, usage)) return;
   }
 }
 
+/** Returns false when the task does not fit in the plan's byte budget (nothing is created). */
 function createTask(
   context: Context,
   service: Service,
   demand: TaskDemand,
   usage: NodeUsage | null,
-): void {
+): boolean {
   const id = context.input.newId();
   assert(id.length > 0 && !context.knownTaskIds.has(id), `newId() returned a used id: ${id}`);
-  context.knownTaskIds.add(id);
   const { family, revision } = service.taskDefinition;
   const node = usage === null ? null : usage.node.id;
-  recordCreate(context.plan, service, {
-    id,
-    service: service.name,
-    taskDefinition: { family, revision },
-    node,
-  });
-  if (usage !== null) {
-    reserve(usage, demand, service.name, true);
-    return;
+  const planned = { id, service: service.name, taskDefinition: { family, revision }, node };
+  if (!recordCreate(context.draft, service, planned)) {
+    markFull(context);
+    return false;
   }
-  const message = noCapacityMessage(id, service.name, demand, context.usages);
-  recordNoCapacity(context.plan, message, service.name, id);
+  context.knownTaskIds.add(id);
+  if (usage === null) noteWaiting(context.waiting, service.name, id, demand, null);
+  else reserve(usage, demand, service.name, true);
+  return true;
 }
 
 /** Takes one unit of the per-plan placement budget; when none is left, asks to run again now. */
@@ -199,6 +212,12 @@ function takePlacement(context: Context): boolean {
   }
   wakeAt(context, context.input.now);
   return false;
+}
+
+/** The byte budget is spent: the plan stops growing and the rest waits for the next run, now. */
+function markFull(context: Context): void {
+  context.full = true;
+  wakeAt(context, context.input.now);
 }
 
 function wakeAt(context: Context, at: number): void {

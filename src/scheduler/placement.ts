@@ -2,7 +2,7 @@
 // Ranking spreads by node (fewest tasks of the same service, then fewest overall) and breaks
 // the remaining ties with the evaluation's seeded randomness.
 import { assert } from "../core/assert.ts";
-import { describeDemand, type TaskDemand } from "./demand.ts";
+import type { TaskDemand } from "./demand.ts";
 import type { NodeUsage } from "./node-usage.ts";
 
 export function fits(usage: NodeUsage, demand: TaskDemand): boolean {
@@ -48,19 +48,4 @@ export function chooseNode(
 export function tieIndex(draw: number, count: number): number {
   assert(draw >= 0 && draw < 1, `random() must return a number in [0, 1), got ${draw}`);
   return Math.min(count - 1, Math.floor(draw * count));
-}
-
-/** Why a task waits, for the E_NO_CAPACITY event (and, through the state machine, its reason). */
-export function noCapacityMessage(
-  taskId: string,
-  service: string | null,
-  demand: TaskDemand,
-  usages: readonly NodeUsage[],
-): string {
-  const subject =
-    service === null ? `one-off task ${taskId}` : `task ${taskId} of service ${service}`;
-  const ready = usages.filter((usage) => usage.schedulable).length;
-  const duplicate =
-    demand.duplicatePort === null ? "" : `; it asks for host port ${demand.duplicatePort} twice`;
-  return `no node fits ${subject}: needs ${describeDemand(demand)}; ${ready} node(s) ready${duplicate}`;
 }

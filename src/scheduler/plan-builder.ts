@@ -1,32 +1,84 @@
 // Records decisions into a Plan together with the row versions they were derived from, so that
-// every placement or stop carries its fencing reads.
+// every placement or stop carries its fencing reads; and keeps the plan within a byte budget, so
+// that the command carrying it always fits in the log.
+import { assert } from "../core/assert.ts";
 import type { Plan, PlannedTask, Service, Task } from "../core/types.ts";
+import {
+  assignBytes,
+  createBytes,
+  eventBytes,
+  planEnvelopeBytes,
+  readBytes,
+  stopBytes,
+} from "./plan-size.ts";
+
+export interface PlanDraft {
+  plan: Plan;
+  /** A conservative estimate of the encoded `plan.apply` command carrying the plan so far. */
+  bytes: number;
+  bytesMax: number;
+}
 
 export function emptyPlan(): Plan {
   return { create: [], assign: [], stop: [], events: [], reads: { services: {}, tasks: {} } };
 }
 
-export function recordCreate(plan: Plan, service: Service, task: PlannedTask): void {
-  plan.create.push(task);
-  plan.reads.services[service.name] = service.version;
+export function emptyDraft(bytesMax: number): PlanDraft {
+  assert(bytesMax > planEnvelopeBytes, `plan budget too small: ${bytesMax} bytes`);
+  return { plan: emptyPlan(), bytes: planEnvelopeBytes, bytesMax };
 }
 
-export function recordAssign(plan: Plan, task: Task, node: string): void {
-  plan.assign.push({ taskId: task.id, node });
-  plan.reads.tasks[task.id] = task.version;
+/** Takes `bytes` of the budget, or returns false (taking nothing) when they do not fit. */
+function take(draft: PlanDraft, bytes: number): boolean {
+  if (draft.bytes + bytes > draft.bytesMax) return false;
+  draft.bytes += bytes;
+  return true;
 }
 
-export function recordStop(plan: Plan, service: Service, task: Task, reason: string): void {
-  plan.stop.push({ taskId: task.id, reason });
-  plan.reads.services[service.name] = service.version;
-  plan.reads.tasks[task.id] = task.version;
+function serviceReadBytes(plan: Plan, name: string): number {
+  return plan.reads.services[name] === undefined ? readBytes(name) : 0;
+}
+
+/** Each record returns false, recording nothing, when the entry would exceed the budget. */
+export function recordCreate(draft: PlanDraft, service: Service, task: PlannedTask): boolean {
+  const bytes =
+    createBytes(task.id, task.service, task.taskDefinition.family, task.node) +
+    serviceReadBytes(draft.plan, service.name);
+  if (!take(draft, bytes)) return false;
+  draft.plan.create.push(task);
+  draft.plan.reads.services[service.name] = service.version;
+  return true;
+}
+
+export function recordAssign(draft: PlanDraft, task: Task, node: string): boolean {
+  if (!take(draft, assignBytes(task.id, node) + readBytes(task.id))) return false;
+  draft.plan.assign.push({ taskId: task.id, node });
+  draft.plan.reads.tasks[task.id] = task.version;
+  return true;
+}
+
+export function recordStop(
+  draft: PlanDraft,
+  service: Service,
+  task: Task,
+  reason: string,
+): boolean {
+  const bytes =
+    stopBytes(task.id, reason) + readBytes(task.id) + serviceReadBytes(draft.plan, service.name);
+  if (!take(draft, bytes)) return false;
+  draft.plan.stop.push({ taskId: task.id, reason });
+  draft.plan.reads.services[service.name] = service.version;
+  draft.plan.reads.tasks[task.id] = task.version;
+  return true;
 }
 
 export function recordNoCapacity(
-  plan: Plan,
+  draft: PlanDraft,
   message: string,
   service: string | null,
-  task: string,
-): void {
-  plan.events.push({ type: "E_NO_CAPACITY", message, service, task });
+  task: string | null,
+): boolean {
+  if (!take(draft, eventBytes("E_NO_CAPACITY", message, service, task))) return false;
+  draft.plan.events.push({ type: "E_NO_CAPACITY", message, service, task });
+  return true;
 }

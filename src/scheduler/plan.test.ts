@@ -1,11 +1,21 @@
 // Properties of the plan as a whole: fencing reads, determinism under seeded randomness, and
-// the per-plan placement bound.
+// the per-plan placement and byte bounds.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { limits } from "../core/limits.ts";
+import type { Plan } from "../core/types.ts";
 import { seededRandom, sequentialIds } from "../testing/prng.ts";
 import { evaluate } from "./evaluate.ts";
-import { createdPerNode, definition, node, schedulerInput, service, task } from "./test-harness.ts";
-import type { SchedulerInput } from "./types.ts";
+import {
+  applyPlan,
+  createdPerNode,
+  definition,
+  node,
+  schedulerInput,
+  service,
+  task,
+} from "./test-harness.ts";
+import type { Evaluation, SchedulerInput, SchedulerLimits } from "./types.ts";
 
 function fleet(seed: number): SchedulerInput {
   return schedulerInput({
@@ -82,6 +92,7 @@ describe("scheduler: plans", () => {
       restartBackoffMsMin: 1000,
       restartBackoffMsMax: 60_000,
       placementsPerPlanMax: 3,
+      commandBytesMax: 512 * 1024,
     };
     const input = schedulerInput({
       now: 5000,
@@ -101,6 +112,7 @@ describe("scheduler: plans", () => {
       restartBackoffMsMin: 1000,
       restartBackoffMsMax: 60_000,
       placementsPerPlanMax: 2,
+      commandBytesMax: 512 * 1024,
     };
     const input = schedulerInput({
       now: 5000,
@@ -123,6 +135,7 @@ describe("scheduler: plans", () => {
       restartBackoffMsMin: 1000,
       restartBackoffMsMax: 60_000,
       placementsPerPlanMax: 1,
+      commandBytesMax: 512 * 1024,
     };
     const input = schedulerInput({
       nodes: [node("n1")],
@@ -131,5 +144,106 @@ describe("scheduler: plans", () => {
       tasks: [task("a", "web", "n1"), task("b", "web", "n1"), task("c", "web", "n1")],
     });
     assert.equal(evaluate(input, bounds).plan.stop.length, 3);
+  });
+});
+
+/** Bytes of the `plan.apply` command that would carry the plan, as encodeCommand counts them. */
+function commandBytes(plan: Plan, at: number): number {
+  return new TextEncoder().encode(JSON.stringify({ type: "plan.apply", at, plan })).byteLength;
+}
+
+/** Evaluates and applies until the plan is empty; returns every evaluation and the last input. */
+function settle(
+  input: SchedulerInput,
+  bounds: SchedulerLimits,
+  rounds: number,
+): { evaluations: Evaluation[]; last: SchedulerInput } {
+  const evaluations: Evaluation[] = [];
+  let current = input;
+  for (let round = 0; round < rounds; round += 1) {
+    const evaluation = evaluate(current, bounds);
+    evaluations.push(evaluation);
+    const { create, assign, stop, events } = evaluation.plan;
+    if (create.length + assign.length + stop.length + events.length === 0) break;
+    current = applyPlan(current, evaluation.plan);
+  }
+  return { evaluations, last: current };
+}
+
+describe("scheduler: plan bytes", () => {
+  it("keeps a 1000-replica service that fits once within one command, and places it", () => {
+    const name = "s".repeat(limits.serviceNameLengthMax);
+    const ports = [8080, 8081, 8082].map((host) => ({
+      container: host,
+      host,
+      protocol: "tcp" as const,
+    }));
+    const input = schedulerInput({
+      now: 1_700_000_000_000,
+      nodes: [node("n1")],
+      services: [service(name, { replicas: limits.replicasMax })],
+      taskDefinitions: [definition(name, [{ ports }])],
+      newId: sequentialIds("t".repeat(24)),
+    });
+    const first = evaluate(input);
+    assert.ok(JSON.stringify(first.plan).length < limits.commandBytesMax);
+    assert.equal(first.plan.events.length, 1);
+
+    // A smaller bound splits the same work over many plans, each with its own summary event.
+    for (const bounds of [limits, { ...limits, commandBytesMax: 64 * 1024 }]) {
+      const { evaluations, last } = settle(input, bounds, 50);
+      for (const { plan } of evaluations) {
+        assert.ok(commandBytes(plan, input.now) <= bounds.commandBytesMax / 2);
+        assert.ok(plan.events.length <= 1);
+      }
+      assert.deepEqual(evaluations.at(-1)?.plan.create, [], "the plans settle");
+      assert.equal(evaluations.at(-1)?.nextEvaluationAt, null);
+      assert.equal(last.tasks.length, limits.replicasMax);
+      assert.deepEqual(
+        last.tasks.filter((each) => each.node !== null).map((each) => each.node),
+        ["n1"],
+      );
+    }
+  });
+
+  it("stops growing a plan at half the command bound and asks to run again at once", () => {
+    const bounds = { ...limits, commandBytesMax: 8 * 1024 };
+    const input = schedulerInput({
+      now: 5000,
+      nodes: [node("n1", { cpus: 64 }), node("n2", { cpus: 64 })],
+      services: [service("web", { replicas: 300 })],
+      taskDefinitions: [definition("web", [{ cpu: 0.1 }]), definition("oneoff")],
+      tasks: [task("job", null, null)],
+    });
+    const first = evaluate(input, bounds);
+    assert.ok(first.plan.create.length > 0 && first.plan.create.length < 300);
+    assert.deepEqual(first.plan.assign, [{ taskId: "job", node: "n1" }]);
+    assert.equal(first.nextEvaluationAt, 5000);
+
+    const { evaluations, last } = settle(input, bounds, 100);
+    for (const { plan } of evaluations) assert.ok(commandBytes(plan, 5000) <= 4 * 1024);
+    assert.equal(evaluations.at(-1)?.nextEvaluationAt, null);
+    assert.equal(last.tasks.filter((each) => each.node !== null).length, 301);
+  });
+
+  it("bounds stops by bytes too", () => {
+    const bounds = { ...limits, commandBytesMax: 8 * 1024 };
+    const tasks = Array.from({ length: 200 }, (_, index) => task(`t${index}`, "web", "n1"));
+    const input = schedulerInput({
+      now: 5000,
+      nodes: [node("n1")],
+      services: [service("web", { replicas: 0 })],
+      taskDefinitions: [definition("web")],
+      tasks,
+    });
+    const first = evaluate(input, bounds);
+    assert.ok(first.plan.stop.length > 0 && first.plan.stop.length < 200);
+    assert.equal(first.nextEvaluationAt, 5000);
+    const { evaluations, last } = settle(input, bounds, 100);
+    for (const { plan } of evaluations) assert.ok(commandBytes(plan, 5000) <= 4 * 1024);
+    assert.deepEqual(
+      last.tasks.filter((each) => each.desired === "running"),
+      [],
+    );
   });
 });

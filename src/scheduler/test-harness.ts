@@ -1,12 +1,13 @@
 // Builders for scheduler tests: a SchedulerInput from a few plain objects with sensible
 // defaults, so each test states only what it is about.
-import type {
-  ContainerSpec,
-  NodeInfo,
-  Plan,
-  Service,
-  Task,
-  TaskDefinition,
+import {
+  type ContainerSpec,
+  isTerminal,
+  type NodeInfo,
+  type Plan,
+  type Service,
+  type Task,
+  type TaskDefinition,
 } from "../core/types.ts";
 import type { SchedulerInput } from "./types.ts";
 
@@ -124,4 +125,36 @@ export function createdPerNode(plan: Plan): Record<string, number> {
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
+}
+
+/**
+ * The input of the next evaluation once a plan is applied, as the state machine applies it
+ * (src/state/apply-plan.ts): new tasks start pending, placement clears the reason, a task
+ * stopped before it reached a node stops at once, and an E_NO_CAPACITY event naming a task
+ * writes its message into the task's reason.
+ */
+export function applyPlan(input: SchedulerInput, plan: Plan): SchedulerInput {
+  const tasks = new Map(input.tasks.map((each) => [each.id, each]));
+  for (const planned of plan.create) {
+    const created = task(planned.id, planned.service, planned.node, { state: "pending" });
+    tasks.set(planned.id, { ...created, taskDefinition: planned.taskDefinition });
+  }
+  for (const { taskId, node } of plan.assign) {
+    const found = tasks.get(taskId);
+    if (found === undefined || found.node !== null) continue;
+    tasks.set(taskId, { ...found, node, nodeName: node, reason: "", version: found.version + 1 });
+  }
+  for (const { taskId, reason } of plan.stop) {
+    const found = tasks.get(taskId);
+    if (found === undefined) continue;
+    const state = found.node === null || found.state === "pending" ? "stopped" : found.state;
+    tasks.set(taskId, { ...found, desired: "stopped", reason, state, version: found.version + 1 });
+  }
+  for (const event of plan.events) {
+    const found = event.task === null ? undefined : tasks.get(event.task);
+    if (event.type !== "E_NO_CAPACITY" || found === undefined) continue;
+    tasks.set(found.id, { ...found, reason: `E_NO_CAPACITY: ${event.message}` });
+  }
+  const remaining = [...tasks.values()].filter((each) => !isTerminal(each.state));
+  return { ...input, tasks: remaining };
 }

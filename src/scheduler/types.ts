@@ -25,4 +25,6 @@ export interface SchedulerLimits {
   restartBackoffMsMin: number;
   restartBackoffMsMax: number;
   placementsPerPlanMax: number;
+  /** A plan is kept to half of this, the bound of one encoded command. */
+  commandBytesMax: number;
 }
