@@ -2,12 +2,14 @@
 // beside each figure. Benchmarks, not tests: the machines are shared and noisy, so read medians.
 import { benchApply } from "./bench-apply.ts";
 import { benchPlacement } from "./bench-placement.ts";
+import { benchRaft } from "./bench-raft.ts";
 import { benchReplacement } from "./bench-replacement.ts";
 import { type BenchRow, formatBenchRows } from "./bench-row.ts";
 
 const rows: BenchRow[] = [];
 rows.push(...(await benchApply()));
 rows.push(...(await benchPlacement()));
+rows.push(...(await benchRaft()));
 if (process.env.SHOAL_BENCH_SKIP_DOCKER === "1") {
   console.error("skipping the Docker benchmark (SHOAL_BENCH_SKIP_DOCKER=1)");
 } else {
