@@ -36,6 +36,7 @@ export interface FaultProfile {
   readonly isolateNewLeaderDelayMsMax: number;
   readonly membershipChanges: boolean;
   readonly transfers: boolean;
+  /** "beyond": clocks drift just past the bound, so the lease checker is off and fencing counts. */
   readonly driftMode: DriftMode;
   /** The clock drift bound the cluster is configured for (and the simulator keeps to). */
   readonly clockDriftMax: number;
@@ -45,6 +46,8 @@ export interface FaultProfile {
   readonly inflightMessagesMax: number;
   /** Entries applied past the last snapshot before compacting; 0 never compacts. */
   readonly compactEvery: number;
+  /** Chance that a fenced write's command reaches the log late, past its leader's lease. */
+  readonly lateFencedChance: number;
   readonly clients: number;
   readonly keys: number;
   readonly operationIntervalMsMax: number;
@@ -74,12 +77,23 @@ export function drawProfile(random: SeededRandom): FaultProfile {
     isolateNewLeaderDelayMsMax: random.pick([0, 50]),
     membershipChanges,
     transfers: members >= 2 && random.chance(0.4),
-    driftMode: random.chance(0.5) ? "bound" : "within",
+    driftMode: random.pick([
+      "bound",
+      "bound",
+      "bound",
+      "bound",
+      "within",
+      "within",
+      "within",
+      "within",
+      "beyond",
+    ] as const),
     clockDriftMax: random.pick([0.05, 0.05, 0.2]),
     electionJitterMs: random.pick([500, 500, 100, 30]),
     appendEntriesMax: random.pick([1, 4, 64, 256]),
     inflightMessagesMax: random.pick([1, 4, 64]),
     compactEvery: random.pick([0, 20, 100]),
+    lateFencedChance: random.pick([0, 0.2, 0.5]),
     clients: random.between(1, 6),
     keys: random.between(1, 5),
     operationIntervalMsMax: random.pick([10, 40, 100]),

@@ -1,5 +1,8 @@
-// The simulator's state machine: a key-value register per key with put and compare-and-set,
-// applied from committed log entries. Deterministic; an undecodable command is a bug.
+// The simulator's state machine: a key-value register per key with put, compare-and-set and
+// fenced writes, applied from committed log entries. Every key carries a version (the index of
+// its last write); a fenced write carries the version its leader read and is refused when the
+// key changed since, so a command derived from stale state changes nothing, however late it
+// arrives. Deterministic; an undecodable command is a bug.
 import { AssertionError, assert } from "../../core/assert.ts";
 import type { Entry } from "../../raft/types.ts";
 import { fnv1a } from "./trace-hash.ts";
@@ -16,6 +19,14 @@ export type KvCommand =
       readonly kind: "cas";
       readonly key: string;
       readonly expected: string | null;
+      readonly value: string;
+    }
+  | {
+      readonly operation: number;
+      readonly kind: "fenced";
+      readonly key: string;
+      /** The key's version when the leader read it; 0 for a key never written. */
+      readonly version: number;
       readonly value: string;
     };
 
@@ -43,16 +54,27 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     command !== null && typeof command.operation === "number" && typeof command.key === "string",
     "command without operation or key",
   );
-  assert(command.kind === "put" || command.kind === "cas", `unknown command kind ${command.kind}`);
+  assert(
+    command.kind === "put" || command.kind === "cas" || command.kind === "fenced",
+    `unknown command kind ${command.kind}`,
+  );
   return command as KvCommand;
 }
 
 export class KvMachine {
+  /** `fencing` false is a deliberate defect (fenced writes ignore versions), for tests only. */
+  constructor(private readonly fencing = true) {}
+
   private values = new Map<string, string>();
+  private versions = new Map<string, number>();
   appliedIndex = 0;
 
   get(key: string): string | null {
     return this.values.get(key) ?? null;
+  }
+
+  version(key: string): number {
+    return this.versions.get(key) ?? 0;
   }
 
   /** Applies one committed entry; commands return their result, other entries none. */
@@ -64,34 +86,42 @@ export class KvMachine {
     this.appliedIndex = entry.index;
     if (entry.kind !== "command") return null;
     const command = decodeCommand(entry.data);
-    if (command.kind === "put") {
-      this.values.set(command.key, command.value);
-      return { operation: command.operation, ok: true };
-    }
-    const current = this.values.get(command.key) ?? null;
-    if (current !== command.expected) return { operation: command.operation, ok: false };
+    const matches =
+      command.kind === "put" ||
+      (command.kind === "cas" && this.get(command.key) === command.expected) ||
+      (command.kind === "fenced" &&
+        (this.version(command.key) === command.version || !this.fencing));
+    if (!matches) return { operation: command.operation, ok: false };
     this.values.set(command.key, command.value);
+    this.versions.set(command.key, entry.index);
     return { operation: command.operation, ok: true };
   }
 
   snapshot(): Uint8Array {
-    const pairs = [...this.values.entries()].sort(([left], [right]) => (left < right ? -1 : 1));
-    return encoder.encode(JSON.stringify({ appliedIndex: this.appliedIndex, pairs }));
+    return encoder.encode(JSON.stringify({ appliedIndex: this.appliedIndex, rows: this.rows() }));
   }
 
-  static restore(data: Uint8Array): KvMachine {
+  static restore(data: Uint8Array, fencing = true): KvMachine {
     const parsed = JSON.parse(decoder.decode(data)) as {
       appliedIndex: number;
-      pairs: [string, string][];
+      rows: [string, string, number][];
     };
-    const machine = new KvMachine();
+    const machine = new KvMachine(fencing);
     machine.appliedIndex = parsed.appliedIndex;
-    machine.values = new Map(parsed.pairs);
+    for (const [key, value, version] of parsed.rows) {
+      machine.values.set(key, value);
+      machine.versions.set(key, version);
+    }
     return machine;
   }
 
   stateHash(): string {
-    const pairs = [...this.values.entries()].sort(([left], [right]) => (left < right ? -1 : 1));
-    return fnv1a(JSON.stringify(pairs)).toString(16);
+    return fnv1a(JSON.stringify(this.rows())).toString(16);
+  }
+
+  private rows(): [string, string, number][] {
+    return [...this.values.entries()]
+      .sort(([left], [right]) => (left < right ? -1 : 1))
+      .map(([key, value]) => [key, value, this.version(key)]);
   }
 }

@@ -12,14 +12,19 @@ import type { EventQueue } from "./event-queue.ts";
 import { encodeCommand, KvMachine } from "./kv-machine.ts";
 import type { TraceHash } from "./trace-hash.ts";
 
-export type ClientKind = "write" | "cas" | "readIndex" | "leaseRead";
+/**
+ * A fenced write reads a key under the lease, then proposes a write that carries the version it
+ * read: the state machine refuses it if the key changed in between.
+ */
+export type ClientKind = "write" | "cas" | "readIndex" | "leaseRead" | "fencedWrite";
 
 export interface ClientOperation {
   readonly id: number;
   readonly key: string;
   readonly kind: ClientKind;
   readonly value: string | null;
-  readonly expected: string | null;
+  /** cas: the value it expects; fencedWrite: the value it read under the lease. */
+  expected: string | null;
   readonly callMs: number;
   returnMs: number;
   status: "pending" | "ok" | "failed" | "unknown";
@@ -37,6 +42,8 @@ export interface MemberEnvironment {
   readonly timing: RaftTiming;
   readonly flowControl: FlowControl;
   readonly bugs: RaftBugs;
+  /** Whether the state machine checks fenced writes' versions (false only in tests). */
+  readonly fencing: boolean;
   /** Probability that one ready batch is cut short by a crash (0 outside the fault phase). */
   crashChance(): number;
   /** Entries applied past the last snapshot before the member compacts (0: never). */
@@ -45,6 +52,8 @@ export interface MemberEnvironment {
   crashed(member: SimMember): void;
   becameLeader(member: SimMember): void;
   complete(operation: ClientOperation, outcome: "ok" | "failed"): void;
+  /** A fenced write read its key: its command goes on to be proposed (perhaps much later). */
+  forwardFenced(operation: ClientOperation, version: number): void;
 }
 
 type CrashWindow = "beforePersist" | "afterPersist" | "afterApply" | null;
@@ -52,7 +61,7 @@ type CrashWindow = "beforePersist" | "afterPersist" | "afterApply" | null;
 export class SimMember {
   core: RaftCore | null = null;
   readonly store = new MemoryLogStore();
-  machine = new KvMachine();
+  machine: KvMachine;
   /** Durable state machine images by index, what the leader sends as snapshot data. */
   private images = new Map<number, Uint8Array>();
   pausedUntilMs = 0;
@@ -70,7 +79,9 @@ export class SimMember {
     readonly clockDrift: number,
     /** The cluster's first membership for founding members, empty for members who join later. */
     private readonly bootstrap: Membership,
-  ) {}
+  ) {
+    this.machine = new KvMachine(environment.fencing);
+  }
 
   localNow(realMs = this.environment.queue.nowMs): number {
     return this.clockOffsetMs + realMs * (1 + this.clockDrift);
@@ -186,11 +197,33 @@ export class SimMember {
       if (!asked.ok) environment.complete(operation, "failed");
       else this.pendingReadIndex.set(String(operation.id), operation);
     } else if (core.leaseValid(this.localNow())) {
+      // Lease reads and the read half of fenced writes: served once what is committed applied.
       this.waitingReads.push({ operation, index: core.status().commitIndex });
       this.serveReads();
     } else {
       environment.complete(operation, "failed");
     }
+  }
+
+  /** Proposes a fenced write that a leader (this one or an earlier one) derived from a read. */
+  proposeFenced(operation: ClientOperation, version: number): void {
+    const core = this.core;
+    if (core === null) return;
+    if (this.paused) {
+      this.environment.queue.at(this.pausedUntilMs, () => this.proposeFenced(operation, version));
+      return;
+    }
+    const data = encodeCommand({
+      operation: operation.id,
+      kind: "fenced",
+      key: operation.key,
+      version,
+      value: operation.value ?? "",
+    });
+    const proposed = core.propose(data);
+    if (!proposed.ok) this.environment.complete(operation, "failed");
+    else this.pendingWrites.set(operation.id, operation);
+    this.afterInput(core);
   }
 
   /** The simulator called the core directly (membership change, transfer). */
@@ -225,7 +258,7 @@ export class SimMember {
     const acknowledged = this.apply(ready);
     if (window === "afterApply") return this.crashNow();
     for (const [operation, ok] of acknowledged) {
-      operation.ok = operation.kind === "cas" ? ok : null;
+      operation.ok = operation.kind === "cas" || operation.kind === "fencedWrite" ? ok : null;
       this.environment.complete(operation, "ok");
     }
     for (const readState of ready.readStates) {
@@ -253,7 +286,7 @@ export class SimMember {
   private persist(ready: Ready): void {
     this.store.save(batchOf(ready));
     if (ready.snapshot !== null) {
-      this.machine = KvMachine.restore(ready.snapshot.data);
+      this.machine = KvMachine.restore(ready.snapshot.data, this.environment.fencing);
       assert(this.machine.appliedIndex === ready.snapshot.meta.index, "snapshot image index");
       this.images.set(ready.snapshot.meta.index, ready.snapshot.data);
     }
@@ -298,8 +331,14 @@ export class SimMember {
         waiting.push(read);
         continue;
       }
-      read.operation.readValue = this.machine.get(read.operation.key);
-      this.environment.complete(read.operation, "ok");
+      const { operation } = read;
+      if (operation.kind === "fencedWrite") {
+        operation.expected = this.machine.get(operation.key);
+        this.environment.forwardFenced(operation, this.machine.version(operation.key));
+        continue;
+      }
+      operation.readValue = this.machine.get(operation.key);
+      this.environment.complete(operation, "ok");
     }
     this.waitingReads = waiting;
   }

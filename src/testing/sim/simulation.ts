@@ -32,6 +32,8 @@ const livenessBoundMs = 3000;
 export interface SimulationOptions {
   readonly seed: number;
   readonly bugs?: RaftBugs;
+  /** False switches fencing off in the state machine, to show the checkers catch that. */
+  readonly fencing?: boolean;
   /** Overrides of the profile drawn from the seed. */
   readonly profile?: Partial<FaultProfile>;
 }
@@ -45,6 +47,8 @@ export interface SimulationResult {
   readonly events: number;
   readonly committed: number;
   readonly operations: { readonly ok: number; readonly failed: number; readonly unknown: number };
+  /** Fenced writes the state machine refused because their key changed after the read. */
+  readonly fencedRefused: number;
   readonly simulatedMs: number;
 }
 
@@ -102,7 +106,8 @@ export class Simulation {
       case "bound":
         return random.chance(0.5) ? bound : -bound;
       case "beyond":
-        return (random.next() * 2 - 1) * bound * 3;
+        // Just past the bound: leases may overlap, fencing must keep the state correct.
+        return (random.chance(0.5) ? 1 : -1) * bound * (1.2 + random.next() * 0.8);
     }
   }
 
@@ -118,12 +123,14 @@ export class Simulation {
         inflightMessagesMax: this.profile.inflightMessagesMax,
       },
       bugs: this.options.bugs ?? {},
+      fencing: this.options.fencing ?? true,
       compactEvery: this.profile.compactEvery,
       crashChance: () => (this.faultsActive ? this.profile.crashInReadyChance : 0),
       send: (message: Message) => this.network.send(message),
       crashed: (member: SimMember) => this.scheduleRestart(member),
       becameLeader: (member: SimMember) => this.onBecameLeader(member),
       complete: (operation, outcome) => this.complete(operation, outcome),
+      forwardFenced: (operation, version) => this.forwardFenced(operation, version),
     };
   }
 
@@ -293,14 +300,21 @@ export class Simulation {
   }
 
   private startOperation(): void {
-    const kind = this.random.pick<ClientKind>(["write", "write", "cas", "readIndex", "leaseRead"]);
+    const kind = this.random.pick<ClientKind>([
+      "write",
+      "write",
+      "cas",
+      "readIndex",
+      "leaseRead",
+      "fencedWrite",
+    ]);
     const key = `k${this.random.nextInt(this.profile.keys)}`;
     const id = this.nextOperationId++;
     const operation: ClientOperation = {
       id,
       key,
       kind,
-      value: kind === "write" || kind === "cas" ? `v${id}` : null,
+      value: kind === "write" || kind === "cas" || kind === "fencedWrite" ? `v${id}` : null,
       expected: kind === "cas" ? this.expectedValue(key) : null,
       callMs: this.queue.nowMs,
       returnMs: Number.POSITIVE_INFINITY,
@@ -330,6 +344,22 @@ export class Simulation {
     return (
       written[written.length - 1 - this.random.nextInt(Math.min(3, written.length))]?.value ?? null
     );
+  }
+
+  /**
+   * The command of a fenced write leaves its leader, at once or late (the leader paused between
+   * reading under its lease and proposing, past the lease), and reaches whoever leads then.
+   */
+  private forwardFenced(operation: ClientOperation, version: number): void {
+    const late = this.faultsActive && this.random.chance(this.profile.lateFencedChance);
+    const delayMs = late ? this.random.between(500, 1500) : this.random.between(1, 3);
+    this.trace.add(`fenced ${operation.id} ${version} ${delayMs}`);
+    this.queue.after(delayMs, () => {
+      if (operation.status === "failed" || operation.status === "ok") return;
+      const leader = this.currentLeader();
+      if (leader === null) this.complete(operation, "failed");
+      else leader.proposeFenced(operation, version);
+    });
   }
 
   private complete(operation: ClientOperation, outcome: "ok" | "failed"): void {
@@ -401,7 +431,7 @@ export class Simulation {
     const healedWrites = this.operations.filter(
       (operation) =>
         operation.status === "ok" &&
-        (operation.kind === "write" || operation.kind === "cas") &&
+        isWrite(operation.kind) &&
         operation.callMs >= this.profile.faultPhaseMs + livenessBoundMs,
     );
     if (healedWrites.length === 0)
@@ -410,8 +440,7 @@ export class Simulation {
 
   private checkAcknowledgedWrites(leader: SimMember): void {
     for (const operation of this.operations) {
-      if (operation.status !== "ok" || (operation.kind !== "write" && operation.kind !== "cas"))
-        continue;
+      if (operation.status !== "ok" || !isWrite(operation.kind)) continue;
       if (operation.index > leader.machine.appliedIndex) {
         throw new Violation(
           "acknowledged write lost",
@@ -430,17 +459,21 @@ export class Simulation {
     for (const operation of this.operations) {
       // A refused operation was never executed; one without an answer may or may not have been.
       if (operation.status === "failed") continue;
+      // Past the drift bound leases may overlap, so lease reads may be stale: only fencing
+      // keeps the state correct, and that is what the rest of the history shows.
+      if (operation.kind === "leaseRead" && this.profile.driftMode === "beyond") continue;
       const known = operation.status === "ok";
       const isRead = operation.kind === "readIndex" || operation.kind === "leaseRead";
+      const isCas = operation.kind === "cas" || operation.kind === "fencedWrite";
       history.push({
         id: operation.id,
         key: operation.key,
-        kind: isRead ? "read" : operation.kind === "cas" ? "cas" : "write",
+        kind: isRead ? "read" : isCas ? "cas" : "write",
         value: isRead ? operation.readValue : operation.value,
         expected: operation.expected,
         callMs: operation.callMs,
         returnMs: known ? operation.returnMs : Number.POSITIVE_INFINITY,
-        ok: known && operation.kind === "cas" ? operation.ok : null,
+        ok: known && isCas ? operation.ok : null,
       });
     }
     const verdict = checkHistory(history);
@@ -466,9 +499,17 @@ export class Simulation {
         failed: count("failed"),
         unknown: count("unknown") + count("pending"),
       },
+      fencedRefused: this.operations.filter(
+        (operation) =>
+          operation.kind === "fencedWrite" && operation.status === "ok" && operation.ok === false,
+      ).length,
       simulatedMs: this.queue.nowMs,
     };
   }
+}
+
+function isWrite(kind: ClientKind): boolean {
+  return kind === "write" || kind === "cas" || kind === "fencedWrite";
 }
 
 export function runSimulation(options: SimulationOptions): SimulationResult {
