@@ -35,6 +35,11 @@ export interface FaultProfile {
   /** The cut comes at once or up to this long after the election (mid-replication). */
   readonly isolateNewLeaderDelayMsMax: number;
   readonly membershipChanges: boolean;
+  /**
+   * A member loses its data dir: its identity is retired (removed from the membership, never
+   * restarted) and it rejoins under a new id as a learner, so no vote it cast is reused.
+   */
+  readonly wipes: boolean;
   readonly transfers: boolean;
   /** "beyond": clocks drift just past the bound, so the lease checker is off and fencing counts. */
   readonly driftMode: DriftMode;
@@ -76,6 +81,7 @@ export function drawProfile(random: SeededRandom): FaultProfile {
     isolateNewLeaderChance: calm ? 0 : random.pick([0, 0, 0.1, 0.3]),
     isolateNewLeaderDelayMsMax: random.pick([0, 50]),
     membershipChanges,
+    wipes: membershipChanges && random.chance(0.5),
     transfers: members >= 2 && random.chance(0.4),
     driftMode: random.pick([
       "bound",

@@ -37,7 +37,8 @@ export class SimNetwork {
     private readonly queue: EventQueue,
     private readonly random: SeededRandom,
     private readonly trace: TraceHash,
-    private readonly memberIds: readonly MemberId[],
+    /** Every member there is now (members with a wiped data dir come back under new ids). */
+    private readonly memberIds: () => readonly MemberId[],
     private readonly deliver: (message: Message) => void,
     /** The term of a member's entry at `index` now, so aimed faults hit where they matter. */
     private readonly termAt: (member: MemberId, index: number) => number | undefined,
@@ -149,7 +150,7 @@ export class SimNetwork {
 
   isolate(member: MemberId): void {
     this.trace.add(`isolate ${member}`);
-    for (const other of this.memberIds) {
+    for (const other of this.memberIds()) {
       if (other === member) continue;
       this.cut.add(`${member}>${other}`);
       this.cut.add(`${other}>${member}`);

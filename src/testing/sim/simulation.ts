@@ -47,6 +47,8 @@ export interface SimulationResult {
   readonly events: number;
   readonly committed: number;
   readonly operations: { readonly ok: number; readonly failed: number; readonly unknown: number };
+  /** Members whose data dir was wiped (they rejoined under new ids). */
+  readonly wiped: number;
   /** Fenced writes the state machine refused because their key changed after the read. */
   readonly fencedRefused: number;
   readonly simulatedMs: number;
@@ -62,19 +64,24 @@ export class Simulation {
   readonly network: SimNetwork;
   private readonly operations: ClientOperation[] = [];
   private nextOperationId = 1;
+  /** Identities retired with their data dir; they never run again. */
+  private readonly wiped = new Set<MemberId>();
+  private memberEnvironment: MemberEnvironment | null = null;
+  private readonly clockRandom: SeededRandom;
   private faultsActive = true;
   private events = 0;
 
   constructor(private readonly options: SimulationOptions) {
     this.random = new SeededRandom(options.seed);
     this.profile = { ...drawProfile(this.random.fork()), ...options.profile };
+    this.clockRandom = this.random.fork();
     this.checker.checkLeases = this.profile.driftMode !== "beyond";
     this.createMembers();
     this.network = new SimNetwork(
       this.queue,
       this.random.fork(),
       this.trace,
-      this.ids(),
+      () => this.ids(),
       (message) => this.memberById(message.to)?.receive(message),
       (id, index) => this.memberById(id)?.core?.termAt(index),
     );
@@ -88,14 +95,18 @@ export class Simulation {
     );
     const spares = Array.from({ length: this.profile.spares }, (_, position) => `s${position + 1}`);
     const bootstrap: Membership = { voters: founders, learners: [] };
-    const environment = this.environment();
-    const clockRandom = this.random.fork();
     for (const id of [...founders, ...spares]) {
-      const drift = this.drawDrift(clockRandom);
-      const offset = clockRandom.between(0, 1_000_000);
-      const own = founders.includes(id) ? bootstrap : { voters: [], learners: [] };
-      this.members.push(new SimMember(id, environment, offset, drift, own));
+      this.addMember(id, founders.includes(id) ? bootstrap : { voters: [], learners: [] });
     }
+  }
+
+  private addMember(id: MemberId, bootstrap: Membership): SimMember {
+    this.memberEnvironment ??= this.environment();
+    const drift = this.drawDrift(this.clockRandom);
+    const offset = this.clockRandom.between(0, 1_000_000);
+    const member = new SimMember(id, this.memberEnvironment, offset, drift, bootstrap);
+    this.members.push(member);
+    return member;
   }
 
   private drawDrift(random: SeededRandom): number {
@@ -156,15 +167,7 @@ export class Simulation {
   }
 
   private schedule(endMs: number): void {
-    for (const member of this.members) {
-      member.start();
-      const phase = this.random.between(0, tickMs - 1);
-      const tick = () => {
-        member.tick();
-        this.queue.after(tickMs, tick);
-      };
-      this.queue.at(phase, tick);
-    }
+    for (const member of this.members) this.startMember(member);
     this.queue.at(this.random.between(200, 600), () => this.injectFault());
     this.queue.at(1, () => this.issueOperation(endMs));
     this.queue.at(this.profile.faultPhaseMs, () => this.heal());
@@ -188,6 +191,7 @@ export class Simulation {
     if (profile.crashes) choices.push(() => this.random.pick(this.members).crash());
     if (profile.pauses) choices.push(() => this.pause(this.random.pick(this.members)));
     if (profile.membershipChanges) choices.push(() => this.changeMembership());
+    if (profile.wipes && this.wiped.size === 0) choices.push(() => this.wipe());
     if (profile.transfers) choices.push(() => this.transferLeadership());
     this.random.pick(choices)();
     this.queue.after(
@@ -232,8 +236,53 @@ export class Simulation {
   private scheduleRestart(member: SimMember): void {
     const downMs = this.random.between(20, this.profile.downMsMax);
     this.queue.after(downMs, () => {
-      if (!member.running) member.start();
+      if (!member.running && !this.wiped.has(member.id)) member.start();
     });
+  }
+
+  /**
+   * A member's data dir is wiped: the process stops and its identity is retired for good
+   * (restarting it empty would let it vote again in terms it already voted in). It comes back
+   * under a new id with an empty log; the leader removes the old id and adds the new one.
+   */
+  private wipe(): void {
+    const leader = this.currentLeader();
+    const membership = leader?.core?.status().membership;
+    if (membership === undefined) return;
+    const candidates = this.members.filter(
+      (member) => member.running && membership.voters.includes(member.id),
+    );
+    if (candidates.length === 0) return;
+    const victim = this.random.pick(candidates);
+    this.wiped.add(victim.id);
+    victim.crash();
+    const fresh = this.addMember(`${victim.id}w`, { voters: [], learners: [] });
+    this.trace.add(`wipe ${victim.id} as ${fresh.id}`);
+    this.startMember(fresh);
+  }
+
+  /** Starts a member and its ticks. */
+  private startMember(member: SimMember): void {
+    member.start();
+    const tick = () => {
+      member.tick();
+      this.queue.after(tickMs, tick);
+    };
+    this.queue.at(this.queue.nowMs + this.random.between(0, tickMs - 1), tick);
+  }
+
+  /** After healing, the leader keeps trying to remove retired identities until none is left. */
+  private removeWiped(): void {
+    const leader = this.currentLeader();
+    const core = leader?.core;
+    if (core && !leader.paused) {
+      const { voters, learners } = core.status().membership;
+      const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
+      if (retired === undefined) return;
+      core.proposeMembership({ type: "remove", member: retired });
+      leader.afterExternalInput();
+    }
+    this.queue.after(200, () => this.removeWiped());
   }
 
   private changeMembership(): void {
@@ -241,7 +290,16 @@ export class Simulation {
     const core = leader?.core;
     if (!core || leader.paused) return;
     const { voters, learners } = core.status().membership;
-    const outsiders = this.ids().filter((id) => !voters.includes(id) && !learners.includes(id));
+    const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
+    if (retired !== undefined) {
+      core.proposeMembership({ type: "remove", member: retired });
+      this.trace.add(`membership ${core.id}`);
+      leader.afterExternalInput();
+      return;
+    }
+    const outsiders = this.ids().filter(
+      (id) => !voters.includes(id) && !learners.includes(id) && !this.wiped.has(id),
+    );
     const options: (() => void)[] = [];
     const outsider = outsiders[0];
     if (outsider !== undefined)
@@ -278,7 +336,9 @@ export class Simulation {
     this.trace.add("heal");
     this.network.healForGood();
     this.network.setFaults(calmNetwork);
+    this.removeWiped();
     for (const member of this.members) {
+      if (this.wiped.has(member.id)) continue;
       if (!member.running) member.start();
       else if (member.paused) {
         member.pausedUntilMs = this.queue.nowMs;
@@ -327,7 +387,9 @@ export class Simulation {
     // Clients mostly find the leader (as shoal's API forwards to it), sometimes a stale one.
     const leader = this.currentLeader();
     const target =
-      leader !== null && this.random.chance(0.8) ? leader : this.random.pick(this.members);
+      leader !== null && this.random.chance(0.8)
+        ? leader
+        : this.random.pick(this.members.filter((member) => !this.wiped.has(member.id)));
     this.trace.add(`op ${id} ${kind} ${key} ${target?.id}`);
     this.queue.after(1, () => target?.request(operation));
     this.queue.after(operationTimeoutMs, () => {
@@ -403,6 +465,10 @@ export class Simulation {
     if (leader?.core == null) throw new Violation("liveness", "no leader at the end");
     const status = leader.core.status();
     const { voters, learners } = status.membership;
+    const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
+    if (retired !== undefined) {
+      throw new Violation("liveness", `${retired} was wiped but is still a member at the end`);
+    }
     const cores = this.members
       .filter((member) => voters.includes(member.id) || learners.includes(member.id))
       .map((member) => member.core as RaftCore);
@@ -499,6 +565,7 @@ export class Simulation {
         failed: count("failed"),
         unknown: count("unknown") + count("pending"),
       },
+      wiped: this.wiped.size,
       fencedRefused: this.operations.filter(
         (operation) =>
           operation.kind === "fencedWrite" && operation.status === "ok" && operation.ok === false,
