@@ -78,6 +78,44 @@ describe("api", () => {
     assert.equal((await closed.app.request("/v1/health")).status, 503);
   });
 
+  it("answers 503 E_NOT_READY, not 401, to every /v1 route while the store is not open", async () => {
+    const closed = createApi({ ...test.node, store: () => null });
+    for (const headers of [auth, { authorization: "Bearer nope" }, {}]) {
+      for (const path of ["/v1/services", "/v1/cluster", "/v1/events?follow=false"]) {
+        await expectError(await closed.app.request(path, { headers }), 503, "E_NOT_READY");
+      }
+    }
+  });
+
+  it("accepts a consistency level on the fleet's read routes", async () => {
+    for (const path of [
+      "/v1/cluster?consistency=local",
+      "/v1/nodes?consistency=leader",
+      "/v1/nodes/node-1?consistency=linearizable",
+      "/v1/services?consistency=linearizable",
+      "/v1/tasks?consistency=leader&state=running",
+    ]) {
+      assert.equal((await request(path)).status, 200, path);
+    }
+  });
+
+  it("names an unknown query parameter", async () => {
+    const error = await expectError(await request("/v1/services?bogus=1"), 400, "E_VALIDATION");
+    assert.match(error.message, /bogus/);
+  });
+
+  it("resumes events after the Last-Event-ID header, which overrides ?since", async () => {
+    const last = test.log.machine.view.lastEventSeq();
+    assert.ok(last >= 2);
+    const text = await (
+      await request("/v1/events?since=0&follow=false", {
+        headers: { "last-event-id": String(last - 1) },
+      })
+    ).text();
+    const seqs = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(seqs, [last]);
+  });
+
   it("creates, lists, inspects, scales and deletes a service", async () => {
     const created = await request("/v1/services", { method: "POST", body: JSON.stringify(web) });
     assert.equal(created.status, 201);
@@ -231,6 +269,95 @@ describe("api", () => {
       [
         "an unknown task state filter",
         () => request("/v1/tasks?state=dancing"),
+        400,
+        "E_VALIDATION",
+      ],
+      ...[
+        "/v1/services?bogus=1",
+        "/v1/services/dup?bogus=1",
+        "/v1/nodes?x=1",
+        "/v1/nodes/node-1?x=1",
+        "/v1/cluster?x=1",
+        "/v1/cluster?consistency=eventual",
+        "/v1/task-definitions?x=1",
+        "/v1/task-definitions/dup?consistency=local",
+        "/v1/task-definitions/dup/1?x=1",
+        "/v1/tasks?x=1",
+        "/v1/tasks/task-1?x=1",
+        "/v1/events?since=&follow=false",
+        "/v1/events?since=1e3&follow=false",
+        "/v1/events?since=0x10&follow=false",
+        "/v1/events?since=-1&follow=false",
+        "/v1/events?since=1.5&follow=false",
+        "/v1/events?follow=false&x=1",
+      ].map((path): [string, () => Response | Promise<Response>, number, string] => [
+        `the query of GET ${path}`,
+        () => request(path),
+        400,
+        "E_VALIDATION",
+      ]),
+      [
+        "a malformed Last-Event-ID",
+        () => request("/v1/events?follow=false", { headers: { "last-event-id": "1e3" } }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown query parameter on a create",
+        () =>
+          request("/v1/services?dryRun=1", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "x" }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown query parameter on a scale",
+        () =>
+          request("/v1/services/dup?force=1", {
+            method: "PATCH",
+            body: JSON.stringify({ replicas: 1 }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown query parameter on a delete",
+        () => request("/v1/services/dup?force=1", { method: "DELETE" }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a body on a delete",
+        () =>
+          request("/v1/services/dup", { method: "DELETE", body: JSON.stringify({ force: true }) }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown field in a task stop",
+        () =>
+          request("/v1/tasks/task-1/stop", {
+            method: "POST",
+            body: JSON.stringify({ reason: "x", force: true }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown query parameter on a task stop",
+        () => request("/v1/tasks/task-1/stop?force=1", { method: "POST" }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "an unknown query parameter on a task run",
+        () =>
+          request("/v1/tasks?x=1", {
+            method: "POST",
+            body: JSON.stringify({ containers: [{ name: "once", image: "i" }] }),
+          }),
         400,
         "E_VALIDATION",
       ],

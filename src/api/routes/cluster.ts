@@ -1,6 +1,7 @@
 // /v1/cluster, /v1/nodes and /v1/task-definitions: what the fleet is made of.
 import { Hono } from "hono";
 import type { ApiNode } from "../context.ts";
+import { noQuery, parseQuery, readQuery } from "../query.ts";
 import { renderTaskDefinition } from "../render.ts";
 import { notFound, openStore, param, viewOf } from "../store.ts";
 
@@ -8,6 +9,8 @@ export function clusterRoutes(node: ApiNode): Hono {
   const app = new Hono();
 
   app.get("/cluster", (c) => {
+    // `consistency` is validated here and read by the fleet, which picks the path of the read.
+    parseQuery(c, readQuery);
     const { view, log } = openStore(node);
     const cluster = view.cluster() ?? notFound("cluster");
     const self = view.node(node.nodeId);
@@ -24,18 +27,24 @@ export function clusterRoutes(node: ApiNode): Hono {
     });
   });
 
-  app.get("/nodes", (c) => c.json(viewOf(node).nodes()));
+  app.get("/nodes", (c) => {
+    parseQuery(c, readQuery);
+    return c.json(viewOf(node).nodes());
+  });
 
   app.get("/nodes/:id", (c) => {
+    parseQuery(c, readQuery);
     const id = param(c, "id");
     return c.json(viewOf(node).node(id) ?? notFound(`node ${id}`));
   });
 
-  app.get("/task-definitions", (c) =>
-    c.json(viewOf(node).taskDefinitions().map(renderTaskDefinition)),
-  );
+  app.get("/task-definitions", (c) => {
+    parseQuery(c, noQuery);
+    return c.json(viewOf(node).taskDefinitions().map(renderTaskDefinition));
+  });
 
   app.get("/task-definitions/:family", (c) => {
+    parseQuery(c, noQuery);
     const family = param(c, "family");
     const definitions = viewOf(node).taskDefinitions(family);
     if (definitions.length === 0) notFound(`task definition family ${family}`);
@@ -43,6 +52,7 @@ export function clusterRoutes(node: ApiNode): Hono {
   });
 
   app.get("/task-definitions/:family/:revision", (c) => {
+    parseQuery(c, noQuery);
     const family = param(c, "family");
     const revision = param(c, "revision");
     const definition = /^\d+$/.test(revision)

@@ -1,5 +1,6 @@
-// /v1/events: the event log as server-sent events, from `?since=` on. The stream follows new
-// events as they are applied unless `?follow=false`; comment lines keep idle connections open.
+// /v1/events: the event log as server-sent events, from `?since=` (or an EventSource reconnect's
+// Last-Event-ID) on. The stream follows new events as they are applied unless `?follow=false`;
+// comment lines keep idle connections open.
 import { Hono } from "hono";
 import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import { z } from "zod";
@@ -7,10 +8,11 @@ import { ShoalError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
 import type { ApiNode } from "../context.ts";
 import { validationError } from "../errors.ts";
+import { parseQuery, sequenceSchema } from "../query.ts";
 import { openStore } from "../store.ts";
 
 const query = z.strictObject({
-  since: z.coerce.number().int().min(0).default(0),
+  since: sequenceSchema.optional(),
   follow: z.enum(["true", "false", "1", "0"]).default("true"),
 });
 
@@ -35,16 +37,24 @@ export class EventStreams {
 export function eventRoutes(node: ApiNode, streams: EventStreams): Hono {
   const app = new Hono();
   app.get("/", (c) => {
-    const parsed = query.safeParse(c.req.query());
-    if (!parsed.success) throw validationError(parsed.error, "query");
+    const { since, follow } = parseQuery(c, query);
+    const from = lastEventId(c.req.header("last-event-id")) ?? since ?? 0;
     if (streams.count >= limits.sseClientsMax) {
       throw new ShoalError("E_TOO_MANY", `at most ${limits.sseClientsMax} event streams at once`);
     }
     openStore(node);
-    const follow = parsed.data.follow === "true" || parsed.data.follow === "1";
-    return streamSSE(c, (stream) => pump(node, streams, stream, parsed.data.since, follow));
+    const following = follow === "true" || follow === "1";
+    return streamSSE(c, (stream) => pump(node, streams, stream, from, following));
   });
   return app;
+}
+
+/** The sequence number an EventSource reconnect resumes after; it overrides `?since`. */
+function lastEventId(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const parsed = sequenceSchema.safeParse(header.trim());
+  if (!parsed.success) throw validationError(parsed.error, "header.Last-Event-ID");
+  return parsed.data;
 }
 
 async function pump(
@@ -56,19 +66,26 @@ async function pump(
 ): Promise<void> {
   const { view, log } = openStore(node);
   let ended = false;
+  // Set by every applied entry, cleared before each read: an entry applied while a write is
+  // blocked by a slow client finds no waiting resolver, so the loop must see it before it waits.
+  let dirty = false;
   let wake = (): void => {};
   const end = (): void => {
     ended = true;
     wake();
   };
   const unregister = streams.add(end);
-  const unsubscribe = log.onApplied(() => wake());
+  const unsubscribe = log.onApplied(() => {
+    dirty = true;
+    wake();
+  });
   const heartbeat = setInterval(() => void stream.write(": keep-alive\n\n"), limits.sseHeartbeatMs);
   stream.onAbort(end);
   try {
     await stream.write(": events\n\n");
     let last = since;
     while (!ended) {
+      dirty = false;
       const batch = view.events(last);
       for (const event of batch) {
         await stream.writeSSE({ id: String(event.seq), data: JSON.stringify(event) });
@@ -77,8 +94,10 @@ async function pump(
       if (batch.length === limits.eventsPageMax) continue;
       if (!follow) break;
       await new Promise<void>((resolve) => {
-        wake = resolve;
+        if (dirty || ended) resolve();
+        else wake = resolve;
       });
+      wake = () => {};
     }
   } finally {
     clearInterval(heartbeat);

@@ -4,6 +4,7 @@ import { ShoalError } from "../../core/errors.ts";
 import { servicePatchSchema, serviceSpecSchema } from "../../state/spec.ts";
 import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
+import { noQuery, parseQuery, readQuery, refuseBody } from "../query.ts";
 import { renderService, renderTask } from "../render.ts";
 import { notFound, param, propose, viewOf } from "../store.ts";
 
@@ -11,6 +12,7 @@ export function serviceRoutes(node: ApiNode): Hono {
   const app = new Hono();
 
   app.post("/", async (c) => {
+    parseQuery(c, noQuery);
     const spec = await readJson(c, serviceSpecSchema);
     if (viewOf(node).service(spec.name)) {
       throw new ShoalError("E_CONFLICT", `a service named ${spec.name} already exists`);
@@ -28,11 +30,14 @@ export function serviceRoutes(node: ApiNode): Hono {
   });
 
   app.get("/", (c) => {
+    // `consistency` is validated here and read by the fleet, which picks the path of the read.
+    parseQuery(c, readQuery);
     const view = viewOf(node);
     return c.json(view.services().map((service) => renderService(view, service)));
   });
 
   app.get("/:name", (c) => {
+    parseQuery(c, readQuery);
     const view = viewOf(node);
     const name = param(c, "name");
     const service = view.service(name) ?? notFound(`service ${name}`);
@@ -41,6 +46,7 @@ export function serviceRoutes(node: ApiNode): Hono {
   });
 
   app.patch("/:name", async (c) => {
+    parseQuery(c, noQuery);
     const name = param(c, "name");
     const patch = await readJson(c, servicePatchSchema);
     if (!viewOf(node).service(name)) notFound(`service ${name}`);
@@ -50,6 +56,8 @@ export function serviceRoutes(node: ApiNode): Hono {
   });
 
   app.delete("/:name", async (c) => {
+    parseQuery(c, noQuery);
+    await refuseBody(c);
     const name = param(c, "name");
     if (!viewOf(node).service(name)) notFound(`service ${name}`);
     await propose(node, { type: "service.delete", at: node.clock.now(), name });

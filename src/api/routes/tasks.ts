@@ -5,7 +5,7 @@ import { ShoalError } from "../../core/errors.ts";
 import { taskRunSchema } from "../../state/spec.ts";
 import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
-import { validationError } from "../errors.ts";
+import { consistencySchema, noQuery, parseQuery, readQuery } from "../query.ts";
 import { renderTask } from "../render.ts";
 import { notFound, param, propose, viewOf } from "../store.ts";
 
@@ -13,6 +13,7 @@ const listQuery = z.strictObject({
   service: z.string().optional(),
   node: z.string().optional(),
   state: z.enum(["pending", "starting", "running", "stopped", "failed", "lost"]).optional(),
+  consistency: consistencySchema.optional(),
 });
 
 const stopBody = z.strictObject({ reason: z.string().max(1024).default("stopped by user") });
@@ -21,6 +22,7 @@ export function taskRoutes(node: ApiNode): Hono {
   const app = new Hono();
 
   app.post("/", async (c) => {
+    parseQuery(c, noQuery);
     const spec = await readJson(c, taskRunSchema);
     const taskId = node.newId();
     const at = node.clock.now();
@@ -43,21 +45,21 @@ export function taskRoutes(node: ApiNode): Hono {
   });
 
   app.get("/", (c) => {
-    const query = listQuery.safeParse(c.req.query());
-    if (!query.success) throw validationError(query.error, "query");
+    // `consistency` is validated here and read by the fleet, which picks the path of the read.
+    const { consistency: _, ...filter } = parseQuery(c, listQuery);
     const view = viewOf(node);
-    const nodeId = query.data.node
-      ? (view.node(query.data.node)?.id ?? query.data.node)
-      : undefined;
-    return c.json(view.tasks({ ...query.data, node: nodeId }).map(renderTask));
+    const nodeId = filter.node ? (view.node(filter.node)?.id ?? filter.node) : undefined;
+    return c.json(view.tasks({ ...filter, node: nodeId }).map(renderTask));
   });
 
   app.get("/:id", (c) => {
+    parseQuery(c, readQuery);
     const id = param(c, "id");
     return c.json(renderTask(viewOf(node).task(id) ?? notFound(`task ${id}`)));
   });
 
   app.post("/:id/stop", async (c) => {
+    parseQuery(c, noQuery);
     const id = param(c, "id");
     const { reason } = await readJson(c, stopBody);
     const task = viewOf(node).task(id) ?? notFound(`task ${id}`);
