@@ -55,8 +55,12 @@ export function loadOrCreateNodeId(dir: string, newId: () => string): string {
   return id;
 }
 
+/** Writes a secret only its owner may read, unless the file already holds it. */
+export function writeSecret(path: string, secret: string): void {
+  if (existsSync(path) && readFileSync(path, "utf8").trim() === secret) return;
+  writeAtomically(path, `${secret}\n`, 0o600);
+}
+
 export function writeApiToken(dir: string, token: string): void {
-  const path = join(dir, "api.token");
-  if (existsSync(path) && readFileSync(path, "utf8").trim() === token) return;
-  writeAtomically(path, `${token}\n`, 0o600);
+  writeSecret(join(dir, "api.token"), token);
 }

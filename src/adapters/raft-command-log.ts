@@ -55,6 +55,8 @@ export interface RaftCommandLogOptions {
   clock: Clock;
   random: RandomSource;
   sender: PeerSender;
+  /** Sends a proposal to the leader when this member is not it (one hop, never further). */
+  forward?: ((leaderId: string, command: Command) => Promise<ApplyResult>) | undefined;
   /** The membership of a brand-new cluster; absent for a node that joins one. */
   bootstrap?: Membership | undefined;
 }
@@ -137,6 +139,14 @@ export class RaftCommandLog implements CommandLog {
   }
 
   async propose(command: Command): Promise<ApplyResult> {
+    const { role, leader } = this.core.status();
+    if (role !== "leader" && leader && this.options.forward)
+      return this.options.forward(leader, command);
+    return this.proposeHere(command);
+  }
+
+  /** Proposes on this member only: E_NOT_LEADER unless it leads. */
+  async proposeHere(command: Command): Promise<ApplyResult> {
     const proposed = this.core.propose(encodeCommand(command));
     if (!proposed.ok) return proposed;
     const { index, term } = proposed.value;
