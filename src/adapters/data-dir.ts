@@ -19,7 +19,7 @@ export function ensureDataDir(dir: string): void {
   chmodSync(dir, 0o700);
 }
 
-function syncPath(path: string): void {
+export function syncPath(path: string): void {
   const fd = openSync(path, "r");
   try {
     fsyncSync(fd);
@@ -28,8 +28,11 @@ function syncPath(path: string): void {
   }
 }
 
-/** Writes a file whole or not at all: a crash never leaves half a token behind. */
-function writeAtomically(path: string, content: string, mode: number): void {
+/**
+ * Writes a file whole and on disk, or not at all (write, fsync, rename, fsync the folder): a
+ * crash never leaves half a token or half a snapshot behind.
+ */
+export function writeDurably(path: string, content: string | Uint8Array, mode = 0o644): void {
   const temporary = `${path}.tmp`;
   writeFileSync(temporary, content, { mode });
   chmodSync(temporary, mode);
@@ -51,14 +54,14 @@ export function loadOrCreateNodeId(dir: string, newId: () => string): string {
     return id;
   }
   const id = newId();
-  writeAtomically(path, `${id}\n`, 0o644);
+  writeDurably(path, `${id}\n`, 0o644);
   return id;
 }
 
 /** Writes a secret only its owner may read, unless the file already holds it. */
 export function writeSecret(path: string, secret: string): void {
   if (existsSync(path) && readFileSync(path, "utf8").trim() === secret) return;
-  writeAtomically(path, `${secret}\n`, 0o600);
+  writeDurably(path, `${secret}\n`, 0o600);
 }
 
 export function writeApiToken(dir: string, token: string): void {

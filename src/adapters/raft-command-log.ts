@@ -1,16 +1,8 @@
 // The replicated command log: the Raft core over raft.db, applying committed commands to
 // state.db. It drives the core's tick/step/ready/advance cycle: persist durably, then send,
 // then apply, then answer the proposals and reads that waited for those entries.
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { fail, type Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
@@ -23,26 +15,10 @@ import { type Command, decodeCommand, encodeCommand } from "../state/commands.ts
 import type { Database } from "../state/db.ts";
 import { type ApplyResult, StateMachine } from "../state/machine.ts";
 import type { StateView } from "../state/views.ts";
+import { syncPath, writeDurably } from "./data-dir.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 import { applyOrCrash, notify } from "./single-node-log.ts";
-
-function syncFile(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Writes a file whole and on disk, or not at all (write, fsync, rename, fsync the folder). */
-function writeDurably(path: string, data: Uint8Array): void {
-  writeFileSync(`${path}.tmp`, data);
-  syncFile(`${path}.tmp`);
-  renameSync(`${path}.tmp`, path);
-  syncFile(dirname(path));
-}
 
 /** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
 export interface PeerSender {
@@ -279,9 +255,9 @@ export class RaftCommandLog implements CommandLog {
     const applied = this.machine.appliedIndex();
     rmSync(`${this.snapshotPath}.tmp`, { force: true });
     this.stateDb.prepare("VACUUM INTO ?").run(`${this.snapshotPath}.tmp`);
-    syncFile(`${this.snapshotPath}.tmp`);
+    syncPath(`${this.snapshotPath}.tmp`);
     renameSync(`${this.snapshotPath}.tmp`, this.snapshotPath);
-    syncFile(this.options.dataDir);
+    syncPath(this.options.dataDir);
     this.core.compact(applied);
     this.drain();
   }
