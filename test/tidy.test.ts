@@ -30,6 +30,13 @@ const impureUses: [RegExp, string][] = [
   [/\bMath\.random\s*\(/, "uses randomness"],
   [/\b(setTimeout|setInterval|setImmediate)\s*\(/, "uses timers"],
   [/\bfetch\s*\(/, "uses the network"],
+  [/\bcrypto\.(randomUUID|getRandomValues)\s*\(/, "uses randomness"],
+  [/\bprocess\.hrtime\b/, "reads the clock"],
+];
+/** core/ids.ts makes ids for proposers; the layers that apply and plan only receive them. */
+const idMaking: [RegExp, string][] = [
+  [/from\s+["'](\.\.\/)+core\/ids\.ts["']/, "makes ids"],
+  [/from\s+["']nanoid["']/, "makes ids"],
 ];
 
 /** The layer of a path relative to src/: its first folder, or "main" for top-level files. */
@@ -42,7 +49,8 @@ export function layeringProblems(path: string, source: string): string[] {
   const layer = layerOf(path);
   const problems: string[] = [];
   if (pureLayers.has(layer)) {
-    for (const [pattern, what] of impureUses) if (pattern.test(source)) problems.push(what);
+    const rules = layer === "core" ? impureUses : [...impureUses, ...idMaking];
+    for (const [pattern, what] of rules) if (pattern.test(source)) problems.push(what);
   }
   const allowed = allowedImports[layer];
   if (!allowed) return problems;
@@ -95,5 +103,14 @@ describe("tidy", () => {
       ["imports cli"],
     );
     assert.deepEqual(layeringProblems("scheduler/a.ts", 'import { b } from "./b.ts";'), []);
+    assert.deepEqual(layeringProblems("state/a.ts", 'import { newId } from "../core/ids.ts";'), [
+      "makes ids",
+    ]);
+    assert.deepEqual(layeringProblems("raft/a.ts", "const id = crypto.randomUUID();"), [
+      "uses randomness",
+    ]);
+    assert.deepEqual(layeringProblems("state/a.ts", "const t = process.hrtime.bigint();"), [
+      "reads the clock",
+    ]);
   });
 });
