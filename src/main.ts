@@ -17,6 +17,7 @@ import { createApi } from "./api/app.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
+import { SeededRandom } from "./raft/seeded-random.ts";
 import { gitCommit, version } from "./version.ts";
 
 type Logger = pino.Logger;
@@ -127,11 +128,13 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     clock: systemClock,
     pull: options.pull,
   });
+  // The scheduler's tie-breaks are seeded, like everything random in shoal's decisions.
+  const tieBreaks = new SeededRandom(Number.parseInt(nodeId.slice(0, 8), 36));
   const leader = new LeaderLoop({
     log: opened,
     clock: systemClock,
     newId,
-    random: Math.random,
+    random: () => tieBreaks.next(),
     logger,
   });
   reconciler.start();
