@@ -155,3 +155,20 @@ describe("replicated command log", () => {
     );
   });
 });
+
+describe("linearizable reads on the replicated log", () => {
+  const fleet = new LoopbackFleet();
+  after(() => fleet.dispose());
+
+  it("confirms leadership and waits for the applied index; a follower is refused", async () => {
+    for (const id of ["r", "s", "t"]) fleet.add(id, ["r", "s", "t"]);
+    const leader = await fleet.leader();
+    assert.equal((await leader.propose(create("read-me", 1))).ok, true);
+    const read = await leader.readBarrier();
+    assert.equal(read.ok, true);
+    assert.ok(leader.view().service("read-me"));
+    const follower = [...fleet.members.values()].find((m) => m !== leader);
+    const refused = await follower?.readBarrier();
+    assert.equal(refused?.ok, false);
+  });
+});

@@ -161,6 +161,7 @@ export class RaftCommandLog implements CommandLog {
         resolve(null);
       }, limits.proposeTimeoutMs);
       this.reads.set(context, (readIndex) => {
+        this.reads.delete(context);
         clearTimeout(timer);
         resolve(readIndex);
       });
