@@ -4,24 +4,16 @@
 // Errors are ShoalErrors with stable codes: E_DOCKER_UNAVAILABLE (the engine does not answer),
 // E_IMAGE_NOT_FOUND (message `image not found: NAME`), E_CONFLICT (a container name is taken),
 // E_VALIDATION (the engine refused the spec), E_INTERNAL (anything else the engine said).
-import type { Healthcheck, Mount, PortMapping, TaskContainerPort } from "../core/types.ts";
+import type { ContainerSpec, TaskContainerPort } from "../core/types.ts";
 
-/** What the agent asks the engine to run: one container of a task, with its labels. */
-export interface RuntimeContainerSpec {
-  /** The engine's container name; unique per engine. */
-  name: string;
-  image: string;
-  /** Overrides the image's command when present. */
-  command?: string[] | undefined;
-  env: Record<string, string>;
-  /** `host` 0 or absent lets the engine pick a free port, published on 0.0.0.0. */
-  ports: PortMapping[];
-  mounts: Mount[];
-  cpu?: number | undefined;
-  memoryMb?: number | undefined;
-  healthcheck?: Healthcheck | undefined;
+/**
+ * What the agent asks the engine to run: one container of a task as its task definition gives it
+ * (`host` 0 or absent lets the engine pick a free port, published on 0.0.0.0), under the engine's
+ * container name (unique per engine) and with shoal's labels. Essential is the agent's concern.
+ */
+export type RuntimeContainerSpec = Omit<ContainerSpec, "essential"> & {
   labels: Record<string, string>;
-}
+};
 
 /** The engine's own state words, reduced to what the agent branches on. */
 export type RuntimeContainerState =
