@@ -64,10 +64,10 @@ export interface Fleet {
   close(): void;
 }
 
-/** Addresses learnt before the store knows a member (while joining). */
-const seeded = new Map<string, string>();
+/** Addresses learnt before the store knows a member (while joining), per node. */
+type SeededAddresses = Map<string, string>;
 
-function resolver(log: () => RaftCommandLog | null) {
+function resolver(log: () => RaftCommandLog | null, seeded: SeededAddresses) {
   return (memberId: string): string | null => {
     const node = log()?.view().nodeById(memberId);
     return node ? `http://${node.address}:${node.port}` : (seeded.get(memberId) ?? null);
@@ -95,7 +95,8 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   const key = derivePeerKey(token.text);
   const client = new PeerClient(options.nodeId, key, systemClock);
   let log: RaftCommandLog | null = null;
-  const resolve = resolver(() => log);
+  const seeded: SeededAddresses = new Map();
+  const resolve = resolver(() => log, seeded);
   const sender = new HttpPeerSender({ nodeId: options.nodeId, key, clock: systemClock, resolve });
   const bootstrap = fresh && !hasLog ? { voters: [options.nodeId], learners: [] } : undefined;
   log = new RaftCommandLog({
@@ -125,7 +126,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   opened.start();
   if (!bootstrap && !hasLog) {
     try {
-      await joinThrough(options, client);
+      await joinThrough(options, client, seeded);
     } catch (error) {
       sender.close();
       opened.close();
@@ -145,7 +146,11 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
 }
 
 /** Asks each `--join` member in turn; the first that answers for the leader admits us. */
-async function joinThrough(options: FleetOptions, client: PeerClient): Promise<void> {
+async function joinThrough(
+  options: FleetOptions,
+  client: PeerClient,
+  seeded: SeededAddresses,
+): Promise<void> {
   if (options.join.length === 0) {
     throw new ShoalError("E_VALIDATION", "joining needs a member to ask: give --join HOST:PORT");
   }

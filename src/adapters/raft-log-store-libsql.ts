@@ -1,12 +1,12 @@
 // The Raft log store over raft.db (libSQL): entries, term and vote, snapshot metadata. WAL with
 // synchronous=FULL, so a save() that returns is on disk before any reply depends on it.
-import Libsql from "libsql";
+import type Libsql from "libsql";
 import { AssertionError, assert } from "../core/assert.ts";
-import { limits } from "../core/limits.ts";
 import type { LogStoreBatch, RaftLogStore } from "../raft/log-store.ts";
 import { decodeMembership, encodeMembership } from "../raft/membership.ts";
 import type { Entry, EntryKind, HardState, PersistentState, SnapshotMeta } from "../raft/types.ts";
 import { noMember } from "../raft/types.ts";
+import { openDatabase } from "./libsql.ts";
 
 const schema = `
   CREATE TABLE IF NOT EXISTS raft_entries (
@@ -53,9 +53,7 @@ export class LibsqlRaftLogStore implements RaftLogStore {
   >;
 
   constructor(path: string) {
-    this.db = new Libsql(path, { timeout: limits.dbBusyTimeoutMs });
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
+    this.db = openDatabase(path, "FULL");
     this.db.exec(schema);
     this.statements = {
       insertEntry: this.db.prepare(
