@@ -43,13 +43,17 @@ async function member(id: string, token?: string, joinPorts: number[] = []): Pro
     version: "test",
     labels: {},
   };
-  entry.fleet = await openFleet({
+  const fleet = await openFleet({
     nodeId: id,
     dataDir,
     token,
     join: joinPorts.map((p) => `127.0.0.1:${p}`),
+    finder: null,
+    logger: silent,
     registration: { name: id, address: "127.0.0.1", port, ...facts },
   });
+  entry.fleet = fleet;
+  if (fleet.needsJoin) await fleet.join(AbortSignal.timeout(10_000));
   return entry;
 }
 
@@ -105,7 +109,7 @@ describe("a fleet over HTTP on loopback", () => {
     });
     assert.equal(unsigned.status, 401);
     const wrongToken = `shoal1.${first.fleet.token.clusterId}.notthesecret`;
-    await assert.rejects(member("cccccc3", wrongToken, [first.port]), /no member admitted/);
+    await assert.rejects(member("cccccc3", wrongToken, [first.port]), /refused this node's token/);
     assert.equal(first.fleet.log.view().appliedIndex(), before);
     assert.equal(first.fleet.log.view().nodeById("cccccc3"), null);
   });

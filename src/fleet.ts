@@ -1,6 +1,6 @@
 // The replicated store of a fleet node: the Raft command log, the peer transport, and how a node
 // comes to belong to a cluster — it resumes from its data dir, or bootstraps a new cluster, or
-// joins one with a token through any member it can reach (`--join` addresses for now).
+// joins one with a token through any member it can reach (found over mDNS or given by --join).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
@@ -12,6 +12,7 @@ import {
   parseJoinToken,
   readJoinToken,
 } from "./adapters/join-token.ts";
+import { openDatabase } from "./adapters/libsql.ts";
 import { PeerClient } from "./adapters/peer-client.ts";
 import { decodeMessages } from "./adapters/peer-codec.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
@@ -21,9 +22,20 @@ import type { PeerEndpoint } from "./api/context.ts";
 import { derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
+import { limits } from "./core/limits.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
 import { commandSchema } from "./state/commands.ts";
-import type { ApplyResult } from "./state/machine.ts";
+
+/** Where a node looks for members of a cluster besides `--join`: mDNS, or nothing. */
+export interface PeerFinder {
+  /** Members seen recently; without a cluster id, members of any cluster. */
+  peers(clusterId?: string): { nodeId: string; clusterId: string; address: string; port: number }[];
+}
+
+export interface FleetLogger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+}
 
 export interface FleetOptions {
   nodeId: string;
@@ -32,8 +44,17 @@ export interface FleetOptions {
   token?: string | undefined;
   /** Members to ask when joining (`host:port`). */
   join: readonly string[];
+  /** Finds members over mDNS; null with --no-mdns. */
+  finder: PeerFinder | null;
+  /** Start a new cluster even though one answers on the LAN (`--new-cluster`). */
+  newCluster?: boolean | undefined;
   /** What this node registers as: its name, address and port, labels and facts. */
-  registration: Omit<RegisterBody, "nodeId">;
+  registration: Registration;
+  logger: FleetLogger;
+  /** How long a node without a token listens for an existing cluster before creating one. */
+  listenBeforeBootstrapMs?: number | undefined;
+  /** Applied entries between snapshots (`--snapshot-entries`); absent: the default. */
+  snapshotEntries?: number | undefined;
 }
 
 const registerSchema = z.strictObject({
@@ -49,18 +70,40 @@ const registerSchema = z.strictObject({
   version: z.string(),
 });
 type RegisterBody = z.infer<typeof registerSchema>;
+export type Registration = Omit<RegisterBody, "nodeId">;
 
 interface JoinAnswer {
   leader: string;
   members: { id: string; address: string; port: number }[];
 }
 
+/** What a member says of itself to a peer (for `GET /v1/cluster`). */
+export interface MemberReport {
+  id: string;
+  role: string;
+  term: number;
+  leader: string;
+  commitIndex: number;
+  appliedIndex: number;
+  /** The leader's remaining lease; 0 elsewhere. */
+  leaseRemainingMs: number;
+  /** The leader's view of the others' logs; empty elsewhere. */
+  followers: { id: string; match: number }[];
+}
+
 export interface Fleet {
   log: RaftCommandLog;
   token: JoinToken;
   peer: PeerEndpoint;
-  /** Whether this node created the cluster on this start (it must write cluster.init). */
+  client: PeerClient;
+  /** Whether this node created the cluster on this start (it writes cluster.init as leader). */
   bootstrapped: boolean;
+  /** Whether the node must still be admitted by a member (`join()` does it). */
+  needsJoin: boolean;
+  /** The base URL of a member, from the store or from what joining learnt. */
+  resolve(memberId: string): string | null;
+  /** Asks members until one admits this node; throws when every member refuses the token. */
+  join(signal: AbortSignal): Promise<void>;
   close(): void;
 }
 
@@ -74,8 +117,26 @@ function resolver(log: () => RaftCommandLog | null, seeded: SeededAddresses) {
   };
 }
 
+/** A data dir written by shoal before fleets keeps its log in a table Raft does not read. */
+function refuseOneNodeLog(dataDir: string): void {
+  const path = join(dataDir, "raft.db");
+  if (!existsSync(path) || existsSync(joinTokenPath(dataDir))) return;
+  const db = openDatabase(path, "FULL");
+  try {
+    const old = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'entries'").get();
+    if (old) {
+      throw new ShoalError(
+        "E_CONFLICT",
+        `${dataDir} holds a one-node log from before fleets; move the folder aside to start anew`,
+      );
+    }
+  } finally {
+    db.close();
+  }
+}
+
 /** Picks the token: the one given, else the one kept, else a new cluster's. */
-function chooseToken(options: FleetOptions): { token: JoinToken; fresh: boolean } {
+async function chooseToken(options: FleetOptions): Promise<{ token: JoinToken; fresh: boolean }> {
   const kept = readJoinToken(options.dataDir);
   const given = options.token ? parseJoinToken(options.token) : null;
   if (kept && given && kept.clusterId !== given.clusterId) {
@@ -84,13 +145,36 @@ function chooseToken(options: FleetOptions): { token: JoinToken; fresh: boolean 
       `this data dir belongs to cluster ${kept.clusterId}, the token to ${given.clusterId}`,
     );
   }
+  if (!kept && !given) await refuseWhenAClusterAnswers(options);
   const token = kept ?? given ?? formatJoinToken(newId(), newToken());
   if (!kept) writeSecret(joinTokenPath(options.dataDir), token.text);
   return { token, fresh: !kept && !given };
 }
 
+/**
+ * A node with neither a token nor a data dir listens for a moment first: a cluster answering on
+ * the LAN means the person most likely forgot `--token`, and a second cluster made by mistake
+ * would be worse than a clear refusal.
+ */
+async function refuseWhenAClusterAnswers(options: FleetOptions): Promise<void> {
+  const finder = options.finder;
+  if (!finder || options.newCluster) return;
+  const waitMs = options.listenBeforeBootstrapMs ?? limits.discoveryBootstrapWaitMs;
+  await new Promise((resolve) => setTimeout(resolve, waitMs));
+  const found = finder.peers().filter((peer) => peer.clusterId !== "");
+  if (found.length === 0) return;
+  const where = found.map((peer) => `${peer.clusterId} at ${peer.address}:${peer.port}`);
+  throw new ShoalError(
+    "E_CONFLICT",
+    `found a shoal cluster on this network (${[...new Set(where)].join(", ")}): to join it, run ` +
+      "`shoal token` on one of its nodes and start this one with --token; to start a separate " +
+      "cluster anyway, give --new-cluster",
+  );
+}
+
 export async function openFleet(options: FleetOptions): Promise<Fleet> {
-  const { token, fresh } = chooseToken(options);
+  refuseOneNodeLog(options.dataDir);
+  const { token, fresh } = await chooseToken(options);
   const hasLog = existsSync(join(options.dataDir, "raft.db"));
   const key = derivePeerKey(token.text);
   const client = new PeerClient(options.nodeId, key, systemClock);
@@ -106,15 +190,11 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     random: new SeededRandom(Number.parseInt(options.nodeId.slice(0, 8), 36)),
     sender,
     bootstrap,
-    forward: async (leaderId, command) => {
+    snapshotEntries: options.snapshotEntries,
+    leaderCall: <T>(leaderId: string, kind: string, body: unknown) => {
       const base = resolve(leaderId);
-      if (!base)
-        return {
-          ok: false,
-          code: "E_NOT_LEADER",
-          message: `leader ${leaderId} has no known address`,
-        };
-      return client.call<ApplyResult>(base, "propose", command);
+      if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
+      return client.call<T>(base, kind, body);
     },
   });
   const opened = log;
@@ -124,20 +204,18 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     return client.call<JoinAnswer>(base, "join", body);
   });
   opened.start();
-  if (!bootstrap && !hasLog) {
-    try {
-      await joinThrough(options, client, seeded);
-    } catch (error) {
-      sender.close();
-      opened.close();
-      throw error;
-    }
-  }
+  // A node admitted before it crashed knows its configuration; one that never was asks again.
+  const { voters, learners } = opened.status().membership;
+  const needsJoin = voters.length + learners.length === 0;
   return {
     log: opened,
     token,
     peer,
+    client,
     bootstrapped: bootstrap !== undefined,
+    needsJoin,
+    resolve,
+    join: (signal) => joinUntilAdmitted(options, token, client, seeded, signal),
     close: () => {
       sender.close();
       opened.close();
@@ -145,34 +223,73 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   };
 }
 
-/** Asks each `--join` member in turn; the first that answers for the leader admits us. */
-async function joinThrough(
+/** Where to ask: the `--join` addresses, then members of the token's cluster seen over mDNS. */
+function candidates(options: FleetOptions, token: JoinToken): string[] {
+  const found = options.finder?.peers(token.clusterId) ?? [];
+  const addresses = [...options.join, ...found.map((peer) => `${peer.address}:${peer.port}`)];
+  return [...new Set(addresses)];
+}
+
+/**
+ * Asks every candidate in turn, round after round, until one admits this node. A refused
+ * signature is final only when every member reached refused it: the token is wrong.
+ */
+async function joinUntilAdmitted(
   options: FleetOptions,
+  token: JoinToken,
   client: PeerClient,
   seeded: SeededAddresses,
+  signal: AbortSignal,
 ): Promise<void> {
-  if (options.join.length === 0) {
-    throw new ShoalError("E_VALIDATION", "joining needs a member to ask: give --join HOST:PORT");
-  }
   const body: RegisterBody = { nodeId: options.nodeId, ...options.registration };
-  let last: unknown = null;
-  for (const address of options.join) {
-    try {
-      const answer = await client.call<JoinAnswer>(`http://${address}`, "join", body);
-      for (const member of answer.members) {
-        seeded.set(member.id, `http://${member.address}:${member.port}`);
+  for (let round = 0; !signal.aborted; round++) {
+    const addresses = candidates(options, token);
+    const errors: ShoalError[] = [];
+    for (const address of addresses) {
+      try {
+        const answer = await client.call<JoinAnswer>(`http://${address}`, "join", body);
+        for (const member of answer.members) {
+          seeded.set(member.id, `http://${member.address}:${member.port}`);
+        }
+        // A leader that has not registered itself yet is at least where we asked.
+        if (!seeded.has(answer.leader)) seeded.set(answer.leader, `http://${address}`);
+        options.logger.info({ through: address }, "joined the cluster");
+        return;
+      } catch (error) {
+        errors.push(error instanceof ShoalError ? error : new ShoalError("E_INTERNAL", `${error}`));
       }
-      // A leader that has not registered itself yet is at least where we asked (when it answered).
-      if (!seeded.has(answer.leader)) seeded.set(answer.leader, `http://${address}`);
-      return;
-    } catch (error) {
-      last = error;
     }
+    if (errors.length > 0 && errors.every((error) => error.code === "E_UNAUTHORIZED")) {
+      throw new ShoalError(
+        "E_UNAUTHORIZED",
+        `cluster ${token.clusterId} refused this node's token: ${errors[0]?.message}`,
+      );
+    }
+    if (round % limits.joinLogEveryRounds === 0) {
+      options.logger.warn(
+        { cluster: token.clusterId, asked: addresses, errors: errors.map((e) => e.message) },
+        addresses.length === 0
+          ? "no member of the cluster found yet (mDNS, --join); still looking"
+          : "no member admitted this node yet; asking again",
+      );
+    }
+    await sleep(limits.joinRetryMs, signal);
   }
-  throw new ShoalError(
-    "E_NOT_READY",
-    `no member admitted this node: ${(last as Error)?.message ?? ""}`,
-  );
+  throw new ShoalError("E_NOT_READY", "the node stopped before it joined");
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }
 
 type JoinForward = (leaderId: string, body: RegisterBody) => Promise<JoinAnswer>;
@@ -191,7 +308,13 @@ function peerEndpoint(
         log.receive(decodeMessages(body));
         return { ok: true };
       }
-      if (kind === "propose") return log.proposeHere(commandSchema.parse(body));
+      if (kind === "propose") return log.proposeForPeer(commandSchema.parse(body));
+      if (kind === "status") return memberReport(log, nodeId);
+      if (kind === "read-index" || kind === "lease-read") {
+        const read = await log.readIndexForPeer(kind);
+        if (!read.ok) throw new ShoalError(read.code, read.message);
+        return read.value;
+      }
       if (kind === "join") {
         const request = registerSchema.parse(body);
         const { role, leader } = log.status();
@@ -201,6 +324,20 @@ function peerEndpoint(
       }
       throw new ShoalError("E_NOT_FOUND", `no peer route ${kind}`);
     },
+  };
+}
+
+export function memberReport(log: RaftCommandLog, nodeId: string): MemberReport {
+  const status = log.status();
+  return {
+    id: nodeId,
+    role: status.role,
+    term: status.term,
+    leader: status.leader,
+    commitIndex: status.commitIndex,
+    appliedIndex: log.view().appliedIndex(),
+    leaseRemainingMs: log.leaseRemainingMs(),
+    followers: log.followers().map((f) => ({ id: f.id, match: f.match })),
   };
 }
 

@@ -7,17 +7,22 @@ import pretty from "pino-pretty";
 import { ensureDataDir, loadOrCreateNodeId, writeApiToken } from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
-import { SingleNodeLog } from "./adapters/single-node-log.ts";
+import { readJoinToken } from "./adapters/join-token.ts";
+import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
 import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
+import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
+import { type Fleet, openFleet, type Registration } from "./fleet.ts";
+import { fleetAccess } from "./fleet-status.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
+import { Steward } from "./steward.ts";
 import { gitCommit, version } from "./version.ts";
 
 type Logger = pino.Logger;
@@ -29,53 +34,49 @@ function makeLogger(options: AgentOptions): Logger {
     : pino({ level });
 }
 
-/** The first start of a cluster makes its id and API token; later starts reuse them. */
-async function ensureCluster(log: SingleNodeLog, logger: Logger): Promise<void> {
-  if (log.view().cluster()) return;
-  const clusterId = newId();
-  const result = await log.propose({
-    type: "cluster.init",
-    at: systemClock.now(),
-    clusterId,
-    apiToken: newToken(),
-  });
-  if (!result.ok) throw new Error(`cannot create the cluster: ${result.message}`);
-  logger.info({ clusterId }, "created a new cluster");
-}
-
-async function registerNode(
-  log: SingleNodeLog,
-  nodeId: string,
-  options: AgentOptions,
-): Promise<void> {
-  const result = await log.propose({
-    type: "node.register",
-    at: systemClock.now(),
-    id: nodeId,
+function registrationOf(options: AgentOptions): Registration {
+  return {
     name: options.name,
-    address: primaryAddress(options.bind),
+    address: advertisedAddress(options),
     port: options.port,
     labels: options.labels,
     version,
     ...hostFacts(),
-  });
-  if (!result.ok) throw new Error(`cannot register this node: ${result.message}`);
+  };
 }
 
-/** Opens and replays the store, creating the cluster on first start, and registers this node. */
-async function openStore(options: AgentOptions, nodeId: string, logger: Logger) {
-  const opened = SingleNodeLog.open(options.dataDir);
-  try {
-    await ensureCluster(opened, logger);
-    await registerNode(opened, nodeId, options);
-    const cluster = opened.view().cluster();
-    if (!cluster) throw new Error("the store has no cluster after initialising it");
-    writeApiToken(options.dataDir, cluster.apiToken);
-    return { opened, cluster };
-  } catch (error) {
-    opened.close();
-    throw error;
-  }
+/** Where peers reach this node: the bound address, else the mDNS interface's, else the first. */
+function advertisedAddress(options: AgentOptions): string {
+  const bound = primaryAddress(options.bind);
+  if (options.bind !== "0.0.0.0" && options.bind !== "::") return bound;
+  return options.mdnsInterface ?? bound;
+}
+
+/** mDNS announces and browses on the chosen interface; it never runs with --no-mdns. */
+function startDiscovery(options: AgentOptions, nodeId: string, logger: Logger) {
+  if (!options.mdns) return null;
+  const kept = readJoinToken(options.dataDir);
+  const discovery = new MdnsDiscovery({
+    announcement: announcementOf(options, nodeId, kept?.clusterId ?? ""),
+    interfaceAddress: options.mdnsInterface,
+    now: () => systemClock.now(),
+    onError: (error) => logger.warn({ err: error }, "mDNS"),
+  });
+  discovery.start();
+  return discovery;
+}
+
+function announcementOf(options: AgentOptions, nodeId: string, clusterId: string): Announcement {
+  return { nodeId, clusterId, address: advertisedAddress(options), port: options.port, version };
+}
+
+/** The line a person copies to another machine; said once, when the cluster is created. */
+function printJoinLine(fleet: Fleet, options: AgentOptions): void {
+  const line = `shoal agent --token ${fleet.token.text}`;
+  process.stdout.write(
+    `\nshoal: created cluster ${fleet.token.clusterId}. To add a machine, run there:\n\n  ${line}\n\n` +
+      `(where mDNS does not reach, add --join ${advertisedAddress(options)}:${options.port})\n\n`,
+  );
 }
 
 export interface RunningNode {
@@ -83,14 +84,38 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** Waits until the cluster's row is in this node's replica (a joiner receives it from the leader). */
+async function untilClusterKnown(fleet: Fleet, signal: AbortSignal): Promise<void> {
+  while (!fleet.log.view().cluster()) {
+    if (signal.aborted) throw new Error("the node stopped before it knew its cluster");
+    await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 5));
+  }
+}
+
+/**
+ * Gives this start's registration a moment to commit, so a node answers health with its row
+ * current; a node cut off from the leader still starts after the wait (its containers run on).
+ */
+async function untilRegistered(steward: Steward, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + limits.registerWaitMs;
+  while (!steward.isRegistered && Date.now() < deadline && !signal.aborted) {
+    await steward.tick();
+    await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 5));
+  }
+}
+
 export async function startNode(options: AgentOptions): Promise<RunningNode> {
   ensureDataDir(options.dataDir);
   const nodeId = loadOrCreateNodeId(options.dataDir, newId);
   const logger = makeLogger(options).child({ node: nodeId });
-  let log: SingleNodeLog | null = null;
+  let fleet: Fleet | null = null;
+  let serving = false;
+  let access: FleetAccess | null = null;
   const api = createApi({
     nodeId,
-    store: () => (log ? { view: log.view(), log } : null),
+    store: () => (fleet && serving ? { view: fleet.log.view(), log: fleet.log } : null),
+    peer: () => fleet?.peer ?? null,
+    fleet: () => access,
     clock: systemClock,
     newId,
     logger,
@@ -105,25 +130,90 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     "API listening",
   );
 
-  let opened: SingleNodeLog;
-  let cluster: { id: string };
-  try {
-    ({ opened, cluster } = await openStore(options, nodeId, logger));
-  } catch (error) {
-    // A node that cannot open its store must exit (and be restarted), not serve 503 forever.
+  const aborted = new AbortController();
+  const stopSignal = () => aborted.abort();
+  process.once("SIGTERM", stopSignal);
+  process.once("SIGINT", stopSignal);
+  const discovery = startDiscovery(options, nodeId, logger);
+  let steward: Steward | null = null;
+  const closeEarly = async () => {
+    steward?.stop();
     api.close();
     await closeServer(server);
+    await discovery?.stop();
+    fleet?.close();
+  };
+  try {
+    fleet = await openFleet({
+      nodeId,
+      dataDir: options.dataDir,
+      token: options.token,
+      join: options.join,
+      finder: discovery,
+      newCluster: options.newCluster,
+      snapshotEntries: options.snapshotEntries,
+      registration: registrationOf(options),
+      logger,
+    });
+    discovery?.announce(announcementOf(options, nodeId, fleet.token.clusterId));
+    if (fleet.bootstrapped) printJoinLine(fleet, options);
+    if (fleet.needsJoin) await fleet.join(aborted.signal);
+    steward = stewardOf(fleet, nodeId, options, logger);
+    steward.start();
+    await untilClusterKnown(fleet, aborted.signal);
+    await untilRegistered(steward, aborted.signal);
+  } catch (error) {
+    // A node that cannot open its store or join must exit (and be restarted), not serve 503.
+    await closeEarly();
     throw error;
+  } finally {
+    process.off("SIGTERM", stopSignal);
+    process.off("SIGINT", stopSignal);
   }
-  log = opened;
+  access = fleetAccess(fleet, nodeId);
+  serving = true;
+  return runNode(fleet, steward, { nodeId, options, logger, discovery, server, api });
+}
 
-  const runtime = new DockerRuntime({ dockerHost: options.dockerHost });
+function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: Logger): Steward {
+  return new Steward({
+    log: fleet.log,
+    nodeId,
+    clusterId: fleet.token.clusterId,
+    registration: () => ({
+      type: "node.register",
+      at: systemClock.now(),
+      id: nodeId,
+      ...registrationOf(options),
+    }),
+    newApiToken: newToken,
+    onApiToken: (token) => writeApiToken(options.dataDir, token),
+    now: () => systemClock.now(),
+    logger,
+  });
+}
+
+interface NodeParts {
+  nodeId: string;
+  options: AgentOptions;
+  logger: Logger;
+  discovery: MdnsDiscovery | null;
+  server: ReturnType<typeof serve>;
+  api: { close(): void };
+}
+
+/** Starts the agent's loops over an open fleet store; `stop` undoes them in reverse. */
+function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode {
+  const { nodeId, options, logger } = parts;
+  const log = fleet.log;
+  const cluster = log.view().cluster();
+  const clusterId = cluster?.id ?? fleet.token.clusterId;
   const reconciler = new Reconciler({
     nodeId,
-    clusterId: cluster.id,
-    store: localAgentStore(opened),
-    reporter: localReporter(opened, systemClock, nodeId),
-    runtime,
+    clusterId,
+    store: localAgentStore(log),
+    reporter: localReporter(log, systemClock, nodeId),
+    runtime: new DockerRuntime({ dockerHost: options.dockerHost }),
     logger,
     clock: systemClock,
     pull: options.pull,
@@ -131,7 +221,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   // The scheduler's tie-breaks are seeded, like everything random in shoal's decisions.
   const tieBreaks = new SeededRandom(Number.parseInt(nodeId.slice(0, 8), 36));
   const leader = new LeaderLoop({
-    log: opened,
+    log,
     clock: systemClock,
     newId,
     random: () => tieBreaks.next(),
@@ -139,19 +229,44 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   });
   reconciler.start();
   leader.start();
-  logger.info({ cluster: cluster.id, appliedIndex: opened.machine.appliedIndex() }, "node ready");
-
+  logger.info({ cluster: clusterId, appliedIndex: log.view().appliedIndex() }, "node ready");
   return {
     nodeId,
     async stop() {
       leader.stop();
+      steward.stop();
+      await handOver(fleet, nodeId, options, logger);
       await reconciler.stop();
-      api.close();
-      await closeServer(server);
-      opened.close();
+      parts.api.close();
+      await closeServer(parts.server);
+      await parts.discovery?.stop();
+      fleet.close();
       logger.info({}, "node stopped");
     },
   };
+}
+
+/**
+ * Before stopping: a leader hands leadership to the most caught-up voter, so the fleet does not
+ * wait an election timeout; a node told to `--leave` asks the leader to take it out.
+ */
+async function handOver(fleet: Fleet, nodeId: string, options: AgentOptions, logger: Logger) {
+  const log = fleet.log;
+  const status = log.status();
+  if (status.role === "leader") {
+    const voters = new Set(status.membership.voters);
+    const best = log
+      .followers()
+      .filter((f) => voters.has(f.id))
+      .sort((a, b) => b.match - a.match)[0];
+    if (best) {
+      const moved = await log.transferLeadership(best.id, limits.transferWaitMs);
+      logger.info({ to: best.id, ok: moved.ok }, "leadership transfer on shutdown");
+    }
+  }
+  if (!options.leave) return;
+  const left = await log.propose({ type: "node.leave", at: systemClock.now(), nodeId });
+  logger.info({ ok: left.ok, ...(left.ok ? {} : { error: left.message }) }, "left the cluster");
 }
 
 function closeServer(server: ReturnType<typeof serve>): Promise<void> {

@@ -12,7 +12,12 @@ export class PeerClient {
     private readonly clock: Clock,
   ) {}
 
-  async call<T>(base: string, kind: string, payload: unknown): Promise<T> {
+  async call<T>(
+    base: string,
+    kind: string,
+    payload: unknown,
+    timeoutMs: number = limits.peerRequestTimeoutMs,
+  ): Promise<T> {
     const path = `/internal/${kind}`;
     const body = JSON.stringify(payload);
     const headers = signPeerRequest(
@@ -27,7 +32,7 @@ export class PeerClient {
         method: "POST",
         headers: { ...headers, "content-type": "application/json" },
         body,
-        signal: AbortSignal.timeout(limits.peerRequestTimeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       throw new ShoalError("E_NOT_READY", `peer ${base} does not answer`, { cause: error });

@@ -4,10 +4,10 @@
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../core/clock.ts";
-import { fail, type Result } from "../core/errors.ts";
+import { fail, type Result, ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { batchOf } from "../raft/log-store.ts";
-import { RaftCore, type RaftStatus } from "../raft/raft-core.ts";
+import { type FollowerProgress, RaftCore, type RaftStatus } from "../raft/raft-core.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
 import type { Entry, Membership, MembershipChange, Message, RandomSource } from "../raft/types.ts";
 import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
@@ -31,10 +31,25 @@ export interface RaftCommandLogOptions {
   clock: Clock;
   random: RandomSource;
   sender: PeerSender;
-  /** Sends a proposal to the leader when this member is not it (one hop, never further). */
-  forward?: ((leaderId: string, command: Command) => Promise<ApplyResult>) | undefined;
+  /**
+   * Calls the leader's peer route `kind` when this member is not it (one hop, never further):
+   * `propose` for writes, `read-index` and `lease-read` for reads. Absent on a lone node.
+   */
+  leaderCall?: (<T>(leaderId: string, kind: string, body: unknown) => Promise<T>) | undefined;
   /** The membership of a brand-new cluster; absent for a node that joins one. */
   bootstrap?: Membership | undefined;
+  /** Applied entries past the last snapshot before a new one is taken (default: raftLimits). */
+  snapshotEntries?: number | undefined;
+}
+
+export type ConsistencyLevel = "local" | "leader" | "linearizable";
+
+/** A forwarded proposal's answer carries where the leader applied it. */
+export type ForwardedAnswer = ApplyResult & { appliedIndex: number };
+
+function failureOf(error: unknown): ApplyResult {
+  if (error instanceof ShoalError) return fail(error.code, error.message);
+  return fail("E_NOT_READY", `the leader did not answer: ${(error as Error).message}`);
 }
 
 interface Waiter {
@@ -56,6 +71,7 @@ export class RaftCommandLog implements CommandLog {
 
   constructor(private readonly options: RaftCommandLogOptions) {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
+    if (options.bootstrap) this.store.saveBootstrap(options.bootstrap);
     const state = this.store.load();
     this.stateDb = openDatabase(this.statePath, "NORMAL");
     this.machine = new StateMachine(this.stateDb);
@@ -105,6 +121,37 @@ export class RaftCommandLog implements CommandLog {
     return this.core.status();
   }
 
+  /** The leader's view of each other member's log (empty unless this node leads). */
+  followers(): FollowerProgress[] {
+    return this.core.followers();
+  }
+
+  /** The index of this node's latest snapshot (0 before the first). */
+  snapshotIndex(): number {
+    return this.core.snapshotMeta.index;
+  }
+
+  /** This node's monotonic clock, which `followers()` and the lease are measured on. */
+  monotonicNow(): number {
+    return this.options.clock.monotonic();
+  }
+
+  /** Hands leadership to `target`; resolves once another member leads, or fails after `waitMs`. */
+  async transferLeadership(target: string, waitMs: number): Promise<Result<void>> {
+    const asked = this.core.transferLeadership(target);
+    if (!asked.ok) return asked;
+    this.drain();
+    const deadline = this.options.clock.monotonic() + waitMs;
+    while (this.options.clock.monotonic() < deadline) {
+      const { role, leader } = this.core.status();
+      if (role !== "leader" && leader !== "" && leader !== this.options.nodeId) {
+        return { ok: true, value: undefined };
+      }
+      await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs));
+    }
+    return fail("E_NOT_READY", `no other member took over within ${waitMs} ms`);
+  }
+
   isLeader(): boolean {
     return this.core.leaseValid(this.options.clock.monotonic());
   }
@@ -116,9 +163,60 @@ export class RaftCommandLog implements CommandLog {
 
   async propose(command: Command): Promise<ApplyResult> {
     const { role, leader } = this.core.status();
-    if (role !== "leader" && leader && this.options.forward)
-      return this.options.forward(leader, command);
-    return this.proposeHere(command);
+    if (role !== "leader" && !leader && this.options.leaderCall) {
+      return fail("E_NO_QUORUM", "no leader is known: this node may be cut off from the quorum");
+    }
+    if (role === "leader" || !this.options.leaderCall) return this.proposeHere(command);
+    let answer: ForwardedAnswer;
+    try {
+      answer = await this.options.leaderCall<ForwardedAnswer>(leader, "propose", command);
+    } catch (error) {
+      return failureOf(error);
+    }
+    // The caller reads its answer from this node's replica next: wait until it holds the write.
+    if (answer.ok) await this.waitApplied(answer.appliedIndex);
+    const { appliedIndex: _, ...result } = answer;
+    return result as ApplyResult;
+  }
+
+  /** The leader's side of a forwarded proposal: the result and the index it is applied at. */
+  async proposeForPeer(command: Command): Promise<ForwardedAnswer> {
+    const result = await this.proposeHere(command);
+    return { ...result, appliedIndex: this.machine.appliedIndex() };
+  }
+
+  /**
+   * Waits until this node's replica is fresh enough for a read: `local` as it is; `leader` holds
+   * everything the leader committed while its lease held (no quorum round trip); `linearizable`
+   * everything committed when the read was asked, confirmed by a quorum (ReadIndex).
+   */
+  async readAt(consistency: ConsistencyLevel): Promise<Result<void>> {
+    if (consistency === "local") return { ok: true, value: undefined };
+    const { role, leader } = this.core.status();
+    if (role === "leader") {
+      if (consistency === "linearizable") return this.readBarrier();
+      return this.isLeader() ? { ok: true, value: undefined } : fail("E_NOT_LEADER", "lease lost");
+    }
+    if (!leader || !this.options.leaderCall) return fail("E_NO_QUORUM", "no leader is known");
+    const kind = consistency === "leader" ? "lease-read" : "read-index";
+    try {
+      const { index } = await this.options.leaderCall<{ index: number }>(leader, kind, {});
+      return this.waitApplied(index);
+    } catch (error) {
+      const failed = failureOf(error);
+      return failed.ok ? { ok: true, value: undefined } : failed;
+    }
+  }
+
+  /** The leader's side of a follower's read: its commit index, under the lease or ReadIndex. */
+  async readIndexForPeer(kind: "lease-read" | "read-index"): Promise<Result<{ index: number }>> {
+    if (kind === "read-index") {
+      const barrier = await this.readBarrier();
+      if (!barrier.ok) return barrier;
+    } else if (!this.isLeader()) {
+      return fail("E_NOT_LEADER", "this member does not hold the lease");
+    }
+    return { ok: true, value: { index: this.core.status().commitIndex } };
   }
 
   /** Proposes on this member only: E_NOT_LEADER unless it leads. */
@@ -248,7 +346,8 @@ export class RaftCommandLog implements CommandLog {
   /** Takes a snapshot of state.db at the applied index and compacts the log behind it. */
   private maybeCompact(): void {
     const applied = this.machine.appliedIndex();
-    if (applied - this.core.snapshotMeta.index < raftLimits.snapshotEntriesThreshold) return;
+    const every = this.options.snapshotEntries ?? raftLimits.snapshotEntriesThreshold;
+    if (applied - this.core.snapshotMeta.index < every) return;
     this.snapshotNow();
   }
 

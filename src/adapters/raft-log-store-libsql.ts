@@ -4,7 +4,14 @@ import type Libsql from "libsql";
 import { AssertionError, assert } from "../core/assert.ts";
 import type { LogStoreBatch, RaftLogStore } from "../raft/log-store.ts";
 import { decodeMembership, encodeMembership } from "../raft/membership.ts";
-import type { Entry, EntryKind, HardState, PersistentState, SnapshotMeta } from "../raft/types.ts";
+import type {
+  Entry,
+  EntryKind,
+  HardState,
+  Membership,
+  PersistentState,
+  SnapshotMeta,
+} from "../raft/types.ts";
 import { noMember } from "../raft/types.ts";
 import { openDatabase } from "./libsql.ts";
 
@@ -74,6 +81,21 @@ export class LibsqlRaftLogStore implements RaftLogStore {
       ),
       lastIndex: this.db.prepare("SELECT max(log_index) AS last_index FROM raft_entries"),
     };
+  }
+
+  /**
+   * Records a new cluster's first membership as the base at index 0, the same base the core
+   * starts from with `bootstrap`: after a restart, a member that never changed its configuration
+   * still knows it. Written once; a store with any history keeps what it has.
+   */
+  saveBootstrap(membership: Membership): void {
+    this.db
+      .prepare(
+        `INSERT INTO raft_snapshot (id, log_index, term, membership) VALUES (1, 0, 0, ?)
+         ON CONFLICT (id) DO NOTHING`,
+      )
+      // A lone Uint8Array argument would be taken for named parameters (libsql panics): wrap it.
+      .run([encodeMembership(membership)]);
   }
 
   load(): PersistentState {

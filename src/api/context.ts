@@ -1,5 +1,6 @@
 // What the API needs from its node: the store (once open), the command log, time and ids.
 import type { Clock } from "../core/clock.ts";
+import type { Result } from "../core/errors.ts";
 import type { IdGenerator } from "../core/ids.ts";
 import type { CommandLog } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
@@ -18,6 +19,39 @@ export interface PeerEndpoint {
   handle(kind: string, body: unknown, fromNode: string): Promise<unknown>;
 }
 
+export type Consistency = "local" | "leader" | "linearizable";
+
+/** One member of the Raft configuration as the cluster route shows it. */
+export interface MemberStatus {
+  id: string;
+  role: "voter" | "learner";
+  /** How far the leader knows this member's log matches its own; null when unknown. */
+  match: number | null;
+  /** The member's own applied index, asked of it; null when it did not answer. */
+  appliedIndex: number | null;
+}
+
+/** The replication side of `GET /v1/cluster`. */
+export interface FleetStatus {
+  leader: string | null;
+  term: number;
+  leaseHeld: boolean;
+  leaseRemainingMs: number;
+  voters: string[];
+  learners: string[];
+  members: MemberStatus[];
+  /** The answering node's latest snapshot index (0 before its first). */
+  snapshotIndex: number;
+}
+
+/** What the API asks of the replicated store beyond the command log. */
+export interface FleetAccess {
+  /** Resolves once this node's replica is fresh enough for a read at `consistency`. */
+  readAt(consistency: Consistency): Promise<Result<void>>;
+  status(): Promise<FleetStatus>;
+  roleOf(nodeId: string): "voter" | "learner" | null;
+}
+
 export interface ApiNode {
   nodeId: string;
   /** The store once it is open and replayed; null before. */
@@ -27,4 +61,6 @@ export interface ApiNode {
   logger: Logger;
   /** The peer endpoint once the node knows its cluster's join token; absent on one node. */
   peer?: () => PeerEndpoint | null;
+  /** The replicated store's reads and status; absent on a store without replication (tests). */
+  fleet?: () => FleetAccess | null;
 }

@@ -1,11 +1,13 @@
 // Access to the node's store from a route: refused with 503 until it is open and replayed, and
 // proposals whose command the state machine refused become errors with the machine's code.
 import type { Context } from "hono";
+import type { z } from "zod";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { type Command, encodedSize } from "../state/commands.ts";
 import type { StateView } from "../state/views.ts";
-import type { ApiNode } from "./context.ts";
+import type { ApiNode, Consistency } from "./context.ts";
+import { parseQuery } from "./query.ts";
 
 export function openStore(node: ApiNode) {
   const store = node.store();
@@ -15,6 +17,27 @@ export function openStore(node: ApiNode) {
 
 export function viewOf(node: ApiNode): StateView {
   return openStore(node).view;
+}
+
+/**
+ * The view for a read that may ask for `?consistency=`: local by default (this node's replica,
+ * fast, possibly a little behind), `leader` or `linearizable` wait until the replica has caught up
+ * with the leader. Every other query parameter is the route's own, parsed with `schema`.
+ */
+export async function readView<S extends z.ZodType<{ consistency?: Consistency | undefined }>>(
+  c: Context,
+  node: ApiNode,
+  schema: S,
+): Promise<{ view: StateView; query: z.output<S> }> {
+  const query = parseQuery(c, schema);
+  openStore(node);
+  const consistency = query.consistency ?? "local";
+  const fleet = node.fleet?.();
+  if (consistency !== "local" && fleet) {
+    const fresh = await fleet.readAt(consistency);
+    if (!fresh.ok) throw new ShoalError(fresh.code, fresh.message);
+  }
+  return { view: viewOf(node), query };
 }
 
 export async function propose(node: ApiNode, command: Command): Promise<unknown> {

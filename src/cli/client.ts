@@ -17,14 +17,28 @@ export type ServiceDetail = ServiceView & { tasks: TaskView[] };
 export type TaskView = ReturnType<typeof renderTask>;
 export type TaskDefinitionView = ReturnType<typeof renderTaskDefinition>;
 
+/** A node with its place in the Raft configuration (null once it left). */
+export type NodeView = NodeInfo & { role: "voter" | "learner" | null };
+
 export interface ClusterView {
   id: string;
   createdAt: number;
-  leader: { id: string; name: string; address: string } | null;
+  leader: { id: string; name: string | null; address: string | null } | null;
   term: number;
   leaseHeld: boolean;
+  leaseRemainingMs: number;
+  voters: string[];
+  learners: string[];
+  members: {
+    id: string;
+    name: string | null;
+    role: string;
+    match: number | null;
+    appliedIndex: number | null;
+  }[];
   appliedIndex: number;
-  nodes: NodeInfo[];
+  stateHash: string;
+  nodes: NodeView[];
 }
 
 export interface HealthView {
@@ -69,8 +83,9 @@ export class ApiClient {
 
   health = () => this.call<HealthView>("GET", "/v1/health");
   cluster = () => this.call<ClusterView>("GET", "/v1/cluster");
-  nodes = () => this.call<NodeInfo[]>("GET", "/v1/nodes");
-  node = (id: string) => this.call<NodeInfo>("GET", `/v1/nodes/${enc(id)}`);
+  nodes = () => this.call<NodeView[]>("GET", "/v1/nodes");
+  node = (id: string) => this.call<NodeView>("GET", `/v1/nodes/${enc(id)}`);
+  removeNode = (id: string) => this.call<NodeView>("DELETE", `/v1/nodes/${enc(id)}`);
   services = () => this.call<ServiceView[]>("GET", "/v1/services");
   service = (name: string) => this.call<ServiceDetail>("GET", `/v1/services/${enc(name)}`);
   createService = (spec: ServiceSpecInput) => this.call<ServiceView>("POST", "/v1/services", spec);

@@ -276,10 +276,23 @@ describe("shoal agent", () => {
       "--pretty",
       "--log-level",
       "debug",
+      "--token",
+      "shoal1.abc123.Secret_-9",
+      "--join",
+      "10.0.0.6:7420",
+      "--join",
+      "pi-2.local:7420",
+      "--no-mdns",
+      "--leave",
     ]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(result.calls, [
       {
+        token: "shoal1.abc123.Secret_-9",
+        join: ["10.0.0.6:7420", "pi-2.local:7420"],
+        mdns: false,
+        newCluster: false,
+        leave: true,
         dataDir: "/srv/shoal",
         bind: "10.0.0.5",
         port: 7500,
@@ -371,10 +384,25 @@ describe("shoal token and version", () => {
     assert.equal(result.stdout, "secret-token\n");
   });
 
-  it("says that only the API token exists without --api", async () => {
-    const result = await h.run(["token"]);
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /give --api/);
+  it("prints the join token by default, and says where it looked when there is none", async () => {
+    const files = { "/home/pi/.local/share/shoal/join.token": "shoal1.abc.secret\n" };
+    const result = await ok(["token"], { env: {}, files });
+    assert.equal(result.stdout, "shoal1.abc.secret\n");
+    const missing = await h.run(["token", "--data-dir", "/nowhere"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /\/nowhere\/join\.token does not exist/);
+  });
+
+  it("refuses a malformed --token and --join before starting anything", async () => {
+    for (const args of [
+      ["agent", "--token", "nope"],
+      ["agent", "--join", "10.0.0.1"],
+      ["agent", "--join", "10.0.0.1:70000"],
+      ["agent", "--mdns-interface", "eth0"],
+    ]) {
+      const result = await h.run(args);
+      assert.equal(result.code, 2, args.join(" "));
+    }
   });
 
   it("prints version, commit, runtime and arch", async () => {

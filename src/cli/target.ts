@@ -79,32 +79,43 @@ export function resolveTarget(
   return { address, token };
 }
 
+export const joinTokenFileName = "join.token";
+
 /** The API token from `<data dir>/api.token`; a missing token says where it was looked for. */
 export function readApiToken(dataDir: string, system: System = realSystem()): string {
-  const path = join(dataDir, tokenFileName);
+  return readTokenFile(join(dataDir, tokenFileName), system, apiTokenMissing);
+}
+
+/** The join token from `<data dir>/join.token`, written when the node created or joined a cluster. */
+export function readJoinTokenFile(dataDir: string, system: System = realSystem()): string {
+  return readTokenFile(join(dataDir, joinTokenFileName), system, joinTokenMissing);
+}
+
+const apiTokenMissing = (path: string) =>
+  `no API token: SHOAL_API_TOKEN is not set and ${path} does not exist (start \`shoal agent\` first, or give --data-dir, SHOAL_DATA_DIR or SHOAL_API_TOKEN)`;
+const joinTokenMissing = (path: string) =>
+  `no join token: ${path} does not exist (start \`shoal agent\` first, or give --data-dir or SHOAL_DATA_DIR)`;
+
+function readTokenFile(path: string, system: System, missing: (path: string) => string): string {
   let text: string;
   try {
     text = system.readFile(path);
   } catch (error) {
-    throw tokenError(path, error);
+    throw tokenError(path, error, missing);
   }
   const token = text.trim();
-  if (!token) throw new ShoalError("E_UNAUTHORIZED", `the API token file ${path} is empty`);
+  if (!token) throw new ShoalError("E_UNAUTHORIZED", `the token file ${path} is empty`);
   return token;
 }
 
-function tokenError(path: string, error: unknown): ShoalError {
+function tokenError(path: string, error: unknown, missing: (path: string) => string): ShoalError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EACCES" || code === "EPERM") {
     return new ShoalError(
       "E_UNAUTHORIZED",
-      `cannot read the API token at ${path}: permission denied (run as the agent's user, or set SHOAL_API_TOKEN)`,
+      `cannot read ${path}: permission denied (run as the agent's user, or set SHOAL_API_TOKEN)`,
       { cause: error },
     );
   }
-  return new ShoalError(
-    "E_UNAUTHORIZED",
-    `no API token: SHOAL_API_TOKEN is not set and ${path} does not exist (start \`shoal agent\` first, or give --data-dir, SHOAL_DATA_DIR or SHOAL_API_TOKEN)`,
-    { cause: error },
-  );
+  return new ShoalError("E_UNAUTHORIZED", missing(path), { cause: error });
 }

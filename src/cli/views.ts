@@ -3,12 +3,13 @@ import type { NodeInfo } from "../core/types.ts";
 import type { ClusterView, ServiceDetail, ServiceView, TaskView } from "./client.ts";
 import { ago, fields, labelsText, portText, shortId, table } from "./format.ts";
 
-export function nodesTable(nodes: NodeInfo[], now: number): string {
+export function nodesTable(nodes: (NodeInfo & { role?: string | null })[], now: number): string {
   const rows = nodes.map((node) => [
     shortId(node.id),
     node.name,
     node.address,
     node.status,
+    node.role ?? "-",
     node.engineReady ? "ok" : "down",
     node.arch,
     String(node.cpus),
@@ -16,7 +17,7 @@ export function nodesTable(nodes: NodeInfo[], now: number): string {
     labelsText(node.labels),
     ago(node.updatedAt, now),
   ]);
-  const headers = ["ID", "NAME", "ADDRESS", "STATUS", "ENGINE", "ARCH", "CPUS", "MEMORY"];
+  const headers = ["ID", "NAME", "ADDRESS", "STATUS", "ROLE", "ENGINE", "ARCH", "CPUS", "MEMORY"];
   return table([...headers, "LABELS", "UPDATED"], rows);
 }
 
@@ -61,6 +62,9 @@ export function clusterBlock(cluster: ClusterView): string {
     ["cluster", cluster.id],
     ["leader", leader],
     ["term", String(cluster.term)],
+    ["lease", cluster.leaseHeld ? `held, ${cluster.leaseRemainingMs} ms left` : "not held"],
+    ["voters", String(cluster.voters?.length ?? 0)],
+    ["learners", String(cluster.learners?.length ?? 0)],
     ["applied index", String(cluster.appliedIndex)],
   ]);
 }

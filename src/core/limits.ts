@@ -49,6 +49,32 @@ export const limits = {
   discoveryRequeryMs: 2000,
   /** A peer not heard of over mDNS for this long is no longer a candidate. */
   discoveryPeerTtlMs: 15_000,
+  /** A node with no token listens this long for an existing cluster before creating one. */
+  discoveryBootstrapWaitMs: 1500,
+
+  // Membership
+  /** A joining node asks its candidates again this often until one admits it. */
+  joinRetryMs: 1000,
+  /** `--join` addresses one agent takes. */
+  joinAddressesMax: 16,
+  /** A node still looking for its cluster says so once every this many rounds. */
+  joinLogEveryRounds: 10,
+  /** The largest `--snapshot-entries`: a longer log costs memory and replay time at start. */
+  snapshotEntriesMax: 1_000_000,
+  /** How long a starting node waits for its registration to commit before serving anyway. */
+  registerWaitMs: 5000,
+  /** The leader reviews the voters (and other leader duties) this often. */
+  stewardIntervalMs: 500,
+  /** A voter silent this long is replaced by a healthy learner (DESIGN: voterReplaceAfterMs). */
+  voterReplaceAfterMs: 30_000,
+  /** A member whose log is within this many entries of the leader's may become a voter. */
+  caughtUpEntriesMax: 100,
+  /** A member silent this long no longer counts as reachable for membership decisions. */
+  memberSilentAfterMs: 2000,
+  /** How long SIGTERM on the leader waits for another voter to take over. */
+  transferWaitMs: 3000,
+  /** A member asked for its status in `GET /v1/cluster` has this long to answer. */
+  memberStatusTimeoutMs: 500,
 
   // Store
   /** Larger than any request body, so every accepted request fits in one command. */

@@ -16,10 +16,13 @@ export class Progress {
   acknowledgedRound = 0;
   snapshotIndex = 0;
   snapshotSentAtMs = 0;
+  /** When the follower last answered; a new leader counts its election as a fresh hearing. */
+  lastHeardMs: number;
 
-  constructor(next: number) {
+  constructor(next: number, nowMs: number) {
     assert(next >= 1);
     this.next = next;
+    this.lastHeardMs = nowMs;
   }
 
   becomeProbe(next: number): void {

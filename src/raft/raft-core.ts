@@ -88,6 +88,14 @@ export interface RaftStatus {
   readonly transferTarget: MemberId;
 }
 
+export interface FollowerProgress {
+  readonly id: MemberId;
+  readonly match: number;
+  readonly state: "probe" | "replicate" | "snapshot";
+  /** On the leader's monotonic clock. */
+  readonly lastHeardMs: number;
+}
+
 interface PendingRead {
   readonly context: string;
   readonly index: number;
@@ -372,6 +380,17 @@ export class RaftCore {
     };
   }
 
+  /** The leader's view of each other member's log; empty on a member that does not lead. */
+  followers(): FollowerProgress[] {
+    if (this.role !== "leader") return [];
+    return [...this.progress].map(([id, progress]) => ({
+      id,
+      match: progress.match,
+      state: progress.state,
+      lastHeardMs: progress.lastHeardMs,
+    }));
+  }
+
   termAt(index: number): number | undefined {
     return this.log.term(index);
   }
@@ -484,7 +503,8 @@ export class RaftCore {
     this.leader = this.id;
     this.resetLeaderState();
     for (const member of allMembers(this.membership)) {
-      if (member !== this.id) this.progress.set(member, new Progress(this.log.lastIndex + 1));
+      if (member !== this.id)
+        this.progress.set(member, new Progress(this.log.lastIndex + 1, this.nowMs));
     }
     this.quorumRoundStartMs = this.nowMs;
     this.heartbeatDeadlineMs = this.nowMs + this.timing.heartbeatMs;
@@ -655,6 +675,7 @@ export class RaftCore {
     if (this.role !== "leader") return;
     const progress = this.progress.get(message.from);
     if (progress === undefined) return;
+    progress.lastHeardMs = this.nowMs;
     this.recordRoundAcknowledged(progress, message.round);
     if (!message.success) {
       this.handleRejection(message.from, progress, message);
@@ -694,6 +715,7 @@ export class RaftCore {
     if (this.role !== "leader") return;
     const progress = this.progress.get(member);
     if (progress === undefined) return;
+    progress.lastHeardMs = this.nowMs;
     this.recordRoundAcknowledged(progress, round);
     progress.probeSent = false;
     // Appends may have been lost: free one in-flight slot and send even an empty append, whose
@@ -916,7 +938,7 @@ export class RaftCore {
     if (this.role !== "leader") return;
     for (const member of allMembers(membership)) {
       if (member !== this.id && !this.progress.has(member)) {
-        this.progress.set(member, new Progress(this.log.lastIndex + 1));
+        this.progress.set(member, new Progress(this.log.lastIndex + 1, this.nowMs));
       }
     }
     for (const member of [...this.progress.keys()]) {

@@ -104,3 +104,33 @@ export function applyNodeEngine(
   });
   return ok(null);
 }
+
+/**
+ * A node that left on purpose (`shoal node rm`, `shoal agent --leave`) keeps its row, as ECS keeps
+ * a deregistered instance, but takes no work: its tasks stop and the scheduler places them anew.
+ */
+export function applyNodeLeave(
+  ctx: ApplyContext,
+  command: CommandOf<"node.leave">,
+): Result<unknown> {
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  if (node.status === "left") return ok({ id: node.id, name: node.name });
+  ctx.run(
+    "UPDATE nodes SET status = 'left', updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    command.at,
+    node.id,
+  );
+  for (const task of ctx.view.activeTasksForNode(node.id)) {
+    ctx.run(
+      `UPDATE tasks SET desired = 'stopped', state = 'lost', reason = ?, stopped_at = ?, updated_at = ?,
+       version = version + 1 WHERE id = ?`,
+      `node ${node.name} left the cluster`,
+      command.at,
+      command.at,
+      task.id,
+    );
+  }
+  ctx.event({ type: "node.left", message: `node ${node.name} left the cluster`, node: node.id });
+  return ok({ id: node.id, name: node.name });
+}

@@ -87,6 +87,7 @@ export const commandSchema = z.discriminatedUnion("type", [
     ready: z.boolean(),
     message: z.string().max(limits.commandTextBytesMax),
   }),
+  z.strictObject({ type: z.literal("node.leave"), at, nodeId: z.string() }),
   z.strictObject({
     type: z.literal("service.create"),
     at,

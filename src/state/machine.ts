@@ -4,7 +4,12 @@
 import { assert } from "../core/assert.ts";
 import type { Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
-import { applyClusterInit, applyNodeEngine, applyNodeRegister } from "./apply-cluster.ts";
+import {
+  applyClusterInit,
+  applyNodeEngine,
+  applyNodeLeave,
+  applyNodeRegister,
+} from "./apply-cluster.ts";
 import { applyPlan } from "./apply-plan.ts";
 import { applyServiceCreate, applyServiceDelete, applyServiceUpdate } from "./apply-service.ts";
 import { applyTaskReport, applyTaskRun, applyTaskStop } from "./apply-task.ts";
@@ -22,6 +27,7 @@ const handlers: Handlers = {
   "cluster.init": applyClusterInit,
   "node.register": applyNodeRegister,
   "node.engine": applyNodeEngine,
+  "node.leave": applyNodeLeave,
   "service.create": applyServiceCreate,
   "service.update": applyServiceUpdate,
   "service.delete": applyServiceDelete,

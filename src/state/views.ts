@@ -1,4 +1,5 @@
 // Read views over state.db, used by the API, the scheduler and the agent. Reads only.
+
 import { limits } from "../core/limits.ts";
 import type {
   NodeInfo,
@@ -16,6 +17,7 @@ import {
   taskDefinitionFromRow,
   taskFromRow,
 } from "./rows.ts";
+import { stateHash } from "./state-hash.ts";
 
 type Row = Record<string, unknown>;
 
@@ -43,6 +45,11 @@ export class StateView {
 
   private many(sql: string, ...params: unknown[]): Row[] {
     return this.db.prepare(sql).all(...params) as Row[];
+  }
+
+  /** A digest of the whole state (see state-hash.ts); equal replicas have equal hashes. */
+  stateHash(): string {
+    return stateHash(this.db);
   }
 
   appliedIndex(): number {

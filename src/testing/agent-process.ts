@@ -79,6 +79,8 @@ export class AgentProcess {
       // Tests and benchmarks run where no registry may be contacted: a missing image must fail.
       "--pull",
       "never",
+      // One-machine tests never multicast on the machine's real interfaces; the lab does mDNS.
+      "--no-mdns",
       ...extraArgs,
     ];
     const child = spawn(shoalBin, args, { stdio: ["ignore", "pipe", "pipe"] });

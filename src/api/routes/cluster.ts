@@ -1,41 +1,89 @@
 // /v1/cluster, /v1/nodes and /v1/task-definitions: what the fleet is made of.
 import { Hono } from "hono";
-import type { ApiNode } from "../context.ts";
-import { noQuery, parseQuery, readQuery } from "../query.ts";
+import type { NodeInfo } from "../../core/types.ts";
+import type { StateView } from "../../state/views.ts";
+import type { ApiNode, FleetStatus } from "../context.ts";
+import { noQuery, parseQuery, readQuery, refuseBody } from "../query.ts";
 import { renderTaskDefinition } from "../render.ts";
-import { notFound, openStore, param, viewOf } from "../store.ts";
+import { notFound, param, propose, readView, viewOf } from "../store.ts";
+
+/** A node with its place in the Raft configuration (`null` once it left it). */
+function renderNode(node: ApiNode, info: NodeInfo) {
+  return { ...info, role: node.fleet?.()?.roleOf(info.id) ?? null };
+}
+
+/** Without replication (a store under test) the node is its own leader and only voter. */
+function loneStatus(node: ApiNode, view: StateView): FleetStatus {
+  const leads = openLog(node).isLeader();
+  return {
+    leader: leads ? node.nodeId : null,
+    term: 1,
+    leaseHeld: leads,
+    leaseRemainingMs: 0,
+    voters: [node.nodeId],
+    learners: [],
+    members: [{ id: node.nodeId, role: "voter", match: null, appliedIndex: view.appliedIndex() }],
+    snapshotIndex: 0,
+  };
+}
+
+function openLog(node: ApiNode) {
+  return node.store()?.log ?? notFound("store");
+}
 
 export function clusterRoutes(node: ApiNode): Hono {
   const app = new Hono();
 
-  app.get("/cluster", (c) => {
-    // `consistency` is validated here and read by the fleet, which picks the path of the read.
-    parseQuery(c, readQuery);
-    const { view, log } = openStore(node);
+  app.get("/cluster", async (c) => {
+    const { view } = await readView(c, node, readQuery);
     const cluster = view.cluster() ?? notFound("cluster");
-    const self = view.node(node.nodeId);
-    const leader =
-      log.isLeader() && self ? { id: self.id, name: self.name, address: self.address } : null;
+    const fleet = node.fleet?.();
+    const status = fleet ? await fleet.status() : loneStatus(node, view);
+    const leaderNode = status.leader ? view.nodeById(status.leader) : null;
+    const names = new Map(view.nodes().map((n) => [n.id, n.name]));
     return c.json({
       id: cluster.id,
       createdAt: cluster.createdAt,
-      leader,
-      term: 1,
-      leaseHeld: log.isLeader(),
+      leader: status.leader
+        ? {
+            id: status.leader,
+            name: leaderNode?.name ?? null,
+            address: leaderNode ? `${leaderNode.address}:${leaderNode.port}` : null,
+          }
+        : null,
+      term: status.term,
+      leaseHeld: status.leaseHeld,
+      leaseRemainingMs: status.leaseRemainingMs,
+      voters: status.voters,
+      learners: status.learners,
+      members: status.members.map((m) => ({ ...m, name: names.get(m.id) ?? null })),
+      answeredBy: node.nodeId,
       appliedIndex: view.appliedIndex(),
-      nodes: view.nodes(),
+      snapshotIndex: status.snapshotIndex,
+      stateHash: view.stateHash(),
+      nodes: view.nodes().map((info) => renderNode(node, info)),
     });
   });
 
-  app.get("/nodes", (c) => {
-    parseQuery(c, readQuery);
-    return c.json(viewOf(node).nodes());
+  app.get("/nodes", async (c) => {
+    const { view } = await readView(c, node, readQuery);
+    return c.json(view.nodes().map((info) => renderNode(node, info)));
   });
 
-  app.get("/nodes/:id", (c) => {
-    parseQuery(c, readQuery);
+  app.get("/nodes/:id", async (c) => {
+    const { view } = await readView(c, node, readQuery);
     const id = param(c, "id");
-    return c.json(viewOf(node).node(id) ?? notFound(`node ${id}`));
+    return c.json(renderNode(node, view.node(id) ?? notFound(`node ${id}`)));
+  });
+
+  /** `shoal node rm`: the node leaves the cluster; its tasks are placed elsewhere. */
+  app.delete("/nodes/:id", async (c) => {
+    parseQuery(c, noQuery);
+    await refuseBody(c);
+    const id = param(c, "id");
+    const info = viewOf(node).node(id) ?? notFound(`node ${id}`);
+    await propose(node, { type: "node.leave", at: node.clock.now(), nodeId: info.id });
+    return c.json(renderNode(node, viewOf(node).node(info.id) ?? notFound(`node ${id}`)));
   });
 
   app.get("/task-definitions", (c) => {

@@ -6,7 +6,7 @@ import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
 import { noQuery, parseQuery, readQuery, refuseBody } from "../query.ts";
 import { renderService, renderTask } from "../render.ts";
-import { notFound, param, propose, viewOf } from "../store.ts";
+import { notFound, param, propose, readView, viewOf } from "../store.ts";
 
 export function serviceRoutes(node: ApiNode): Hono {
   const app = new Hono();
@@ -29,16 +29,13 @@ export function serviceRoutes(node: ApiNode): Hono {
     return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)), 201);
   });
 
-  app.get("/", (c) => {
-    // `consistency` is validated here and read by the fleet, which picks the path of the read.
-    parseQuery(c, readQuery);
-    const view = viewOf(node);
+  app.get("/", async (c) => {
+    const { view } = await readView(c, node, readQuery);
     return c.json(view.services().map((service) => renderService(view, service)));
   });
 
-  app.get("/:name", (c) => {
-    parseQuery(c, readQuery);
-    const view = viewOf(node);
+  app.get("/:name", async (c) => {
+    const { view } = await readView(c, node, readQuery);
     const name = param(c, "name");
     const service = view.service(name) ?? notFound(`service ${name}`);
     const tasks = view.activeTasksForService(name).map(renderTask);

@@ -7,7 +7,7 @@ import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
 import { consistencySchema, noQuery, parseQuery, readQuery } from "../query.ts";
 import { renderTask } from "../render.ts";
-import { notFound, param, propose, viewOf } from "../store.ts";
+import { notFound, param, propose, readView, viewOf } from "../store.ts";
 
 const listQuery = z.strictObject({
   service: z.string().optional(),
@@ -44,18 +44,17 @@ export function taskRoutes(node: ApiNode): Hono {
     return c.json(renderTask(viewOf(node).task(taskId) ?? notFound(`task ${taskId}`)), 201);
   });
 
-  app.get("/", (c) => {
-    // `consistency` is validated here and read by the fleet, which picks the path of the read.
-    const { consistency: _, ...filter } = parseQuery(c, listQuery);
-    const view = viewOf(node);
+  app.get("/", async (c) => {
+    const { view, query } = await readView(c, node, listQuery);
+    const { consistency: _, ...filter } = query;
     const nodeId = filter.node ? (view.node(filter.node)?.id ?? filter.node) : undefined;
     return c.json(view.tasks({ ...filter, node: nodeId }).map(renderTask));
   });
 
-  app.get("/:id", (c) => {
-    parseQuery(c, readQuery);
+  app.get("/:id", async (c) => {
+    const { view } = await readView(c, node, readQuery);
     const id = param(c, "id");
-    return c.json(renderTask(viewOf(node).task(id) ?? notFound(`task ${id}`)));
+    return c.json(renderTask(view.task(id) ?? notFound(`task ${id}`)));
   });
 
   app.post("/:id/stop", async (c) => {

@@ -19,6 +19,20 @@ export interface AgentOptions {
   pull: PullPolicy;
   pretty: boolean;
   logLevel: string;
+  /** The join token of the cluster to join (absent: resume, or create a cluster). */
+  token?: string;
+  /** Members to ask when joining, `host:port`, where multicast does not reach. */
+  join: string[];
+  /** Whether to find and announce peers over mDNS. */
+  mdns: boolean;
+  /** The interface address mDNS uses; absent means the system's default. */
+  mdnsInterface?: string;
+  /** Start a new cluster even when one answers on the network. */
+  newCluster: boolean;
+  /** Leave the cluster on shutdown (SIGTERM/SIGINT) instead of staying a member. */
+  leave: boolean;
+  /** Applied entries between snapshots of the store (the log is compacted behind each). */
+  snapshotEntries?: number;
 }
 
 interface AgentFlags {
@@ -31,6 +45,13 @@ interface AgentFlags {
   pull: PullPolicy;
   pretty?: boolean;
   logLevel: string;
+  token?: string;
+  join: string[];
+  mdns: boolean;
+  mdnsInterface?: string;
+  newCluster?: boolean;
+  leave?: boolean;
+  snapshotEntries?: number;
 }
 
 /** `missing` pulls an image the engine lacks; `never` fails its task (no registry contacted). */
@@ -64,6 +85,26 @@ export function registerAgent(
       parsePullPolicy,
       "missing",
     )
+    .option(
+      "--token <token>",
+      "join the cluster of this join token (from `shoal token`)",
+      parseToken,
+    )
+    .option(
+      "--join <host:port>",
+      "a member to ask when joining, where mDNS does not reach (repeatable)",
+      collectJoin,
+      [],
+    )
+    .option("--no-mdns", "neither announce this node nor look for peers over mDNS")
+    .option("--mdns-interface <address>", "the interface address mDNS uses", parseInterface)
+    .option("--new-cluster", "create a new cluster even if one answers on this network")
+    .option("--leave", "leave the cluster when the agent stops (it stays a member otherwise)")
+    .option(
+      "--snapshot-entries <n>",
+      "applied entries between snapshots of the store (default 10000)",
+      parseSnapshotEntries,
+    )
     .option("--pretty", "human-readable logs instead of JSON lines")
     .option("--log-level <level>", `one of ${logLevels.join(", ")}`, parseLogLevel, "info")
     .action(
@@ -85,7 +126,48 @@ function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
     pull: flags.pull,
     pretty: flags.pretty === true,
     logLevel: flags.logLevel,
+    ...(flags.token ? { token: flags.token } : {}),
+    join: flags.join,
+    mdns: flags.mdns,
+    ...(flags.mdnsInterface ? { mdnsInterface: flags.mdnsInterface } : {}),
+    newCluster: flags.newCluster === true,
+    leave: flags.leave === true,
+    ...(flags.snapshotEntries ? { snapshotEntries: flags.snapshotEntries } : {}),
   };
+}
+
+function parseSnapshotEntries(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 10 || value > limits.snapshotEntriesMax) {
+    throw new InvalidArgumentError(`a whole number from 10 to ${limits.snapshotEntriesMax}`);
+  }
+  return value;
+}
+
+/** `host:port`, given once per member (commander calls this per occurrence). */
+export function collectJoin(text: string, previous: string[] = []): string[] {
+  const match = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d+)$/.exec(text);
+  if (!match) throw new InvalidArgumentError(`${text}: expected host:port`);
+  parsePort(match[2] ?? "");
+  if (previous.length >= limits.joinAddressesMax) {
+    throw new InvalidArgumentError(`at most ${limits.joinAddressesMax} --join addresses`);
+  }
+  return [...previous, text];
+}
+
+/** The shape only; whether the cluster accepts it is for the cluster to say. */
+function parseToken(text: string): string {
+  if (!/^shoal1\.[0-9a-z]+\.[A-Za-z0-9_-]+$/.test(text.trim())) {
+    throw new InvalidArgumentError(
+      "not a shoal join token (it looks like shoal1.<cluster>.<secret>)",
+    );
+  }
+  return text.trim();
+}
+
+function parseInterface(text: string): string {
+  if (isIP(text) !== 4) throw new InvalidArgumentError("expected the interface's IPv4 address");
+  return text;
 }
 
 export function parsePort(text: string): number {

@@ -1,8 +1,7 @@
-// `shoal node ls|inspect`: the machines of the fleet.
+// `shoal node ls|inspect|rm`: the machines of the fleet.
 import type { Command } from "commander";
 import { ShoalError } from "../../core/errors.ts";
-import type { NodeInfo } from "../../core/types.ts";
-import type { ApiClient } from "../client.ts";
+import type { ApiClient, NodeView } from "../client.ts";
 import { type CliContext, clientFor, printJson } from "../context.ts";
 import { nodeBlock, nodesTable } from "../views.ts";
 import { guard, withApiOptions } from "./shared.ts";
@@ -13,7 +12,7 @@ interface ApiOptions {
 }
 
 export function registerNode(program: Command, context: CliContext): void {
-  const node = program.command("node").description("list and inspect nodes");
+  const node = program.command("node").description("list, inspect and remove nodes");
   const command = (spec: string, description: string) =>
     withApiOptions(node.command(spec).description(description));
 
@@ -32,10 +31,20 @@ export function registerNode(program: Command, context: CliContext): void {
       context.out.write(nodeBlock(found, context.now()));
     }),
   );
+
+  command("rm <node>", "remove a node from the cluster; its tasks run elsewhere").action(
+    guard(context, async (key: string, options: ApiOptions) => {
+      const client = clientFor(context, options);
+      const found = await findNode(client, key);
+      const removed = await client.removeNode(found.id);
+      if (options.json) return printJson(context, removed);
+      context.out.write(`removed node ${removed.name} (${removed.id})\n`);
+    }),
+  );
 }
 
 /** The API looks nodes up by id; people know them by name or by the short id a table shows. */
-async function findNode(client: ApiClient, key: string): Promise<NodeInfo> {
+async function findNode(client: ApiClient, key: string): Promise<NodeView> {
   try {
     return await client.node(key);
   } catch (error) {

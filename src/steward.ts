@@ -1,0 +1,172 @@
+// The duties a fleet node keeps on a timer besides scheduling. On every node: register itself
+// (again after each start, since its address or facts may have changed) and keep the cluster's
+// API token in its data dir. On the leader: create the cluster row of a new cluster, and keep 1,
+// 3 or 5 voters (the voter plan is the scheduler's pure `nextMembershipChange`).
+import type { RaftCommandLog } from "./adapters/raft-command-log.ts";
+import { limits } from "./core/limits.ts";
+import type { MembershipChange } from "./raft/types.ts";
+import { nextMembershipChange, zonesOf } from "./scheduler/voters.ts";
+import type { Command } from "./state/commands.ts";
+
+export interface StewardOptions {
+  log: RaftCommandLog;
+  nodeId: string;
+  clusterId: string;
+  /** This node's registration, proposed once per start. */
+  registration: () => Command;
+  newApiToken: () => string;
+  /** Called with the cluster's API token whenever this node's copy may be missing or stale. */
+  onApiToken: (token: string) => void;
+  now: () => number;
+  logger: {
+    info(object: object, message?: string): void;
+    warn(object: object, message?: string): void;
+  };
+}
+
+export class Steward {
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  private registered = false;
+  private apiToken = "";
+
+  constructor(private readonly options: StewardOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), limits.stewardIntervalMs);
+    void this.tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Whether this start's registration has been applied. */
+  get isRegistered(): boolean {
+    return this.registered;
+  }
+
+  /** One round of duties; a round still running makes the next one wait its turn. */
+  async tick(): Promise<void> {
+    if (this.busy || this.timer === null) return;
+    this.busy = true;
+    try {
+      if (this.options.log.isLeader()) await this.leaderDuties();
+      if (!this.registered) await this.register();
+      // After the duties: a new cluster's row (and its API token) may have just been applied.
+      this.keepApiToken();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, "a fleet duty failed; retrying");
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private keepApiToken(): void {
+    const token = this.options.log.view().cluster()?.apiToken;
+    if (!token || token === this.apiToken) return;
+    this.options.onApiToken(token);
+    this.apiToken = token;
+  }
+
+  private async register(): Promise<void> {
+    // Before the cluster row exists (a new cluster's first moments) there is nothing to join.
+    if (!this.options.log.view().cluster()) return;
+    const result = await this.options.log.propose(this.options.registration());
+    if (result.ok) this.registered = true;
+  }
+
+  private async leaderDuties(): Promise<void> {
+    const { log } = this.options;
+    if (!log.view().cluster()) {
+      const created = await log.proposeHere({
+        type: "cluster.init",
+        at: this.options.now(),
+        clusterId: this.options.clusterId,
+        apiToken: this.options.newApiToken(),
+      });
+      if (created.ok) this.options.logger.info({ cluster: this.options.clusterId }, "created");
+      return;
+    }
+    if (log.view().nodeById(this.options.nodeId)?.status === "left") {
+      await this.handOverLeadership();
+      return;
+    }
+    const change = this.departureChange() ?? this.voterChange();
+    if (change === null) return;
+    const applied = await log.changeMembership(change);
+    this.options.logger.info(
+      { change, ok: applied.ok, ...(applied.ok ? {} : { error: applied.message }) },
+      "membership change",
+    );
+  }
+
+  /** A leader whose own node left gives the lead to the most caught-up voter, which removes it. */
+  private async handOverLeadership(): Promise<void> {
+    const { log, nodeId } = this.options;
+    const voters = new Set(log.status().membership.voters);
+    const best = log
+      .followers()
+      .filter((f) => voters.has(f.id) && f.id !== nodeId)
+      .sort((a, b) => b.match - a.match)[0];
+    if (!best) return;
+    const moved = await log.transferLeadership(best.id, limits.transferWaitMs);
+    this.options.logger.info({ to: best.id, ok: moved.ok }, "a departing leader hands over");
+  }
+
+  /** A node that left on purpose leaves the configuration: demoted first if it votes. */
+  private departureChange(): MembershipChange | null {
+    const { log, nodeId } = this.options;
+    const { voters, learners } = log.status().membership;
+    const view = log.view();
+    const left = (id: string) => id !== nodeId && view.nodeById(id)?.status === "left";
+    const voter = voters.find(left);
+    // A demotion needs the remaining voters' quorum, which the voter plan's gate also checks.
+    if (voter !== undefined && this.reachableVoters(voters, voter) >= quorumOf(voters.length - 1)) {
+      return { type: "demote", member: voter };
+    }
+    const learner = learners.find(left);
+    return learner === undefined ? null : { type: "remove", member: learner };
+  }
+
+  private reachableVoters(voters: readonly string[], without: string): number {
+    const reachable = this.reachable();
+    return voters.filter((v) => v !== without && (v === this.options.nodeId || reachable.has(v)))
+      .length;
+  }
+
+  private reachable(): Set<string> {
+    const { log } = this.options;
+    const now = log.monotonicNow();
+    return new Set(
+      log
+        .followers()
+        .filter((f) => now - f.lastHeardMs <= limits.memberSilentAfterMs)
+        .map((f) => f.id),
+    );
+  }
+
+  private voterChange(): MembershipChange | null {
+    const { log, nodeId } = this.options;
+    const status = log.status();
+    const followers = log.followers();
+    const caughtUp = followers
+      .filter((f) => status.lastIndex - f.match <= limits.caughtUpEntriesMax)
+      .map((f) => f.id);
+    return nextMembershipChange({
+      membership: status.membership,
+      leader: nodeId,
+      reachable: this.reachable(),
+      caughtUp: new Set(caughtUp),
+      zones: zonesOf(log.view().nodes()),
+      lastHeardAt: new Map(followers.map((f) => [f.id, f.lastHeardMs])),
+      now: log.monotonicNow(),
+      voterReplaceAfterMs: limits.voterReplaceAfterMs,
+    });
+  }
+}
+
+function quorumOf(voterCount: number): number {
+  return Math.floor(voterCount / 2) + 1;
+}
