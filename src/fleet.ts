@@ -1,7 +1,7 @@
 // The replicated store of a fleet node: the Raft command log, the peer transport, and how a node
 // comes to belong to a cluster — it resumes from its data dir, or bootstraps a new cluster, or
 // joins one with a token through any member it can reach (found over mDNS or given by --join).
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeSecret } from "./adapters/data-dir.ts";
@@ -17,6 +17,7 @@ import { PeerClient } from "./adapters/peer-client.ts";
 import { decodeMessages } from "./adapters/peer-codec.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
+import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import type { PeerEndpoint } from "./api/context.ts";
 import { derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
@@ -172,17 +173,40 @@ async function refuseWhenAClusterAnswers(options: FleetOptions): Promise<void> {
   );
 }
 
+/**
+ * A log without a join token is what a node refused by its cluster leaves behind (it never got
+ * any entry) and may start anew; one with history belongs to a cluster whose token is missing.
+ */
+function logIsBlank(dataDir: string): boolean {
+  const path = join(dataDir, "raft.db");
+  if (!existsSync(path)) return true;
+  const store = new LibsqlRaftLogStore(path);
+  try {
+    const { hardState, snapshot, entries } = store.load();
+    return hardState.term === 0 && snapshot === null && entries.length === 0;
+  } finally {
+    store.close();
+  }
+}
+
 export async function openFleet(options: FleetOptions): Promise<Fleet> {
   refuseOneNodeLog(options.dataDir);
+  const wasKept = readJoinToken(options.dataDir) !== null;
   const { token, fresh } = await chooseToken(options);
-  const hasLog = existsSync(join(options.dataDir, "raft.db"));
+  if (fresh && !logIsBlank(options.dataDir)) {
+    rmSync(joinTokenPath(options.dataDir), { force: true });
+    throw new ShoalError(
+      "E_CONFLICT",
+      `${options.dataDir} holds a cluster's log but no join.token: put the token back, or start with --token`,
+    );
+  }
   const key = derivePeerKey(token.text);
   const client = new PeerClient(options.nodeId, key, systemClock);
   let log: RaftCommandLog | null = null;
   const seeded: SeededAddresses = new Map();
   const resolve = resolver(() => log, seeded);
   const sender = new HttpPeerSender({ nodeId: options.nodeId, key, clock: systemClock, resolve });
-  const bootstrap = fresh && !hasLog ? { voters: [options.nodeId], learners: [] } : undefined;
+  const bootstrap = fresh ? { voters: [options.nodeId], learners: [] } : undefined;
   log = new RaftCommandLog({
     nodeId: options.nodeId,
     dataDir: options.dataDir,
@@ -215,7 +239,17 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     bootstrapped: bootstrap !== undefined,
     needsJoin,
     resolve,
-    join: (signal) => joinUntilAdmitted(options, token, client, seeded, signal),
+    join: async (signal) => {
+      try {
+        await joinUntilAdmitted(options, token, client, seeded, signal);
+      } catch (error) {
+        // A token the cluster refused is not kept: the next start must not retry it by itself.
+        if (!wasKept && error instanceof ShoalError && error.code === "E_UNAUTHORIZED") {
+          rmSync(joinTokenPath(options.dataDir), { force: true });
+        }
+        throw error;
+      }
+    },
     close: () => {
       sender.close();
       opened.close();
@@ -265,7 +299,7 @@ async function joinUntilAdmitted(
         `cluster ${token.clusterId} refused this node's token: ${errors[0]?.message}`,
       );
     }
-    if (round % limits.joinLogEveryRounds === 0) {
+    if (round > 0 && round % limits.joinLogEveryRounds === 0) {
       options.logger.warn(
         { cluster: token.clusterId, asked: addresses, errors: errors.map((e) => e.message) },
         addresses.length === 0

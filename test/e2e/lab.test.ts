@@ -17,7 +17,9 @@ import {
 
 const image = "shoal-test/busybox:1";
 const webPort = 18080;
-const lab = new Lab({ waitSeconds: 45 });
+// Each agent here is its own one-node cluster, started at once: with mDNS they would see each
+// other's clusters. The fleet's own tests (fleet.test.ts) run the lab with mDNS.
+const lab = new Lab({ waitSeconds: 45, agentArgs: ["--no-mdns"] });
 
 function sh(file: string, ...args: string[]): string {
   return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
