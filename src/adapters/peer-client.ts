@@ -4,6 +4,7 @@ import { signPeerRequest } from "../api/peer-auth.ts";
 import type { Clock } from "../core/clock.ts";
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import { type PostAnswer, postJson } from "./http-post.ts";
 
 export class PeerClient {
   constructor(
@@ -26,19 +27,21 @@ export class PeerClient {
       { method: "POST", path, body },
       this.clock.now(),
     );
-    let response: Response;
+    let response: PostAnswer;
     try {
-      response = await fetch(`${base}${path}`, {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/json" },
-        body,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      response = await postJson(`${base}${path}`, headers, body, timeoutMs);
     } catch (error) {
       throw new ShoalError("E_NOT_READY", `peer ${base} does not answer`, { cause: error });
     }
-    const answer = (await response.json()) as { error?: { code: string; message: string } };
-    if (!response.ok) {
+    let answer: { error?: { code: string; message: string } };
+    try {
+      answer = JSON.parse(response.text) as typeof answer;
+    } catch (error) {
+      throw new ShoalError("E_NOT_READY", `peer ${base} answered ${response.status}, not JSON`, {
+        cause: error,
+      });
+    }
+    if (response.status !== 200) {
       const given = answer.error?.code ?? "";
       const code = given in errorCodes ? (given as ErrorCode) : "E_NOT_READY";
       throw new ShoalError(code, `peer ${base}: ${answer.error?.message ?? response.status}`);

@@ -6,6 +6,7 @@ import { signPeerRequest } from "../api/peer-auth.ts";
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
 import type { Message } from "../raft/types.ts";
+import { postJson } from "./http-post.ts";
 import { encodeMessages } from "./peer-codec.ts";
 import type { PeerSender } from "./raft-command-log.ts";
 
@@ -90,14 +91,13 @@ export class HttpPeerSender implements PeerSender {
       this.options.clock.now(),
     );
     try {
-      const response = await fetch(`${base}${raftPath}`, {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/json" },
+      const answer = await postJson(
+        `${base}${raftPath}`,
+        headers,
         body,
-        signal: AbortSignal.timeout(limits.peerRequestTimeoutMs),
-      });
-      await response.arrayBuffer();
-      if (!response.ok) this.options.onError?.(peer, new Error(`HTTP ${response.status}`));
+        limits.peerRequestTimeoutMs,
+      );
+      if (answer.status !== 200) this.options.onError?.(peer, new Error(`HTTP ${answer.status}`));
     } catch (error) {
       this.options.onError?.(peer, error);
     }

@@ -68,6 +68,8 @@ export class RaftCommandLog implements CommandLog {
   private readonly reads = new Map<string, (index: number) => void>();
   private ticker: NodeJS.Timeout | null = null;
   private readSeq = 0;
+  private drainScheduled = false;
+  private closed = false;
 
   constructor(private readonly options: RaftCommandLogOptions) {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
@@ -110,7 +112,7 @@ export class RaftCommandLog implements CommandLog {
   receive(messages: readonly Message[]): void {
     const now = this.options.clock.monotonic();
     for (const message of messages) this.core.step(message, now);
-    this.drain();
+    this.drainSoon();
   }
 
   view(): StateView {
@@ -236,7 +238,7 @@ export class RaftCommandLog implements CommandLog {
       }, limits.proposeTimeoutMs);
       this.proposals.set(index, { term, resolve, timer });
     });
-    this.drain();
+    this.drainSoon();
     return result;
   }
 
@@ -282,6 +284,20 @@ export class RaftCommandLog implements CommandLog {
   onApplied(listener: (entry: AppliedEntry) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Drains once the current turn of the event loop is over: proposals and peer messages that
+   * arrive together (64 concurrent writes, several pipelined appends) then share one fsync and
+   * one append message per follower, instead of one each.
+   */
+  private drainSoon(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      if (!this.closed) this.drain();
+    });
   }
 
   /** Runs every pending ready batch: persist, send, apply, answer. */
@@ -363,6 +379,7 @@ export class RaftCommandLog implements CommandLog {
   }
 
   close(): void {
+    this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
     for (const waiter of this.proposals.values()) {
       clearTimeout(waiter.timer);

@@ -33,16 +33,7 @@ export function schedulerInput(
 ): SchedulerInput {
   const tasks = view.activeTasks();
   const services = view.services();
-  const refs = new Map<string, { family: string; revision: number }>();
-  for (const item of [
-    ...services.map((s) => s.taskDefinition),
-    ...tasks.map((t) => t.taskDefinition),
-  ]) {
-    refs.set(`${item.family}:${item.revision}`, item);
-  }
-  const taskDefinitions = [...refs.values()].flatMap(
-    (ref) => view.taskDefinition(ref.family, ref.revision) ?? [],
-  );
+  const taskDefinitions = view.referencedTaskDefinitions();
   return { nodes: view.nodes(), services, taskDefinitions, tasks, now, newId, random };
 }
 
@@ -52,12 +43,17 @@ export class LeaderLoop {
   private unsubscribe: (() => void) | null = null;
   private running = false;
   private again = false;
+  private timerDueAt = 0;
 
   constructor(private readonly options: LeaderLoopOptions) {}
 
   start(): void {
+    // Many writes applied close together need one evaluation, not one each: each reads the
+    // whole fleet, so a burst of writes waits a few milliseconds and shares it.
     this.unsubscribe = this.options.log.onApplied((entry) => {
-      if (entry.command.type !== "plan.apply" || !entry.result.ok) this.trigger();
+      if (entry.command.type !== "plan.apply" || !entry.result.ok) {
+        this.trigger(limits.schedulerCoalesceMs);
+      }
     });
     this.sweep = setInterval(() => this.trigger(), limits.schedulerSweepMs);
     this.trigger();
@@ -77,7 +73,11 @@ export class LeaderLoop {
       this.again = true;
       return;
     }
+    const dueAt = this.options.clock.monotonic() + delayMs;
+    // An evaluation already due sooner serves this trigger too.
+    if (this.timer && this.timerDueAt <= dueAt) return;
     if (this.timer) clearTimeout(this.timer);
+    this.timerDueAt = dueAt;
     this.timer = setTimeout(() => void this.runOnce(), delayMs);
   }
 

@@ -77,6 +77,8 @@ export class Reconciler {
   private readonly labels: Record<string, string>;
   private readonly pullPolicy: PullPolicy;
 
+  /** This node's tasks and their versions at the last store change (see onStoreChange). */
+  private tasksSignature = "";
   private started = false;
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -117,7 +119,7 @@ export class Reconciler {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.unsubscribe = this.store.onChange(() => this.trigger());
+    this.unsubscribe = this.store.onChange(() => this.onStoreChange());
     this.subscription = this.runtime.events(this.labels, {
       onEvent: (event) => this.onEngineEvent(event),
       onStreamState: ({ connected }) => {
@@ -158,6 +160,20 @@ export class Reconciler {
 
   private trigger(): void {
     void this.schedulePass();
+  }
+
+  /**
+   * Most writes to the fleet concern other nodes: a pass (which lists the engine's containers)
+   * runs only when this node's own tasks changed. Each change bumps a task's version.
+   */
+  private onStoreChange(): void {
+    const signature = this.store
+      .tasksForNode(this.nodeId)
+      .map((task) => `${task.id}:${task.version}`)
+      .join(",");
+    if (signature === this.tasksSignature) return;
+    this.tasksSignature = signature;
+    this.trigger();
   }
 
   private schedulePass(): Promise<void> {

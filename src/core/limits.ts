@@ -45,6 +45,8 @@ export const limits = {
   /** Bytes of one peer request body; a larger snapshot cannot be sent. */
   peerBodyBytesMax: 256 * 1024 * 1024,
   peerRequestTimeoutMs: 10_000,
+  /** Keep-alive sockets to one peer: pipelined appends plus forwarded writes and reads. */
+  peerSocketsMax: 16,
   /** mDNS browsers query once; shoal asks again this often, since peers come and go. */
   discoveryRequeryMs: 2000,
   /** A peer not heard of over mDNS for this long is no longer a candidate. */
@@ -61,6 +63,8 @@ export const limits = {
   joinLogEveryRounds: 10,
   /** The largest `--snapshot-entries`: a longer log costs memory and replay time at start. */
   snapshotEntriesMax: 1_000_000,
+  /** Writes applied within this many milliseconds share one scheduler evaluation. */
+  schedulerCoalesceMs: 5,
   /** How long a starting node waits for its registration to commit before serving anyway. */
   registerWaitMs: 5000,
   /** The leader reviews the voters (and other leader duties) this often. */

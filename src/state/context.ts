@@ -1,6 +1,6 @@
 // What every command handler gets: the database inside the command's transaction, the log
 // index and the proposer's timestamp, and a way to record events.
-import type { Database } from "./db.ts";
+import { type Database, statement } from "./db.ts";
 import { StateView } from "./views.ts";
 
 export interface EventInput {
@@ -23,7 +23,7 @@ export class ApplyContext {
   }
 
   run(sql: string, ...params: unknown[]): number {
-    return this.db.prepare(sql).run(...params).changes;
+    return statement(this.db, sql).run(...params).changes;
   }
 
   event(input: EventInput): void {

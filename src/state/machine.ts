@@ -15,7 +15,7 @@ import { applyServiceCreate, applyServiceDelete, applyServiceUpdate } from "./ap
 import { applyTaskReport, applyTaskRun, applyTaskStop } from "./apply-task.ts";
 import type { Command, CommandOf, CommandType } from "./commands.ts";
 import { ApplyContext } from "./context.ts";
-import type { Database } from "./db.ts";
+import { type Database, statement } from "./db.ts";
 import { migrate } from "./schema.ts";
 import { StateView } from "./views.ts";
 
@@ -57,7 +57,7 @@ export class StateMachine {
       index === this.appliedIndex() + 1,
       `skip out of order: ${index} after ${this.appliedIndex()}`,
     );
-    this.db.prepare("UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(index));
+    statement(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(index));
   }
 
   /**

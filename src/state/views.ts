@@ -9,7 +9,7 @@ import type {
   TaskDefinition,
   TaskState,
 } from "../core/types.ts";
-import type { Database } from "./db.ts";
+import { type Database, statement } from "./db.ts";
 import {
   eventFromRow,
   nodeFromRow,
@@ -40,11 +40,11 @@ export class StateView {
   constructor(private readonly db: Database) {}
 
   private one(sql: string, ...params: unknown[]): Row | undefined {
-    return this.db.prepare(sql).get(...params) as Row | undefined;
+    return statement(this.db, sql).get(...params) as Row | undefined;
   }
 
   private many(sql: string, ...params: unknown[]): Row[] {
-    return this.db.prepare(sql).all(...params) as Row[];
+    return statement(this.db, sql).all(...params) as Row[];
   }
 
   /** A digest of the whole state (see state-hash.ts); equal replicas have equal hashes. */
@@ -115,6 +115,16 @@ export class StateView {
       revision,
     );
     return row ? taskDefinitionFromRow(row) : null;
+  }
+
+  /** The revisions some service or active task runs, in one query (the scheduler reads them all). */
+  referencedTaskDefinitions(): TaskDefinition[] {
+    return this.many(
+      `SELECT * FROM task_definitions WHERE (family, revision) IN (
+         SELECT td_family, td_revision FROM services
+         UNION SELECT td_family, td_revision FROM tasks WHERE ${activeTaskCondition})
+       ORDER BY family, revision`,
+    ).map(taskDefinitionFromRow);
   }
 
   latestRevision(family: string): number {
