@@ -18,6 +18,7 @@ import { decodeMessages } from "./adapters/peer-codec.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
+import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import type { PeerEndpoint } from "./api/context.ts";
 import { derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
@@ -222,7 +223,8 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     },
   });
   const opened = log;
-  const peer = peerEndpoint(opened, key, options.nodeId, (leaderId, body) => {
+  const assembler = new SnapshotAssembler(options.dataDir);
+  const peer = peerEndpoint(opened, key, options.nodeId, assembler, (leaderId, body) => {
     const base = resolve(leaderId);
     if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
     return client.call<JoinAnswer>(base, "join", body);
@@ -332,6 +334,7 @@ function peerEndpoint(
   log: RaftCommandLog,
   key: Buffer,
   nodeId: string,
+  assembler: SnapshotAssembler,
   forwardJoin: JoinForward,
 ): PeerEndpoint {
   const verifier = new PeerVerifier(key);
@@ -340,6 +343,11 @@ function peerEndpoint(
     async handle(kind, body) {
       if (kind === "raft") {
         log.receive(decodeMessages(body));
+        return { ok: true };
+      }
+      if (kind === "snapshot") {
+        const whole = assembler.accept(body);
+        if (whole) log.receive([whole]);
         return { ok: true };
       }
       if (kind === "propose") return log.proposeForPeer(commandSchema.parse(body));

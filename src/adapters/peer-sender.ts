@@ -5,10 +5,11 @@
 import { signPeerRequest } from "../api/peer-auth.ts";
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
-import type { Message } from "../raft/types.ts";
+import type { Message, SnapshotMessage } from "../raft/types.ts";
 import { postJson } from "./http-post.ts";
 import { encodeMessages } from "./peer-codec.ts";
 import type { PeerSender } from "./raft-command-log.ts";
+import { snapshotChunks, snapshotPath } from "./snapshot-chunks.ts";
 
 export interface HttpPeerSenderOptions {
   nodeId: string;
@@ -83,24 +84,41 @@ export class HttpPeerSender implements PeerSender {
   private async post(peer: string, batch: Message[]): Promise<void> {
     const base = this.options.resolve(peer);
     if (!base) return;
-    const body = encodeMessages(batch);
+    const [first] = batch;
+    if (first?.type === "snapshot") {
+      await this.postSnapshot(peer, base, first);
+      return;
+    }
+    await this.postSigned(peer, base, raftPath, encodeMessages(batch));
+  }
+
+  /** One chunk after another; the first refused chunk ends the transfer (the core retries). */
+  private async postSnapshot(peer: string, base: string, message: SnapshotMessage): Promise<void> {
+    for (const chunk of snapshotChunks(message)) {
+      if (this.closed) return;
+      const sent = await this.postSigned(peer, base, snapshotPath, JSON.stringify(chunk));
+      if (!sent) return;
+    }
+  }
+
+  private async postSigned(peer: string, base: string, path: string, body: string) {
     const headers = signPeerRequest(
       this.options.key,
       this.options.nodeId,
-      { method: "POST", path: raftPath, body },
+      { method: "POST", path, body },
       this.options.clock.now(),
     );
     try {
-      const answer = await postJson(
-        `${base}${raftPath}`,
-        headers,
-        body,
-        limits.peerRequestTimeoutMs,
+      const answer = await postJson(`${base}${path}`, headers, body, limits.peerRequestTimeoutMs);
+      if (answer.status === 200) return true;
+      this.options.onError?.(
+        peer,
+        new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`),
       );
-      if (answer.status !== 200) this.options.onError?.(peer, new Error(`HTTP ${answer.status}`));
     } catch (error) {
       this.options.onError?.(peer, error);
     }
+    return false;
   }
 
   close(): void {

@@ -42,8 +42,10 @@ export const limits = {
   peerRequestsInFlightMax: 4,
   /** Bytes of one batch of peer messages (a snapshot still travels alone, whatever its size). */
   peerBatchBytesMax: 4 * 1024 * 1024,
-  /** Bytes of one peer request body; a larger snapshot cannot be sent. */
-  peerBodyBytesMax: 256 * 1024 * 1024,
+  /** Bytes of one peer request body (a batch of appends, or one snapshot chunk). */
+  peerBodyBytesMax: 8 * 1024 * 1024,
+  /** Bytes of one whole snapshot, sent in chunks; a larger state cannot be replicated. */
+  snapshotBytesMax: 1024 * 1024 * 1024,
   peerRequestTimeoutMs: 10_000,
   /** Keep-alive sockets to one peer: pipelined appends plus forwarded writes and reads. */
   peerSocketsMax: 16,

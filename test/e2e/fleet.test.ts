@@ -8,6 +8,8 @@ import { after, before, describe, it } from "node:test";
 import { waitFor } from "../../src/testing/agent-process.ts";
 import { Lab, labDataDir } from "../../src/testing/lab.ts";
 
+const shoalBin = join(import.meta.dirname, "..", "..", "bin", "shoal");
+
 const image = "shoal-test/busybox:1";
 // A snapshot every 100 applied entries, so a node that joins late must receive one.
 const lab = new Lab({
@@ -80,6 +82,15 @@ async function agentPid(node: string): Promise<number> {
   return status.agent.pid;
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 before(async () => {
   await lab.up(5, { agents: 1 });
   joinToken = readFileSync(join(labDataDir("lab1"), "join.token"), "utf8").trim();
@@ -133,11 +144,16 @@ describe("a fleet on the lab", () => {
   });
 
   it("a 4th node joins as a learner, receives a snapshot, and ends with the same state", async () => {
+    // Large enough (about 2 MB of state) that the snapshot travels in several chunks.
     const names = Array.from({ length: 120 }, (_, i) => `svc-${i}`);
+    const padded = (name: string) => ({
+      ...service(name),
+      containers: [{ name: "c", image, env: { PAD: "x".repeat(8000) } }],
+    });
     for (let i = 0; i < names.length; i += 8) {
       const batch = names
         .slice(i, i + 8)
-        .map((name) => call("lab2", "POST", "/v1/services", service(name)));
+        .map((name) => call("lab2", "POST", "/v1/services", padded(name)));
       for (const answer of await Promise.all(batch)) assert.equal(answer.status, 201);
     }
     // The leader's log no longer holds the first entries: the newcomer can only get a snapshot.
@@ -231,6 +247,48 @@ describe("a fleet on the lab", () => {
         assert.ok(!present.has(name), `${name} never committed (${node})`);
     }
     assert.equal(new Set(views.map((v) => v.stateHash)).size, 1);
+  });
+
+  it("SIGTERM on the leader hands leadership to another voter before stopping", async () => {
+    const old = await leaderName("lab1");
+    const survivor = ["lab1", "lab2", "lab3"].find((n) => n !== old) ?? "lab2";
+    const pid = await agentPid(old);
+    process.kill(pid, "SIGTERM");
+    const signalled = Date.now();
+    const next = await waitFor(
+      "another leader",
+      async () => {
+        const name = (await cluster(survivor)).leader?.name;
+        return name && name !== old ? name : null;
+      },
+      30_000,
+      20,
+    );
+    console.log(`SIGTERM of ${old}: ${next} leads after ${Date.now() - signalled} ms`);
+    // The old leader says so in its log as it stops (written a moment after the hand-over).
+    await waitFor("the old leader's log line", async () => {
+      const log = readFileSync(`/run/shoal-lab/${old}/agent.log`, "utf8");
+      return /"ok":true[^\n]*"msg":"leadership transfer on shutdown"/.test(log);
+    });
+    await waitFor("the old leader's agent to exit", async () => !processAlive(pid));
+    await lab.start(old);
+    await converged(["lab1", "lab2", "lab3", "lab4"]);
+  });
+
+  it("`shoal node rm` takes a node out of the configuration and keeps its row as left", async () => {
+    const lab4 = (await cluster("lab4")).answeredBy;
+    const removed = await lab.exec("lab1", [shoalBin, "node", "rm", "lab4"]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stdout, /removed node lab4/);
+    const view = await waitFor("lab4 out of the configuration", async () => {
+      const v = await cluster("lab1");
+      return !v.learners.includes(lab4) && !v.voters.includes(lab4) ? v : null;
+    });
+    const row = view.nodes.find((n) => n.id === lab4) as { status?: string; role: string | null };
+    assert.equal(row?.status, "left");
+    assert.equal(row?.role, null);
+    assert.equal(view.voters.length, 3);
+    await lab.kill("lab4");
   });
 
   it("refuses unsigned peer requests and joins with a wrong token, changing nothing", async () => {
