@@ -1,9 +1,10 @@
-// Benchmark: propose-and-apply latency on one node, through the real one-node command log
-// (raft.db fsync'd, state.db applied in one transaction), as a user's write would travel.
+// Benchmark: propose-and-apply latency on one node, through the real command log of a one-member
+// cluster (raft.db fsync'd, state.db applied in one transaction), as a user's write would travel.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SingleNodeLog } from "../src/adapters/single-node-log.ts";
+import { RaftCommandLog } from "../src/adapters/raft-command-log.ts";
+import { systemClock } from "../src/adapters/system-clock.ts";
 import type { BenchRow } from "./bench-row.ts";
 
 const warmupCommands = 200;
@@ -16,7 +17,7 @@ function percentile(sorted: number[], p: number): number {
 
 export async function benchApply(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "shoal-bench-apply-"));
-  const log = SingleNodeLog.open(dir);
+  const log = await RaftCommandLog.openLone(dir, "bench1", systemClock);
   try {
     await log.propose({ type: "cluster.init", at: 1, clusterId: "bench", apiToken: "t" });
     const container = { name: "c", image: "i", env: {}, ports: [], mounts: [], essential: true };

@@ -1,7 +1,7 @@
 // The replicated command log: the Raft core over raft.db, applying committed commands to
 // state.db. It drives the core's tick/step/ready/advance cycle: persist durably, then send,
 // then apply, then answer the proposals and reads that waited for those entries.
-import { readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { fail, type Result, ShoalError } from "../core/errors.ts";
@@ -9,6 +9,7 @@ import { limits } from "../core/limits.ts";
 import { batchOf } from "../raft/log-store.ts";
 import { type FollowerProgress, RaftCore, type RaftStatus } from "../raft/raft-core.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
+import { SeededRandom } from "../raft/seeded-random.ts";
 import type { Entry, Membership, MembershipChange, Message, RandomSource } from "../raft/types.ts";
 import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
 import { type Command, decodeCommand, encodeCommand } from "../state/commands.ts";
@@ -18,7 +19,31 @@ import type { StateView } from "../state/views.ts";
 import { syncPath, writeDurably } from "./data-dir.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
-import { applyOrCrash, notify } from "./single-node-log.ts";
+
+/**
+ * An apply that throws is a bug, and the log cannot go on past an entry it could not apply:
+ * crash the process (after the caller saw the error), so a restart replays from the last good
+ * index rather than answering every later write with an error.
+ */
+function applyOrCrash<T>(apply: () => T): T {
+  try {
+    return apply();
+  } catch (error) {
+    setImmediate(() => {
+      throw error;
+    });
+    throw error;
+  }
+}
+
+/** A listener's failure (an event stream, a reconcile trigger) must not undo an applied write. */
+function notify(listener: (entry: AppliedEntry) => void, entry: AppliedEntry): void {
+  try {
+    listener(entry);
+  } catch (error) {
+    console.error("shoal: a listener of applied entries failed", error);
+  }
+}
 
 /** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
 export interface PeerSender {
@@ -90,6 +115,34 @@ export class RaftCommandLog implements CommandLog {
       nowMs: options.clock.monotonic(),
       random: options.random,
     });
+  }
+
+  /**
+   * A one-member cluster's log in `dataDir`, leading once it resolves (a sole voter elects itself
+   * on its first tick). For tests, benchmarks and tools that need the real store without peers.
+   */
+  static async openLone(dataDir: string, nodeId: string, clock: Clock): Promise<RaftCommandLog> {
+    const fresh = !existsSync(join(dataDir, "raft.db"));
+    const log = new RaftCommandLog({
+      nodeId,
+      dataDir,
+      clock,
+      random: new SeededRandom(1),
+      sender: { send() {} },
+      bootstrap: fresh ? { voters: [nodeId], learners: [] } : undefined,
+    });
+    log.start();
+    const deadline = clock.monotonic() + limits.proposeTimeoutMs;
+    while (!log.isLeader()) {
+      if (clock.monotonic() > deadline) {
+        log.close();
+        throw new Error(
+          `the lone log in ${dataDir} did not lead within ${limits.proposeTimeoutMs} ms`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs));
+    }
+    return log;
   }
 
   private get statePath(): string {

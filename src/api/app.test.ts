@@ -44,7 +44,7 @@ function request(
 
 /** Everything the store holds, to assert that a refused request changed nothing. */
 function storeDump(): string {
-  const view = test.log.machine.view;
+  const view = test.log.view();
   return JSON.stringify([
     view.appliedIndex(),
     view.services(),
@@ -105,7 +105,7 @@ describe("api", () => {
   });
 
   it("resumes events after the Last-Event-ID header, which overrides ?since", async () => {
-    const last = test.log.machine.view.lastEventSeq();
+    const last = test.log.view().lastEventSeq();
     assert.ok(last >= 2);
     const text = await (
       await request("/v1/events?since=0&follow=false", {

@@ -50,7 +50,7 @@ async function readIdsUntil(
 
 describe("event stream", () => {
   it("delivers every event, in order, to a stream that is slow to read", async () => {
-    const view = test.log.machine.view;
+    const view = test.log.view();
     const since = view.lastEventSeq();
     const response = await api.app.request(`/v1/events?since=${since}`, { headers });
     assert.equal(response.status, 200);

@@ -77,7 +77,7 @@ describe("ApiClient", () => {
   });
 
   it("follows new events as they are applied", async () => {
-    const last = h.test.log.machine.view.lastEventSeq();
+    const last = h.test.log.view().lastEventSeq();
     const abort = new AbortController();
     const stream = client().events({ since: last, follow: true, signal: abort.signal });
     const first = stream.next();

@@ -37,7 +37,7 @@ describe("shoal service", () => {
   it("creates a service from a YAML file", async () => {
     const result = await ok(["service", "create", "-f", h.file("web.yaml", webYaml)]);
     assert.match(result.stdout, /service web created \(web:1, 3 replicas\)/);
-    const service = h.test.log.machine.view.service("web");
+    const service = h.test.log.view().service("web");
     assert.equal(service?.replicas, 3);
   });
 
@@ -58,7 +58,7 @@ describe("shoal service", () => {
   it("scales a service", async () => {
     const result = await ok(["service", "scale", "web", "1"]);
     assert.equal(result.stdout, "service web scaled to 1\n");
-    assert.equal(h.test.log.machine.view.service("web")?.replicas, 1);
+    assert.equal(h.test.log.view().service("web")?.replicas, 1);
   });
 
   it("refuses a replica count that is not a number as a usage error", async () => {
@@ -116,7 +116,7 @@ describe("shoal service", () => {
   it("removes a service", async () => {
     const result = await ok(["service", "rm", "web"]);
     assert.equal(result.stdout, "service web removed\n");
-    assert.equal(h.test.log.machine.view.service("web"), null);
+    assert.equal(h.test.log.view().service("web"), null);
   });
 });
 
@@ -143,11 +143,11 @@ describe("shoal run and shoal task", () => {
   });
 
   it("refuses a malformed -p as a usage error, sending nothing", async () => {
-    const before = h.test.log.machine.view.appliedIndex();
+    const before = h.test.log.view().appliedIndex();
     const result = await h.run(["run", "busybox", "-p", "80:http"]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /-p 80:http: expected host:container/);
-    assert.equal(h.test.log.machine.view.appliedIndex(), before);
+    assert.equal(h.test.log.view().appliedIndex(), before);
   });
 
   it("lists tasks as a table, filtered, and as JSON", async () => {
@@ -174,7 +174,7 @@ describe("shoal run and shoal task", () => {
   it("stops a task, and refuses to stop it twice", async () => {
     const result = await ok(["task", "stop", taskId]);
     assert.equal(result.stdout, `task ${taskId} stopping\n`);
-    assert.equal(h.test.log.machine.view.task(taskId)?.desired, "stopped");
+    assert.equal(h.test.log.view().task(taskId)?.desired, "stopped");
     const again = await h.run(["task", "stop", taskId]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /\(E_CONFLICT\)\n$/);

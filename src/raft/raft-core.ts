@@ -205,7 +205,10 @@ export class RaftCore {
       this.tickLeader();
       return;
     }
-    if (nowMs >= this.electionDeadlineMs && isVoter(this.membership, this.id)) {
+    // The only voter has no one to wait for: no other member can lead or hold a lease it
+    // must outlast, so a one-node cluster leads at once instead of after an election timeout.
+    const soleVoter = this.membership.voters.length === 1 && isVoter(this.membership, this.id);
+    if (soleVoter || (nowMs >= this.electionDeadlineMs && isVoter(this.membership, this.id))) {
       this.campaign("preVote", false);
     }
   }

@@ -1,22 +1,24 @@
-// A real node store for API tests: a one-node command log over libSQL files in a temp dir, with
-// a cluster and this node registered, and a fixed clock and id sequence.
+// A real node store for API tests: the replicated command log of a one-member cluster over
+// libSQL files in a temp dir, with a cluster and this node registered, a fixed wall clock and an
+// id sequence.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SingleNodeLog } from "../adapters/single-node-log.ts";
+import { RaftCommandLog } from "../adapters/raft-command-log.ts";
+import { systemClock } from "../adapters/system-clock.ts";
 import type { ApiNode } from "../api/context.ts";
 
 export const testApiToken = "test-api-token";
 
 export interface TestNode {
   node: ApiNode;
-  log: SingleNodeLog;
+  log: RaftCommandLog;
   dispose(): void;
 }
 
 export async function openTestNode(): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), "shoal-api-"));
-  const log = SingleNodeLog.open(dir);
+  const log = await RaftCommandLog.openLone(dir, "node-1", systemClock);
   let time = 1_000_000;
   let id = 0;
   await log.propose({
@@ -42,7 +44,7 @@ export async function openTestNode(): Promise<TestNode> {
   const silent = { info() {}, warn() {}, error() {} };
   const node: ApiNode = {
     nodeId: "node-1",
-    store: () => ({ view: log.machine.view, log }),
+    store: () => ({ view: log.view(), log }),
     clock: { now: () => (time += 1), monotonic: () => time },
     newId: () => `task-${++id}`,
     logger: silent,
