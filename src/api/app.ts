@@ -35,9 +35,14 @@ export function createApi(node: ApiNode): Api {
 
   app.route("/internal", internalRoutes(node));
 
+  // The cluster's API token never changes once the cluster exists: read it once, not per request.
+  let apiToken: string | null = null;
   app.use(
     "/v1/*",
-    requireToken(() => node.store()?.view.cluster()?.apiToken ?? null),
+    requireToken(() => {
+      apiToken ??= node.store()?.view.cluster()?.apiToken ?? null;
+      return apiToken;
+    }),
   );
   app.use(
     "/v1/*",

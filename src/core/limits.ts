@@ -88,6 +88,8 @@ export const limits = {
   /** Reasons and messages carried in commands. */
   commandTextBytesMax: 4096,
   eventsRetainMax: 10_000,
+  /** Old events and finished tasks are pruned once every this many log entries. */
+  pruneEveryEntries: 64,
   terminalTasksRetainMax: 500,
   taskDefinitionRevisionsRetainMax: 100,
   dbBusyTimeoutMs: 5000,

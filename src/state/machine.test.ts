@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
+import { limits } from "../core/limits.ts";
 import type { Command } from "./commands.ts";
 import { StateMachine } from "./machine.ts";
 
@@ -230,5 +231,29 @@ describe("state machine", () => {
     const base = { taskId: "t1", node: "n1", reason: "", exitCode: 137, containers: [] };
     apply({ type: "task.report", at: 6, reports: [{ ...base, state: "failed" }] });
     assert.equal(sm.view.service("web")?.failureStreak, 0);
+  });
+});
+
+describe("history bounds", () => {
+  it("keeps at most eventsRetainMax events (plus one pruning interval), the newest ones", () => {
+    const db = openDatabase(":memory:", "NORMAL");
+    const sm = new StateMachine(db);
+    const apply = (command: Command) => sm.apply(command, sm.appliedIndex() + 1);
+    withNodeAndService(apply);
+    const writes = limits.eventsRetainMax + 3 * limits.pruneEveryEntries;
+    for (let i = 0; i < writes; i++) {
+      apply({ type: "service.update", at: 10 + i, name: "web", replicas: i % 3 });
+    }
+    const row = db
+      .prepare("SELECT COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM events")
+      .all()[0] as {
+      n: number;
+      lo: number;
+      hi: number;
+    };
+    assert.ok(row.n <= limits.eventsRetainMax + limits.pruneEveryEntries, `${row.n} events kept`);
+    assert.ok(row.n >= limits.eventsRetainMax, `${row.n} events kept`);
+    assert.equal(row.hi, sm.view.lastEventSeq());
+    assert.equal(row.hi - row.lo + 1, row.n, "the kept events are the newest, without gaps");
   });
 });

@@ -41,14 +41,21 @@ export type ApplyResult = Result<unknown>;
 
 export class StateMachine {
   readonly view: StateView;
+  /** The machine is the only writer of state.db, so its applied index is kept in memory too. */
+  private applied: number;
 
   constructor(private readonly db: Database) {
     migrate(db);
     this.view = new StateView(db);
+    this.applied = this.view.appliedIndex();
   }
 
   appliedIndex(): number {
-    return this.view.appliedIndex();
+    return this.applied;
+  }
+
+  private run(sql: string): void {
+    statement(this.db, sql).run();
   }
 
   /** Records that the log entry at `index` carried no command (a Raft no-op or membership). */
@@ -58,6 +65,7 @@ export class StateMachine {
       `skip out of order: ${index} after ${this.appliedIndex()}`,
     );
     statement(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(index));
+    this.applied = index;
   }
 
   /**
@@ -70,18 +78,20 @@ export class StateMachine {
       `apply out of order: ${index} after ${this.appliedIndex()}`,
     );
     const ctx = new ApplyContext(this.db, index, command.at);
-    this.db.exec("BEGIN IMMEDIATE");
+    this.run("BEGIN IMMEDIATE");
     try {
-      this.db.exec("SAVEPOINT command");
+      this.run("SAVEPOINT command");
       const handler = handlers[command.type] as (c: ApplyContext, k: Command) => ApplyResult;
       const result = handler(ctx, command);
-      if (result.ok) prune(ctx);
-      this.db.exec(result.ok ? "RELEASE command" : "ROLLBACK TO command");
+      // Pruning every so many entries, by index, keeps replicas identical and writes cheap.
+      if (result.ok && index % limits.pruneEveryEntries === 0) prune(ctx);
+      this.run(result.ok ? "RELEASE command" : "ROLLBACK TO command");
       ctx.run("UPDATE meta SET value = ? WHERE key = 'applied_index'", String(index));
-      this.db.exec("COMMIT");
+      this.run("COMMIT");
+      this.applied = index;
       return result;
     } catch (error) {
-      this.db.exec("ROLLBACK");
+      this.run("ROLLBACK");
       throw error;
     }
   }
