@@ -62,7 +62,10 @@ export function clusterBlock(cluster: ClusterView): string {
     ["cluster", cluster.id],
     ["leader", leader],
     ["term", String(cluster.term)],
-    ["lease", cluster.leaseHeld ? `held, ${cluster.leaseRemainingMs} ms left` : "not held"],
+    [
+      "lease",
+      cluster.leaseHeld ? `held, ${Math.round(cluster.leaseRemainingMs)} ms left` : "not held",
+    ],
     ["voters", String(cluster.voters?.length ?? 0)],
     ["learners", String(cluster.learners?.length ?? 0)],
     ["applied index", String(cluster.appliedIndex)],

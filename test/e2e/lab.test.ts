@@ -123,7 +123,11 @@ describe("the lab", () => {
     lab1Id = await nodeIdOf("lab1");
     const cli = await lab.exec("lab2", ["./bin/shoal", "status"]);
     assert.equal(cli.code, 0, cli.stderr);
-    assert.match(cli.stdout, /leader:\s+lab2 \(10\.77\.0\.12\)/, "exec points the CLI at lab2");
+    assert.match(
+      cli.stdout,
+      /leader:\s+lab2 \(10\.77\.0\.12:7420\)/,
+      "exec points the CLI at lab2",
+    );
     const status = await lab.status();
     assert.deepEqual(
       status.map((s) => [s.name, s.address, s.healthy, s.dockerd.alive, s.agent.alive]),
