@@ -44,8 +44,11 @@ async function fleetStatus(fleet: Fleet, nodeId: string): Promise<FleetStatus> {
     ),
   );
   const leaderId = local.leader || null;
+  // A leader outside the configuration (stepping down) was not asked above.
   const leader = leaderId
-    ? (reports.get(leaderId) ?? (await reportOf(fleet, nodeId, leaderId)))
+    ? reports.has(leaderId)
+      ? (reports.get(leaderId) ?? null)
+      : await reportOf(fleet, nodeId, leaderId)
     : null;
   const matches = new Map(leader?.followers.map((f) => [f.id, f.match]) ?? []);
   const status = (id: string, role: MemberStatus["role"]): MemberStatus => ({

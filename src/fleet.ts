@@ -21,7 +21,7 @@ import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
 import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import type { PeerEndpoint } from "./api/context.ts";
-import { derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
+import { badSignatureMessage, derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
@@ -149,7 +149,6 @@ async function chooseToken(options: FleetOptions): Promise<{ token: JoinToken; f
   }
   if (!kept && !given) await refuseWhenAClusterAnswers(options);
   const token = kept ?? given ?? formatJoinToken(newId(), newToken());
-  if (!kept) writeSecret(joinTokenPath(options.dataDir), token.text);
   return { token, fresh: !kept && !given };
 }
 
@@ -183,8 +182,9 @@ function logIsBlank(dataDir: string): boolean {
   if (!existsSync(path)) return true;
   const store = new LibsqlRaftLogStore(path);
   try {
+    // A bootstrap row alone (index 0) is what a crash right after creating a cluster leaves.
     const { hardState, snapshot, entries } = store.load();
-    return hardState.term === 0 && snapshot === null && entries.length === 0;
+    return hardState.term === 0 && (snapshot?.index ?? 0) === 0 && entries.length === 0;
   } finally {
     store.close();
   }
@@ -195,7 +195,6 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   const wasKept = readJoinToken(options.dataDir) !== null;
   const { token, fresh } = await chooseToken(options);
   if (fresh && !logIsBlank(options.dataDir)) {
-    rmSync(joinTokenPath(options.dataDir), { force: true });
     throw new ShoalError(
       "E_CONFLICT",
       `${options.dataDir} holds a cluster's log but no join.token: put the token back, or start with --token`,
@@ -223,6 +222,9 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     },
   });
   const opened = log;
+  // Kept only now: a bootstrap's token names a cluster whose first membership raft.db holds, and
+  // a joiner's is removed again if the cluster refuses it.
+  if (!wasKept) writeSecret(joinTokenPath(options.dataDir), token.text);
   const assembler = new SnapshotAssembler(options.dataDir);
   const peer = peerEndpoint(opened, key, options.nodeId, assembler, (leaderId, body) => {
     const base = resolve(leaderId);
@@ -295,7 +297,11 @@ async function joinUntilAdmitted(
         errors.push(error instanceof ShoalError ? error : new ShoalError("E_INTERNAL", `${error}`));
       }
     }
-    if (errors.length > 0 && errors.every((error) => error.code === "E_UNAUTHORIZED")) {
+    // Only a refused signature proves a wrong token; a clock too far off (a Pi before NTP) is
+    // refused too, but waiting for the clock to be set is the cure, not forgetting the token.
+    const refusedToken = (error: ShoalError) =>
+      error.code === "E_UNAUTHORIZED" && error.message.includes(badSignatureMessage);
+    if (errors.length > 0 && errors.every(refusedToken)) {
       throw new ShoalError(
         "E_UNAUTHORIZED",
         `cluster ${token.clusterId} refused this node's token: ${errors[0]?.message}`,
@@ -394,6 +400,7 @@ async function admit(log: RaftCommandLog, body: RegisterBody, selfId: string): P
     at: systemClock.now(),
     id: nodeId,
     ...facts,
+    rejoin: true,
   });
   if (!registered.ok) throw new ShoalError(registered.code, registered.message);
   const membership = log.status().membership;

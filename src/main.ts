@@ -235,7 +235,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     async stop() {
       leader.stop();
       steward.stop();
-      await handOver(fleet, nodeId, options, logger);
+      await handOver(fleet, steward, nodeId, options, logger);
       await reconciler.stop();
       parts.api.close();
       await closeServer(parts.server);
@@ -250,8 +250,21 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
  * Before stopping: a leader hands leadership to the most caught-up voter, so the fleet does not
  * wait an election timeout; a node told to `--leave` asks the leader to take it out.
  */
-async function handOver(fleet: Fleet, nodeId: string, options: AgentOptions, logger: Logger) {
+async function handOver(
+  fleet: Fleet,
+  steward: Steward,
+  nodeId: string,
+  options: AgentOptions,
+  logger: Logger,
+) {
   const log = fleet.log;
+  if (options.leave) {
+    const left = await log.propose({ type: "node.leave", at: systemClock.now(), nodeId });
+    logger.info({ ok: left.ok, ...(left.ok ? {} : { error: left.message }) }, "left the cluster");
+    // The leader takes itself out only after handing over, promoting a successor if it must.
+    if (left.ok) await steward.departAsLeader(limits.transferWaitMs);
+    return;
+  }
   const status = log.status();
   if (status.role === "leader") {
     const voters = new Set(status.membership.voters);
@@ -264,9 +277,6 @@ async function handOver(fleet: Fleet, nodeId: string, options: AgentOptions, log
       logger.info({ to: best.id, ok: moved.ok }, "leadership transfer on shutdown");
     }
   }
-  if (!options.leave) return;
-  const left = await log.propose({ type: "node.leave", at: systemClock.now(), nodeId });
-  logger.info({ ok: left.ok, ...(left.ok ? {} : { error: left.message }) }, "left the cluster");
 }
 
 function closeServer(server: ReturnType<typeof serve>): Promise<void> {

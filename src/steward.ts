@@ -102,17 +102,40 @@ export class Steward {
     );
   }
 
-  /** A leader whose own node left gives the lead to the most caught-up voter, which removes it. */
+  /**
+   * A leader whose own node left gives the lead to the most caught-up voter, which removes it.
+   * The only voter first promotes a caught-up learner, or the cluster would be left headless.
+   */
   private async handOverLeadership(): Promise<void> {
     const { log, nodeId } = this.options;
-    const voters = new Set(log.status().membership.voters);
-    const best = log
+    const { voters, learners } = log.status().membership;
+    const reachable = this.reachable();
+    const lastIndex = log.status().lastIndex;
+    const byMatch = log
       .followers()
-      .filter((f) => voters.has(f.id) && f.id !== nodeId)
-      .sort((a, b) => b.match - a.match)[0];
-    if (!best) return;
-    const moved = await log.transferLeadership(best.id, limits.transferWaitMs);
-    this.options.logger.info({ to: best.id, ok: moved.ok }, "a departing leader hands over");
+      .filter((f) => reachable.has(f.id))
+      .sort((a, b) => b.match - a.match);
+    const voter = byMatch.find((f) => voters.includes(f.id) && f.id !== nodeId);
+    if (voter) {
+      const moved = await log.transferLeadership(voter.id, limits.transferWaitMs);
+      this.options.logger.info({ to: voter.id, ok: moved.ok }, "a departing leader hands over");
+      return;
+    }
+    const learner = byMatch.find(
+      (f) => learners.includes(f.id) && lastIndex - f.match <= limits.caughtUpEntriesMax,
+    );
+    if (!learner) return;
+    const promoted = await log.changeMembership({ type: "promote", member: learner.id });
+    this.options.logger.info({ learner: learner.id, ok: promoted.ok }, "promoted a successor");
+  }
+
+  /** For `--leave` on shutdown: hand leadership over (promoting a successor if needed) in time. */
+  async departAsLeader(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    while (this.options.log.status().role === "leader" && Date.now() < deadline) {
+      await this.handOverLeadership();
+      await new Promise((resolve) => setTimeout(resolve, limits.stewardIntervalMs / 5));
+    }
   }
 
   /** A node that left on purpose leaves the configuration: demoted first if it votes. */

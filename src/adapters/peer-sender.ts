@@ -29,6 +29,8 @@ export const raftPath = "/internal/raft";
 
 export class HttpPeerSender implements PeerSender {
   private readonly queues = new Map<string, PeerQueue>();
+  /** Peers a snapshot is being sent to: one transfer per peer at a time. */
+  private readonly snapshotting = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: HttpPeerSenderOptions) {}
@@ -36,6 +38,8 @@ export class HttpPeerSender implements PeerSender {
   send(messages: readonly Message[]): void {
     if (this.closed) return;
     for (const message of messages) {
+      // The core sends a snapshot again while it waits; a transfer under way already carries it.
+      if (message.type === "snapshot" && this.snapshotting.has(message.to)) continue;
       const queue = this.queueOf(message.to);
       if (queue.messages.length >= limits.peerQueueMessagesMax) continue;
       queue.messages.push(message);
@@ -94,10 +98,16 @@ export class HttpPeerSender implements PeerSender {
 
   /** One chunk after another; the first refused chunk ends the transfer (the core retries). */
   private async postSnapshot(peer: string, base: string, message: SnapshotMessage): Promise<void> {
-    for (const chunk of snapshotChunks(message)) {
-      if (this.closed) return;
-      const sent = await this.postSigned(peer, base, snapshotPath, JSON.stringify(chunk));
-      if (!sent) return;
+    if (this.snapshotting.has(peer)) return;
+    this.snapshotting.add(peer);
+    try {
+      for (const chunk of snapshotChunks(message)) {
+        if (this.closed) return;
+        const sent = await this.postSigned(peer, base, snapshotPath, JSON.stringify(chunk));
+        if (!sent) return;
+      }
+    } finally {
+      this.snapshotting.delete(peer);
     }
   }
 

@@ -100,6 +100,7 @@ export class RaftCommandLog implements CommandLog {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
     if (options.bootstrap) this.store.saveBootstrap(options.bootstrap);
     const state = this.store.load();
+    this.settleReceivedImage(state.snapshot?.index ?? 0);
     this.stateDb = openDatabase(this.statePath, "NORMAL");
     this.machine = new StateMachine(this.stateDb);
     // state.db is written without fsync; after a power loss it may be behind a compaction, whose
@@ -151,6 +152,33 @@ export class RaftCommandLog implements CommandLog {
 
   private get snapshotPath(): string {
     return join(this.options.dataDir, "snapshot.db");
+  }
+
+  /** A leader's image is written here first, and becomes snapshot.db once raft.db records it. */
+  private get receivedPath(): string {
+    return join(this.options.dataDir, "snapshot.db.new");
+  }
+
+  /**
+   * A crash between writing a received image and renaming it leaves snapshot.db.new: it is the
+   * snapshot raft.db records when its applied index is that snapshot's, else a leftover.
+   */
+  private settleReceivedImage(recordedIndex: number): void {
+    if (!existsSync(this.receivedPath)) return;
+    const image = openDatabase(this.receivedPath, "NORMAL");
+    let index = -1;
+    try {
+      index = new StateMachine(image).appliedIndex();
+    } finally {
+      image.close();
+    }
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${this.receivedPath}${suffix}`, { force: true });
+    if (index === recordedIndex) {
+      renameSync(this.receivedPath, this.snapshotPath);
+      syncPath(this.options.dataDir);
+    } else {
+      rmSync(this.receivedPath, { force: true });
+    }
   }
 
   start(): void {
@@ -229,7 +257,12 @@ export class RaftCommandLog implements CommandLog {
       return failureOf(error);
     }
     // The caller reads its answer from this node's replica next: wait until it holds the write.
-    if (answer.ok) await this.waitApplied(answer.appliedIndex);
+    if (answer.ok && !(await this.waitApplied(answer.appliedIndex)).ok) {
+      return fail(
+        "E_NOT_READY",
+        `the write is committed (index ${answer.appliedIndex}) but this node has not applied it yet; read it again shortly, do not repeat it`,
+      );
+    }
     const { appliedIndex: _, ...result } = answer;
     return result as ApplyResult;
   }
@@ -249,8 +282,9 @@ export class RaftCommandLog implements CommandLog {
     if (consistency === "local") return { ok: true, value: undefined };
     const { role, leader } = this.core.status();
     if (role === "leader") {
-      if (consistency === "linearizable") return this.readBarrier();
-      return this.isLeader() ? { ok: true, value: undefined } : fail("E_NOT_LEADER", "lease lost");
+      // Without a valid lease (a new leader before its first commit) ReadIndex still answers.
+      if (consistency === "linearizable" || !this.isLeader()) return this.readBarrier();
+      return { ok: true, value: undefined };
     }
     if (!leader || !this.options.leaderCall) return fail("E_NO_QUORUM", "no leader is known");
     const kind = consistency === "leader" ? "lease-read" : "read-index";
@@ -300,7 +334,14 @@ export class RaftCommandLog implements CommandLog {
     const proposed = this.core.proposeMembership(change);
     if (!proposed.ok) return proposed;
     this.drain();
-    return this.waitApplied(proposed.value.index);
+    const { index, term } = proposed.value;
+    const applied = await this.waitApplied(index);
+    if (!applied.ok) return applied;
+    // A new leader may have put another entry at that index: then the change was lost.
+    if (this.core.termAt(index) !== undefined && this.core.termAt(index) !== term) {
+      return fail("E_NOT_LEADER", "leadership changed before the membership change committed");
+    }
+    return applied;
   }
 
   /** Resolves once this node has applied everything committed when the read was asked. */
@@ -357,11 +398,15 @@ export class RaftCommandLog implements CommandLog {
   private drain(): void {
     while (this.core.hasReady()) {
       const ready = this.core.ready();
-      // The image is on disk before raft.db records the snapshot, so a crash in between leaves
-      // either the old snapshot or a new one that start-up can restore state.db from.
-      if (ready.snapshot) writeDurably(this.snapshotPath, ready.snapshot.data);
+      // A leader's image is on disk before raft.db records it, and replaces snapshot.db only
+      // after: whatever the moment of a crash, snapshot.db matches what raft.db says.
+      if (ready.snapshot) writeDurably(this.receivedPath, ready.snapshot.data);
       this.store.save(batchOf(ready));
-      if (ready.snapshot) this.replaceState(ready.snapshot.data);
+      if (ready.snapshot) {
+        renameSync(this.receivedPath, this.snapshotPath);
+        syncPath(this.options.dataDir);
+        this.replaceState(ready.snapshot.data);
+      }
       this.options.sender.send(ready.messages.map((message) => this.withSnapshotData(message)));
       for (const entry of ready.committedEntries) this.applyEntry(entry);
       for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);

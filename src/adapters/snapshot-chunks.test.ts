@@ -27,7 +27,7 @@ function snapshot(size: number, index = 7): SnapshotMessage {
 describe("snapshot chunks", () => {
   it("splits an image larger than a chunk and assembles the same message", () => {
     const message = snapshot(raftLimits.snapshotChunkBytes * 2 + 1000);
-    const chunks = snapshotChunks(message);
+    const chunks = [...snapshotChunks(message)];
     assert.equal(chunks.length, 3);
     const assembler = new SnapshotAssembler(dir);
     assert.equal(assembler.accept(chunks[0]), null);
@@ -38,14 +38,14 @@ describe("snapshot chunks", () => {
 
   it("sends an empty image as one chunk", () => {
     const message = snapshot(0);
-    const chunks = snapshotChunks(message);
+    const chunks = [...snapshotChunks(message)];
     assert.equal(chunks.length, 1);
     assert.deepEqual(new SnapshotAssembler(dir).accept(chunks[0]), message);
   });
 
   it("refuses a chunk out of order or from another transfer, and a short image", () => {
-    const first = snapshotChunks(snapshot(raftLimits.snapshotChunkBytes * 2, 7));
-    const other = snapshotChunks(snapshot(raftLimits.snapshotChunkBytes * 2, 9));
+    const first = [...snapshotChunks(snapshot(raftLimits.snapshotChunkBytes * 2, 7))];
+    const other = [...snapshotChunks(snapshot(raftLimits.snapshotChunkBytes * 2, 9))];
     const assembler = new SnapshotAssembler(dir);
     assembler.accept(first[0]);
     assert.throws(() => assembler.accept(other[1]), /does not follow/);

@@ -25,24 +25,25 @@ export const chunkSchema = z.strictObject({
 });
 export type SnapshotChunk = z.infer<typeof chunkSchema>;
 
-/** The chunks of one snapshot message, in order; the last carries the message itself. */
-export function snapshotChunks(message: SnapshotMessage): SnapshotChunk[] {
+/**
+ * The chunks of one snapshot message, in order, each encoded only when asked for (an image may
+ * be large); the last carries the message itself.
+ */
+export function* snapshotChunks(message: SnapshotMessage): Generator<SnapshotChunk> {
   const data = message.data ?? new Uint8Array(0);
   const transfer = `${message.from}-${message.term}-${message.snapshot.index}`;
   const size = raftLimits.snapshotChunkBytes;
-  const chunks: SnapshotChunk[] = [];
   for (let offset = 0; offset === 0 || offset < data.byteLength; offset += size) {
     const part = data.subarray(offset, offset + size);
     const last = offset + size >= data.byteLength;
-    chunks.push({
+    yield {
       transfer,
       offset,
       total: data.byteLength,
       data: Buffer.from(part.buffer, part.byteOffset, part.byteLength).toString("base64"),
       message: last ? JSON.parse(encodeMessages([{ ...message, data: null }])) : null,
-    });
+    };
   }
-  return chunks;
 }
 
 /** Assembles incoming snapshots in `<data dir>/snapshot.incoming`, one transfer at a time. */
@@ -50,7 +51,10 @@ export class SnapshotAssembler {
   private transfer = "";
   private received = 0;
 
-  constructor(private readonly dataDir: string) {}
+  constructor(private readonly dataDir: string) {
+    // A transfer cut short by a restart is never resumed: its partial file goes.
+    rmSync(join(dataDir, "snapshot.incoming"), { force: true });
+  }
 
   private get path(): string {
     return join(this.dataDir, "snapshot.incoming");

@@ -51,6 +51,9 @@ export function signPeerRequest(
   };
 }
 
+/** The refusal that means a different join token (a stale time or a replay means something else). */
+export const badSignatureMessage = "bad peer signature (a different join token?)";
+
 /** Checks signatures and remembers nonces for the replay window, bounded in count. */
 export class PeerVerifier {
   private readonly seen = new Map<string, number>();
@@ -73,7 +76,7 @@ export class PeerVerifier {
     const expected = Buffer.from(signature(this.key, request, time, nonce), "hex");
     const actual = Buffer.from(/^[0-9a-f]{64}$/.test(given) ? given : "", "hex");
     if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
-      return fail("E_UNAUTHORIZED", "bad peer signature (a different join token?)");
+      return fail("E_UNAUTHORIZED", badSignatureMessage);
     }
     if (this.seen.has(nonce)) return fail("E_UNAUTHORIZED", "replayed peer request");
     this.remember(nonce, Number(time), now);

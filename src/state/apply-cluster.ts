@@ -38,7 +38,14 @@ export function applyNodeRegister(
   const name = uniqueName(ctx, command.id, command.name);
   const labels = JSON.stringify(command.labels);
   if (existing) {
-    const status = existing.status === "draining" ? "draining" : "ready";
+    // A node that left stays left when it merely restarts: it is outside the Raft configuration
+    // and must not be given work until it joins again (which sets `rejoin`).
+    const status =
+      existing.status === "left" && !command.rejoin
+        ? "left"
+        : existing.status === "draining"
+          ? "draining"
+          : "ready";
     ctx.run(
       `UPDATE nodes SET name = ?, address = ?, port = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
        labels = ?, version = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?`,

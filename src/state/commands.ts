@@ -79,7 +79,13 @@ export const commandSchema = z.discriminatedUnion("type", [
     clusterId: z.string(),
     apiToken: z.string(),
   }),
-  z.strictObject({ type: z.literal("node.register"), at, ...nodeFields }),
+  z.strictObject({
+    type: z.literal("node.register"),
+    at,
+    ...nodeFields,
+    /** Set by the join route only: a node that left comes back only by joining again. */
+    rejoin: z.boolean().optional(),
+  }),
   z.strictObject({
     type: z.literal("node.engine"),
     at,

@@ -234,6 +234,38 @@ describe("state machine", () => {
   });
 });
 
+describe("a node that leaves", () => {
+  it("stops its tasks, stays left when it merely registers again, and returns by rejoining", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 10);
+    const register = {
+      type: "node.register" as const,
+      at: 20,
+      id: "n1",
+      name: "pi",
+      address: "10.0.0.1",
+      port: 7420,
+      arch: "x64",
+      os: "linux",
+      cpus: 2,
+      memoryMb: 1024,
+      labels: {},
+      version: "0.1.0",
+    };
+    assert.equal(apply({ type: "node.leave", at: 15, nodeId: "n1" }).ok, true);
+    assert.equal(sm.view.nodeById("n1")?.status, "left");
+    const task = sm.view.task("t1");
+    assert.equal(task?.desired, "stopped");
+    assert.equal(task?.state, "lost");
+    assert.equal(apply(register).ok, true);
+    assert.equal(sm.view.nodeById("n1")?.status, "left");
+    assert.equal(apply({ ...register, rejoin: true }).ok, true);
+    assert.equal(sm.view.nodeById("n1")?.status, "ready");
+    assert.equal(apply({ type: "node.leave", at: 30, nodeId: "nobody" }).ok, false);
+  });
+});
+
 describe("history bounds", () => {
   it("keeps at most eventsRetainMax events (plus one pruning interval), the newest ones", () => {
     const db = openDatabase(":memory:", "NORMAL");
