@@ -29,7 +29,7 @@ interface ClusterView {
   appliedIndex: number;
   snapshotIndex: number;
   stateHash: string;
-  nodes: { id: string; name: string; role: string | null }[];
+  nodes: { id: string; name: string; role: string | null; status: string }[];
 }
 
 interface Answer {
@@ -284,11 +284,25 @@ describe("a fleet on the lab", () => {
       const v = await cluster("lab1");
       return !v.learners.includes(lab4) && !v.voters.includes(lab4) ? v : null;
     });
-    const row = view.nodes.find((n) => n.id === lab4) as { status?: string; role: string | null };
+    const row = view.nodes.find((n) => n.id === lab4);
     assert.equal(row?.status, "left");
     assert.equal(row?.role, null);
     assert.equal(view.voters.length, 3);
     await lab.kill("lab4");
+  });
+
+  it("an agent started with --leave leaves the cluster when it stops", async () => {
+    await lab.restart("lab3", { agentArgs: ["--token", joinToken, "--leave"] });
+    const lab3 = (await cluster("lab3")).answeredBy;
+    const pid = await agentPid("lab3");
+    process.kill(pid, "SIGTERM");
+    await waitFor("lab3's agent to exit", async () => !processAlive(pid));
+    const view = await waitFor("lab3 out of the configuration", async () => {
+      const v = await cluster("lab1");
+      return !v.voters.includes(lab3) && !v.learners.includes(lab3) ? v : null;
+    });
+    assert.equal(view.nodes.find((n) => n.id === lab3)?.status, "left");
+    assert.ok(view.leader, "the fleet still has a leader");
   });
 
   it("refuses unsigned peer requests and joins with a wrong token, changing nothing", async () => {
