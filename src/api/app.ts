@@ -1,10 +1,10 @@
 // The HTTP API of a node: every route under /v1, a body limit, the bearer token on everything
 // but health, and one error handler. Route tests need no socket: `app.request(...)`.
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { requireToken } from "./auth.ts";
+import { limitBody } from "./body-limit.ts";
 import type { ApiNode } from "./context.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
@@ -44,15 +44,8 @@ export function createApi(node: ApiNode): Api {
       return apiToken;
     }),
   );
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: limits.requestBodyBytesMax,
-      onError: () => {
-        throw new ShoalError("E_BODY_TOO_LARGE", "the request body is larger than 1 MiB");
-      },
-    }),
-  );
+  app.use("/v1/*", limitBody(limits.requestBodyBytesMax, "the request body"));
+
   app.route("/v1", clusterRoutes(node));
   app.route("/v1/services", serviceRoutes(node));
   app.route("/v1/tasks", taskRoutes(node));

@@ -1,22 +1,15 @@
 // /internal/...: the peer routes on the API's port. Every request must carry a valid signature
 // made with the join token's key; anything else gets 401 and changes nothing.
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { ShoalError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
+import { limitBody } from "../body-limit.ts";
 import type { ApiNode } from "../context.ts";
 
 export function internalRoutes(node: ApiNode): Hono {
   const app = new Hono();
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: limits.peerBodyBytesMax,
-      onError: () => {
-        throw new ShoalError("E_BODY_TOO_LARGE", "the peer request body is too large");
-      },
-    }),
-  );
+  app.use("*", limitBody(limits.peerBodyBytesMax, "the peer request body"));
+
   app.post("/:kind", async (c) => {
     const peer = node.peer?.();
     if (!peer) throw new ShoalError("E_NOT_READY", "this node takes no peer requests yet");
