@@ -112,10 +112,21 @@ export interface Fleet {
 /** Addresses learnt before the store knows a member (while joining), per node. */
 type SeededAddresses = Map<string, string>;
 
+/**
+ * A member's base URL from the store (kept for a moment: every batch of messages asks), else
+ * from what joining learnt.
+ */
 function resolver(log: () => RaftCommandLog | null, seeded: SeededAddresses) {
+  const cache = new Map<string, { base: string; at: number }>();
   return (memberId: string): string | null => {
+    const cached = cache.get(memberId);
+    if (cached && Date.now() - cached.at < limits.peerAddressCacheMs) return cached.base;
     const node = log()?.view().nodeById(memberId);
-    return node ? `http://${node.address}:${node.port}` : (seeded.get(memberId) ?? null);
+    if (!node) return seeded.get(memberId) ?? null;
+    const base = `http://${node.address}:${node.port}`;
+    if (cache.size >= limits.peerAddressCacheMax) cache.clear();
+    cache.set(memberId, { base, at: Date.now() });
+    return base;
   };
 }
 

@@ -408,25 +408,32 @@ export class RaftCommandLog implements CommandLog {
         this.replaceState(ready.snapshot.data);
       }
       this.options.sender.send(ready.messages.map((message) => this.withSnapshotData(message)));
-      for (const entry of ready.committedEntries) this.applyEntry(entry);
+      this.applyEntries(ready.committedEntries);
       for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
       this.core.advance(ready);
     }
     this.maybeCompact();
   }
 
-  private applyEntry(entry: Entry): void {
-    if (entry.index <= this.machine.appliedIndex()) return;
-    if (entry.kind !== "command") {
-      this.machine.skip(entry.index);
-      this.answer(entry, fail("E_NOT_LEADER", "the entry was not a command"));
-      return;
-    }
-    const command = decodeCommand(entry.data);
-    const result = applyOrCrash(() => this.machine.apply(command, entry.index));
-    this.answer(entry, result);
-    for (const listener of this.listeners)
-      notify(listener, { index: entry.index, command, result });
+  /** Applies committed entries in one state transaction, then answers and notifies for each. */
+  private applyEntries(entries: readonly Entry[]): void {
+    const fresh = entries.filter((entry) => entry.index > this.machine.appliedIndex());
+    if (fresh.length === 0) return;
+    const batch = fresh.map((entry) => ({
+      index: entry.index,
+      command: entry.kind === "command" ? decodeCommand(entry.data) : null,
+    }));
+    const results = applyOrCrash(() => this.machine.applyAll(batch));
+    batch.forEach(({ index, command }, i) => {
+      const entry = fresh[i] as Entry;
+      if (command === null) {
+        this.answer(entry, fail("E_NOT_LEADER", "the entry was not a command"));
+        return;
+      }
+      const result = results[i] as ApplyResult;
+      this.answer(entry, result);
+      for (const listener of this.listeners) notify(listener, { index, command, result });
+    });
   }
 
   /** A waiter whose index now holds an entry of another term lost its proposal to a new leader. */

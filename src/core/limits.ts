@@ -47,6 +47,9 @@ export const limits = {
   /** Bytes of one whole snapshot, sent in chunks; a larger state cannot be replicated. */
   snapshotBytesMax: 1024 * 1024 * 1024,
   peerRequestTimeoutMs: 10_000,
+  /** A member's address is read from the store again after this long (it changes on restart). */
+  peerAddressCacheMs: 1000,
+  peerAddressCacheMax: 1024,
   /** Keep-alive sockets to one peer: pipelined appends plus forwarded writes and reads. */
   peerSocketsMax: 16,
   /** mDNS browsers query once; shoal asks again this often, since peers come and go. */

@@ -2,7 +2,7 @@
 // reads the clock, makes ids or does I/O beyond its own transaction, so every node that applies
 // the same log holds the same state.
 import { assert } from "../core/assert.ts";
-import type { Result } from "../core/errors.ts";
+import { ok, type Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import {
   applyClusterInit,
@@ -60,12 +60,7 @@ export class StateMachine {
 
   /** Records that the log entry at `index` carried no command (a Raft no-op or membership). */
   skip(index: number): void {
-    assert(
-      index === this.appliedIndex() + 1,
-      `skip out of order: ${index} after ${this.appliedIndex()}`,
-    );
-    statement(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(index));
-    this.applied = index;
+    this.applyAll([{ index, command: null }]);
   }
 
   /**
@@ -73,27 +68,49 @@ export class StateMachine {
    * rolls back whatever it did but still advances the applied index: it was in the log.
    */
   apply(command: Command, index: number): ApplyResult {
-    assert(
-      index === this.appliedIndex() + 1,
-      `apply out of order: ${index} after ${this.appliedIndex()}`,
-    );
-    const ctx = new ApplyContext(this.db, index, command.at);
+    const [result] = this.applyAll([{ index, command }]);
+    assert(result !== undefined);
+    return result;
+  }
+
+  /**
+   * Applies consecutive log entries in one transaction (a null command is a Raft no-op or
+   * membership entry): one commit for a batch of writes instead of one each. Each command still
+   * succeeds or is refused on its own, inside its own savepoint.
+   */
+  applyAll(entries: readonly { index: number; command: Command | null }[]): ApplyResult[] {
+    if (entries.length === 0) return [];
     this.run("BEGIN IMMEDIATE");
     try {
-      this.run("SAVEPOINT command");
-      const handler = handlers[command.type] as (c: ApplyContext, k: Command) => ApplyResult;
-      const result = handler(ctx, command);
-      // Pruning every so many entries, by index, keeps replicas identical and writes cheap.
-      if (result.ok && index % limits.pruneEveryEntries === 0) prune(ctx);
-      this.run(result.ok ? "RELEASE command" : "ROLLBACK TO command");
-      ctx.run("UPDATE meta SET value = ? WHERE key = 'applied_index'", String(index));
+      const results = entries.map((entry, offset) => {
+        const expected = this.applied + 1 + offset;
+        assert(
+          entry.index === expected,
+          `apply out of order: ${entry.index}, expected ${expected}`,
+        );
+        return entry.command === null ? ok(null) : this.applyOne(entry.command, entry.index);
+      });
+      const last = this.applied + entries.length;
+      statement(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(last));
       this.run("COMMIT");
-      this.applied = index;
-      return result;
+      this.applied = last;
+      return results;
     } catch (error) {
       this.run("ROLLBACK");
       throw error;
     }
+  }
+
+  private applyOne(command: Command, index: number): ApplyResult {
+    const ctx = new ApplyContext(this.db, index, command.at);
+    this.run("SAVEPOINT command");
+    const handler = handlers[command.type] as (c: ApplyContext, k: Command) => ApplyResult;
+    const result = handler(ctx, command);
+    // Pruning every so many entries, by index, keeps replicas identical and writes cheap.
+    if (result.ok && index % limits.pruneEveryEntries === 0) prune(ctx);
+    this.run(result.ok ? "RELEASE command" : "ROLLBACK TO command");
+    if (!result.ok) this.run("RELEASE command");
+    return result;
   }
 }
 
