@@ -90,7 +90,8 @@ export class RaftCommandLog implements CommandLog {
   private readonly store: LibsqlRaftLogStore;
   private readonly listeners = new Set<(entry: AppliedEntry) => void>();
   private readonly proposals = new Map<number, Waiter>();
-  private readonly reads = new Map<string, (index: number) => void>();
+  /** Pending ReadIndex reads; called with null when the log closes first. */
+  private readonly reads = new Map<string, (index: number | null) => void>();
   private ticker: NodeJS.Timeout | null = null;
   private readSeq = 0;
   private drainScheduled = false;
@@ -368,6 +369,7 @@ export class RaftCommandLog implements CommandLog {
   private async waitApplied(index: number): Promise<Result<void>> {
     const deadline = this.options.clock.monotonic() + limits.proposeTimeoutMs;
     while (this.machine.appliedIndex() < index) {
+      if (this.closed) return fail("E_NOT_READY", "the node is shutting down");
       if (this.options.clock.monotonic() > deadline)
         return fail("E_NO_QUORUM", "apply fell behind");
       await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs));
@@ -491,6 +493,7 @@ export class RaftCommandLog implements CommandLog {
       waiter.resolve(fail("E_NOT_READY", "the node is shutting down"));
     }
     this.proposals.clear();
+    for (const cancel of [...this.reads.values()]) cancel(null);
     this.store.close();
     this.stateDb.close();
   }

@@ -1,7 +1,6 @@
 // The HTTP API of a node: every route under /v1, a body limit, the bearer token on everything
 // but health, and one error handler. Route tests need no socket: `app.request(...)`.
 import { Hono } from "hono";
-import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { requireToken } from "./auth.ts";
 import { limitBody } from "./body-limit.ts";
