@@ -79,6 +79,7 @@ export class Reconciler {
 
   /** This node's tasks and their versions at the last store change (see onStoreChange). */
   private tasksSignature = "";
+  private storeCheckPending = false;
   private started = false;
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -167,6 +168,16 @@ export class Reconciler {
    * runs only when this node's own tasks changed. Each change bumps a task's version.
    */
   private onStoreChange(): void {
+    // A batch of applied entries arrives in one turn of the event loop: look once, after it.
+    if (this.storeCheckPending) return;
+    this.storeCheckPending = true;
+    setImmediate(() => {
+      this.storeCheckPending = false;
+      if (!this.stopped) this.checkOwnTasks();
+    });
+  }
+
+  private checkOwnTasks(): void {
     const signature = this.store
       .tasksForNode(this.nodeId)
       .map((task) => `${task.id}:${task.version}`)
