@@ -104,6 +104,59 @@ async function untilRegistered(steward: Steward, signal: AbortSignal): Promise<v
   }
 }
 
+async function listen(api: ReturnType<typeof createApi>, options: AgentOptions, logger: Logger) {
+  const server = serve({ fetch: api.app.fetch, hostname: options.bind, port: options.port });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  logger.info(
+    { bind: options.bind, port: options.port, dataDir: options.dataDir },
+    "API listening",
+  );
+  return server;
+}
+
+interface Opening {
+  nodeId: string;
+  options: AgentOptions;
+  logger: Logger;
+  discovery: MdnsDiscovery | null;
+  signal: AbortSignal;
+  /** Called as soon as the store is open: peers may talk to it while it joins. */
+  onOpened(fleet: Fleet): void;
+}
+
+/** Opens the store, joins or creates the cluster, and waits until this node is part of it. */
+async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: Steward }> {
+  const { nodeId, options, logger, discovery, signal } = opening;
+  const fleet = await openFleet({
+    nodeId,
+    dataDir: options.dataDir,
+    token: options.token,
+    join: options.join,
+    finder: discovery,
+    newCluster: options.newCluster,
+    snapshotEntries: options.snapshotEntries,
+    registration: registrationOf(options),
+    logger,
+  });
+  opening.onOpened(fleet);
+  discovery?.announce(announcementOf(options, nodeId, fleet.token.clusterId));
+  if (fleet.bootstrapped) printJoinLine(fleet, options);
+  if (fleet.needsJoin) await fleet.join(signal);
+  const steward = stewardOf(fleet, nodeId, options, logger);
+  steward.start();
+  try {
+    await untilClusterKnown(fleet, signal);
+    await untilRegistered(steward, signal);
+  } catch (error) {
+    steward.stop();
+    throw error;
+  }
+  return { fleet, steward };
+}
+
 export async function startNode(options: AgentOptions): Promise<RunningNode> {
   ensureDataDir(options.dataDir);
   const nodeId = loadOrCreateNodeId(options.dataDir, newId);
@@ -120,59 +173,39 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     newId,
     logger,
   });
-  const server = serve({ fetch: api.app.fetch, hostname: options.bind, port: options.port });
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
-  });
-  logger.info(
-    { bind: options.bind, port: options.port, dataDir: options.dataDir },
-    "API listening",
-  );
-
+  const server = await listen(api, options, logger);
+  // SIGTERM while joining stops the join; once running, runAgent handles it.
   const aborted = new AbortController();
   const stopSignal = () => aborted.abort();
   process.once("SIGTERM", stopSignal);
   process.once("SIGINT", stopSignal);
   const discovery = startDiscovery(options, nodeId, logger);
-  let steward: Steward | null = null;
-  const closeEarly = async () => {
-    steward?.stop();
+  let opened: { fleet: Fleet; steward: Steward };
+  try {
+    opened = await openAndJoin({
+      nodeId,
+      options,
+      logger,
+      discovery,
+      signal: aborted.signal,
+      onOpened: (f) => {
+        fleet = f;
+      },
+    });
+  } catch (error) {
+    // A node that cannot open its store or join must exit (and be restarted), not serve 503.
     api.close();
     await closeServer(server);
     await discovery?.stop();
-    fleet?.close();
-  };
-  try {
-    fleet = await openFleet({
-      nodeId,
-      dataDir: options.dataDir,
-      token: options.token,
-      join: options.join,
-      finder: discovery,
-      newCluster: options.newCluster,
-      snapshotEntries: options.snapshotEntries,
-      registration: registrationOf(options),
-      logger,
-    });
-    discovery?.announce(announcementOf(options, nodeId, fleet.token.clusterId));
-    if (fleet.bootstrapped) printJoinLine(fleet, options);
-    if (fleet.needsJoin) await fleet.join(aborted.signal);
-    steward = stewardOf(fleet, nodeId, options, logger);
-    steward.start();
-    await untilClusterKnown(fleet, aborted.signal);
-    await untilRegistered(steward, aborted.signal);
-  } catch (error) {
-    // A node that cannot open its store or join must exit (and be restarted), not serve 503.
-    await closeEarly();
+    (fleet as Fleet | null)?.close();
     throw error;
   } finally {
     process.off("SIGTERM", stopSignal);
     process.off("SIGINT", stopSignal);
   }
-  access = fleetAccess(fleet, nodeId);
+  access = fleetAccess(opened.fleet, nodeId);
   serving = true;
-  return runNode(fleet, steward, { nodeId, options, logger, discovery, server, api });
+  return runNode(opened.fleet, opened.steward, { nodeId, options, logger, discovery, server, api });
 }
 
 function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: Logger): Steward {
