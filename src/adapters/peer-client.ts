@@ -31,7 +31,10 @@ export class PeerClient {
     try {
       response = await postJson(`${base}${path}`, headers, body, timeoutMs);
     } catch (error) {
-      throw new ShoalError("E_NOT_READY", `peer ${base} does not answer`, { cause: error });
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new ShoalError("E_NOT_READY", `peer ${base} does not answer (${reason})`, {
+        cause: error,
+      });
     }
     let answer: { error?: { code: string; message: string } };
     try {

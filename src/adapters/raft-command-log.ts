@@ -69,6 +69,13 @@ export interface RaftCommandLogOptions {
 
 export type ConsistencyLevel = "local" | "leader" | "linearizable";
 
+/** A connection the peer refused carried nothing: resending cannot apply a write twice. */
+function neverDelivered(error: unknown): boolean {
+  const cause =
+    error instanceof Error ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
+  return cause?.code === "ECONNREFUSED";
+}
+
 /** A forwarded proposal's answer carries where the leader applied it. */
 export type ForwardedAnswer = ApplyResult & { appliedIndex: number };
 
@@ -245,18 +252,48 @@ export class RaftCommandLog implements CommandLog {
     return this.isLeader() ? Math.max(0, status.leaseExpiryMs - this.options.clock.monotonic()) : 0;
   }
 
+  /**
+   * Proposes here when this node leads, else forwards to the leader (one hop). During an
+   * election the write is held, as Consul holds RPCs, until a leader is known or `leaderHoldMs`
+   * passed: a write through any node during a failover waits a moment instead of failing. It is
+   * sent again only when it cannot have been applied: the old leader refused the connection, or
+   * answered that it is not the leader.
+   */
   async propose(command: Command): Promise<ApplyResult> {
-    const { role, leader } = this.core.status();
-    if (role !== "leader" && !leader && this.options.leaderCall) {
-      return fail("E_NO_QUORUM", "no leader is known: this node may be cut off from the quorum");
+    const leaderCall = this.options.leaderCall;
+    if (!leaderCall) return this.proposeHere(command);
+    const deadline = this.options.clock.monotonic() + limits.leaderHoldMs;
+    // The leader that failed us, in the term it failed: asked again only in a later term.
+    let failed = { leader: "", term: -1 };
+    for (;;) {
+      const { role, leader, term } = this.core.status();
+      if (role === "leader") return this.proposeHere(command);
+      if (leader && !(leader === failed.leader && term === failed.term)) {
+        try {
+          const answer = await leaderCall<ForwardedAnswer>(leader, "propose", command);
+          // E_NOT_LEADER means the entry never committed (refused, or overwritten by a newer
+          // leader's log): sending it to the next leader cannot apply it twice.
+          const stale = !answer.ok && answer.code === "E_NOT_LEADER";
+          if (!stale || this.options.clock.monotonic() > deadline) {
+            return this.answeredByLeader(answer);
+          }
+          failed = { leader, term };
+        } catch (error) {
+          if (!neverDelivered(error) || this.options.clock.monotonic() > deadline) {
+            return failureOf(error);
+          }
+          failed = { leader, term };
+        }
+      }
+      if (this.closed) return fail("E_NOT_READY", "the node is shutting down");
+      if (this.options.clock.monotonic() > deadline) {
+        return fail("E_NO_QUORUM", "no leader is known: this node may be cut off from the quorum");
+      }
+      await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 2));
     }
-    if (role === "leader" || !this.options.leaderCall) return this.proposeHere(command);
-    let answer: ForwardedAnswer;
-    try {
-      answer = await this.options.leaderCall<ForwardedAnswer>(leader, "propose", command);
-    } catch (error) {
-      return failureOf(error);
-    }
+  }
+
+  private async answeredByLeader(answer: ForwardedAnswer): Promise<ApplyResult> {
     // The caller reads its answer from this node's replica next: wait until it holds the write.
     if (answer.ok && !(await this.waitApplied(answer.appliedIndex)).ok) {
       return fail(

@@ -141,6 +141,8 @@ export const limits = {
   raftTickMs: 10,
   /** A proposal not committed within this time is answered E_NO_QUORUM (its fate unknown). */
   proposeTimeoutMs: 5000,
+  /** A write on a follower waits this long for a leader during an election (Consul: 7 s). */
+  leaderHoldMs: 3000,
   electionTimeoutMsMin: 500,
   electionTimeoutMsMax: 1000,
   clockDriftMax: 0.05,

@@ -177,24 +177,50 @@ describe("a fleet on the lab", () => {
     const survivor = ["lab1", "lab2", "lab3"].find((n) => n !== old) ?? "lab2";
     process.kill(await agentPid(old), "SIGKILL");
     const killedAt = Date.now();
-    let tries = 0;
-    await waitFor(
-      "a write through a survivor",
-      async () => {
-        tries += 1;
-        const answer = await call(survivor, "POST", "/v1/services", service(`after-kill-${tries}`));
-        return answer.status === 201;
-      },
-      30_000,
-      50,
-    );
-    const elapsed = Date.now() - killedAt;
-    const now = await leaderName(survivor);
-    console.log(
-      `kill -9 of ${old}'s agent: write through ${survivor} succeeded after ${elapsed} ms (new leader ${now})`,
-    );
-    assert.notEqual(now, old);
-    await lab.start(old);
+    try {
+      let tries = 0;
+      await waitFor(
+        "a write through a survivor",
+        async () => {
+          tries += 1;
+          const answer = await call(
+            survivor,
+            "POST",
+            "/v1/services",
+            service(`after-kill-${tries}`),
+          );
+          return answer.status === 201;
+        },
+        30_000,
+        50,
+      );
+      const elapsed = Date.now() - killedAt;
+      const now = await leaderName(survivor);
+      console.log(
+        `kill -9 of ${old}'s agent: write through ${survivor} succeeded after ${elapsed} ms (${tries} tries, new leader ${now})`,
+      );
+      assert.notEqual(now, old);
+    } finally {
+      await lab.start(old);
+    }
+    await converged(["lab1", "lab2", "lab3", "lab4"]);
+  });
+
+  it("holds a write sent during the election until the new leader takes it", async () => {
+    const old = await leaderName("lab1");
+    const survivor = ["lab1", "lab2", "lab3"].find((n) => n !== old) ?? "lab2";
+    process.kill(await agentPid(old), "SIGKILL");
+    try {
+      // Past the moment the dead leader's connections close, before a new leader is certain:
+      // the survivor must neither fail the write nor send it to the dead leader.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const sent = Date.now();
+      const answer = await call(survivor, "POST", "/v1/services", service("during-election"));
+      assert.equal(answer.status, 201, JSON.stringify(answer.body));
+      console.log(`a write sent 300 ms after the kill was answered ${Date.now() - sent} ms later`);
+    } finally {
+      await lab.start(old);
+    }
     await converged(["lab1", "lab2", "lab3", "lab4"]);
   });
 
