@@ -26,7 +26,7 @@ import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
-import { commandSchema } from "./state/commands.ts";
+import { commandSchema, requestIdSchema } from "./state/commands.ts";
 
 /** Where a node looks for members of a cluster besides `--join`: mDNS, or nothing. */
 export interface PeerFinder {
@@ -72,6 +72,9 @@ const registerSchema = z.strictObject({
   version: z.string(),
 });
 type RegisterBody = z.infer<typeof registerSchema>;
+
+/** A write forwarded by a follower: the command and the request id that makes resending safe. */
+const forwardedSchema = z.strictObject({ request: requestIdSchema, command: commandSchema });
 export type Registration = Omit<RegisterBody, "nodeId">;
 
 interface JoinAnswer {
@@ -367,7 +370,10 @@ function peerEndpoint(
         if (whole) log.receive([whole]);
         return { ok: true };
       }
-      if (kind === "propose") return log.proposeForPeer(commandSchema.parse(body));
+      if (kind === "propose") {
+        const { request, command } = forwardedSchema.parse(body);
+        return log.proposeForPeer(command, request);
+      }
       if (kind === "status") return memberReport(log, nodeId);
       if (kind === "read-index" || kind === "lease-read") {
         const read = await log.readIndexForPeer(kind);

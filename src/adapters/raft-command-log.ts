@@ -5,6 +5,7 @@ import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { fail, type Result, ShoalError } from "../core/errors.ts";
+import { newId } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
 import { batchOf } from "../raft/log-store.ts";
 import { type FollowerProgress, RaftCore, type RaftStatus } from "../raft/raft-core.ts";
@@ -12,7 +13,7 @@ import { raftLimits } from "../raft/raft-limits.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
 import type { Entry, Membership, MembershipChange, Message, RandomSource } from "../raft/types.ts";
 import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
-import { type Command, decodeCommand, encodeCommand } from "../state/commands.ts";
+import { type Command, decodeProposal, encodeProposal } from "../state/commands.ts";
 import type { Database } from "../state/db.ts";
 import { type ApplyResult, StateMachine } from "../state/machine.ts";
 import type { StateView } from "../state/views.ts";
@@ -69,11 +70,11 @@ export interface RaftCommandLogOptions {
 
 export type ConsistencyLevel = "local" | "leader" | "linearizable";
 
-/** A connection the peer refused carried nothing: resending cannot apply a write twice. */
-function neverDelivered(error: unknown): boolean {
-  const cause =
-    error instanceof Error ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
-  return cause?.code === "ECONNREFUSED";
+/** The leader did not answer (refused, reset, timed out) or no longer leads: ask the next. */
+function undelivered(error: unknown): boolean {
+  return (
+    error instanceof ShoalError && (error.code === "E_NOT_READY" || error.code === "E_NOT_LEADER")
+  );
 }
 
 /** A forwarded proposal's answer carries where the leader applied it. */
@@ -255,14 +256,15 @@ export class RaftCommandLog implements CommandLog {
   /**
    * Proposes here when this node leads, else forwards to the leader (one hop). During an
    * election the write is held, as Consul holds RPCs, until a leader is known or `leaderHoldMs`
-   * passed: a write through any node during a failover waits a moment instead of failing. It is
-   * sent again only when it cannot have been applied: the old leader refused the connection, or
-   * answered that it is not the leader.
+   * passed: a write through any node during a failover waits a moment instead of failing. A
+   * forwarded write carries a request id, so resending it after a lost answer is safe: the state
+   * machine answers a second copy with the first one's result.
    */
   async propose(command: Command): Promise<ApplyResult> {
     const leaderCall = this.options.leaderCall;
     if (!leaderCall) return this.proposeHere(command);
     const deadline = this.options.clock.monotonic() + limits.leaderHoldMs;
+    const forwarded = { request: `${newId()}${newId()}`, command };
     // The leader that failed us, in the term it failed: asked again only in a later term.
     let failed = { leader: "", term: -1 };
     for (;;) {
@@ -270,16 +272,14 @@ export class RaftCommandLog implements CommandLog {
       if (role === "leader") return this.proposeHere(command);
       if (leader && !(leader === failed.leader && term === failed.term)) {
         try {
-          const answer = await leaderCall<ForwardedAnswer>(leader, "propose", command);
-          // E_NOT_LEADER means the entry never committed (refused, or overwritten by a newer
-          // leader's log): sending it to the next leader cannot apply it twice.
+          const answer = await leaderCall<ForwardedAnswer>(leader, "propose", forwarded);
           const stale = !answer.ok && answer.code === "E_NOT_LEADER";
           if (!stale || this.options.clock.monotonic() > deadline) {
             return this.answeredByLeader(answer);
           }
           failed = { leader, term };
         } catch (error) {
-          if (!neverDelivered(error) || this.options.clock.monotonic() > deadline) {
+          if (!undelivered(error) || this.options.clock.monotonic() > deadline) {
             return failureOf(error);
           }
           failed = { leader, term };
@@ -306,8 +306,8 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /** The leader's side of a forwarded proposal: the result and the index it is applied at. */
-  async proposeForPeer(command: Command): Promise<ForwardedAnswer> {
-    const result = await this.proposeHere(command);
+  async proposeForPeer(command: Command, requestId: string): Promise<ForwardedAnswer> {
+    const result = await this.proposeHere(command, requestId);
     return { ...result, appliedIndex: this.machine.appliedIndex() };
   }
 
@@ -347,8 +347,8 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /** Proposes on this member only: E_NOT_LEADER unless it leads. */
-  async proposeHere(command: Command): Promise<ApplyResult> {
-    const proposed = this.core.propose(encodeCommand(command));
+  async proposeHere(command: Command, requestId: string | null = null): Promise<ApplyResult> {
+    const proposed = this.core.propose(encodeProposal(command, requestId));
     if (!proposed.ok) return proposed;
     const { index, term } = proposed.value;
     const result = new Promise<ApplyResult>((resolve) => {
@@ -458,10 +458,10 @@ export class RaftCommandLog implements CommandLog {
   private applyEntries(entries: readonly Entry[]): void {
     const fresh = entries.filter((entry) => entry.index > this.machine.appliedIndex());
     if (fresh.length === 0) return;
-    const batch = fresh.map((entry) => ({
-      index: entry.index,
-      command: entry.kind === "command" ? decodeCommand(entry.data) : null,
-    }));
+    const batch = fresh.map((entry) => {
+      if (entry.kind !== "command") return { index: entry.index, command: null, requestId: null };
+      return { index: entry.index, ...decodeProposal(entry.data) };
+    });
     const results = applyOrCrash(() => this.machine.applyAll(batch));
     batch.forEach(({ index, command }, i) => {
       const entry = fresh[i] as Entry;

@@ -91,6 +91,10 @@ export const limits = {
   /** Reasons and messages carried in commands. */
   commandTextBytesMax: 4096,
   eventsRetainMax: 10_000,
+  /** Forwarded writes remembered by request id, so a resent one is not applied twice. */
+  requestsRetainMax: 10_000,
+  /** Bytes of one remembered result. */
+  requestResultBytesMax: 16 * 1024,
   /** Old events and finished tasks are pruned once every this many log entries. */
   pruneEveryEntries: 64,
   terminalTasksRetainMax: 500,

@@ -153,7 +153,29 @@ export function encodedSize(command: Command): number {
 
 /** Decodes a command from the log; an undecodable entry is a bug and crashes. */
 export function decodeCommand(bytes: Uint8Array): Command {
-  const parsed = commandSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+  return decodeProposal(bytes).command;
+}
+
+/** A command in the log, with the id of the request that proposed it when it was forwarded. */
+export interface Proposal {
+  command: Command;
+  requestId: string | null;
+}
+
+export const requestIdSchema = z.string().regex(/^[0-9a-z]{8,64}$/);
+
+/** A forwarded command travels and is logged as `{ request, command }`; others as the command. */
+export function encodeProposal(command: Command, requestId: string | null): Uint8Array {
+  if (requestId === null) return encodeCommand(command);
+  assert(requestIdSchema.safeParse(requestId).success, `bad request id ${requestId}`);
+  const inner = new TextDecoder().decode(encodeCommand(command));
+  return new TextEncoder().encode(`{"request":${JSON.stringify(requestId)},"command":${inner}}`);
+}
+
+export function decodeProposal(bytes: Uint8Array): Proposal {
+  const json = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+  const enveloped = typeof json.request === "string" && "command" in json;
+  const parsed = commandSchema.safeParse(enveloped ? json.command : json);
   assert(parsed.success, `undecodable command in the log: ${parsed.error?.message}`);
-  return parsed.data;
+  return { command: parsed.data, requestId: enveloped ? (json.request as string) : null };
 }

@@ -266,6 +266,30 @@ describe("a node that leaves", () => {
   });
 });
 
+describe("resent requests", () => {
+  it("applies a command resent under the same request id once, answering with the first result", () => {
+    const db = openDatabase(":memory:", "NORMAL");
+    const sm = new StateMachine(db);
+    const apply = (command: Command) => sm.apply(command, sm.appliedIndex() + 1);
+    withNodeAndService(apply);
+    const run = { type: "task.run" as const, at: 5, taskId: "t9", family: "web", revision: 1 };
+    const first = sm.applyAll([
+      { index: sm.appliedIndex() + 1, command: run, requestId: "req00001" },
+    ]);
+    const tasksAfterFirst = JSON.stringify(sm.view.tasks());
+    const again = sm.applyAll([
+      { index: sm.appliedIndex() + 1, command: { ...run, taskId: "t10" }, requestId: "req00001" },
+    ]);
+    assert.deepEqual(again, first);
+    assert.equal(JSON.stringify(sm.view.tasks()), tasksAfterFirst, "the resend changed nothing");
+    const other = sm.applyAll([
+      { index: sm.appliedIndex() + 1, command: { ...run, taskId: "t10" }, requestId: "req00002" },
+    ]);
+    assert.equal(other[0]?.ok, true);
+    assert.equal(sm.view.tasks().length, 2);
+  });
+});
+
 describe("history bounds", () => {
   it("keeps at most eventsRetainMax events (plus one pruning interval), the newest ones", () => {
     const db = openDatabase(":memory:", "NORMAL");

@@ -78,7 +78,9 @@ export class StateMachine {
    * membership entry): one commit for a batch of writes instead of one each. Each command still
    * succeeds or is refused on its own, inside its own savepoint.
    */
-  applyAll(entries: readonly { index: number; command: Command | null }[]): ApplyResult[] {
+  applyAll(
+    entries: readonly { index: number; command: Command | null; requestId?: string | null }[],
+  ): ApplyResult[] {
     if (entries.length === 0) return [];
     this.run("BEGIN IMMEDIATE");
     try {
@@ -88,7 +90,8 @@ export class StateMachine {
           entry.index === expected,
           `apply out of order: ${entry.index}, expected ${expected}`,
         );
-        return entry.command === null ? ok(null) : this.applyOne(entry.command, entry.index);
+        if (entry.command === null) return ok(null);
+        return this.applyOnce(entry.command, entry.index, entry.requestId ?? null);
       });
       const last = this.applied + entries.length;
       statement(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(last));
@@ -99,6 +102,25 @@ export class StateMachine {
       this.run("ROLLBACK");
       throw error;
     }
+  }
+
+  /**
+   * A command that carries a request id already applied (resent after a failover) is answered
+   * with its first result and changes nothing else.
+   */
+  private applyOnce(command: Command, index: number, requestId: string | null): ApplyResult {
+    if (requestId === null) return this.applyOne(command, index);
+    const seen = statement(this.db, "SELECT result FROM requests WHERE id = ?").get(requestId) as
+      | { result: string }
+      | undefined;
+    if (seen) return JSON.parse(seen.result) as ApplyResult;
+    const result = this.applyOne(command, index);
+    statement(this.db, "INSERT INTO requests (id, log_index, result) VALUES (?, ?, ?)").run(
+      requestId,
+      index,
+      storedResult(result),
+    );
+    return result;
   }
 
   private applyOne(command: Command, index: number): ApplyResult {
@@ -114,6 +136,13 @@ export class StateMachine {
   }
 }
 
+/** A result as kept for a resent request; one too large to keep is kept as its outcome only. */
+function storedResult(result: ApplyResult): string {
+  const text = JSON.stringify(result);
+  if (text.length <= limits.requestResultBytesMax) return text;
+  return JSON.stringify(result.ok ? { ok: true, value: null } : result);
+}
+
 /** Keeps history bounded: the oldest events and finished tasks go first. */
 function prune(ctx: ApplyContext): void {
   ctx.run(
@@ -125,5 +154,10 @@ function prune(ctx: ApplyContext): void {
      WHERE desired = 'stopped' AND state IN ('stopped', 'failed', 'lost')
      ORDER BY seq DESC LIMIT -1 OFFSET ?)`,
     limits.terminalTasksRetainMax,
+  );
+  ctx.run(
+    `DELETE FROM requests WHERE id IN (SELECT id FROM requests
+     ORDER BY log_index DESC LIMIT -1 OFFSET ?)`,
+    limits.requestsRetainMax,
   );
 }

@@ -47,6 +47,14 @@ export const migrations: readonly Migration[] = [
     version: 2,
     sql: `ALTER TABLE nodes ADD COLUMN port INTEGER NOT NULL DEFAULT 7420;`,
   },
+  {
+    // Results of recent forwarded writes by request id: a write resent after a failover is
+    // answered with its first result instead of being applied twice (Raft thesis, 6.3).
+    version: 3,
+    sql: `CREATE TABLE requests (
+      id TEXT PRIMARY KEY, log_index INTEGER NOT NULL, result TEXT NOT NULL);
+      CREATE INDEX requests_by_index ON requests (log_index);`,
+  },
 ];
 
 export function migrate(db: Database): void {
