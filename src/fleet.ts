@@ -229,10 +229,10 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     sender,
     bootstrap,
     snapshotEntries: options.snapshotEntries,
-    leaderCall: <T>(leaderId: string, kind: string, body: unknown) => {
+    leaderCall: <T>(leaderId: string, kind: string, body: unknown, timeoutMs?: number) => {
       const base = resolve(leaderId);
       if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
-      return client.call<T>(base, kind, body);
+      return client.call<T>(base, kind, body, timeoutMs);
     },
   });
   const opened = log;

@@ -3,10 +3,15 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { ShoalError } from "../core/errors.ts";
 import type { Message } from "../raft/types.ts";
 import type { Command } from "../state/commands.ts";
 import { seededRandom } from "../testing/prng.ts";
-import { RaftCommandLog } from "./raft-command-log.ts";
+import {
+  type ForwardedAnswer,
+  RaftCommandLog,
+  type RaftCommandLogOptions,
+} from "./raft-command-log.ts";
 import { systemClock } from "./system-clock.ts";
 
 /** Members in one process; messages travel through a queue, and a cut member hears nothing. */
@@ -16,7 +21,11 @@ class LoopbackFleet {
   readonly dirOf = new Map<string, string>();
   private readonly dirs: string[] = [];
 
-  add(id: string, voters: string[] | null): RaftCommandLog {
+  add(
+    id: string,
+    voters: string[] | null,
+    leaderCall?: RaftCommandLogOptions["leaderCall"],
+  ): RaftCommandLog {
     const dataDir = mkdtempSync(join(tmpdir(), `shoal-raft-${id}-`));
     this.dirs.push(dataDir);
     this.dirOf.set(id, dataDir);
@@ -27,6 +36,7 @@ class LoopbackFleet {
       random: { next: seededRandom(id.charCodeAt(0)) },
       sender: { send: (messages) => this.deliver(id, messages) },
       bootstrap: voters ? { voters, learners: [] } : undefined,
+      leaderCall,
     });
     this.members.set(id, log);
     log.start();
@@ -170,5 +180,53 @@ describe("linearizable reads on the replicated log", () => {
     const follower = [...fleet.members.values()].find((m) => m !== leader);
     const refused = await follower?.readBarrier();
     assert.equal(refused?.ok, false);
+  });
+});
+
+describe("a write forwarded through a failover", () => {
+  const fleet = new LoopbackFleet();
+  after(() => fleet.dispose());
+
+  it("is applied once when the leader commits it, loses the answer and is cut off", async () => {
+    let lostOnce = false;
+    // Delivers to the leader and, the first time, drops its answer as a dying leader's reset
+    // connection would; then the leader is cut off and another member must take the resend.
+    const leaderCall = async <T>(leaderId: string, kind: string, body: unknown): Promise<T> => {
+      const target = fleet.members.get(leaderId);
+      if (!target || fleet.cut.has(leaderId) || kind !== "propose") {
+        throw new ShoalError("E_NOT_READY", `peer ${leaderId} does not answer`);
+      }
+      const { request, command } = body as { request: string; command: Command };
+      const answer: ForwardedAnswer = await target.proposeForPeer(command, request);
+      if (!lostOnce) {
+        lostOnce = true;
+        fleet.cut.add(leaderId);
+        throw new ShoalError("E_NOT_READY", `peer ${leaderId} does not answer (ECONNRESET)`);
+      }
+      return answer as T;
+    };
+    for (const id of ["p", "q", "r"]) fleet.add(id, ["p", "q", "r"], leaderCall);
+    const leader = await fleet.leader();
+    const follower = [...fleet.members.values()].find((m) => m !== leader);
+    assert.ok(follower);
+    // A duplicate apply would answer E_CONFLICT ("already exists") instead of the first result.
+    const result = await follower.propose(create("once", 1));
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(
+      follower
+        .view()
+        .services()
+        .filter((s) => s.name === "once").length,
+      1,
+    );
+    const events = follower
+      .view()
+      .events()
+      .filter((e) => e.type === "service.created" && e.service === "once");
+    assert.equal(
+      events.length,
+      1,
+      `the service was created by one entry only: ${JSON.stringify(events)}`,
+    );
   });
 });

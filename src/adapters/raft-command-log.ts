@@ -61,7 +61,9 @@ export interface RaftCommandLogOptions {
    * Calls the leader's peer route `kind` when this member is not it (one hop, never further):
    * `propose` for writes, `read-index` and `lease-read` for reads. Absent on a lone node.
    */
-  leaderCall?: (<T>(leaderId: string, kind: string, body: unknown) => Promise<T>) | undefined;
+  leaderCall?:
+    | (<T>(leaderId: string, kind: string, body: unknown, timeoutMs?: number) => Promise<T>)
+    | undefined;
   /** The membership of a brand-new cluster; absent for a node that joins one. */
   bootstrap?: Membership | undefined;
   /** Applied entries past the last snapshot before a new one is taken (default: raftLimits). */
@@ -75,6 +77,17 @@ function undelivered(error: unknown): boolean {
   return (
     error instanceof ShoalError && (error.code === "E_NOT_READY" || error.code === "E_NOT_LEADER")
   );
+}
+
+/** The end of a hold: whether the write may have been applied decides what the caller hears. */
+function heldTooLong(maybeDelivered: boolean): ApplyResult {
+  if (maybeDelivered) {
+    return fail(
+      "E_NOT_READY",
+      "no leader answered in time; the write may still be applied: read before repeating it",
+    );
+  }
+  return fail("E_NO_QUORUM", "no leader is known: this node may be cut off from the quorum");
 }
 
 /** A forwarded proposal's answer carries where the leader applied it. */
@@ -265,30 +278,36 @@ export class RaftCommandLog implements CommandLog {
     if (!leaderCall) return this.proposeHere(command);
     const deadline = this.options.clock.monotonic() + limits.leaderHoldMs;
     const forwarded = { request: `${newId()}${newId()}`, command };
-    // The leader that failed us, in the term it failed: asked again only in a later term.
-    let failed = { leader: "", term: -1 };
+    // Once a copy may have reached a leader, every later copy carries the same request id, also
+    // the one this node proposes itself should it win the election.
+    let maybeDelivered = false;
+    // A leader that answered it does not lead is asked again only in a later term.
+    let refusedBy = { leader: "", term: -1 };
     for (;;) {
+      if (this.closed) return fail("E_NOT_READY", "the node is shutting down");
       const { role, leader, term } = this.core.status();
-      if (role === "leader") return this.proposeHere(command);
-      if (leader && !(leader === failed.leader && term === failed.term)) {
+      if (role === "leader") {
+        return this.proposeHere(command, maybeDelivered ? forwarded.request : null);
+      }
+      if (leader && !(leader === refusedBy.leader && term === refusedBy.term)) {
+        maybeDelivered = true;
         try {
-          const answer = await leaderCall<ForwardedAnswer>(leader, "propose", forwarded);
+          const answer = await leaderCall<ForwardedAnswer>(
+            leader,
+            "propose",
+            forwarded,
+            limits.forwardTimeoutMs,
+          );
           const stale = !answer.ok && answer.code === "E_NOT_LEADER";
           if (!stale || this.options.clock.monotonic() > deadline) {
             return this.answeredByLeader(answer);
           }
-          failed = { leader, term };
+          refusedBy = { leader, term };
         } catch (error) {
-          if (!undelivered(error) || this.options.clock.monotonic() > deadline) {
-            return failureOf(error);
-          }
-          failed = { leader, term };
+          if (!undelivered(error)) return failureOf(error);
         }
       }
-      if (this.closed) return fail("E_NOT_READY", "the node is shutting down");
-      if (this.options.clock.monotonic() > deadline) {
-        return fail("E_NO_QUORUM", "no leader is known: this node may be cut off from the quorum");
-      }
+      if (this.options.clock.monotonic() > deadline) return heldTooLong(maybeDelivered);
       await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 2));
     }
   }

@@ -147,6 +147,8 @@ export const limits = {
   proposeTimeoutMs: 5000,
   /** A write on a follower waits this long for a leader during an election (Consul: 7 s). */
   leaderHoldMs: 3000,
+  /** A forwarded write's wait for the leader: its own commit wait and a margin, not a hung 10 s. */
+  forwardTimeoutMs: 6000,
   electionTimeoutMsMin: 500,
   electionTimeoutMsMax: 1000,
   clockDriftMax: 0.05,
@@ -165,3 +167,5 @@ assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
 assert(limits.electionTimeoutMsMin < limits.electionTimeoutMsMax);
 assert(limits.requestBodyBytesMax * 1.5 <= limits.commandBytesMax, "a request fits a command");
 assert(limits.clockDriftMax >= 0 && limits.clockDriftMax < 1);
+// A forwarded write outwaits the leader's own commit wait, so its answer is never cut off.
+assert(limits.forwardTimeoutMs > limits.proposeTimeoutMs);
