@@ -5,15 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RaftCommandLog } from "../src/adapters/raft-command-log.ts";
 import { systemClock } from "../src/adapters/system-clock.ts";
-import type { BenchRow } from "./bench-row.ts";
+import { type BenchRow, percentile } from "./bench-row.ts";
 
 const warmupCommands = 200;
 const measuredCommands = 2000;
 const goalP50Ms = 2;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
-}
 
 export async function benchApply(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "shoal-bench-apply-"));

@@ -6,7 +6,7 @@ import http from "node:http";
 import { join } from "node:path";
 import { waitFor } from "../src/testing/agent-process.ts";
 import { Lab, labDataDir } from "../src/testing/lab.ts";
-import type { BenchRow } from "./bench-row.ts";
+import { type BenchRow, percentile } from "./bench-row.ts";
 
 const nodes = ["lab1", "lab2", "lab3"];
 const latencyWrites = 300;
@@ -83,10 +83,6 @@ class FleetClient {
 
 function service(name: string) {
   return { name, replicas: 0, containers: [{ name: "c", image: "shoal-test/busybox:1" }] };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
 }
 
 async function formFleet(lab: Lab): Promise<FleetClient> {

@@ -6,7 +6,7 @@ import type { NodeInfo, Service, TaskDefinition } from "../src/core/types.ts";
 import { evaluate } from "../src/scheduler/evaluate.ts";
 import type { SchedulerInput } from "../src/scheduler/types.ts";
 import { seededRandom, sequentialIds } from "../src/testing/prng.ts";
-import { type BenchRow, formatBenchRows } from "./bench-row.ts";
+import { type BenchRow, formatBenchRows, median } from "./bench-row.ts";
 
 const nodeCount = 50;
 const serviceCount = 20;
@@ -86,13 +86,6 @@ function timeOneRun(seed: number): number {
   const placed = plan.create.filter((planned) => planned.node !== null).length;
   if (placed !== taskCount) throw new Error(`placed ${placed} of ${taskCount} tasks`);
   return elapsedMs;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const upper = sorted[middle] ?? 0;
-  return sorted.length % 2 === 1 ? upper : ((sorted[middle - 1] ?? 0) + upper) / 2;
 }
 
 export async function benchPlacement(): Promise<BenchRow[]> {

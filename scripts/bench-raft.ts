@@ -13,7 +13,7 @@ import { RaftCore } from "../src/raft/raft-core.ts";
 import { SeededRandom } from "../src/raft/seeded-random.ts";
 import type { Membership, Message, PersistentState } from "../src/raft/types.ts";
 import { noMember } from "../src/raft/types.ts";
-import { type BenchRow, formatBenchRows } from "./bench-row.ts";
+import { type BenchRow, formatBenchRows, median } from "./bench-row.ts";
 
 const goalCommittedPerSecond = 50_000;
 const measuredRuns = 5;
@@ -146,13 +146,6 @@ function timeStore(directory: string, run: number, proposals: number, batch: num
   } finally {
     store.close();
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const upper = sorted[middle] ?? 0;
-  return sorted.length % 2 === 1 ? upper : ((sorted[middle - 1] ?? 0) + upper) / 2;
 }
 
 function medianOf(measure: (run: number) => number): number {

@@ -9,6 +9,19 @@ export interface BenchRow {
   pass: boolean;
 }
 
+/** The `p`th percentile of ascending samples (50 for the median). */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
+}
+
+/** The middle of the samples, in any order (the mean of the two middles for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const upper = sorted[middle] ?? 0;
+  return sorted.length % 2 === 1 ? upper : ((sorted[middle - 1] ?? 0) + upper) / 2;
+}
+
 /** Formats rows as a plain text table for people. */
 export function formatBenchRows(rows: readonly BenchRow[]): string {
   const lines = rows.map((row) => [
