@@ -298,18 +298,7 @@ async function handOver(
     if (left.ok) await steward.departAsLeader(limits.transferWaitMs);
     return;
   }
-  const status = log.status();
-  if (status.role === "leader") {
-    const voters = new Set(status.membership.voters);
-    const best = log
-      .followers()
-      .filter((f) => voters.has(f.id))
-      .sort((a, b) => b.match - a.match)[0];
-    if (best) {
-      const moved = await log.transferLeadership(best.id, limits.transferWaitMs);
-      logger.info({ to: best.id, ok: moved.ok }, "leadership transfer on shutdown");
-    }
-  }
+  await steward.transferToBestVoter("leadership transfer on shutdown");
 }
 
 function closeServer(server: ReturnType<typeof serve>): Promise<void> {

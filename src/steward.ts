@@ -107,26 +107,40 @@ export class Steward {
    * The only voter first promotes a caught-up learner, or the cluster would be left headless.
    */
   private async handOverLeadership(): Promise<void> {
-    const { log, nodeId } = this.options;
-    const { voters, learners } = log.status().membership;
-    const reachable = this.reachable();
+    if (await this.transferToBestVoter("a departing leader hands over")) return;
+    const { log } = this.options;
+    const { learners } = log.status().membership;
     const lastIndex = log.status().lastIndex;
-    const byMatch = log
-      .followers()
-      .filter((f) => reachable.has(f.id))
-      .sort((a, b) => b.match - a.match);
-    const voter = byMatch.find((f) => voters.includes(f.id) && f.id !== nodeId);
-    if (voter) {
-      const moved = await log.transferLeadership(voter.id, limits.transferWaitMs);
-      this.options.logger.info({ to: voter.id, ok: moved.ok }, "a departing leader hands over");
-      return;
-    }
-    const learner = byMatch.find(
+    const learner = this.reachableByMatch().find(
       (f) => learners.includes(f.id) && lastIndex - f.match <= limits.caughtUpEntriesMax,
     );
     if (!learner) return;
     const promoted = await log.changeMembership({ type: "promote", member: learner.id });
     this.options.logger.info({ learner: learner.id, ok: promoted.ok }, "promoted a successor");
+  }
+
+  /** Reachable followers, the most caught-up first. */
+  private reachableByMatch() {
+    const reachable = this.reachable();
+    return this.options.log
+      .followers()
+      .filter((f) => reachable.has(f.id))
+      .sort((a, b) => b.match - a.match);
+  }
+
+  /**
+   * Hands leadership to the most caught-up reachable voter (a stopping leader spares the fleet
+   * an election timeout). False when this node does not lead or no such voter exists.
+   */
+  async transferToBestVoter(why: string): Promise<boolean> {
+    const { log, nodeId } = this.options;
+    if (log.status().role !== "leader") return false;
+    const { voters } = log.status().membership;
+    const voter = this.reachableByMatch().find((f) => voters.includes(f.id) && f.id !== nodeId);
+    if (!voter) return false;
+    const moved = await log.transferLeadership(voter.id, limits.transferWaitMs);
+    this.options.logger.info({ to: voter.id, ok: moved.ok }, why);
+    return true;
   }
 
   /** For `--leave` on shutdown: hand leadership over (promoting a successor if needed) in time. */
