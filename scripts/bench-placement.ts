@@ -4,6 +4,7 @@
 import { pathToFileURL } from "node:url";
 import type { NodeInfo, Service, TaskDefinition } from "../src/core/types.ts";
 import { evaluate } from "../src/scheduler/evaluate.ts";
+import { node } from "../src/scheduler/test-harness.ts";
 import type { SchedulerInput } from "../src/scheduler/types.ts";
 import { seededRandom, sequentialIds } from "../src/testing/prng.ts";
 import { type BenchRow, formatBenchRows, median } from "./bench-row.ts";
@@ -17,24 +18,13 @@ const measuredRuns = 21;
 const goalTasksPerSecond = 20_000;
 
 function simulatedNode(index: number): NodeInfo {
-  return {
-    id: `node-${index.toString().padStart(2, "0")}`,
+  return node(`node-${index.toString().padStart(2, "0")}`, {
     name: `pi-${index}`,
     address: `10.0.0.${index + 1}`,
-    port: 7420,
-    status: "ready",
-    arch: "arm64",
-    os: "linux",
     cpus: 8,
     memoryMb: 8192,
     labels: { zone: `zone-${index % 3}` },
-    engineReady: true,
-    engineMessage: "",
-    version: "0.1.0",
-    registeredAt: 0,
-    updatedAt: 0,
-    rowVersion: 1,
-  };
+  });
 }
 
 /** Half the services publish a fixed host port, so port checks are part of the measure. */

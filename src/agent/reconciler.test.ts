@@ -5,6 +5,7 @@ import { afterEach, describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
 import { isTerminal, type Task, type TaskDefinition, type TaskReport } from "../core/types.ts";
+import { task } from "../scheduler/test-harness.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
 import type { AgentReporter, AgentStore } from "./ports.ts";
 import { type AgentLogger, Reconciler } from "./reconciler.ts";
@@ -88,25 +89,9 @@ class FakeReporter implements AgentReporter {
   }
 }
 
+/** A task of service web placed on this node, not yet started. */
 function makeTask(id: string, overrides: Partial<Task> = {}): Task {
-  return {
-    id,
-    service: "web",
-    taskDefinition: { family: "web", revision: 1 },
-    node: nodeId,
-    nodeName: "node-one",
-    desired: "running",
-    state: "pending",
-    reason: "",
-    exitCode: null,
-    containers: [],
-    createdAt: 0,
-    updatedAt: 0,
-    startedAt: null,
-    stoppedAt: null,
-    version: 1,
-    ...overrides,
-  };
+  return task(id, "web", nodeId, { state: "pending", ...overrides });
 }
 
 interface Logged {

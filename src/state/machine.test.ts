@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
 import { limits } from "../core/limits.ts";
-import type { Command } from "./commands.ts";
+import type { Command, CommandOf } from "./commands.ts";
 import { StateMachine } from "./machine.ts";
 
 const container = {
@@ -34,11 +34,11 @@ function dump(sm: StateMachine): string {
   ]);
 }
 
-function withNodeAndService(apply: ReturnType<typeof machine>["apply"]): void {
-  apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
-  apply({
-    type: "node.register",
-    at: 2,
+/** Node n1 ("pi") registering at `at`; other fields by `overrides`. */
+function register(at: number, overrides: Partial<CommandOf<"node.register">> = {}) {
+  return {
+    type: "node.register" as const,
+    at,
     id: "n1",
     name: "pi",
     address: "10.0.0.1",
@@ -49,7 +49,13 @@ function withNodeAndService(apply: ReturnType<typeof machine>["apply"]): void {
     memoryMb: 1024,
     labels: {},
     version: "0.1.0",
-  });
+    ...overrides,
+  };
+}
+
+function withNodeAndService(apply: ReturnType<typeof machine>["apply"]): void {
+  apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
+  apply(register(2));
   apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
 }
 
@@ -183,20 +189,7 @@ describe("state machine", () => {
   it("gives a second node under a taken name a suffix", () => {
     const { sm, apply } = machine();
     withNodeAndService(apply);
-    apply({
-      type: "node.register",
-      at: 9,
-      id: "n2",
-      name: "pi",
-      address: "10.0.0.2",
-      port: 7420,
-      arch: "x64",
-      os: "linux",
-      cpus: 2,
-      memoryMb: 1024,
-      labels: {},
-      version: "0.1.0",
-    });
+    apply(register(9, { id: "n2", address: "10.0.0.2" }));
     assert.deepEqual(
       sm.view.nodes().map((n) => n.name),
       ["pi", "pi-2"],
@@ -239,28 +232,14 @@ describe("a node that leaves", () => {
     const { sm, apply } = machine();
     withNodeAndService(apply);
     placeOne(sm, apply, "t1", 10);
-    const register = {
-      type: "node.register" as const,
-      at: 20,
-      id: "n1",
-      name: "pi",
-      address: "10.0.0.1",
-      port: 7420,
-      arch: "x64",
-      os: "linux",
-      cpus: 2,
-      memoryMb: 1024,
-      labels: {},
-      version: "0.1.0",
-    };
     assert.equal(apply({ type: "node.leave", at: 15, nodeId: "n1" }).ok, true);
     assert.equal(sm.view.nodeById("n1")?.status, "left");
     const task = sm.view.task("t1");
     assert.equal(task?.desired, "stopped");
     assert.equal(task?.state, "lost");
-    assert.equal(apply(register).ok, true);
+    assert.equal(apply(register(20)).ok, true);
     assert.equal(sm.view.nodeById("n1")?.status, "left");
-    assert.equal(apply({ ...register, rejoin: true }).ok, true);
+    assert.equal(apply(register(21, { rejoin: true })).ok, true);
     assert.equal(sm.view.nodeById("n1")?.status, "ready");
     assert.equal(apply({ type: "node.leave", at: 30, nodeId: "nobody" }).ok, false);
   });

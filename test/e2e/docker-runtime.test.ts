@@ -11,6 +11,7 @@ import { runtimeContract, waitFor } from "../../src/agent/runtime-contract.ts";
 import { isShoalError } from "../../src/core/errors.ts";
 import { newId } from "../../src/core/ids.ts";
 import { isTerminal, type Task, type TaskDefinition } from "../../src/core/types.ts";
+import { task } from "../../src/scheduler/test-harness.ts";
 
 const image = "shoal-test/busybox:1";
 
@@ -228,23 +229,9 @@ describe("reconciler on a real engine", () => {
   });
 
   it("runs tasks, adopts them after a restart, and fails one killed by docker within a second", async () => {
-    const base = {
-      service: "web",
-      taskDefinition: { family: "web", revision: 1 },
-      node: "n1",
-      nodeName: "n1",
-      desired: "running" as const,
-      state: "pending" as const,
-      reason: "",
-      exitCode: null,
-      containers: [],
-      createdAt: 0,
-      updatedAt: 0,
-      startedAt: null,
-      stoppedAt: null,
-      version: 1,
-    };
-    for (const id of ["a", "b"]) tasks.set(`${cluster}-${id}`, { ...base, id: `${cluster}-${id}` });
+    for (const id of ["a", "b"].map((name) => `${cluster}-${name}`)) {
+      tasks.set(id, task(id, "web", "n1", { state: "pending" }));
+    }
     const first = makeReconciler();
     reconcilers.push(first);
     await first.reconcileNow();
