@@ -139,7 +139,7 @@ export class StateMachine {
 /** A result as kept for a resent request; one too large to keep is kept as its outcome only. */
 function storedResult(result: ApplyResult): string {
   const text = JSON.stringify(result);
-  if (text.length <= limits.requestResultBytesMax) return text;
+  if (new TextEncoder().encode(text).byteLength <= limits.requestResultBytesMax) return text;
   return JSON.stringify(result.ok ? { ok: true, value: null } : result);
 }
 
