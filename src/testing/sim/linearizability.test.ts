@@ -92,8 +92,7 @@ describe("linearizability checker", () => {
         operation({ kind: "write", value: `x${round}`, callMs: base + 1, returnMs: unknown }),
       );
     }
-    const started = performance.now();
-    assert.notEqual(checkHistory(history).kind, "violation");
-    assert.ok(performance.now() - started < 5000);
+    // A search that blew up on concurrency would run out of this step budget and say so.
+    assert.equal(checkHistory(history, 20_000).kind, "linearizable");
   });
 });
