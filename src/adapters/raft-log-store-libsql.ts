@@ -55,6 +55,7 @@ export class LibsqlRaftLogStore implements RaftLogStore {
     | "deleteAll"
     | "putHardState"
     | "putSnapshot"
+    | "snapshotIndex"
     | "lastIndex",
     Statement
   >;
@@ -79,6 +80,7 @@ export class LibsqlRaftLogStore implements RaftLogStore {
          ON CONFLICT (id) DO UPDATE SET log_index = excluded.log_index, term = excluded.term,
          membership = excluded.membership`,
       ),
+      snapshotIndex: this.db.prepare("SELECT log_index FROM raft_snapshot WHERE id = 1"),
       lastIndex: this.db.prepare("SELECT max(log_index) AS last_index FROM raft_entries"),
     };
   }
@@ -129,7 +131,8 @@ export class LibsqlRaftLogStore implements RaftLogStore {
   }
 
   private writeBatch(batch: LogStoreBatch): void {
-    let snapshotIndex = this.loadSnapshot()?.index ?? 0;
+    const stored = this.statements.snapshotIndex.get() as { log_index: number } | undefined;
+    let snapshotIndex = stored?.log_index ?? 0;
     if (batch.snapshot !== null) {
       this.statements.deleteAll.run();
       this.writeSnapshot(batch.snapshot);
@@ -146,7 +149,8 @@ export class LibsqlRaftLogStore implements RaftLogStore {
       const lastStored = Math.max(row.last_index ?? 0, snapshotIndex);
       assert(first.index > snapshotIndex, "storing entries behind the snapshot");
       assert(first.index <= lastStored + 1, "gap in the stored log");
-      this.statements.deleteFrom.run(first.index);
+      // Appending after the last entry is the common case; only a conflict truncates.
+      if (first.index <= lastStored) this.statements.deleteFrom.run(first.index);
       for (const entry of batch.entries) {
         this.statements.insertEntry.run(entry.index, entry.term, entry.kind, entry.data);
       }

@@ -7,7 +7,7 @@ import { limits } from "../core/limits.ts";
 import type { Plan } from "../core/types.ts";
 import { evaluate } from "../scheduler/evaluate.ts";
 import type { SchedulerInput } from "../scheduler/types.ts";
-import type { CommandLog } from "../state/command-log.ts";
+import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
 
 export interface LeaderLoopOptions {
@@ -23,6 +23,20 @@ export interface LeaderLoopOptions {
 
 function isEmpty(plan: Plan): boolean {
   return plan.create.length + plan.assign.length + plan.stop.length + plan.events.length === 0;
+}
+
+/**
+ * Whether an applied entry may give the scheduler work. A refused command changed nothing, an
+ * applied plan is the scheduler's own (a refused one was stale: evaluate again), and an update
+ * that left a service's count and revision alone places nothing new.
+ */
+export function needsEvaluation(entry: AppliedEntry): boolean {
+  if (entry.command.type === "plan.apply") return !entry.result.ok;
+  if (!entry.result.ok) return false;
+  if (entry.command.type === "service.update") {
+    return (entry.result.value as { rescheduled?: boolean }).rescheduled !== false;
+  }
+  return true;
 }
 
 export function schedulerInput(
@@ -51,9 +65,7 @@ export class LeaderLoop {
     // Many writes applied close together need one evaluation, not one each: each reads the
     // whole fleet, so a burst of writes waits a few milliseconds and shares it.
     this.unsubscribe = this.options.log.onApplied((entry) => {
-      if (entry.command.type !== "plan.apply" || !entry.result.ok) {
-        this.trigger(limits.schedulerCoalesceMs);
-      }
+      if (needsEvaluation(entry)) this.trigger(limits.schedulerCoalesceMs);
     });
     this.sweep = setInterval(() => this.trigger(), limits.schedulerSweepMs);
     this.trigger();

@@ -1,5 +1,6 @@
 // Handlers for services and the task definitions they register.
 import { fail, ok, type Result } from "../core/errors.ts";
+import type { ContainerSpec, Service } from "../core/types.ts";
 import { stopTask } from "./apply-task.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
@@ -37,14 +38,8 @@ export function applyServiceUpdate(
 ): Result<unknown> {
   const service = ctx.view.service(command.name);
   if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
-  const current = ctx.view.taskDefinition(
-    service.taskDefinition.family,
-    service.taskDefinition.revision,
-  );
-  // Both sides were decoded by the same schema, so equal containers encode equally.
   const changed =
-    command.containers !== undefined &&
-    JSON.stringify(command.containers) !== JSON.stringify(current?.containers);
+    command.containers !== undefined && containersDiffer(ctx, service, command.containers);
   let revision = service.taskDefinition.revision;
   if (changed && command.containers) {
     revision = registerTaskDefinition(ctx, service.taskDefinition.family, command.containers);
@@ -71,7 +66,20 @@ export function applyServiceUpdate(
       service: command.name,
     });
   }
-  return ok({ name: command.name, revision, replicas });
+  // `rescheduled` tells the leader's scheduler whether it has anything new to place or stop.
+  const rescheduled = changed || replicas !== service.replicas;
+  return ok({ name: command.name, revision, replicas, rescheduled });
+}
+
+function containersDiffer(
+  ctx: ApplyContext,
+  service: Service,
+  containers: readonly ContainerSpec[],
+): boolean {
+  const { family, revision } = service.taskDefinition;
+  const current = ctx.view.taskDefinition(family, revision);
+  // Both sides were decoded by the same schema, so equal containers encode equally.
+  return JSON.stringify(containers) !== JSON.stringify(current?.containers);
 }
 
 /** Tasks of an older revision stop; the scheduler starts the new revision's in their place. */

@@ -1,6 +1,6 @@
 // What every command handler gets: the database inside the command's transaction, the log
 // index and the proposer's timestamp, and a way to record events.
-import { type Database, statement } from "./db.ts";
+import { type Database, runSql } from "./db.ts";
 import { StateView } from "./views.ts";
 
 export interface EventInput {
@@ -13,17 +13,24 @@ export interface EventInput {
 
 export class ApplyContext {
   readonly view: StateView;
+  /** Whether the command has written anything (so its savepoint is open). */
+  wrote = false;
 
   constructor(
     readonly db: Database,
     readonly index: number,
     readonly at: number,
+    private readonly beforeFirstWrite: () => void = () => {},
   ) {
     this.view = new StateView(db);
   }
 
   run(sql: string, ...params: unknown[]): number {
-    return statement(this.db, sql).run(...params).changes;
+    if (!this.wrote) {
+      this.beforeFirstWrite();
+      this.wrote = true;
+    }
+    return runSql(this.db, sql, params);
   }
 
   event(input: EventInput): void {

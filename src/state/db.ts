@@ -4,23 +4,66 @@ import type Libsql from "libsql";
 export type Database = Libsql.Database;
 type Statement = Libsql.Statement<unknown[]>;
 
-/** Prepared statements per database: preparing costs more than running most of shoal's queries. */
-const statements = new WeakMap<Database, Map<string, Statement>>();
 /** The SQL of shoal's code is a fixed set; a bound keeps a mistake from growing without end. */
 const statementsPerDatabaseMax = 512;
 
-/** The prepared statement for `sql` on `db`, prepared once. Never switch it to raw mode. */
-export function statement(db: Database, sql: string): Statement {
-  let cache = statements.get(db);
+export type Row = Record<string, unknown>;
+
+interface Prepared {
+  statement: Statement;
+  /** Column names of a statement that returns rows (read raw, named here), else null. */
+  columns: string[] | null;
+}
+
+/** Prepared statements per database: preparing costs more than running most of shoal's queries. */
+const prepared = new WeakMap<Database, Map<string, Prepared>>();
+
+/**
+ * The cached statement for `sql`, in raw mode when it returns rows: naming a row's columns in
+ * JavaScript costs about half of what libsql's row objects do.
+ */
+function preparedOf(db: Database, sql: string): Prepared {
+  let cache = prepared.get(db);
   if (!cache) {
     cache = new Map();
-    statements.set(db, cache);
+    prepared.set(db, cache);
   }
   const cached = cache.get(sql);
   if (cached) return cached;
-  const prepared = db.prepare(sql);
-  if (cache.size < statementsPerDatabaseMax) cache.set(sql, prepared);
-  return prepared;
+  const statement = db.prepare(sql);
+  const columns = statement.reader ? statement.columns().map((column) => column.name) : null;
+  if (columns) statement.raw(true);
+  const entry = { statement, columns };
+  if (cache.size < statementsPerDatabaseMax) cache.set(sql, entry);
+  return entry;
+}
+
+function named(columns: string[], values: unknown[]): Row {
+  const row: Row = {};
+  for (let i = 0; i < columns.length; i++) row[columns[i] as string] = values[i];
+  return row;
+}
+
+// Parameters go to libsql as one array: its spread form flattens them first, which costs more
+// than running many of shoal's statements.
+
+/** Runs a statement that writes; returns how many rows it changed. */
+export function runSql(db: Database, sql: string, params: unknown[] = []): number {
+  return preparedOf(db, sql).statement.run(params).changes;
+}
+
+export function getRow(db: Database, sql: string, params: unknown[] = []): Row | undefined {
+  const { statement, columns } = preparedOf(db, sql);
+  const values = statement.get(params) as unknown[] | undefined;
+  return values && columns ? named(columns, values) : undefined;
+}
+
+export function allRows(db: Database, sql: string, params: unknown[] = []): Row[] {
+  const { statement, columns } = preparedOf(db, sql);
+  const rows: Row[] = [];
+  if (!columns) return rows;
+  for (const values of statement.iterate(params)) rows.push(named(columns, values as unknown[]));
+  return rows;
 }
 
 /** Runs `work` in one transaction: all of it commits, or none of it. */

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
 import { limits } from "../core/limits.ts";
@@ -266,6 +269,82 @@ describe("resent requests", () => {
     ]);
     assert.equal(other[0]?.ok, true);
     assert.equal(sm.view.tasks().length, 2);
+  });
+
+  it("still answers a resent request with its first result after the machine is opened again", () => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-requests-"));
+    try {
+      const path = join(dir, "state.db");
+      const first = new StateMachine(openDatabase(path, "NORMAL"));
+      withNodeAndService((command) => first.apply(command, first.appliedIndex() + 1));
+      const scale = { type: "service.update" as const, at: 5, name: "web", replicas: 4 };
+      const answered = first.applyAll([
+        { index: first.appliedIndex() + 1, command: scale, requestId: "req00001" },
+      ]);
+      const reopened = new StateMachine(openDatabase(path, "NORMAL"));
+      const again = reopened.applyAll([
+        {
+          index: reopened.appliedIndex() + 1,
+          command: { ...scale, replicas: 9 },
+          requestId: "req00001",
+        },
+      ]);
+      assert.deepEqual(again, answered);
+      assert.equal(reopened.view.service("web")?.replicas, 4, "the resend changed nothing");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("service updates", () => {
+  it("tells the scheduler whether the count or the revision changed", () => {
+    const { apply } = machine();
+    withNodeAndService(apply);
+    const rescheduled = (command: Command) =>
+      (apply(command) as { value: { rescheduled: boolean } }).value.rescheduled;
+    assert.equal(rescheduled({ type: "service.update", at: 4, name: "web", replicas: 1 }), false);
+    assert.equal(rescheduled({ type: "service.update", at: 5, name: "web", replicas: 2 }), true);
+    const same = [container];
+    assert.equal(
+      rescheduled({ type: "service.update", at: 6, name: "web", containers: same }),
+      false,
+    );
+    const renamed = [{ ...container, image: "shoal-test/busybox:2" }];
+    assert.equal(
+      rescheduled({ type: "service.update", at: 7, name: "web", containers: renamed }),
+      true,
+    );
+  });
+
+  it("refuses an update of an unknown service and changes nothing", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    const before = dump(sm);
+    const result = apply({ type: "service.update", at: 4, name: "nope", replicas: 3 });
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? "" : result.code, "E_NOT_FOUND");
+    assert.equal(dump(sm), before);
+  });
+});
+
+describe("task definitions in memory", () => {
+  it("keeps only committed revisions: one read inside a rolled-back transaction is not kept", () => {
+    const db = openDatabase(":memory:", "NORMAL");
+    const sm = new StateMachine(db);
+    const insert = (image: string) =>
+      db
+        .prepare(
+          "INSERT INTO task_definitions (family, revision, containers, created_at) VALUES ('f', 1, ?, 1)",
+        )
+        .run(JSON.stringify([{ ...container, image }]));
+    db.exec("BEGIN");
+    insert("rolled-back:1");
+    assert.equal(sm.view.taskDefinition("f", 1)?.containers[0]?.image, "rolled-back:1");
+    db.exec("ROLLBACK");
+    insert("committed:1");
+    assert.equal(sm.view.taskDefinition("f", 1)?.containers[0]?.image, "committed:1");
+    assert.ok(Object.isFrozen(sm.view.taskDefinition("f", 1)?.containers[0]), "shared, so frozen");
   });
 });
 

@@ -15,7 +15,7 @@ import { applyServiceCreate, applyServiceDelete, applyServiceUpdate } from "./ap
 import { applyTaskReport, applyTaskRun, applyTaskStop } from "./apply-task.ts";
 import type { Command, CommandOf, CommandType } from "./commands.ts";
 import { ApplyContext } from "./context.ts";
-import { type Database, statement } from "./db.ts";
+import { allRows, type Database, getRow, runSql } from "./db.ts";
 import { migrate } from "./schema.ts";
 import { StateView } from "./views.ts";
 
@@ -43,11 +43,13 @@ export class StateMachine {
   readonly view: StateView;
   /** The machine is the only writer of state.db, so its applied index is kept in memory too. */
   private applied: number;
+  private readonly requestIds: KnownRequestIds;
 
   constructor(private readonly db: Database) {
     migrate(db);
     this.view = new StateView(db);
     this.applied = this.view.appliedIndex();
+    this.requestIds = new KnownRequestIds(db);
   }
 
   appliedIndex(): number {
@@ -55,7 +57,7 @@ export class StateMachine {
   }
 
   private run(sql: string): void {
-    statement(this.db, sql).run();
+    runSql(this.db, sql);
   }
 
   /** Records that the log entry at `index` carried no command (a Raft no-op or membership). */
@@ -94,7 +96,7 @@ export class StateMachine {
         return this.applyOnce(entry.command, entry.index, entry.requestId ?? null);
       });
       const last = this.applied + entries.length;
-      statement(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'").run(String(last));
+      runSql(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'", [String(last)]);
       this.run("COMMIT");
       this.applied = last;
       return results;
@@ -110,29 +112,58 @@ export class StateMachine {
    */
   private applyOnce(command: Command, index: number, requestId: string | null): ApplyResult {
     if (requestId === null) return this.applyOne(command, index);
-    const seen = statement(this.db, "SELECT result FROM requests WHERE id = ?").get(requestId) as
-      | { result: string }
-      | undefined;
-    if (seen) return JSON.parse(seen.result) as ApplyResult;
+    const seen = this.requestIds.mayHold(requestId)
+      ? getRow(this.db, "SELECT result FROM requests WHERE id = ?", [requestId])
+      : undefined;
+    if (seen) return JSON.parse(String(seen.result)) as ApplyResult;
     const result = this.applyOne(command, index);
-    statement(this.db, "INSERT INTO requests (id, log_index, result) VALUES (?, ?, ?)").run(
+    runSql(this.db, "INSERT INTO requests (id, log_index, result) VALUES (?, ?, ?)", [
       requestId,
       index,
       storedResult(result),
-    );
+    ]);
+    this.requestIds.add(requestId);
     return result;
   }
 
+  /** The context opens the command's savepoint at its first write: a read-only refusal needs none. */
   private applyOne(command: Command, index: number): ApplyResult {
-    const ctx = new ApplyContext(this.db, index, command.at);
-    this.run("SAVEPOINT command");
+    const ctx = new ApplyContext(this.db, index, command.at, () => this.run("SAVEPOINT command"));
     const handler = handlers[command.type] as (c: ApplyContext, k: Command) => ApplyResult;
     const result = handler(ctx, command);
     // Pruning every so many entries, by index, keeps replicas identical and writes cheap.
     if (result.ok && index % limits.pruneEveryEntries === 0) prune(ctx);
+    if (!ctx.wrote) return result;
     this.run(result.ok ? "RELEASE command" : "ROLLBACK TO command");
     if (!result.ok) this.run("RELEASE command");
     return result;
+  }
+}
+
+/**
+ * The request ids the requests table may hold, kept in memory: nearly every write carries a
+ * fresh id, and an id missing here needs no lookup. It may still hold ids the table pruned (the
+ * table then answers), and is read again from the table once it grows to twice the table's bound.
+ */
+class KnownRequestIds {
+  private ids = new Set<string>();
+
+  constructor(private readonly db: Database) {
+    this.reload();
+  }
+
+  mayHold(id: string): boolean {
+    return this.ids.has(id);
+  }
+
+  add(id: string): void {
+    this.ids.add(id);
+    if (this.ids.size > 2 * limits.requestsRetainMax) this.reload();
+  }
+
+  private reload(): void {
+    const rows = allRows(this.db, "SELECT id FROM requests");
+    this.ids = new Set(rows.map((row) => String(row.id)));
   }
 }
 

@@ -9,7 +9,7 @@ import type {
   TaskDefinition,
   TaskState,
 } from "../core/types.ts";
-import { type Database, statement } from "./db.ts";
+import { allRows, type Database, getRow, type Row } from "./db.ts";
 import {
   eventFromRow,
   nodeFromRow,
@@ -18,8 +18,6 @@ import {
   taskFromRow,
 } from "./rows.ts";
 import { stateHash } from "./state-hash.ts";
-
-type Row = Record<string, unknown>;
 
 export interface TaskFilter {
   service?: string | undefined;
@@ -36,15 +34,35 @@ export interface ClusterRecord {
 
 const activeTaskCondition = "desired = 'running' OR state NOT IN ('stopped', 'failed', 'lost')";
 
+const definitionCaches = new WeakMap<Database, Map<string, TaskDefinition>>();
+
+function definitionCacheOf(db: Database): Map<string, TaskDefinition> {
+  let cache = definitionCaches.get(db);
+  if (!cache) {
+    cache = new Map();
+    definitionCaches.set(db, cache);
+  }
+  return cache;
+}
+
+/** Cached values are shared by every reader: none of them may change one. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export class StateView {
   constructor(private readonly db: Database) {}
 
   private one(sql: string, ...params: unknown[]): Row | undefined {
-    return statement(this.db, sql).get(...params) as Row | undefined;
+    return getRow(this.db, sql, params);
   }
 
   private many(sql: string, ...params: unknown[]): Row[] {
-    return statement(this.db, sql).all(...params) as Row[];
+    return allRows(this.db, sql, params);
   }
 
   /** A digest of the whole state (see state-hash.ts); equal replicas have equal hashes. */
@@ -108,13 +126,25 @@ export class StateView {
     return rows.map(taskDefinitionFromRow);
   }
 
+  /** Served from memory once read: a registered revision never changes (task-definitions.ts). */
   taskDefinition(family: string, revision: number): TaskDefinition | null {
+    const key = `${revision}:${family}`;
+    const cache = definitionCacheOf(this.db);
+    const cached = cache.get(key);
+    if (cached) return cached;
     const row = this.one(
       "SELECT * FROM task_definitions WHERE family = ? AND revision = ?",
       family,
       revision,
     );
-    return row ? taskDefinitionFromRow(row) : null;
+    if (!row) return null;
+    const definition = taskDefinitionFromRow(row);
+    // A revision read inside a write transaction may still be rolled back: keep committed ones.
+    if (!this.db.inTransaction) {
+      if (cache.size >= limits.taskDefinitionsCachedMax) cache.clear();
+      cache.set(key, deepFreeze(definition));
+    }
+    return definition;
   }
 
   /** The revisions some service or active task runs, in one query (the scheduler reads them all). */

@@ -46,7 +46,7 @@ export function serviceRoutes(node: ApiNode): Hono {
     parseQuery(c, noQuery);
     const name = param(c, "name");
     const patch = await readJson(c, servicePatchSchema);
-    if (!viewOf(node).service(name)) notFound(`service ${name}`);
+    // No look before the write: the state machine refuses an unknown service with E_NOT_FOUND.
     await propose(node, { type: "service.update", at: node.clock.now(), name, ...patch });
     const view = viewOf(node);
     return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)));
