@@ -14,13 +14,13 @@ import {
 } from "./adapters/join-token.ts";
 import { openDatabase } from "./adapters/libsql.ts";
 import { PeerClient } from "./adapters/peer-client.ts";
-import { decodeMessages } from "./adapters/peer-codec.ts";
+import { decodeMessages, encodeMessages } from "./adapters/peer-codec.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
 import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
 import { systemClock } from "./adapters/system-clock.ts";
-import type { PeerEndpoint } from "./api/context.ts";
+import { EncodedJson, type PeerEndpoint } from "./api/context.ts";
 import { badSignatureMessage, derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
@@ -219,7 +219,13 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   let log: RaftCommandLog | null = null;
   const seeded: SeededAddresses = new Map();
   const resolve = resolver(() => log, seeded);
-  const sender = new HttpPeerSender({ nodeId: options.nodeId, key, clock: systemClock, resolve });
+  const sender = new HttpPeerSender({
+    nodeId: options.nodeId,
+    key,
+    clock: systemClock,
+    resolve,
+    onAnswers: (messages) => log?.receive(messages),
+  });
   const bootstrap = fresh ? { voters: [options.nodeId], learners: [] } : undefined;
   log = new RaftCommandLog({
     nodeId: options.nodeId,
@@ -360,10 +366,10 @@ function peerEndpoint(
   const verifier = new PeerVerifier(key);
   return {
     verifier,
-    async handle(kind, body) {
+    async handle(kind, body, fromNode) {
       if (kind === "raft") {
-        log.receive(decodeMessages(body));
-        return { ok: true };
+        const answers = await log.receiveAndReply(fromNode, decodeMessages(body));
+        return new EncodedJson(encodeMessages(answers));
       }
       if (kind === "snapshot") {
         const whole = assembler.accept(body);

@@ -1,6 +1,6 @@
 // The command log of a one-member cluster (what `shoal agent` runs until a second node joins):
-// acknowledged means durable, a restart resumes, state.db is rebuilt from the log, and a SIGKILL
-// loses nothing acknowledged.
+// acknowledged means durable (answered only after the flush), a restart resumes, state.db is
+// rebuilt from the log, and a SIGKILL loses nothing acknowledged.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { RaftCommandLog } from "./raft-command-log.ts";
+import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 import { systemClock } from "./system-clock.ts";
 
 const dirs: string[] = [];
@@ -19,6 +20,14 @@ function tempDir(): string {
 after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 const container = { name: "c", image: "i", env: {}, ports: [], mounts: [], essential: true };
 const open = (dir: string) => RaftCommandLog.openLone(dir, "lone1", systemClock);
@@ -49,6 +58,43 @@ describe("a one-member cluster's command log", () => {
     assert.equal(second.view().services().length, 1);
     assert.equal(second.view().events().length, 3);
     second.close();
+  });
+
+  it("answers a write only after raft.db is flushed, and batches what arrives meanwhile", async () => {
+    const log = await open(tempDir());
+    await writeTwo(log);
+    const realFlush = LibsqlRaftLogStore.prototype.flush;
+    const held: (() => void)[] = [];
+    LibsqlRaftLogStore.prototype.flush = function (this: LibsqlRaftLogStore) {
+      return new Promise<void>((resolve) => held.push(resolve)).then(() => realFlush.call(this));
+    };
+    try {
+      const before = log.view().appliedIndex();
+      let answered = 0;
+      const scale = (replicas: number) =>
+        log.propose({ type: "service.update", at: 3, name: "web", replicas }).then((result) => {
+          assert.equal(result.ok, true);
+          answered += 1;
+        });
+      const first = scale(3);
+      await waitUntil(() => held.length === 1);
+      const more = [scale(4), scale(5), scale(6)];
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(answered, 0, "a write was answered before its flush");
+      assert.equal(log.view().appliedIndex(), before, "a write was applied before its flush");
+      held.shift()?.();
+      await first;
+      // The three that waited during the first flush travel in one batch: one more flush.
+      await waitUntil(() => held.length === 1);
+      assert.equal(answered, 1);
+      held.shift()?.();
+      await Promise.all(more);
+      assert.equal(log.view().service("web")?.replicas, 6);
+    } finally {
+      LibsqlRaftLogStore.prototype.flush = realFlush;
+      for (const release of held) release();
+      log.close();
+    }
   });
 
   it("rebuilds state.db from the log when the file is gone", async () => {

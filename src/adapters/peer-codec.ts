@@ -79,3 +79,9 @@ export function decodeMessages(body: unknown): Message[] {
   }
   return parsed.data.messages as Message[];
 }
+
+/** The messages in a peer's answer to a batch; an answer without any (`{"ok":true}`) has none. */
+export function decodeAnswers(text: string): Message[] {
+  const body = JSON.parse(text) as { messages?: unknown };
+  return body.messages === undefined ? [] : decodeMessages(body);
+}

@@ -1,13 +1,14 @@
 // Sends Raft messages to peers over HTTP: messages for one peer are batched into one signed POST
 // to /internal/raft, a few requests are kept in flight per peer (pipelining on keep-alive
-// connections), and a full queue drops messages — Raft resends what matters.
+// connections), and a full queue drops messages — Raft resends what matters. The peer's answers
+// to a batch (acknowledgements, votes) come back in the response, not in a request of their own.
 
 import { signPeerRequest } from "../api/peer-auth.ts";
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
 import type { Message, SnapshotMessage } from "../raft/types.ts";
 import { postJson } from "./http-post.ts";
-import { encodeMessages } from "./peer-codec.ts";
+import { decodeAnswers, encodeMessages } from "./peer-codec.ts";
 import type { PeerSender } from "./raft-command-log.ts";
 import { snapshotChunks, snapshotPath } from "./snapshot-chunks.ts";
 
@@ -18,6 +19,8 @@ export interface HttpPeerSenderOptions {
   /** The base URL of a member (`http://10.0.0.5:7420`), or null while it is unknown. */
   resolve: (memberId: string) => string | null;
   onError?: (memberId: string, error: unknown) => void;
+  /** Takes the peer's answers (acknowledgements, votes) that came back in the response. */
+  onAnswers?: (messages: Message[]) => void;
 }
 
 interface PeerQueue {
@@ -93,7 +96,14 @@ export class HttpPeerSender implements PeerSender {
       await this.postSnapshot(peer, base, first);
       return;
     }
-    await this.postSigned(peer, base, raftPath, encodeMessages(batch));
+    const answer = await this.postSigned(peer, base, raftPath, encodeMessages(batch));
+    if (answer === null || this.closed) return;
+    try {
+      const answers = decodeAnswers(answer);
+      if (answers.length > 0) this.options.onAnswers?.(answers);
+    } catch (error) {
+      this.options.onError?.(peer, error);
+    }
   }
 
   /** One chunk after another; the first refused chunk ends the transfer (the core retries). */
@@ -104,14 +114,20 @@ export class HttpPeerSender implements PeerSender {
       for (const chunk of snapshotChunks(message)) {
         if (this.closed) return;
         const sent = await this.postSigned(peer, base, snapshotPath, JSON.stringify(chunk));
-        if (!sent) return;
+        if (sent === null) return;
       }
     } finally {
       this.snapshotting.delete(peer);
     }
   }
 
-  private async postSigned(peer: string, base: string, path: string, body: string) {
+  /** The answer's body, or null when the peer refused or could not be reached. */
+  private async postSigned(
+    peer: string,
+    base: string,
+    path: string,
+    body: string,
+  ): Promise<string | null> {
     const headers = signPeerRequest(
       this.options.key,
       this.options.nodeId,
@@ -120,7 +136,7 @@ export class HttpPeerSender implements PeerSender {
     );
     try {
       const answer = await postJson(`${base}${path}`, headers, body, limits.peerRequestTimeoutMs);
-      if (answer.status === 200) return true;
+      if (answer.status === 200) return answer.text;
       this.options.onError?.(
         peer,
         new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`),
@@ -128,7 +144,7 @@ export class HttpPeerSender implements PeerSender {
     } catch (error) {
       this.options.onError?.(peer, error);
     }
-    return false;
+    return null;
   }
 
   close(): void {

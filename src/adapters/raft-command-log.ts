@@ -1,17 +1,27 @@
 // The replicated command log: the Raft core over raft.db, applying committed commands to
 // state.db. It drives the core's tick/step/ready/advance cycle: persist durably, then send,
-// then apply, then answer the proposals and reads that waited for those entries.
+// then apply, then answer the proposals and reads that waited for those entries. The flush to
+// disk runs off the event loop; until it is done the core is left alone (it takes no input
+// between handing out a batch and hearing it was persisted), and whatever arrives meanwhile
+// waits its turn, so the next batch carries all of it.
 import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { fail, type Result, ShoalError } from "../core/errors.ts";
 import { newId } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
-import { batchOf } from "../raft/log-store.ts";
+import { batchOf, isEmptyBatch, type LogStoreBatch } from "../raft/log-store.ts";
 import { type FollowerProgress, RaftCore, type RaftStatus } from "../raft/raft-core.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
-import type { Entry, Membership, MembershipChange, Message, RandomSource } from "../raft/types.ts";
+import type {
+  Entry,
+  Membership,
+  MembershipChange,
+  Message,
+  RandomSource,
+  Ready,
+} from "../raft/types.ts";
 import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
 import { type Command, decodeProposal, encodeProposal } from "../state/commands.ts";
 import type { Database } from "../state/db.ts";
@@ -35,6 +45,26 @@ function applyOrCrash<T>(apply: () => T): T {
     });
     throw error;
   }
+}
+
+/** A peer's request waiting for this member's answers; `stepped` once the core has seen it. */
+interface ReplyWaiter {
+  peer: string;
+  stepped: boolean;
+  resolve: (messages: Message[]) => void;
+}
+
+/**
+ * A leader's appends and heartbeats, which need nothing of its own disk, and the rest: answers
+ * (an acknowledgement or a vote must be on disk before it is sent) and everything else.
+ */
+function splitLeaderAppends(messages: readonly Message[]): [Message[], Message[]] {
+  const early: Message[] = [];
+  const late: Message[] = [];
+  for (const message of messages) {
+    (message.type === "append" || message.type === "heartbeat" ? early : late).push(message);
+  }
+  return [early, late];
 }
 
 /** A listener's failure (an event stream, a reconcile trigger) must not undo an applied write. */
@@ -117,6 +147,18 @@ export class RaftCommandLog implements CommandLog {
   private readSeq = 0;
   private drainScheduled = false;
   private closed = false;
+  /** The last log index this node knows to be on its disk (entries up to it are flushed). */
+  private durableIndex: number;
+  /** Peers whose requests wait for this member's answers (see `receiveAndReply`). */
+  private readonly replyWaiters: ReplyWaiter[] = [];
+  /** The messages of the batch being flushed that wait for the flush (see `drain`). */
+  private pendingMessages: Message[] | null = null;
+  /** The term and vote last written; the flush that follows a write makes them durable. */
+  private writtenVote = { term: 0, votedFor: "" };
+  /** True from writing a ready batch until its flush finished and the core advanced. */
+  private flushing = false;
+  /** Work on the core that arrived while a batch was flushing, in arrival order. */
+  private readonly waiting: { run: () => void; cancel: () => void }[] = [];
 
   constructor(private readonly options: RaftCommandLogOptions) {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
@@ -130,6 +172,8 @@ export class RaftCommandLog implements CommandLog {
     if (state.snapshot && this.machine.appliedIndex() < state.snapshot.index) {
       this.replaceState(readFileSync(this.snapshotPath));
     }
+    this.writtenVote = { term: state.hardState.term, votedFor: state.hardState.votedFor };
+    this.durableIndex = state.entries.at(-1)?.index ?? state.snapshot?.index ?? 0;
     this.core = new RaftCore({
       id: options.nodeId,
       state,
@@ -141,8 +185,9 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /**
-   * A one-member cluster's log in `dataDir`, leading once it resolves (a sole voter elects itself
-   * on its first tick). For tests, benchmarks and tools that need the real store without peers.
+   * A one-member cluster's log in `dataDir`, leading once it resolves, with its own term's first
+   * entry applied (a sole voter elects itself on its first tick). For tests, benchmarks and tools
+   * that need the real store without peers.
    */
   static async openLone(dataDir: string, nodeId: string, clock: Clock): Promise<RaftCommandLog> {
     const fresh = !existsSync(join(dataDir, "raft.db"));
@@ -156,7 +201,7 @@ export class RaftCommandLog implements CommandLog {
     });
     log.start();
     const deadline = clock.monotonic() + limits.proposeTimeoutMs;
-    while (!log.isLeader()) {
+    while (!log.isLeader() || !log.appliedOwnTerm()) {
       if (clock.monotonic() > deadline) {
         log.close();
         throw new Error(
@@ -166,6 +211,12 @@ export class RaftCommandLog implements CommandLog {
       await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs));
     }
     return log;
+  }
+
+  /** Whether this node has applied an entry of its current term (a new leader's no-op). */
+  private appliedOwnTerm(): boolean {
+    const applied = this.machine.appliedIndex();
+    return this.core.termAt(applied) === this.core.status().term;
   }
 
   private get statePath(): string {
@@ -206,16 +257,95 @@ export class RaftCommandLog implements CommandLog {
   start(): void {
     this.drain();
     this.ticker = setInterval(() => {
-      this.core.tick(this.options.clock.monotonic());
-      this.drain();
+      this.withCore(() => {
+        this.core.tick(this.options.clock.monotonic());
+        this.drain();
+      });
     }, limits.raftTickMs);
+  }
+
+  /** Runs `work` on the core now, or after the batch being flushed, in arrival order. */
+  private withCore(work: () => void, cancel: () => void = () => {}): void {
+    if (this.closed) cancel();
+    else if (this.flushing) this.waiting.push({ run: work, cancel });
+    else work();
+  }
+
+  /**
+   * `withCore` for work that answers: resolves with what `work` returned when it ran, or with
+   * E_NOT_READY when the log closed first.
+   */
+  private onCore<T>(work: () => T | Promise<T>): Promise<T | Result<never>> {
+    return new Promise<T | Result<never>>((resolve, reject) => {
+      const shuttingDown = () => resolve(fail("E_NOT_READY", "the node is shutting down"));
+      this.withCore(() => {
+        try {
+          resolve(work());
+        } catch (error) {
+          reject(error);
+        }
+      }, shuttingDown);
+    });
   }
 
   /** Hands messages from peers to the core. */
   receive(messages: readonly Message[]): void {
+    this.withCore(() => this.step(messages));
+  }
+
+  /**
+   * Hands a peer's messages to the core and resolves with this member's answers to that peer
+   * (an acknowledgement, a vote), once they may leave: they travel back in the peer's own
+   * request instead of in a request of their own. Resolves with none when the core had nothing
+   * to say, or the log closed.
+   */
+  receiveAndReply(from: string, messages: readonly Message[]): Promise<Message[]> {
+    return new Promise((resolve) => {
+      const waiter: ReplyWaiter = { peer: from, stepped: false, resolve };
+      this.replyWaiters.push(waiter);
+      this.withCore(
+        () => {
+          this.step(messages);
+          waiter.stepped = true;
+        },
+        () => this.resolveWaiter(waiter, []),
+      );
+    });
+  }
+
+  private step(messages: readonly Message[]): void {
     const now = this.options.clock.monotonic();
     for (const message of messages) this.core.step(message, now);
     this.drainSoon();
+  }
+
+  /** Sends messages, handing those for a peer that waits for answers to its request. */
+  private deliver(messages: readonly Message[]): void {
+    const toSend: Message[] = [];
+    const answers = new Map<ReplyWaiter, Message[]>();
+    for (const message of messages) {
+      const waiter = this.replyWaiters.find((w) => w.stepped && w.peer === message.to);
+      if (!waiter) {
+        toSend.push(message);
+        continue;
+      }
+      const list = answers.get(waiter) ?? [];
+      list.push(message);
+      answers.set(waiter, list);
+    }
+    for (const [waiter, list] of answers) this.resolveWaiter(waiter, list);
+    if (toSend.length > 0) this.options.sender.send(toSend);
+  }
+
+  /** After a drain sent all it had, a peer still waiting gets an empty answer. */
+  private releaseWaiters(): void {
+    for (const waiter of this.replyWaiters.filter((w) => w.stepped)) this.resolveWaiter(waiter, []);
+  }
+
+  private resolveWaiter(waiter: ReplyWaiter, messages: Message[]): void {
+    const at = this.replyWaiters.indexOf(waiter);
+    if (at >= 0) this.replyWaiters.splice(at, 1);
+    waiter.resolve(messages);
   }
 
   view(): StateView {
@@ -243,9 +373,12 @@ export class RaftCommandLog implements CommandLog {
 
   /** Hands leadership to `target`; resolves once another member leads, or fails after `waitMs`. */
   async transferLeadership(target: string, waitMs: number): Promise<Result<void>> {
-    const asked = this.core.transferLeadership(target);
+    const asked = await this.onCore(() => {
+      const result = this.core.transferLeadership(target);
+      this.drain();
+      return result;
+    });
     if (!asked.ok) return asked;
-    this.drain();
     const deadline = this.options.clock.monotonic() + waitMs;
     while (this.options.clock.monotonic() < deadline) {
       const { role, leader } = this.core.status();
@@ -367,10 +500,18 @@ export class RaftCommandLog implements CommandLog {
 
   /** Proposes on this member only: E_NOT_LEADER unless it leads. */
   async proposeHere(command: Command, requestId: string | null = null): Promise<ApplyResult> {
-    const proposed = this.core.propose(encodeProposal(command, requestId));
-    if (!proposed.ok) return proposed;
-    const { index, term } = proposed.value;
-    const result = new Promise<ApplyResult>((resolve) => {
+    const data = encodeProposal(command, requestId);
+    // Proposing and waiting happen in one turn: the answer cannot come before the waiter.
+    return await this.onCore(() => {
+      const proposed = this.core.propose(data);
+      if (!proposed.ok) return Promise.resolve<ApplyResult>(proposed);
+      this.drainSoon();
+      return this.awaitCommit(proposed.value.index, proposed.value.term);
+    });
+  }
+
+  private awaitCommit(index: number, term: number): Promise<ApplyResult> {
+    return new Promise<ApplyResult>((resolve) => {
       const timer = setTimeout(() => {
         this.proposals.delete(index);
         resolve(
@@ -382,15 +523,16 @@ export class RaftCommandLog implements CommandLog {
       }, limits.proposeTimeoutMs);
       this.proposals.set(index, { term, resolve, timer });
     });
-    this.drainSoon();
-    return result;
   }
 
   /** Proposes one membership change (one at a time) and waits until this node applied it. */
   async changeMembership(change: MembershipChange): Promise<Result<void>> {
-    const proposed = this.core.proposeMembership(change);
+    const proposed = await this.onCore(() => {
+      const result = this.core.proposeMembership(change);
+      if (result.ok) this.drain();
+      return result;
+    });
     if (!proposed.ok) return proposed;
-    this.drain();
     const { index, term } = proposed.value;
     const applied = await this.waitApplied(index);
     if (!applied.ok) return applied;
@@ -404,9 +546,7 @@ export class RaftCommandLog implements CommandLog {
   /** Resolves once this node has applied everything committed when the read was asked. */
   async readBarrier(): Promise<Result<void>> {
     const context = `read-${++this.readSeq}`;
-    const asked = this.core.readIndex(context);
-    if (!asked.ok) return asked;
-    const index = await new Promise<number | null>((resolve) => {
+    const answered = new Promise<number | null>((resolve) => {
       const timer = setTimeout(() => {
         this.reads.delete(context);
         resolve(null);
@@ -416,8 +556,16 @@ export class RaftCommandLog implements CommandLog {
         clearTimeout(timer);
         resolve(readIndex);
       });
-      this.drain();
     });
+    // The reader is registered before the core is asked: a lone voter may answer at once.
+    const asked = await this.onCore(() => {
+      const result = this.core.readIndex(context);
+      if (result.ok) this.drain();
+      else this.reads.get(context)?.(null);
+      return result;
+    });
+    if (!asked.ok) return asked;
+    const index = await answered;
     if (index === null) return fail("E_NO_QUORUM", "no quorum confirmed the read");
     return this.waitApplied(index);
   }
@@ -452,25 +600,104 @@ export class RaftCommandLog implements CommandLog {
     });
   }
 
-  /** Runs every pending ready batch: persist, send, apply, answer. */
+  /**
+   * Runs the pending ready batches: persist, send, apply, answer. A batch that wrote to raft.db
+   * is finished only once its flush is done; the drain goes on from there.
+   */
   private drain(): void {
+    if (this.flushing || this.closed) return;
     while (this.core.hasReady()) {
       const ready = this.core.ready();
       // A leader's image is on disk before raft.db records it, and replaces snapshot.db only
       // after: whatever the moment of a crash, snapshot.db matches what raft.db says.
       if (ready.snapshot) writeDurably(this.receivedPath, ready.snapshot.data);
-      this.store.save(batchOf(ready));
-      if (ready.snapshot) {
-        renameSync(this.receivedPath, this.snapshotPath);
-        syncPath(this.options.dataDir);
-        this.replaceState(ready.snapshot.data);
+      const batch = batchOf(ready);
+      if (isEmptyBatch(batch)) {
+        this.finish(ready);
+        continue;
       }
-      this.options.sender.send(ready.messages.map((message) => this.withSnapshotData(message)));
-      this.applyEntries(ready.committedEntries);
-      for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
-      this.core.advance(ready);
+      this.store.write(batch);
+      if (!this.needsFlush(batch)) {
+        this.finish(ready);
+        continue;
+      }
+      // A leader's appends may leave before its own flush (Raft thesis §10.2.1): followers
+      // write while the leader writes, and the leader counts itself only once it is on disk.
+      const [early, late] = splitLeaderAppends(ready.messages);
+      this.deliver(early);
+      this.pendingMessages = late;
+      // Committed entries this node already has on disk need not wait for this flush either.
+      this.applyEntries(ready.committedEntries.filter((entry) => entry.index <= this.durableIndex));
+      // Entries this batch replaces, or a snapshot replaces, are not on disk in their new form.
+      const replacedFrom = batch.entries[0]?.index ?? (batch.snapshot?.index ?? Infinity) + 1;
+      this.durableIndex = Math.min(this.durableIndex, replacedFrom - 1);
+      this.flushing = true;
+      this.store.flush().then(
+        () => this.flushed(ready),
+        (error: unknown) => this.flushFailed(error),
+      );
+      return;
     }
+    this.releaseWaiters();
     this.maybeCompact();
+  }
+
+  /**
+   * A batch that moves only the commit index is finished without a flush of its own: the index
+   * is not needed for safety (the core takes what was applied as committed after a restart), and
+   * waiting for it would put a third disk flush into every round of a write.
+   */
+  private needsFlush(batch: LogStoreBatch): boolean {
+    const { hardState } = batch;
+    const voteChanged =
+      hardState !== null &&
+      (hardState.term !== this.writtenVote.term ||
+        hardState.votedFor !== this.writtenVote.votedFor);
+    if (hardState !== null)
+      this.writtenVote = { term: hardState.term, votedFor: hardState.votedFor };
+    return (
+      voteChanged ||
+      batch.entries.length > 0 ||
+      batch.snapshot !== null ||
+      batch.compaction !== null
+    );
+  }
+
+  private flushed(ready: Ready): void {
+    if (this.closed) return;
+    this.flushing = false;
+    this.durableIndex = Math.max(
+      this.durableIndex,
+      ready.entries.at(-1)?.index ?? 0,
+      ready.snapshot?.meta.index ?? 0,
+    );
+    this.finish(ready);
+    // Work that waited runs before the next drain, so one batch carries all of it.
+    while (!this.flushing && this.waiting.length > 0) this.waiting.shift()?.run();
+    this.drain();
+  }
+
+  /** A log that cannot reach its disk must not go on: crash, and start again from raft.db. */
+  private flushFailed(error: unknown): void {
+    if (this.closed) return;
+    setImmediate(() => {
+      throw error;
+    });
+  }
+
+  /** Everything after a batch is durable: snapshot swap, send, apply, answer reads, advance. */
+  private finish(ready: Ready): void {
+    if (ready.snapshot) {
+      renameSync(this.receivedPath, this.snapshotPath);
+      syncPath(this.options.dataDir);
+      this.replaceState(ready.snapshot.data);
+    }
+    const messages = this.pendingMessages ?? ready.messages;
+    this.pendingMessages = null;
+    this.deliver(messages.map((message) => this.withSnapshotData(message)));
+    this.applyEntries(ready.committedEntries);
+    for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
+    this.core.advance(ready);
   }
 
   /** Applies committed entries in one state transaction, then answers and notifies for each. */
@@ -527,10 +754,15 @@ export class RaftCommandLog implements CommandLog {
     const applied = this.machine.appliedIndex();
     const every = this.options.snapshotEntries ?? raftLimits.snapshotEntriesThreshold;
     if (applied - this.core.snapshotMeta.index < every) return;
-    this.snapshotNow();
+    this.takeSnapshot();
   }
 
+  /** Takes a snapshot now (or once the batch being flushed is done). */
   snapshotNow(): void {
+    this.withCore(() => this.takeSnapshot());
+  }
+
+  private takeSnapshot(): void {
     const applied = this.machine.appliedIndex();
     rmSync(`${this.snapshotPath}.tmp`, { force: true });
     this.stateDb.prepare("VACUUM INTO ?").run(`${this.snapshotPath}.tmp`);
@@ -549,6 +781,8 @@ export class RaftCommandLog implements CommandLog {
       waiter.resolve(fail("E_NOT_READY", "the node is shutting down"));
     }
     this.proposals.clear();
+    for (const work of this.waiting.splice(0)) work.cancel();
+    for (const waiter of [...this.replyWaiters]) this.resolveWaiter(waiter, []);
     for (const cancel of [...this.reads.values()]) cancel(null);
     this.store.close();
     this.stateDb.close();

@@ -12,6 +12,11 @@ export interface Logger {
   error(object: object, message?: string): void;
 }
 
+/** A peer route's answer already encoded as JSON (Raft messages carry bytes as base64). */
+export class EncodedJson {
+  constructor(readonly text: string) {}
+}
+
 /** The peer side of a node: its verifier and the handler of each /internal/:kind request. */
 export interface PeerEndpoint {
   verifier: PeerVerifier;

@@ -182,7 +182,10 @@ export class RaftCore {
     assertMembershipValid(base.membership);
     this.log = new RaftLog(base, entries, hardState.commitIndex);
     const applied = Math.max(options.appliedIndex ?? 0, base.index);
-    assert(applied <= this.log.commitIndex, "the state machine applied beyond the commit index");
+    assert(applied <= this.log.lastIndex, "the state machine applied beyond the log");
+    // A host may persist the commit index lazily (a lost one is learned again from the leader);
+    // whatever the state machine applied was committed, so the commit index is at least that.
+    this.log.commitTo(applied);
     this.log.appliedTo(applied);
     this.term = hardState.term;
     this.votedFor = hardState.votedFor;

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { ShoalError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
 import { limitBody } from "../body-limit.ts";
-import type { ApiNode } from "../context.ts";
+import { type ApiNode, EncodedJson } from "../context.ts";
 
 export function internalRoutes(node: ApiNode): Hono {
   const app = new Hono();
@@ -27,6 +27,9 @@ export function internalRoutes(node: ApiNode): Hono {
       throw new ShoalError("E_BAD_JSON", "the peer request body is not JSON");
     }
     const answer = await peer.handle(c.req.param("kind"), parsed, verified.value);
+    if (answer instanceof EncodedJson) {
+      return c.body(answer.text, 200, { "content-type": "application/json" });
+    }
     return c.json(answer ?? { ok: true });
   });
   return app;
