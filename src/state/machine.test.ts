@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
+import { fail } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import type { Command, CommandOf } from "./commands.ts";
-import { StateMachine } from "./machine.ts";
+import { handlers, StateMachine } from "./machine.ts";
 
 const container = {
   name: "httpd",
@@ -325,6 +326,35 @@ describe("service updates", () => {
     assert.equal(result.ok, false);
     assert.equal(result.ok ? "" : result.code, "E_NOT_FOUND");
     assert.equal(dump(sm), before);
+  });
+});
+
+describe("a batch of commands", () => {
+  it("undoes only the command that was refused after it wrote", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    const original = handlers["service.delete"];
+    handlers["service.delete"] = (ctx, command) => {
+      ctx.run("UPDATE services SET failure_streak = 99 WHERE name = ?", command.name);
+      return fail("E_CONFLICT", "refused after writing");
+    };
+    try {
+      const at = sm.appliedIndex();
+      const results = sm.applyAll([
+        { index: at + 1, command: { type: "service.update", at: 4, name: "web", replicas: 3 } },
+        { index: at + 2, command: { type: "service.delete", at: 5, name: "web" } },
+        { index: at + 3, command: { type: "service.update", at: 6, name: "web", replicas: 4 } },
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.ok),
+        [true, false, true],
+      );
+      assert.equal(sm.view.service("web")?.failureStreak, 0, "the refused write was undone");
+      assert.equal(sm.view.service("web")?.replicas, 4);
+      assert.equal(sm.appliedIndex(), at + 3);
+    } finally {
+      handlers["service.delete"] = original;
+    }
   });
 });
 

@@ -23,7 +23,8 @@ type Handlers = {
   [T in CommandType]: (ctx: ApplyContext, command: CommandOf<T>) => Result<unknown>;
 };
 
-const handlers: Handlers = {
+/** Exported so a test can put in a handler that misbehaves; nothing else changes it. */
+export const handlers: Handlers = {
   "cluster.init": applyClusterInit,
   "node.register": applyNodeRegister,
   "node.engine": applyNodeEngine,
@@ -78,12 +79,21 @@ export class StateMachine {
   /**
    * Applies consecutive log entries in one transaction (a null command is a Raft no-op or
    * membership entry): one commit for a batch of writes instead of one each. Each command still
-   * succeeds or is refused on its own, inside its own savepoint.
+   * succeeds or is refused on its own. Nearly every handler checks before it writes, so a batch
+   * first runs without a savepoint per command; should a command be refused after writing, the
+   * batch is rolled back and run again with one savepoint each, which undoes just that command.
    */
-  applyAll(
-    entries: readonly { index: number; command: Command | null; requestId?: string | null }[],
-  ): ApplyResult[] {
+  applyAll(entries: readonly LogCommand[]): ApplyResult[] {
     if (entries.length === 0) return [];
+    try {
+      return this.applyBatch(entries, false);
+    } catch (error) {
+      if (!(error instanceof RefusedAfterWriting)) throw error;
+      return this.applyBatch(entries, true);
+    }
+  }
+
+  private applyBatch(entries: readonly LogCommand[], savepoints: boolean): ApplyResult[] {
     this.run("BEGIN IMMEDIATE");
     try {
       const results = entries.map((entry, offset) => {
@@ -93,7 +103,7 @@ export class StateMachine {
           `apply out of order: ${entry.index}, expected ${expected}`,
         );
         if (entry.command === null) return ok(null);
-        return this.applyOnce(entry.command, entry.index, entry.requestId ?? null);
+        return this.applyOnce(entry.command, entry.index, entry.requestId ?? null, savepoints);
       });
       const last = this.applied + entries.length;
       runSql(this.db, "UPDATE meta SET value = ? WHERE key = 'applied_index'", [String(last)]);
@@ -110,13 +120,18 @@ export class StateMachine {
    * A command that carries a request id already applied (resent after a failover) is answered
    * with its first result and changes nothing else.
    */
-  private applyOnce(command: Command, index: number, requestId: string | null): ApplyResult {
-    if (requestId === null) return this.applyOne(command, index);
+  private applyOnce(
+    command: Command,
+    index: number,
+    requestId: string | null,
+    savepoints: boolean,
+  ): ApplyResult {
+    if (requestId === null) return this.applyOne(command, index, savepoints);
     const seen = this.requestIds.mayHold(requestId)
       ? getRow(this.db, "SELECT result FROM requests WHERE id = ?", [requestId])
       : undefined;
     if (seen) return JSON.parse(String(seen.result)) as ApplyResult;
-    const result = this.applyOne(command, index);
+    const result = this.applyOne(command, index, savepoints);
     runSql(this.db, "INSERT INTO requests (id, log_index, result) VALUES (?, ?, ?)", [
       requestId,
       index,
@@ -126,19 +141,34 @@ export class StateMachine {
     return result;
   }
 
-  /** The context opens the command's savepoint at its first write: a read-only refusal needs none. */
-  private applyOne(command: Command, index: number): ApplyResult {
-    const ctx = new ApplyContext(this.db, index, command.at, () => this.run("SAVEPOINT command"));
+  /** With savepoints, one opens at the first write (a refusal that only read needs none). */
+  private applyOne(command: Command, index: number, savepoints: boolean): ApplyResult {
+    const beforeFirstWrite = savepoints ? () => this.run("SAVEPOINT command") : () => {};
+    const ctx = new ApplyContext(this.db, index, command.at, beforeFirstWrite);
     const handler = handlers[command.type] as (c: ApplyContext, k: Command) => ApplyResult;
     const result = handler(ctx, command);
     // Pruning every so many entries, by index, keeps replicas identical and writes cheap.
     if (result.ok && index % limits.pruneEveryEntries === 0) prune(ctx);
     if (!ctx.wrote) return result;
+    if (!savepoints) {
+      if (!result.ok) throw new RefusedAfterWriting();
+      return result;
+    }
     this.run(result.ok ? "RELEASE command" : "ROLLBACK TO command");
     if (!result.ok) this.run("RELEASE command");
     return result;
   }
 }
+
+/** A log entry to apply: null for a Raft no-op or membership entry. */
+export interface LogCommand {
+  index: number;
+  command: Command | null;
+  requestId?: string | null;
+}
+
+/** A command refused after it wrote: its batch runs again with a savepoint per command. */
+class RefusedAfterWriting extends Error {}
 
 /**
  * The request ids the requests table may hold, kept in memory: nearly every write carries a
