@@ -16,7 +16,7 @@ const execFileAsync = promisify(execFile);
 const nodes = ["lab1", "lab2", "lab3"];
 const latencyWrites = 300;
 const throughputWorkers = 64;
-const throughputWarmupSeconds = 3;
+const throughputWarmupSeconds = 10;
 const throughputSeconds = 5;
 const throughputRuns = 3;
 const kills = 10;
@@ -182,7 +182,8 @@ async function wrkRun(wrk: string, base: string, token: string, seconds: number)
   const { stdout } = await execFileAsync(wrk, args, { env });
   const line = stdout.split("\n").find((l) => l.startsWith("shoal-bench "));
   if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);
-  const field = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(line)?.[1] ?? Number.NaN);
+  const field = (name: string) =>
+    Number(new RegExp(`${name}=(\\d+)`).exec(line)?.[1] ?? Number.NaN);
   if (field("non2xx") > 0 || field("socket_errors") > 0) {
     throw new Error(`writes failed under load: ${line}`);
   }

@@ -64,9 +64,21 @@ function toBase64(data: Uint8Array): string {
 
 /** JSON for a batch of messages, byte fields in base64. */
 export function encodeMessages(messages: readonly Message[]): string {
-  return JSON.stringify({ messages }, (_key, value: unknown) =>
-    value instanceof Uint8Array ? toBase64(value) : value,
-  );
+  // The byte fields are converted first: a replacer function would be called for every value.
+  return JSON.stringify({ messages: messages.map(wireForm) });
+}
+
+function wireForm(message: Message): unknown {
+  if (message.type === "append") {
+    return {
+      ...message,
+      entries: message.entries.map((entry) => ({ ...entry, data: toBase64(entry.data) })),
+    };
+  }
+  if (message.type === "snapshot") {
+    return { ...message, data: message.data === null ? null : toBase64(message.data) };
+  }
+  return message;
 }
 
 export function decodeMessages(body: unknown): Message[] {

@@ -131,7 +131,9 @@ export interface SnapshotInstall {
 /**
  * One batch of work for the host, handled in this order: persist (snapshot, then compaction,
  * then entries and hard state, atomically and durably), send messages, apply committed
- * entries, serve read states, then call advance(ready).
+ * entries, serve read states, then call advance(ready). A leader's appends and heartbeats may
+ * leave before the persist is done (Raft thesis §10.2.1), and committed entries already durable
+ * from earlier batches may apply then too; nothing may be stepped into the core until advance.
  */
 export interface Ready {
   readonly hardState: HardState | null;
