@@ -621,6 +621,9 @@ export class RaftCommandLog implements CommandLog {
         this.finish(ready);
         continue;
       }
+      // From here the core is left alone until the flush is done, also by listeners of the
+      // entries applied below.
+      this.flushing = true;
       // A leader's appends may leave before its own flush (Raft thesis §10.2.1): followers
       // write while the leader writes, and the leader counts itself only once it is on disk.
       const [early, late] = splitLeaderAppends(ready.messages);
@@ -631,7 +634,6 @@ export class RaftCommandLog implements CommandLog {
       // Entries this batch replaces, or a snapshot replaces, are not on disk in their new form.
       const replacedFrom = batch.entries[0]?.index ?? (batch.snapshot?.index ?? Infinity) + 1;
       this.durableIndex = Math.min(this.durableIndex, replacedFrom - 1);
-      this.flushing = true;
       this.store.flush().then(
         () => this.flushed(ready),
         (error: unknown) => this.flushFailed(error),
