@@ -14,7 +14,10 @@ import {
 } from "./raft-command-log.ts";
 import { systemClock } from "./system-clock.ts";
 
-/** Members in one process; messages travel through a queue, and a cut member hears nothing. */
+/**
+ * Members in one process; messages travel through a queue, and a cut member hears nothing. As
+ * over HTTP, the receiver's answers come back with the request (`receiveAndReply`).
+ */
 class LoopbackFleet {
   readonly members = new Map<string, RaftCommandLog>();
   readonly cut = new Set<string>();
@@ -45,9 +48,11 @@ class LoopbackFleet {
 
   private deliver(from: string, messages: readonly Message[]): void {
     for (const message of messages) {
-      setImmediate(() => {
+      setImmediate(async () => {
         if (this.cut.has(from) || this.cut.has(message.to)) return;
-        this.members.get(message.to)?.receive([message]);
+        const answers = await this.members.get(message.to)?.receiveAndReply(from, [message]);
+        if (!answers?.length || this.cut.has(from) || this.cut.has(message.to)) return;
+        this.members.get(from)?.receive(answers);
       });
     }
   }
