@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { limits } from "../core/limits.ts";
 import { RaftCommandLog } from "./raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 import { systemClock } from "./system-clock.ts";
@@ -90,6 +91,41 @@ describe("a one-member cluster's command log", () => {
       held.shift()?.();
       await Promise.all(more);
       assert.equal(log.view().service("web")?.replicas, 6);
+    } finally {
+      LibsqlRaftLogStore.prototype.flush = realFlush;
+      for (const release of held) release();
+      log.close();
+    }
+  });
+
+  it("refuses work beyond its bound while a flush stalls, and takes the rest after it", async () => {
+    const log = await open(tempDir());
+    await writeTwo(log);
+    const realFlush = LibsqlRaftLogStore.prototype.flush;
+    const held: (() => void)[] = [];
+    LibsqlRaftLogStore.prototype.flush = function (this: LibsqlRaftLogStore) {
+      return new Promise<void>((resolve) => held.push(resolve)).then(() => realFlush.call(this));
+    };
+    try {
+      const scale = (replicas: number) =>
+        log.propose({ type: "service.update", at: 3, name: "web", replicas });
+      const first = scale(1);
+      await waitUntil(() => held.length === 1);
+      const queued = Array.from({ length: limits.logWaitingMax }, (_, i) => scale(i % 50));
+      const stillQueued = new Promise<{ ok: true }>((resolve) =>
+        setTimeout(() => resolve({ ok: true }), 1000),
+      );
+      const refused = await Promise.race([scale(7), stillQueued]);
+      assert.equal(refused.ok, false);
+      assert.equal(refused.ok ? "" : refused.code, "E_NOT_READY");
+      LibsqlRaftLogStore.prototype.flush = realFlush;
+      for (const release of held.splice(0)) release();
+      assert.equal((await first).ok, true);
+      const results = await Promise.all(queued);
+      assert.ok(
+        results.some((result) => result.ok),
+        "the queued writes went on after the flush",
+      );
     } finally {
       LibsqlRaftLogStore.prototype.flush = realFlush;
       for (const release of held) release();

@@ -257,34 +257,44 @@ export class RaftCommandLog implements CommandLog {
   start(): void {
     this.drain();
     this.ticker = setInterval(() => {
-      this.withCore(() => {
-        this.core.tick(this.options.clock.monotonic());
-        this.drain();
-      });
+      // A tick during a flush is skipped, not queued: the next one reads the clock again.
+      if (this.flushing || this.closed) return;
+      this.core.tick(this.options.clock.monotonic());
+      this.drain();
     }, limits.raftTickMs);
   }
 
-  /** Runs `work` on the core now, or after the batch being flushed, in arrival order. */
+  /**
+   * Runs `work` on the core now, or after the batch being flushed, in arrival order. While a
+   * disk stalls, work beyond `logWaitingMax` is cancelled (a write is refused, a message dropped:
+   * Raft sends again).
+   */
   private withCore(work: () => void, cancel: () => void = () => {}): void {
-    if (this.closed) cancel();
+    if (this.closed || this.waiting.length >= limits.logWaitingMax) cancel();
     else if (this.flushing) this.waiting.push({ run: work, cancel });
     else work();
   }
 
   /**
    * `withCore` for work that answers: resolves with what `work` returned when it ran, or with
-   * E_NOT_READY when the log closed first.
+   * E_NOT_READY when it was cancelled.
    */
   private onCore<T>(work: () => T | Promise<T>): Promise<T | Result<never>> {
     return new Promise<T | Result<never>>((resolve, reject) => {
-      const shuttingDown = () => resolve(fail("E_NOT_READY", "the node is shutting down"));
+      const cancelled = () =>
+        resolve(
+          fail(
+            "E_NOT_READY",
+            this.closed ? "the node is shutting down" : "the log is busy: try again shortly",
+          ),
+        );
       this.withCore(() => {
         try {
           resolve(work());
         } catch (error) {
           reject(error);
         }
-      }, shuttingDown);
+      }, cancelled);
     });
   }
 

@@ -95,6 +95,8 @@ export const limits = {
   requestsRetainMax: 10_000,
   /** Bytes of one remembered result. */
   requestResultBytesMax: 16 * 1024,
+  /** Proposals, reads and peer messages that may wait while raft.db is being flushed. */
+  logWaitingMax: 10_000,
   /** Task definitions each node keeps in memory (they never change once registered). */
   taskDefinitionsCachedMax: 1024,
   /** Old events and finished tasks are pruned once every this many log entries. */
