@@ -1,5 +1,6 @@
 // Handlers for the cluster and its nodes.
 import { fail, ok, type Result } from "../core/errors.ts";
+import type { NodeInfo } from "../core/types.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
 
@@ -140,4 +141,61 @@ export function applyNodeLeave(
   }
   ctx.event({ type: "node.left", message: `node ${node.name} left the cluster`, node: node.id });
   return ok({ id: node.id, name: node.name });
+}
+
+/**
+ * The leader judged a node silent for too long: the node is down and its tasks are lost, so the
+ * scheduler places them elsewhere at once. Its containers may still run where it is cut off; it
+ * stops those of replaced tasks when it comes back.
+ */
+export function applyNodeDown(ctx: ApplyContext, command: CommandOf<"node.down">): Result<unknown> {
+  const node = judgedNode(ctx, command.nodeId, command.rowVersion);
+  if (!node.ok) return node;
+  const { id, name, status } = node.value;
+  // Only a node that takes work goes down; one already down or gone stays as it is.
+  if (status !== "ready" && status !== "draining") return ok({ id, name, lost: 0 });
+  ctx.run(
+    "UPDATE nodes SET status = 'down', updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    command.at,
+    id,
+  );
+  const silent = `node ${name} went silent for ${(command.silentMs / 1000).toFixed(1)} s`;
+  const tasks = ctx.view.activeTasksForNode(id);
+  for (const task of tasks) {
+    ctx.run(
+      `UPDATE tasks SET desired = 'stopped', state = 'lost', reason = ?, stopped_at = ?, updated_at = ?,
+       version = version + 1 WHERE id = ?`,
+      silent,
+      command.at,
+      command.at,
+      task.id,
+    );
+  }
+  ctx.event({ type: "node.down", message: `${silent}: ${tasks.length} task(s) lost`, node: id });
+  return ok({ id, name, lost: tasks.length });
+}
+
+/** A down node was heard again: it takes work again. */
+export function applyNodeUp(ctx: ApplyContext, command: CommandOf<"node.up">): Result<unknown> {
+  const node = judgedNode(ctx, command.nodeId, command.rowVersion);
+  if (!node.ok) return node;
+  const { id, name, status } = node.value;
+  if (status !== "down") return ok({ id, name });
+  ctx.run(
+    "UPDATE nodes SET status = 'ready', updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    command.at,
+    id,
+  );
+  ctx.event({ type: "node.up", message: `node ${name} is back`, node: id });
+  return ok({ id, name });
+}
+
+/** The node a leader's judgement is about, as long as its row is the one the leader read. */
+function judgedNode(ctx: ApplyContext, nodeId: string, rowVersion: number): Result<NodeInfo> {
+  const node = ctx.view.nodeById(nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${nodeId}`);
+  if (node.rowVersion !== rowVersion) {
+    return fail("E_CONFLICT", `stale: node ${node.name} changed since it was judged`);
+  }
+  return ok(node);
 }

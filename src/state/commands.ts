@@ -94,6 +94,21 @@ export const commandSchema = z.discriminatedUnion("type", [
     message: z.string().max(limits.commandTextBytesMax),
   }),
   z.strictObject({ type: z.literal("node.leave"), at, nodeId: z.string() }),
+  // Judged by the leader: `rowVersion` is the version of the node's row it read, so a node that
+  // spoke, registered or changed since makes the command change nothing (fencing).
+  z.strictObject({
+    type: z.literal("node.down"),
+    at,
+    nodeId: z.string(),
+    rowVersion: z.number().int(),
+    silentMs: z.number().int().nonnegative(),
+  }),
+  z.strictObject({
+    type: z.literal("node.up"),
+    at,
+    nodeId: z.string(),
+    rowVersion: z.number().int(),
+  }),
   z.strictObject({
     type: z.literal("service.create"),
     at,

@@ -249,6 +249,64 @@ describe("a node that leaves", () => {
   });
 });
 
+describe("a node judged down", () => {
+  it("is marked down with its tasks lost, and comes back ready", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    const judged = sm.view.nodeById("n1");
+    assert.ok(judged);
+    const down = apply({
+      type: "node.down",
+      at: 5,
+      nodeId: "n1",
+      rowVersion: judged.rowVersion,
+      silentMs: 3200,
+    });
+    assert.deepEqual(down, { ok: true, value: { id: "n1", name: "pi", lost: 1 } });
+    assert.equal(sm.view.nodeById("n1")?.status, "down");
+    const task = sm.view.task("t1");
+    assert.equal(task?.state, "lost");
+    assert.equal(task?.desired, "stopped");
+    assert.match(task?.reason ?? "", /went silent for 3\.2 s/);
+    const back = sm.view.nodeById("n1");
+    assert.ok(back);
+    assert.equal(
+      apply({ type: "node.up", at: 6, nodeId: "n1", rowVersion: back.rowVersion }).ok,
+      true,
+    );
+    assert.equal(sm.view.nodeById("n1")?.status, "ready");
+  });
+
+  it("refuses a judgement on a row that changed since it was read, changing nothing", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    placeOne(sm, apply, "t1", 4);
+    const judged = sm.view.nodeById("n1");
+    assert.ok(judged);
+    apply({ type: "node.engine", at: 5, nodeId: "n1", ready: true, message: "" });
+    const before = dump(sm);
+    const stale = { nodeId: "n1", rowVersion: judged.rowVersion };
+    const down = apply({ type: "node.down", at: 6, ...stale, silentMs: 3000 });
+    assert.equal(down.ok ? "" : down.code, "E_CONFLICT");
+    const up = apply({ type: "node.up", at: 7, ...stale });
+    assert.equal(up.ok ? "" : up.code, "E_CONFLICT");
+    assert.equal(dump(sm), before);
+  });
+
+  it("leaves a node that left as it is", () => {
+    const { sm, apply } = machine();
+    withNodeAndService(apply);
+    apply({ type: "node.leave", at: 4, nodeId: "n1" });
+    const left = sm.view.nodeById("n1");
+    assert.ok(left);
+    const down = { nodeId: "n1", rowVersion: left.rowVersion, silentMs: 5000 };
+    assert.equal(apply({ type: "node.down", at: 5, ...down }).ok, true);
+    assert.equal(sm.view.nodeById("n1")?.status, "left");
+    assert.equal(sm.view.nodeById("n1")?.rowVersion, left.rowVersion);
+  });
+});
+
 describe("resent requests", () => {
   it("applies a command resent under the same request id once, answering with the first result", () => {
     const db = openDatabase(":memory:", "NORMAL");

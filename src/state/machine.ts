@@ -6,9 +6,11 @@ import { ok, type Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import {
   applyClusterInit,
+  applyNodeDown,
   applyNodeEngine,
   applyNodeLeave,
   applyNodeRegister,
+  applyNodeUp,
 } from "./apply-cluster.ts";
 import { applyPlan } from "./apply-plan.ts";
 import { applyServiceCreate, applyServiceDelete, applyServiceUpdate } from "./apply-service.ts";
@@ -29,6 +31,8 @@ export const handlers: Handlers = {
   "node.register": applyNodeRegister,
   "node.engine": applyNodeEngine,
   "node.leave": applyNodeLeave,
+  "node.down": applyNodeDown,
+  "node.up": applyNodeUp,
   "service.create": applyServiceCreate,
   "service.update": applyServiceUpdate,
   "service.delete": applyServiceDelete,
