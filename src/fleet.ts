@@ -109,6 +109,8 @@ export interface Fleet {
   resolve(memberId: string): string | null;
   /** Asks members until one admits this node; throws when every member refuses the token. */
   join(signal: AbortSignal): Promise<void>;
+  /** Sets who hears the heartbeats other nodes send to this one (the failure detector). */
+  onHeartbeat(listener: (fromNode: string) => void): void;
   close(): void;
 }
 
@@ -246,11 +248,16 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   // a joiner's is removed again if the cluster refuses it.
   if (!wasKept) writeSecret(joinTokenPath(options.dataDir), token.text);
   const assembler = new SnapshotAssembler(options.dataDir);
-  const peer = peerEndpoint(opened, key, options.nodeId, assembler, (leaderId, body) => {
-    const base = resolve(leaderId);
-    if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
-    return client.call<JoinAnswer>(base, "join", body);
-  });
+  const heartbeats: { listener: (fromNode: string) => void } = { listener: () => {} };
+  const peer = peerEndpoint(
+    opened,
+    { key, nodeId: options.nodeId, assembler, heartbeats },
+    (leaderId, body) => {
+      const base = resolve(leaderId);
+      if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
+      return client.call<JoinAnswer>(base, "join", body);
+    },
+  );
   opened.start();
   // A node admitted before it crashed knows its configuration; one that never was asks again.
   const { voters, learners } = opened.status().membership;
@@ -263,6 +270,9 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     bootstrapped: bootstrap !== undefined,
     needsJoin,
     resolve,
+    onHeartbeat: (listener) => {
+      heartbeats.listener = listener;
+    },
     join: async (signal) => {
       try {
         await joinUntilAdmitted(options, token, client, seeded, signal);
@@ -356,17 +366,27 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 type JoinForward = (leaderId: string, body: RegisterBody) => Promise<JoinAnswer>;
 
+interface PeerParts {
+  key: Buffer;
+  nodeId: string;
+  assembler: SnapshotAssembler;
+  heartbeats: { listener: (fromNode: string) => void };
+}
+
 function peerEndpoint(
   log: RaftCommandLog,
-  key: Buffer,
-  nodeId: string,
-  assembler: SnapshotAssembler,
+  parts: PeerParts,
   forwardJoin: JoinForward,
 ): PeerEndpoint {
-  const verifier = new PeerVerifier(key);
+  const { nodeId, assembler } = parts;
+  const verifier = new PeerVerifier(parts.key);
   return {
     verifier,
     async handle(kind, body, fromNode) {
+      if (kind === "heartbeat") {
+        parts.heartbeats.listener(fromNode);
+        return { ok: true };
+      }
       if (kind === "raft") {
         const answers = await log.receiveAndReply(fromNode, decodeMessages(body));
         return new EncodedJson(encodeMessages(answers));

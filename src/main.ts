@@ -19,6 +19,7 @@ import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
+import { FailureDetector } from "./failure-detector.ts";
 import { type Fleet, openFleet, type Registration } from "./fleet.ts";
 import { fleetAccess } from "./fleet-status.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
@@ -260,12 +261,25 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     random: () => tieBreaks.next(),
     logger,
   });
+  const detector = new FailureDetector({
+    log,
+    nodeId,
+    heartbeat: async (leaderId) => {
+      const base = fleet.resolve(leaderId);
+      if (base) await fleet.client.call(base, "heartbeat", {}, limits.agentHeartbeatMs);
+    },
+    now: () => systemClock.now(),
+    logger,
+  });
+  fleet.onHeartbeat((fromNode) => detector.heard(fromNode));
   reconciler.start();
   leader.start();
+  detector.start();
   logger.info({ cluster: clusterId, appliedIndex: log.view().appliedIndex() }, "node ready");
   return {
     nodeId,
     async stop() {
+      detector.stop();
       leader.stop();
       steward.stop();
       await handOver(fleet, steward, nodeId, options, logger);

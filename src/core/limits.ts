@@ -116,6 +116,8 @@ export const limits = {
   // Agent
   agentHeartbeatMs: 1000,
   nodeDownAfterMs: 3000,
+  /** How often the leader judges which nodes are down. */
+  livenessCheckMs: 250,
   reconcileMs: 2000,
   dockerRetryMsMin: 500,
   dockerRetryMsMax: 15_000,

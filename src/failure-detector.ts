@@ -1,0 +1,100 @@
+// Failure detection: every node heartbeats to the leader every `agentHeartbeatMs`; the leader
+// keeps when it last heard each node in memory (a heartbeat is never a log entry) and, while its
+// lease holds, marks down a node silent for `nodeDownAfterMs` (its tasks are then lost and placed
+// elsewhere) and marks up a down node it hears again. The judgement is the scheduler's pure
+// `judgeLiveness`; each verdict is fenced by the version of the node row it read.
+import type { RaftCommandLog } from "./adapters/raft-command-log.ts";
+import { limits } from "./core/limits.ts";
+import { judgeLiveness } from "./scheduler/liveness.ts";
+
+export interface FailureDetectorOptions {
+  log: RaftCommandLog;
+  nodeId: string;
+  /** Sends this node's heartbeat to the leader (a peer request); failures are ignored. */
+  heartbeat: (leaderId: string) => Promise<void>;
+  /** Wall-clock time for commands. */
+  now: () => number;
+  logger: { info(object: object, message?: string): void };
+}
+
+export class FailureDetector {
+  private readonly heardAt = new Map<string, number>();
+  private leading: { term: number; since: number } | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private judging = false;
+
+  constructor(private readonly options: FailureDetectorOptions) {}
+
+  start(): void {
+    this.timers.push(setInterval(() => void this.beat(), limits.agentHeartbeatMs));
+    this.timers.push(setInterval(() => void this.judge(), limits.livenessCheckMs));
+  }
+
+  stop(): void {
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
+  }
+
+  /** A heartbeat from `nodeId` reached this node (it matters only while this node leads). */
+  heard(nodeId: string): void {
+    this.heardAt.set(nodeId, this.options.log.monotonicNow());
+  }
+
+  private async beat(): Promise<void> {
+    const { log, nodeId } = this.options;
+    const { role, leader } = log.status();
+    if (role === "leader") this.heard(nodeId);
+    else if (leader) await this.options.heartbeat(leader).catch(() => {});
+  }
+
+  /** One round of judgement, while this node holds the lease. */
+  private async judge(): Promise<void> {
+    const { log } = this.options;
+    if (!log.isLeader()) {
+      this.leading = null;
+      return;
+    }
+    if (this.judging) return;
+    this.judging = true;
+    try {
+      await this.judgeOnce();
+    } finally {
+      this.judging = false;
+    }
+  }
+
+  private async judgeOnce(): Promise<void> {
+    const { log, logger } = this.options;
+    const now = log.monotonicNow();
+    const { term } = log.status();
+    if (this.leading?.term !== term) this.leading = { term, since: now };
+    this.heard(this.options.nodeId);
+    const { down, up } = judgeLiveness({
+      nodes: log.view().nodes(),
+      heardAt: this.heardAt,
+      leadingSince: this.leading.since,
+      now,
+      downAfterMs: limits.nodeDownAfterMs,
+    });
+    for (const { node, silentMs } of down) {
+      const at = this.options.now();
+      const result = await log.proposeHere({
+        type: "node.down",
+        at,
+        nodeId: node.id,
+        rowVersion: node.rowVersion,
+        silentMs,
+      });
+      logger.info({ node: node.name, silentMs, ok: result.ok }, "node marked down");
+    }
+    for (const node of up) {
+      const at = this.options.now();
+      const result = await log.proposeHere({
+        type: "node.up",
+        at,
+        nodeId: node.id,
+        rowVersion: node.rowVersion,
+      });
+      logger.info({ node: node.name, ok: result.ok }, "node back up");
+    }
+  }
+}
