@@ -1,7 +1,7 @@
 // Benchmarks of a real 3-node fleet on the lab (root only): commit latency through the leader's
-// API at concurrency 1, writes per second at concurrency 64 (load from wrk), and leader failover:
-// from kill -9 of the leader's agent to the first successful write through another node, over 10
-// kills.
+// API at concurrency 1, writes per second at concurrency 64 (load from wrk), leader failover: from
+// kill -9 of the leader's agent to the first successful write through another node, over 10
+// kills, and node loss: from killing a host to its tasks running on the others, over 5 losses.
 import { execFile, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -20,7 +20,13 @@ const throughputWarmupSeconds = 10;
 const throughputSeconds = 5;
 const throughputRuns = 3;
 const kills = 10;
-const goals = { failoverMedianMs: 1000, failoverMaxMs: 2000, writesPerSecond: 3000 };
+const nodeLosses = 5;
+const goals = {
+  failoverMedianMs: 1000,
+  failoverMaxMs: 2000,
+  writesPerSecond: 3000,
+  nodeLossMedianMs: 4000,
+};
 
 interface ClusterView {
   leader: { name: string | null } | null;
@@ -68,12 +74,17 @@ class FleetClient {
     return this.send("POST", node, path, body, timeoutMs);
   }
 
-  async cluster(node: string): Promise<ClusterView> {
-    const response = await fetch(`${this.lab.base(node)}/v1/cluster`, {
+  async get<T>(node: string, path: string): Promise<T> {
+    const response = await fetch(`${this.lab.base(node)}${path}`, {
       headers: { authorization: `Bearer ${this.token}` },
       signal: AbortSignal.timeout(3000),
     });
-    return (await response.json()) as ClusterView;
+    if (response.status !== 200) throw new Error(`${path} on ${node} answered ${response.status}`);
+    return (await response.json()) as T;
+  }
+
+  cluster(node: string): Promise<ClusterView> {
+    return this.get<ClusterView>(node, "/v1/cluster");
   }
 
   /** The leader's node name once three voters agree on one that holds its lease. */
@@ -236,6 +247,89 @@ async function failover(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
   ];
 }
 
+interface NodeView {
+  name: string;
+  status: string;
+  engineReady: boolean;
+}
+
+interface ServiceTasks {
+  tasks: { nodeName: string | null; desired: string; state: string }[];
+}
+
+const lossReplicas = 3;
+const runningOn = (service: ServiceTasks) =>
+  service.tasks
+    .filter((t) => t.desired === "running" && t.state === "running")
+    .map((t) => t.nodeName);
+
+/** Polls `read` every 50 ms until it returns a value; throws after `ms`. */
+async function pollFor<T>(what: string, ms: number, read: () => Promise<T | null>): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await read().catch(() => null);
+    if (value !== null) return value;
+    if (performance.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * A host lost (agent and engine killed, as when a Pi loses power): from the kill to every one of
+ * its tasks running again on the other nodes, with default settings.
+ */
+async function nodeLossOnce(lab: Lab, client: FleetClient): Promise<number> {
+  const leader = await client.settledLeader();
+  const service = await client.get<ServiceTasks>(leader, "/v1/services/bench-web");
+  const victim = nodes.find((n) => n !== leader && runningOn(service).includes(n));
+  if (!victim) throw new Error("no node but the leader runs a task of bench-web");
+  await lab.kill(victim);
+  const killed = performance.now();
+  await pollFor("replacement running", 30_000, async () => {
+    const now = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
+    return now.length === lossReplicas && !now.includes(victim) ? now : null;
+  });
+  const elapsed = performance.now() - killed;
+  await lab.start(victim);
+  await pollFor(`${victim} ready again`, 30_000, async () => {
+    const list = await client.get<NodeView[]>(leader, "/v1/nodes");
+    return list.find((n) => n.name === victim)?.status === "ready" ? list : null;
+  });
+  return elapsed;
+}
+
+async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow> {
+  const leader = await client.settledLeader();
+  await pollFor("3 nodes with their engines", 30_000, async () => {
+    const list = await client.get<NodeView[]>(leader, "/v1/nodes");
+    return list.filter((n) => n.status === "ready" && n.engineReady).length === 3 ? list : null;
+  });
+  const spec = {
+    name: "bench-web",
+    replicas: lossReplicas,
+    containers: [
+      { name: "httpd", image: "shoal-test/busybox:1", command: ["httpd", "-f", "-p", "8080"] },
+    ],
+  };
+  const status = await client.post(leader, "/v1/services", spec);
+  if (status !== 201) throw new Error(`creating bench-web answered ${status}`);
+  await pollFor("bench-web spread over 3 nodes", 30_000, async () => {
+    const on = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
+    return new Set(on).size === 3 ? on : null;
+  });
+  const samples: number[] = [];
+  for (let round = 0; round < nodeLosses; round++) samples.push(await nodeLossOnce(lab, client));
+  console.error(`node loss samples (ms): ${samples.map((s) => Math.round(s)).join(", ")}`);
+  const value = median(samples);
+  return {
+    name: `node loss -> replacement running (median of ${nodeLosses})`,
+    value,
+    unit: "ms",
+    goal: `< ${goals.nodeLossMedianMs} ms`,
+    pass: value < goals.nodeLossMedianMs,
+  };
+}
+
 export async function benchFleet(): Promise<BenchRow[]> {
   const lab = new Lab({ waitSeconds: 45, agentArgs: ["--mdns-interface", "{address}"] });
   try {
@@ -244,6 +338,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     const rows = await commitLatency(client, leader);
     rows.push(await throughput(lab, client, leader));
     rows.push(...(await failover(lab, client)));
+    rows.push(await nodeLoss(lab, client));
     return rows;
   } finally {
     await lab.down();

@@ -5,6 +5,7 @@
 // `judgeLiveness`; each verdict is fenced by the version of the node row it read.
 import type { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { limits } from "./core/limits.ts";
+import type { NodeInfo } from "./core/types.ts";
 import { judgeLiveness } from "./scheduler/liveness.ts";
 
 export interface FailureDetectorOptions {
@@ -19,6 +20,8 @@ export interface FailureDetectorOptions {
 
 export class FailureDetector {
   private readonly heardAt = new Map<string, number>();
+  /** The status each node had at the last judgement, to see nodes start taking work. */
+  private readonly statusSeen = new Map<string, string>();
   private leading: { term: number; since: number } | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private judging = false;
@@ -62,14 +65,29 @@ export class FailureDetector {
     }
   }
 
+  /**
+   * A node that starts taking work (it just joined, or registered again after being down) has
+   * just spoken through the log: it counts as heard, and gets a full grace for its first
+   * heartbeat, which may still be on its way.
+   */
+  private noteNodesTakingWork(nodes: readonly NodeInfo[]): void {
+    const takesWork = (status: string | undefined) => status === "ready" || status === "draining";
+    for (const node of nodes) {
+      if (takesWork(node.status) && !takesWork(this.statusSeen.get(node.id))) this.heard(node.id);
+      this.statusSeen.set(node.id, node.status);
+    }
+  }
+
   private async judgeOnce(): Promise<void> {
     const { log, logger } = this.options;
     const now = log.monotonicNow();
     const { term } = log.status();
     if (this.leading?.term !== term) this.leading = { term, since: now };
     this.heard(this.options.nodeId);
+    const nodes = log.view().nodes();
+    this.noteNodesTakingWork(nodes);
     const { down, up } = judgeLiveness({
-      nodes: log.view().nodes(),
+      nodes,
       heardAt: this.heardAt,
       leadingSince: this.leading.since,
       now,

@@ -34,6 +34,15 @@ async function get<T>(node: string, path: string): Promise<T> {
   return (await response.json()) as T;
 }
 
+/** How many times the event log says a node was marked down. */
+async function downEvents(node: string): Promise<number> {
+  const response = await fetch(`${lab.base(node)}/v1/events?follow=false`, {
+    headers: { authorization: `Bearer ${apiToken}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  return (await response.text()).split('"type":"node.down"').length - 1;
+}
+
 const web = (node: string) => get<ServiceView>(node, "/v1/services/web?consistency=leader");
 const running = (service: ServiceView) =>
   service.tasks.filter((t) => t.desired === "running" && t.state === "running");
@@ -86,6 +95,7 @@ describe("failover on the lab", () => {
     const lostTask = running(spread).find((t) => t.nodeName === victim);
     assert.ok(lostTask, `${victim} runs a task`);
 
+    assert.equal(await downEvents(survivor), 0, "no node was marked down while the fleet formed");
     const killedAt = Date.now();
     await lab.kill(victim);
     const replaced = await waitFor(`${victim}'s task to run elsewhere`, async () => {
@@ -111,6 +121,7 @@ describe("failover on the lab", () => {
     });
     // Long enough for the returning node to reconcile and the scheduler to see it.
     await new Promise((resolve) => setTimeout(resolve, 5000));
+    assert.equal(await downEvents(survivor), 1, "only the killed host was marked down");
     const settled = await web(survivor);
     assert.equal(settled.tasks.filter((t) => t.desired === "running").length, 3, "no duplicates");
     assert.equal(running(settled).length, 3);
