@@ -283,8 +283,9 @@ async function nodeLossOnce(lab: Lab, client: FleetClient): Promise<number> {
   const service = await client.get<ServiceTasks>(leader, "/v1/services/bench-web");
   const victim = nodes.find((n) => n !== leader && runningOn(service).includes(n));
   if (!victim) throw new Error("no node but the leader runs a task of bench-web");
-  await lab.kill(victim);
+  // lab.kill SIGKILLs every process of the host at once, then waits for them to be gone.
   const killed = performance.now();
+  await lab.kill(victim);
   await pollFor("replacement running", 30_000, async () => {
     const now = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
     return now.length === lossReplicas && !now.includes(victim) ? now : null;
