@@ -5,8 +5,8 @@
 // `judgeLiveness`; each verdict is fenced by the version of the node row it read.
 import type { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { limits } from "./core/limits.ts";
-import type { NodeInfo } from "./core/types.ts";
 import { judgeLiveness } from "./scheduler/liveness.ts";
+import type { Command } from "./state/commands.ts";
 
 export interface FailureDetectorOptions {
   log: RaftCommandLog;
@@ -20,8 +20,7 @@ export interface FailureDetectorOptions {
 
 export class FailureDetector {
   private readonly heardAt = new Map<string, number>();
-  /** The status each node had at the last judgement, to see nodes start taking work. */
-  private readonly statusSeen = new Map<string, string>();
+  private unsubscribe: (() => void) | null = null;
   private leading: { term: number; since: number } | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private judging = false;
@@ -29,15 +28,19 @@ export class FailureDetector {
   constructor(private readonly options: FailureDetectorOptions) {}
 
   start(): void {
+    this.unsubscribe = this.options.log.onApplied((entry) => {
+      for (const nodeId of speakers(entry.command)) this.heard(nodeId);
+    });
     this.timers.push(setInterval(() => void this.beat(), limits.agentHeartbeatMs));
     this.timers.push(setInterval(() => void this.judge(), limits.livenessCheckMs));
   }
 
   stop(): void {
+    this.unsubscribe?.();
     for (const timer of this.timers.splice(0)) clearInterval(timer);
   }
 
-  /** A heartbeat from `nodeId` reached this node (it matters only while this node leads). */
+  /** `nodeId` showed it is alive: a heartbeat, or a command of its own (matters while leading). */
   heard(nodeId: string): void {
     this.heardAt.set(nodeId, this.options.log.monotonicNow());
   }
@@ -65,29 +68,14 @@ export class FailureDetector {
     }
   }
 
-  /**
-   * A node that starts taking work (it just joined, or registered again after being down) has
-   * just spoken through the log: it counts as heard, and gets a full grace for its first
-   * heartbeat, which may still be on its way.
-   */
-  private noteNodesTakingWork(nodes: readonly NodeInfo[]): void {
-    const takesWork = (status: string | undefined) => status === "ready" || status === "draining";
-    for (const node of nodes) {
-      if (takesWork(node.status) && !takesWork(this.statusSeen.get(node.id))) this.heard(node.id);
-      this.statusSeen.set(node.id, node.status);
-    }
-  }
-
   private async judgeOnce(): Promise<void> {
     const { log, logger } = this.options;
     const now = log.monotonicNow();
     const { term } = log.status();
     if (this.leading?.term !== term) this.leading = { term, since: now };
     this.heard(this.options.nodeId);
-    const nodes = log.view().nodes();
-    this.noteNodesTakingWork(nodes);
     const { down, up } = judgeLiveness({
-      nodes,
+      nodes: log.view().nodes(),
       heardAt: this.heardAt,
       leadingSince: this.leading.since,
       now,
@@ -115,4 +103,15 @@ export class FailureDetector {
       logger.info({ node: node.name, ok: result.ok }, "node back up");
     }
   }
+}
+
+/**
+ * The nodes that spoke through an applied command: a registration (a node that joins, or starts
+ * again, before its first heartbeat arrives), an engine report or a task report is proof of life.
+ */
+function speakers(command: Command): string[] {
+  if (command.type === "node.register") return [command.id];
+  if (command.type === "node.engine") return [command.nodeId];
+  if (command.type === "task.report") return command.reports.map((report) => report.node);
+  return [];
 }
