@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { limits } from "../core/limits.ts";
+import { waitFor } from "../testing/agent-process.ts";
 import { RaftCommandLog } from "./raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 import { systemClock } from "./system-clock.ts";
@@ -22,13 +23,25 @@ after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function waitUntil(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 3000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/**
+ * Holds every flush of raft.db until released (`held`, in order); `restore` puts the real flush
+ * back and releases what is held.
+ */
+function holdFlushes(): { held: (() => void)[]; restore: () => void } {
+  const realFlush = LibsqlRaftLogStore.prototype.flush;
+  const held: (() => void)[] = [];
+  LibsqlRaftLogStore.prototype.flush = function (this: LibsqlRaftLogStore) {
+    return new Promise<void>((resolve) => held.push(resolve)).then(() => realFlush.call(this));
+  };
+  const restore = () => {
+    LibsqlRaftLogStore.prototype.flush = realFlush;
+    for (const release of held.splice(0)) release();
+  };
+  return { held, restore };
 }
+
+const flushesHeld = (held: unknown[], count: number) =>
+  waitFor(`${count} held flush(es)`, async () => held.length === count, 3000, 5);
 
 const container = { name: "c", image: "i", env: {}, ports: [], mounts: [], essential: true };
 const open = (dir: string) => RaftCommandLog.openLone(dir, "lone1", systemClock);
@@ -64,11 +77,7 @@ describe("a one-member cluster's command log", () => {
   it("answers a write only after raft.db is flushed, and batches what arrives meanwhile", async () => {
     const log = await open(tempDir());
     await writeTwo(log);
-    const realFlush = LibsqlRaftLogStore.prototype.flush;
-    const held: (() => void)[] = [];
-    LibsqlRaftLogStore.prototype.flush = function (this: LibsqlRaftLogStore) {
-      return new Promise<void>((resolve) => held.push(resolve)).then(() => realFlush.call(this));
-    };
+    const { held, restore } = holdFlushes();
     try {
       const before = log.view().appliedIndex();
       let answered = 0;
@@ -78,7 +87,7 @@ describe("a one-member cluster's command log", () => {
           answered += 1;
         });
       const first = scale(3);
-      await waitUntil(() => held.length === 1);
+      await flushesHeld(held, 1);
       const more = [scale(4), scale(5), scale(6)];
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.equal(answered, 0, "a write was answered before its flush");
@@ -86,14 +95,13 @@ describe("a one-member cluster's command log", () => {
       held.shift()?.();
       await first;
       // The three that waited during the first flush travel in one batch: one more flush.
-      await waitUntil(() => held.length === 1);
+      await flushesHeld(held, 1);
       assert.equal(answered, 1);
       held.shift()?.();
       await Promise.all(more);
       assert.equal(log.view().service("web")?.replicas, 6);
     } finally {
-      LibsqlRaftLogStore.prototype.flush = realFlush;
-      for (const release of held) release();
+      restore();
       log.close();
     }
   });
@@ -101,16 +109,12 @@ describe("a one-member cluster's command log", () => {
   it("refuses work beyond its bound while a flush stalls, and takes the rest after it", async () => {
     const log = await open(tempDir());
     await writeTwo(log);
-    const realFlush = LibsqlRaftLogStore.prototype.flush;
-    const held: (() => void)[] = [];
-    LibsqlRaftLogStore.prototype.flush = function (this: LibsqlRaftLogStore) {
-      return new Promise<void>((resolve) => held.push(resolve)).then(() => realFlush.call(this));
-    };
+    const { held, restore } = holdFlushes();
     try {
       const scale = (replicas: number) =>
         log.propose({ type: "service.update", at: 3, name: "web", replicas });
       const first = scale(1);
-      await waitUntil(() => held.length === 1);
+      await flushesHeld(held, 1);
       const queued = Array.from({ length: limits.logWaitingMax }, (_, i) => scale(i % 50));
       const stillQueued = new Promise<{ ok: true }>((resolve) =>
         setTimeout(() => resolve({ ok: true }), 1000),
@@ -118,8 +122,7 @@ describe("a one-member cluster's command log", () => {
       const refused = await Promise.race([scale(7), stillQueued]);
       assert.equal(refused.ok, false);
       assert.equal(refused.ok ? "" : refused.code, "E_NOT_READY");
-      LibsqlRaftLogStore.prototype.flush = realFlush;
-      for (const release of held.splice(0)) release();
+      restore();
       assert.equal((await first).ok, true);
       const results = await Promise.all(queued);
       assert.ok(
@@ -127,8 +130,7 @@ describe("a one-member cluster's command log", () => {
         "the queued writes went on after the flush",
       );
     } finally {
-      LibsqlRaftLogStore.prototype.flush = realFlush;
-      for (const release of held) release();
+      restore();
       log.close();
     }
   });
