@@ -263,17 +263,6 @@ const runningOn = (service: ServiceTasks) =>
     .filter((t) => t.desired === "running" && t.state === "running")
     .map((t) => t.nodeName);
 
-/** Polls `read` every 50 ms until it returns a value; throws after `ms`. */
-async function pollFor<T>(what: string, ms: number, read: () => Promise<T | null>): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await read().catch(() => null);
-    if (value !== null) return value;
-    if (performance.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /**
  * A host lost (agent and engine killed, as when a Pi loses power): from the kill to every one of
  * its tasks running again on the other nodes, with default settings.
@@ -286,13 +275,19 @@ async function nodeLossOnce(lab: Lab, client: FleetClient): Promise<number> {
   // lab.kill SIGKILLs every process of the host at once, then waits for them to be gone.
   const killed = performance.now();
   await lab.kill(victim);
-  await pollFor("replacement running", 30_000, async () => {
-    const now = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
-    return now.length === lossReplicas && !now.includes(victim) ? now : null;
-  });
+  // Polled every 50 ms: the figure is this wait.
+  await waitFor(
+    "replacement running",
+    async () => {
+      const now = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
+      return now.length === lossReplicas && !now.includes(victim) ? now : null;
+    },
+    30_000,
+    50,
+  );
   const elapsed = performance.now() - killed;
   await lab.start(victim);
-  await pollFor(`${victim} ready again`, 30_000, async () => {
+  await waitFor(`${victim} ready again`, async () => {
     const list = await client.get<NodeView[]>(leader, "/v1/nodes");
     return list.find((n) => n.name === victim)?.status === "ready" ? list : null;
   });
@@ -301,7 +296,7 @@ async function nodeLossOnce(lab: Lab, client: FleetClient): Promise<number> {
 
 async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow> {
   const leader = await client.settledLeader();
-  await pollFor("3 nodes with their engines", 30_000, async () => {
+  await waitFor("3 nodes with their engines", async () => {
     const list = await client.get<NodeView[]>(leader, "/v1/nodes");
     return list.filter((n) => n.status === "ready" && n.engineReady).length === 3 ? list : null;
   });
@@ -314,7 +309,7 @@ async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow> {
   };
   const status = await client.post(leader, "/v1/services", spec);
   if (status !== 201) throw new Error(`creating bench-web answered ${status}`);
-  await pollFor("bench-web spread over 3 nodes", 30_000, async () => {
+  await waitFor("bench-web spread over 3 nodes", async () => {
     const on = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
     return new Set(on).size === 3 ? on : null;
   });

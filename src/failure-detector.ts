@@ -5,6 +5,7 @@
 // `judgeLiveness`; each verdict is fenced by the version of the node row it read.
 import type { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { limits } from "./core/limits.ts";
+import type { NodeInfo } from "./core/types.ts";
 import { judgeLiveness } from "./scheduler/liveness.ts";
 import type { Command } from "./state/commands.ts";
 
@@ -69,7 +70,7 @@ export class FailureDetector {
   }
 
   private async judgeOnce(): Promise<void> {
-    const { log, logger } = this.options;
+    const { log } = this.options;
     const now = log.monotonicNow();
     const { term } = log.status();
     if (this.leading?.term !== term) this.leading = { term, since: now };
@@ -81,27 +82,23 @@ export class FailureDetector {
       now,
       downAfterMs: limits.nodeDownAfterMs,
     });
+    const at = this.options.now();
     for (const { node, silentMs } of down) {
-      const at = this.options.now();
-      const result = await log.proposeHere({
-        type: "node.down",
-        at,
-        nodeId: node.id,
-        rowVersion: node.rowVersion,
-        silentMs,
-      });
-      logger.info({ node: node.name, silentMs, ok: result.ok }, "node marked down");
+      const { id: nodeId, rowVersion } = node;
+      await this.record(node, { type: "node.down", at, nodeId, rowVersion, silentMs });
     }
     for (const node of up) {
-      const at = this.options.now();
-      const result = await log.proposeHere({
-        type: "node.up",
-        at,
-        nodeId: node.id,
-        rowVersion: node.rowVersion,
-      });
-      logger.info({ node: node.name, ok: result.ok }, "node back up");
+      const { id: nodeId, rowVersion } = node;
+      await this.record(node, { type: "node.up", at, nodeId, rowVersion });
     }
+  }
+
+  private async record(node: NodeInfo, verdict: Command): Promise<void> {
+    const result = await this.options.log.proposeHere(verdict);
+    this.options.logger.info(
+      { node: node.name, verdict: verdict.type, ok: result.ok },
+      "node judged",
+    );
   }
 }
 
