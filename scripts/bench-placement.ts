@@ -2,7 +2,13 @@
 // reported as the median over several runs. The goal (20,000 tasks/s) keeps evaluations cheap
 // enough for the leader to run them on every change.
 import { pathToFileURL } from "node:url";
-import type { NodeInfo, Service, TaskDefinition } from "../src/core/types.ts";
+import {
+  deploymentDefaults,
+  type NodeInfo,
+  placementDefaults,
+  type Service,
+  type TaskDefinition,
+} from "../src/core/types.ts";
 import { evaluate } from "../src/scheduler/evaluate.ts";
 import { node } from "../src/scheduler/test-harness.ts";
 import type { SchedulerInput } from "../src/scheduler/types.ts";
@@ -46,6 +52,10 @@ function simulatedService(index: number): Service {
     mode: "replicated",
     replicas: replicasPerService,
     taskDefinition: { family: `svc-${index}`, revision: 1 },
+    placement: { ...placementDefaults },
+    deployment: { ...deploymentDefaults },
+    stopAfterDisconnectMs: null,
+    rebalanceRequested: false,
     failureStreak: 0,
     lastFailureAt: null,
     createdAt: 0,
@@ -60,6 +70,7 @@ function benchInput(seed: number): SchedulerInput {
     nodes: indexes(nodeCount).map(simulatedNode),
     services: indexes(serviceCount).map(simulatedService),
     taskDefinitions: indexes(serviceCount).map(simulatedDefinition),
+    deployments: [],
     tasks: [],
     now: 1_700_000_000_000,
     newId: sequentialIds("task"),

@@ -65,12 +65,13 @@ describe("a one-member cluster's command log", () => {
     const first = await open(dir);
     await writeTwo(first);
     const applied = first.view().appliedIndex();
+    const events = first.view().events().length;
     first.close();
     const second = await open(dir);
     // The restart adds its own no-op entry for its new term; nothing else is applied again.
     assert.equal(second.view().appliedIndex(), applied + 1);
     assert.equal(second.view().services().length, 1);
-    assert.equal(second.view().events().length, 3);
+    assert.equal(second.view().events().length, events);
     second.close();
   });
 

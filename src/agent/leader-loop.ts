@@ -48,7 +48,9 @@ export function schedulerInput(
   const tasks = view.activeTasks();
   const services = view.services();
   const taskDefinitions = view.referencedTaskDefinitions();
-  return { nodes: view.nodes(), services, taskDefinitions, tasks, now, newId, random };
+  const deployments = view.deploymentsInProgress();
+  const nodes = view.nodes();
+  return { nodes, services, taskDefinitions, tasks, deployments, now, newId, random };
 }
 
 export class LeaderLoop {

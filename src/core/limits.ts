@@ -112,6 +112,19 @@ export const limits = {
   restartBackoffMsMax: 60_000,
   schedulerSweepMs: 1000,
   placementsPerPlanMax: 1000,
+  /** Placement constraints per service, and the length of one (`zone != garage`). */
+  constraintsPerServiceMax: 16,
+  constraintLengthMax: 256,
+  /** Values of one `in (...)` constraint. */
+  constraintValuesMax: 32,
+  /** Deployments kept per service; older finished ones are pruned. */
+  deploymentsRetainPerService: 10,
+  /** The circuit breaker trips after this share of the desired count failing, clamped. */
+  deploymentFailureShare: 0.5,
+  deploymentFailuresMin: 3,
+  deploymentFailuresMax: 200,
+  /** The longest `stopAfterDisconnectMs` a service may set (a day). */
+  stopAfterDisconnectMsMax: 86_400_000,
 
   // Agent
   agentHeartbeatMs: 1000,

@@ -5,7 +5,8 @@ export type NodeStatus = "ready" | "draining" | "down" | "left";
 export type DesiredState = "running" | "stopped";
 export type TaskState = "pending" | "starting" | "running" | "stopped" | "failed" | "lost";
 export type ContainerState = "created" | "running" | "exited" | "missing" | "failed";
-export type ServiceMode = "replicated";
+export type ServiceMode = "replicated" | "global";
+export type PlacementStrategy = "spread" | "binpack";
 
 export const terminalTaskStates: readonly TaskState[] = ["stopped", "failed", "lost"];
 
@@ -56,11 +57,56 @@ export interface TaskDefinition {
   createdAt: number;
 }
 
+/** Where a service's tasks may run, and how they are ranked among the nodes that fit. */
+export interface Placement {
+  /** Constraint texts (`zone != garage`); see core/constraints.ts. */
+  constraints: string[];
+  /** `spread` over `spreadBy` (an attribute, `node` for the node itself), or `binpack` on memory. */
+  strategy: PlacementStrategy;
+  spreadBy: string;
+  /** Spread the tasks again, on its own, when a node comes back or joins. */
+  rebalance: boolean;
+}
+
+/** How a change of containers rolls out (ECS's deployment configuration). */
+export interface DeploymentSettings {
+  /** Tasks that may run during a deployment, in percent of the desired count. */
+  maxPercent: number;
+  /** Healthy tasks that must stay during a deployment, in percent of the desired count. */
+  minHealthyPercent: number;
+  /** Whether a deployment the circuit breaker stops goes back to the previous revision. */
+  rollback: boolean;
+}
+
+/** The settings of a service that leaves them out, and of one written before they existed. */
+export const placementDefaults: Readonly<Placement> = Object.freeze({
+  constraints: [],
+  strategy: "spread",
+  spreadBy: "node",
+  rebalance: false,
+});
+
+export const deploymentDefaults: Readonly<DeploymentSettings> = Object.freeze({
+  maxPercent: 200,
+  minHealthyPercent: 100,
+  rollback: true,
+});
+
 export interface Service {
   name: string;
   mode: ServiceMode;
+  /** The desired count of a replicated service; a global service runs one task per eligible node. */
   replicas: number;
   taskDefinition: { family: string; revision: number };
+  placement: Placement;
+  deployment: DeploymentSettings;
+  /**
+   * A node cut off from the leader for this long stops the service's containers (Nomad's
+   * `stop_after_client_disconnect`); null keeps them running until the node hears otherwise.
+   */
+  stopAfterDisconnectMs: number | null;
+  /** Set by `service rebalance`: the scheduler spreads the tasks again, then clears it. */
+  rebalanceRequested: boolean;
   /** Consecutive task failures without a stable run; drives restart backoff. */
   failureStreak: number;
   lastFailureAt: number | null;
@@ -81,7 +127,10 @@ export interface NodeInfo {
   os: string;
   cpus: number;
   memoryMb: number;
+  /** The agent's labels (`--labels`) with those people set on top. */
   labels: Record<string, string>;
+  /** The labels people set with `shoal node label`; they outlive the agent's restarts. */
+  userLabels: Record<string, string>;
   /** Whether the node's container engine answers; a node without one takes no tasks. */
   engineReady: boolean;
   engineMessage: string;
@@ -126,6 +175,32 @@ export interface Task {
   version: number;
 }
 
+export type DeploymentStatus =
+  | "in_progress"
+  | "completed"
+  | "failed"
+  | "rolled_back"
+  | "superseded";
+
+/** One rollout of a service to a revision; the circuit breaker counts its failed tasks. */
+export interface Deployment {
+  id: number;
+  service: string;
+  /** The revision it moves from; null for the service's first. */
+  fromRevision: number | null;
+  toRevision: number;
+  status: DeploymentStatus;
+  /** Tasks of `toRevision` that failed since it started. */
+  failedTasks: number;
+  /** Failed tasks that trip the circuit breaker. */
+  failureThreshold: number;
+  /** Whether this deployment is itself the rollback of a failed one. */
+  isRollback: boolean;
+  reason: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
 export interface ClusterInfo {
   id: string;
   createdAt: number;
@@ -159,9 +234,15 @@ export interface Plan {
   assign: { taskId: string; node: string }[];
   stop: { taskId: string; reason: string }[];
   events: { type: string; message: string; service: string | null; task: string | null }[];
+  /** Services whose deployment in progress has every task of its revision healthy. */
+  completeDeployments: string[];
+  /** Services whose requested rebalance is done (or has nothing left to move). */
+  rebalanced: string[];
   reads: {
     services: Record<string, number>;
     tasks: Record<string, number>;
+    /** Row versions of the nodes the plan places on: a node that changed since refuses it. */
+    nodes: Record<string, number>;
   };
 }
 

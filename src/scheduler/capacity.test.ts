@@ -115,7 +115,7 @@ describe("scheduler: feasibility", () => {
     const grown = { ...full, nodes: [...full.nodes, node("n2", { memoryMb: 64 })] };
     const { plan } = evaluate(grown);
     assert.deepEqual(plan.assign, [{ taskId: "job", node: "n2" }]);
-    assert.deepEqual(plan.reads, { services: {}, tasks: { job: 4 } });
+    assert.deepEqual(plan.reads, { services: {}, tasks: { job: 4 }, nodes: { n2: 1 } });
   });
 
   it("keeps a stopping task's reservation until it is gone", () => {

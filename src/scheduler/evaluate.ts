@@ -1,11 +1,24 @@
 // One scheduler evaluation: a pure, deterministic function from a view of state to a plan.
-// Stops surplus tasks, places tasks waiting for a node, and creates the tasks services lack,
-// within the per-plan placement and byte bounds and each service's restart backoff.
+// Stops what must stop, places tasks waiting for a node, starts what services lack (rolling
+// moves within their deployment bounds), keeps a global service on every eligible node, and
+// marks deployments and rebalances done; all within the per-plan placement and byte bounds and
+// each service's restart backoff.
 import { assert } from "../core/assert.ts";
 import { limits } from "../core/limits.ts";
 import { isTerminal, type Service, type Task, type TaskDefinition } from "../core/types.ts";
 import { backoffUntil } from "./backoff.ts";
 import { demandOf, type TaskDemand } from "./demand.ts";
+import {
+  type Context,
+  createTask,
+  finishIfSettled,
+  markFull,
+  rulesOf,
+  stopTask,
+  takePlacement,
+  wakeAt,
+} from "./evaluation-context.ts";
+import { evaluateGlobal } from "./global.ts";
 import {
   buildUsages,
   compareIds,
@@ -13,37 +26,20 @@ import {
   type NodeUsage,
   reserve,
 } from "./node-usage.ts";
-import { chooseNode } from "./placement.ts";
-import {
-  emptyDraft,
-  type PlanDraft,
-  recordAssign,
-  recordCreate,
-  recordNoCapacity,
-  recordStop,
-} from "./plan-builder.ts";
+import { chooseNode, eligible, fits, oneOffRules, rulesFor } from "./placement.ts";
+import { emptyDraft, recordAssign, recordNoCapacity } from "./plan-builder.ts";
+import { isHealthy, outdatedReason, rebalanceMoves, rolloutBounds } from "./rollout.ts";
 import { chooseTasksToStop } from "./scale-down.ts";
 import type { Evaluation, SchedulerInput, SchedulerLimits } from "./types.ts";
-import { needsReport, noteWaiting, type Waiting, waitingMessage } from "./waiting.ts";
+import { needsReport, noteWaiting, waitingMessage } from "./waiting.ts";
 
 /** The reason a plan gives tasks it stops because their service has too many. */
 export const scaledDownReason = "scaled down";
 
-interface Context {
-  input: SchedulerInput;
-  bounds: SchedulerLimits;
-  draft: PlanDraft;
-  /** Set once the plan's byte budget is spent: nothing more goes in, the rest waits. */
-  full: boolean;
-  /** Tasks that fit nowhere, per service (or one-off task), reported once at the end. */
-  waiting: Map<string, Waiting>;
-  demandFor: DemandLookup;
-  usages: NodeUsage[];
-  usagesById: Map<string, NodeUsage>;
-  placementsLeft: number;
-  nextEvaluationAt: number | null;
-  stopped: Set<string>;
-  knownTaskIds: Set<string>;
+/** What the stop phase leaves a replicated service for the start phase. */
+interface Tally {
+  current: number;
+  outdatedLeft: number;
 }
 
 export function evaluate(input: SchedulerInput, bounds: SchedulerLimits = limits): Evaluation {
@@ -51,12 +47,20 @@ export function evaluate(input: SchedulerInput, bounds: SchedulerLimits = limits
   const context = createContext(input, bounds);
   const activeByService = groupActiveTasks(input.tasks);
   const services = [...input.services].sort((a, b) => compareIds(a.name, b.name));
-  for (const service of services) {
-    scaleDown(context, service, activeByService.get(service.name) ?? []);
+  const replicated = services.filter((service) => service.mode === "replicated");
+  const tallies = new Map<string, Tally>();
+  for (const service of replicated) {
+    tallies.set(service.name, stopPhase(context, service, activeByService.get(service.name) ?? []));
   }
   assignPending(context);
+  for (const service of replicated) {
+    const tally = tallies.get(service.name);
+    if (tally) startPhase(context, service, tally, activeByService.get(service.name) ?? []);
+  }
   for (const service of services) {
-    scaleUp(context, service, activeByService.get(service.name)?.length ?? 0);
+    if (service.mode === "global") {
+      evaluateGlobal(context, service, activeByService.get(service.name) ?? []);
+    }
   }
   reportWaiting(context);
   return { plan: context.draft.plan, nextEvaluationAt: context.nextEvaluationAt };
@@ -79,6 +83,10 @@ function createContext(input: SchedulerInput, bounds: SchedulerLimits): Context 
     nextEvaluationAt: null,
     stopped: new Set(),
     knownTaskIds: new Set(input.tasks.map((task) => task.id)),
+    rules: new Map(input.services.map((service) => [service.name, rulesFor(service)])),
+    deploying: new Set(
+      input.deployments.filter((d) => d.status === "in_progress").map((d) => d.service),
+    ),
   };
 }
 
@@ -111,18 +119,81 @@ function groupActiveTasks(tasks: readonly Task[]): Map<string, Task[]> {
   return byService;
 }
 
-/** Scaling down is never delayed by backoff nor bounded by the placement budget, only by bytes. */
-function scaleDown(context: Context, service: Service, active: readonly Task[]): void {
-  const surplus = active.length - service.replicas;
-  if (surplus <= 0 || context.full) return;
-  const chosen = chooseTasksToStop(service.name, active, surplus, context.usagesById);
-  for (const task of chosen) {
-    if (!recordStop(context.draft, service, task, scaledDownReason)) {
-      markFull(context);
-      return;
-    }
-    context.stopped.add(task.id);
+/** The tasks that must move (with why), and those that may stay. */
+function partition(
+  context: Context,
+  service: Service,
+  active: readonly Task[],
+): { current: Task[]; outdated: { task: Task; reason: string }[] } {
+  const rules = rulesOf(context, service);
+  const current: Task[] = [];
+  const outdated: { task: Task; reason: string }[] = [];
+  for (const task of active) {
+    const reason = outdatedReason(service, task, context.usagesById, rules);
+    if (reason === null) current.push(task);
+    else outdated.push({ task, reason });
   }
+  if (outdated.length === 0 && (service.rebalanceRequested || service.placement.rebalance)) {
+    const demand = context.demandFor(service);
+    const candidates = context.usages.filter(
+      (usage) =>
+        eligible(usage, rules) &&
+        (fits(usage, demand) || (usage.activeByService.get(service.name) ?? 0) > 0),
+    );
+    for (const task of rebalanceMoves(current, candidates, rules)) {
+      current.splice(current.indexOf(task), 1);
+      outdated.push({ task, reason: "rebalanced" });
+    }
+  }
+  return { current, outdated };
+}
+
+/**
+ * Scaling down is never delayed by backoff nor bounded by the placement budget, only by bytes.
+ * Tasks that must move stop while the healthy ones stay above the floor, unhealthy ones first
+ * (stopping them costs no health).
+ */
+function stopPhase(context: Context, service: Service, active: readonly Task[]): Tally {
+  const { current, outdated } = partition(context, service, active);
+  const desired = service.replicas;
+  const surplus = current.length - desired;
+  if (surplus > 0 && !context.full) {
+    const chosen = chooseTasksToStop(service.name, current, surplus, context.usagesById);
+    for (const task of chosen) {
+      if (!stopTask(context, service, task, scaledDownReason)) break;
+      current.splice(current.indexOf(task), 1);
+    }
+  }
+  const healthyLeft = active.filter((task) => isHealthy(task) && !context.stopped.has(task.id));
+  let budget = healthyLeft.length - rolloutBounds(service, desired).minHealthy;
+  // A replacement that fits on no node (an old task holds its host port, say) would wait
+  // forever for the old one to stop: one old task then stops first, one at a time.
+  if (budget <= 0 && current.some((task) => task.node === null) && !stoppingAny(context, service)) {
+    budget = 1;
+  }
+  const ordered = [...outdated].sort(
+    (a, b) => Number(isHealthy(a.task)) - Number(isHealthy(b.task)),
+  );
+  let outdatedLeft = 0;
+  for (const { task, reason } of ordered) {
+    const healthy = isHealthy(task);
+    if (healthy && budget <= 0) {
+      outdatedLeft += 1;
+      continue;
+    }
+    if (!stopTask(context, service, task, reason)) {
+      outdatedLeft += 1;
+      continue;
+    }
+    if (healthy) budget -= 1;
+  }
+  return { current: current.length, outdatedLeft };
+}
+
+function stoppingAny(context: Context, service: Service): boolean {
+  return context.input.tasks.some(
+    (task) => task.service === service.name && task.desired === "stopped" && task.node !== null,
+  );
 }
 
 /** Places tasks that wait for a node, oldest first: they have waited longest. */
@@ -130,17 +201,20 @@ function assignPending(context: Context): void {
   const pending = context.input.tasks
     .filter((task) => task.node === null && isActive(task) && !context.stopped.has(task.id))
     .sort((a, b) => a.createdAt - b.createdAt || compareIds(a.id, b.id));
+  const services = new Map(context.input.services.map((service) => [service.name, service]));
   for (const task of pending) {
     if (context.full || !takePlacement(context)) return;
     const demand = context.demandFor(task);
-    const usage = chooseNode(context.usages, demand, task.service, context.input.random);
+    const service = task.service === null ? undefined : services.get(task.service);
+    const rules = service === undefined ? oneOffRules() : rulesOf(context, service);
+    const usage = chooseNode(context.usages, demand, rules, context.input.random);
     if (usage === null) {
       // The budget counts only what the plan does; a task that stays pending used none.
       context.placementsLeft += 1;
       noteWaiting(context.waiting, task.service, task.id, demand, task.reason);
       continue;
     }
-    if (!recordAssign(context.draft, task, usage.node.id)) {
+    if (!recordAssign(context.draft, task, usage.node)) {
       markFull(context);
       return;
     }
@@ -161,67 +235,45 @@ function reportWaiting(context: Context): void {
   }
 }
 
-function scaleUp(context: Context, service: Service, activeCount: number): void {
-  const missing = service.replicas - activeCount;
-  if (missing <= 0 || context.full) return;
+/**
+ * Starts what the service lacks, within the rollout's ceiling while tasks still move; and marks
+ * a deployment or rebalance done once nothing is left to move and every task is healthy.
+ */
+function startPhase(
+  context: Context,
+  service: Service,
+  tally: Tally,
+  active: readonly Task[],
+): void {
+  const desired = service.replicas;
+  const { maxActive } = rolloutBounds(service, desired);
+  const room = tally.outdatedLeft > 0 ? maxActive - tally.current - tally.outdatedLeft : desired;
+  const missing = Math.min(desired - tally.current, room);
+  if (missing > 0) {
+    scaleUp(context, service, missing);
+    return;
+  }
+  if (tally.outdatedLeft > 0 || desired - tally.current > 0) return;
+  finishIfSettled(context, service, active);
+}
+
+function scaleUp(context: Context, service: Service, missing: number): void {
+  if (context.full) return;
   const until = backoffUntil(service, context.input.now, context.bounds);
   if (until !== null) {
     wakeAt(context, until);
     return;
   }
   const demand = context.demandFor(service);
+  const rules = rulesOf(context, service);
   // Usage only shrinks within a plan, so once one task of the service fits nowhere, none will.
   let nothingFits = false;
   for (let created = 0; created < missing; created += 1) {
     if (!takePlacement(context)) return;
     const usage: NodeUsage | null = nothingFits
       ? null
-      : chooseNode(context.usages, demand, service.name, context.input.random);
+      : chooseNode(context.usages, demand, rules, context.input.random);
     nothingFits = usage === null;
     if (!createTask(context, service, demand, usage)) return;
-  }
-}
-
-/** Returns false when the task does not fit in the plan's byte budget (nothing is created). */
-function createTask(
-  context: Context,
-  service: Service,
-  demand: TaskDemand,
-  usage: NodeUsage | null,
-): boolean {
-  const id = context.input.newId();
-  assert(id.length > 0 && !context.knownTaskIds.has(id), `newId() returned a used id: ${id}`);
-  const { family, revision } = service.taskDefinition;
-  const node = usage === null ? null : usage.node.id;
-  const planned = { id, service: service.name, taskDefinition: { family, revision }, node };
-  if (!recordCreate(context.draft, service, planned)) {
-    markFull(context);
-    return false;
-  }
-  context.knownTaskIds.add(id);
-  if (usage === null) noteWaiting(context.waiting, service.name, id, demand, null);
-  else reserve(usage, demand, service.name, true);
-  return true;
-}
-
-/** Takes one unit of the per-plan placement budget; when none is left, asks to run again now. */
-function takePlacement(context: Context): boolean {
-  if (context.placementsLeft > 0) {
-    context.placementsLeft -= 1;
-    return true;
-  }
-  wakeAt(context, context.input.now);
-  return false;
-}
-
-/** The byte budget is spent: the plan stops growing and the rest waits for the next run, now. */
-function markFull(context: Context): void {
-  context.full = true;
-  wakeAt(context, context.input.now);
-}
-
-function wakeAt(context: Context, at: number): void {
-  if (context.nextEvaluationAt === null || at < context.nextEvaluationAt) {
-    context.nextEvaluationAt = at;
   }
 }

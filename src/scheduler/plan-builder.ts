@@ -2,11 +2,12 @@
 // every placement or stop carries its fencing reads; and keeps the plan within a byte budget, so
 // that the command carrying it always fits in the log.
 import { assert } from "../core/assert.ts";
-import type { Plan, PlannedTask, Service, Task } from "../core/types.ts";
+import type { NodeInfo, Plan, PlannedTask, Service, Task } from "../core/types.ts";
 import {
   assignBytes,
   createBytes,
   eventBytes,
+  jsonTextBytes,
   planEnvelopeBytes,
   readBytes,
   stopBytes,
@@ -20,7 +21,15 @@ export interface PlanDraft {
 }
 
 export function emptyPlan(): Plan {
-  return { create: [], assign: [], stop: [], events: [], reads: { services: {}, tasks: {} } };
+  return {
+    create: [],
+    assign: [],
+    stop: [],
+    events: [],
+    completeDeployments: [],
+    rebalanced: [],
+    reads: { services: {}, tasks: {}, nodes: {} },
+  };
 }
 
 export function emptyDraft(bytesMax: number): PlanDraft {
@@ -39,21 +48,53 @@ function serviceReadBytes(plan: Plan, name: string): number {
   return plan.reads.services[name] === undefined ? readBytes(name) : 0;
 }
 
+function nodeReadBytes(plan: Plan, node: NodeInfo | null): number {
+  return node === null || plan.reads.nodes[node.id] !== undefined ? 0 : readBytes(node.id);
+}
+
+/** A placement reads its node: a node drained, relabelled or marked down since refuses it. */
+function readNode(plan: Plan, node: NodeInfo | null): void {
+  if (node !== null) plan.reads.nodes[node.id] = node.rowVersion;
+}
+
 /** Each record returns false, recording nothing, when the entry would exceed the budget. */
-export function recordCreate(draft: PlanDraft, service: Service, task: PlannedTask): boolean {
+export function recordCreate(
+  draft: PlanDraft,
+  service: Service,
+  task: PlannedTask,
+  node: NodeInfo | null,
+): boolean {
   const bytes =
     createBytes(task.id, task.service, task.taskDefinition.family, task.node) +
-    serviceReadBytes(draft.plan, service.name);
+    serviceReadBytes(draft.plan, service.name) +
+    nodeReadBytes(draft.plan, node);
   if (!take(draft, bytes)) return false;
   draft.plan.create.push(task);
   draft.plan.reads.services[service.name] = service.version;
+  readNode(draft.plan, node);
   return true;
 }
 
-export function recordAssign(draft: PlanDraft, task: Task, node: string): boolean {
-  if (!take(draft, assignBytes(task.id, node) + readBytes(task.id))) return false;
-  draft.plan.assign.push({ taskId: task.id, node });
+export function recordAssign(draft: PlanDraft, task: Task, node: NodeInfo): boolean {
+  const bytes =
+    assignBytes(task.id, node.id) + readBytes(task.id) + nodeReadBytes(draft.plan, node);
+  if (!take(draft, bytes)) return false;
+  draft.plan.assign.push({ taskId: task.id, node: node.id });
   draft.plan.reads.tasks[task.id] = task.version;
+  readNode(draft.plan, node);
+  return true;
+}
+
+/** A service whose deployment finished, or whose rebalance is done: one name in a list. */
+export function recordServiceDone(
+  draft: PlanDraft,
+  service: Service,
+  list: "completeDeployments" | "rebalanced",
+): boolean {
+  const bytes = jsonTextBytes(service.name) + 1 + serviceReadBytes(draft.plan, service.name);
+  if (!take(draft, bytes)) return false;
+  draft.plan[list].push(service.name);
+  draft.plan.reads.services[service.name] = service.version;
   return true;
 }
 

@@ -63,7 +63,7 @@ describe("scheduler: plans", () => {
     }
   });
 
-  it("carries the versions of the services and tasks it read", () => {
+  it("carries the versions of the services, tasks and nodes it read", () => {
     const input = schedulerInput({
       nodes: [node("n1"), node("n2")],
       services: [
@@ -84,7 +84,11 @@ describe("scheduler: plans", () => {
       ],
     });
     const { plan } = evaluate(input);
-    assert.deepEqual(plan.reads, { services: { grow: 3, shrink: 9 }, tasks: { s1: 11, job: 6 } });
+    assert.deepEqual(plan.reads, {
+      services: { grow: 3, shrink: 9 },
+      tasks: { s1: 11, job: 6 },
+      nodes: { n1: 1, n2: 1 },
+    });
   });
 
   it("bounds creations and assignments per plan and asks to run again at once", () => {

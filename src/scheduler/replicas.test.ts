@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { evaluate, scaledDownReason } from "./evaluate.ts";
+import { emptyPlan } from "./plan-builder.ts";
 import { createdPerNode, definition, node, schedulerInput, service, task } from "./test-harness.ts";
 
 describe("scheduler: replicated services", () => {
@@ -33,7 +34,7 @@ describe("scheduler: replicated services", () => {
       tasks: [task("t1", "web", "n1")],
     });
     assert.deepEqual(evaluate(input), {
-      plan: { create: [], assign: [], stop: [], events: [], reads: { services: {}, tasks: {} } },
+      plan: emptyPlan(),
       nextEvaluationAt: null,
     });
   });

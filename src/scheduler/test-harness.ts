@@ -2,9 +2,11 @@
 // defaults, so each test states only what it is about.
 import {
   type ContainerSpec,
+  deploymentDefaults,
   isTerminal,
   type NodeInfo,
   type Plan,
+  placementDefaults,
   type Service,
   type Task,
   type TaskDefinition,
@@ -23,6 +25,7 @@ export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     cpus: 4,
     memoryMb: 4096,
     labels: {},
+    userLabels: {},
     engineReady: true,
     engineMessage: "",
     version: "0.1.0",
@@ -59,6 +62,10 @@ export function service(name: string, overrides: Partial<Service> = {}): Service
     mode: "replicated",
     replicas: 1,
     taskDefinition: { family: name, revision: 1 },
+    placement: { ...placementDefaults },
+    deployment: { ...deploymentDefaults },
+    stopAfterDisconnectMs: null,
+    rebalanceRequested: false,
     failureStreak: 0,
     lastFailureAt: null,
     createdAt: 0,
@@ -102,6 +109,7 @@ export function schedulerInput(parts: Partial<SchedulerInput> = {}): SchedulerIn
     services: [],
     taskDefinitions: [],
     tasks: [],
+    deployments: [],
     now: 1_000_000,
     newId: () => {
       next += 1;

@@ -1,5 +1,5 @@
 // The scheduler's input and output: an immutable view of state in, a plan out.
-import type { NodeInfo, Plan, Service, Task, TaskDefinition } from "../core/types.ts";
+import type { Deployment, NodeInfo, Plan, Service, Task, TaskDefinition } from "../core/types.ts";
 
 export interface SchedulerInput {
   nodes: readonly NodeInfo[];
@@ -8,6 +8,8 @@ export interface SchedulerInput {
   taskDefinitions: readonly TaskDefinition[];
   /** Tasks that are not terminal (desired running or still stopping). */
   tasks: readonly Task[];
+  /** Deployments in progress: the scheduler marks them done once their tasks are healthy. */
+  deployments: readonly Deployment[];
   now: number;
   newId: () => string;
   /** Seeded randomness in [0, 1) for tie-breaks. */

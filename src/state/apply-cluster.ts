@@ -1,5 +1,6 @@
 // Handlers for the cluster and its nodes.
 import { fail, ok, type Result } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
 import type { NodeInfo } from "../core/types.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
@@ -42,11 +43,7 @@ export function applyNodeRegister(
     // A node that left stays left when it merely restarts: it is outside the Raft configuration
     // and must not be given work until it joins again (which sets `rejoin`).
     const status =
-      existing.status === "left" && !command.rejoin
-        ? "left"
-        : existing.status === "draining"
-          ? "draining"
-          : "ready";
+      existing.status === "left" && !command.rejoin ? "left" : drainedOrReady(ctx, existing.id);
     ctx.run(
       `UPDATE nodes SET name = ?, address = ?, port = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
        labels = ?, version = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?`,
@@ -182,7 +179,8 @@ export function applyNodeUp(ctx: ApplyContext, command: CommandOf<"node.up">): R
   const { id, name, status } = node.value;
   if (status !== "down") return ok({ id, name });
   ctx.run(
-    "UPDATE nodes SET status = 'ready', updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    "UPDATE nodes SET status = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    drainedOrReady(ctx, id),
     command.at,
     id,
   );
@@ -198,4 +196,97 @@ function judgedNode(ctx: ApplyContext, nodeId: string, rowVersion: number): Resu
     return fail("E_CONFLICT", `stale: node ${node.name} changed since it was judged`);
   }
   return ok(node);
+}
+
+/** A node people drained stays draining through a restart or an outage, until activated. */
+function drainedOrReady(ctx: ApplyContext, nodeId: string): "draining" | "ready" {
+  return ctx.view.isDrained(nodeId) ? "draining" : "ready";
+}
+
+/**
+ * `shoal node drain`: the node takes no new tasks, and the scheduler moves its tasks away,
+ * starting each replacement before it stops the old task (within minHealthyPercent).
+ */
+export function applyNodeDrain(
+  ctx: ApplyContext,
+  command: CommandOf<"node.drain">,
+): Result<unknown> {
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  if (node.status === "left") return fail("E_CONFLICT", `node ${node.name} has left the cluster`);
+  if (ctx.view.isDrained(node.id)) return ok({ id: node.id, name: node.name, status: node.status });
+  const status = node.status === "ready" ? "draining" : node.status;
+  ctx.run(
+    `UPDATE nodes SET drained = 1, status = ?, updated_at = ?, row_version = row_version + 1
+     WHERE id = ?`,
+    status,
+    command.at,
+    node.id,
+  );
+  ctx.event({ type: "node.draining", message: `node ${node.name} is draining`, node: node.id });
+  return ok({ id: node.id, name: node.name, status, rescheduled: true });
+}
+
+/** `shoal node activate`: a drained node takes tasks again. */
+export function applyNodeActivate(
+  ctx: ApplyContext,
+  command: CommandOf<"node.activate">,
+): Result<unknown> {
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  if (node.status === "left") return fail("E_CONFLICT", `node ${node.name} has left the cluster`);
+  if (!ctx.view.isDrained(node.id))
+    return ok({ id: node.id, name: node.name, status: node.status });
+  const status = node.status === "draining" ? "ready" : node.status;
+  ctx.run(
+    `UPDATE nodes SET drained = 0, status = ?, updated_at = ?, row_version = row_version + 1
+     WHERE id = ?`,
+    status,
+    command.at,
+    node.id,
+  );
+  ctx.event({ type: "node.active", message: `node ${node.name} takes tasks again`, node: node.id });
+  return ok({ id: node.id, name: node.name, status, rescheduled: true });
+}
+
+/** `shoal node label`: labels people set, kept beside (and over) the agent's own. */
+export function applyNodeLabel(
+  ctx: ApplyContext,
+  command: CommandOf<"node.label">,
+): Result<unknown> {
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  const labels = { ...node.userLabels, ...command.set };
+  for (const key of command.remove) {
+    if (!Object.hasOwn(labels, key) && Object.hasOwn(node.labels, key)) {
+      return fail(
+        "E_CONFLICT",
+        `label ${key} on ${node.name} comes from its agent's --labels: change it there`,
+      );
+    }
+    delete labels[key];
+  }
+  if (Object.keys({ ...node.labels, ...labels }).length > limits.labelsPerNodeMax) {
+    return fail("E_VALIDATION", `a node has at most ${limits.labelsPerNodeMax} labels`);
+  }
+  ctx.run(
+    "UPDATE nodes SET user_labels = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    JSON.stringify(labels),
+    command.at,
+    node.id,
+  );
+  const shown = Object.entries(labels)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(",");
+  ctx.event({
+    type: "node.labelled",
+    message: `node ${node.name} labels: ${shown || "(none set)"}`,
+    node: node.id,
+  });
+  return ok({
+    id: node.id,
+    name: node.name,
+    labels: { ...node.labels, ...labels },
+    rescheduled: true,
+  });
 }

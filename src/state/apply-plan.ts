@@ -5,6 +5,7 @@ import type { Plan } from "../core/types.ts";
 import { insertTask, stopTask } from "./apply-task.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
+import { completeDeployment } from "./deployments.ts";
 
 function staleRead(ctx: ApplyContext, plan: Plan): string | null {
   for (const [name, version] of Object.entries(plan.reads.services)) {
@@ -14,6 +15,10 @@ function staleRead(ctx: ApplyContext, plan: Plan): string | null {
   for (const [id, version] of Object.entries(plan.reads.tasks)) {
     const task = ctx.view.task(id);
     if (!task || task.version !== version) return `task ${id}`;
+  }
+  for (const [id, version] of Object.entries(plan.reads.nodes)) {
+    const node = ctx.view.nodeById(id);
+    if (!node || node.rowVersion !== version) return `node ${node?.name ?? id}`;
   }
   return null;
 }
@@ -37,6 +42,10 @@ export function applyPlan(ctx: ApplyContext, command: CommandOf<"plan.apply">): 
         event.task,
       );
     }
+  }
+  for (const name of plan.completeDeployments) completeDeployment(ctx, name);
+  for (const name of plan.rebalanced) {
+    ctx.run("UPDATE services SET rebalance_requested = 0 WHERE name = ?", name);
   }
   bumpServices(ctx, plan);
   return ok({
@@ -68,7 +77,7 @@ function assignTask(ctx: ApplyContext, taskId: string, nodeId: string): void {
 
 /** Every service a plan touched changes version, so a second plan from the same view is stale. */
 function bumpServices(ctx: ApplyContext, plan: Plan): void {
-  const touched = new Set<string>(Object.keys(plan.reads.services));
+  const touched = new Set<string>([...Object.keys(plan.reads.services), ...plan.rebalanced]);
   for (const planned of plan.create) if (planned.service) touched.add(planned.service);
   for (const name of touched) {
     ctx.run("UPDATE services SET version = version + 1 WHERE name = ?", name);

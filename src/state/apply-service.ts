@@ -1,9 +1,17 @@
-// Handlers for services and the task definitions they register.
+// Handlers for services and the task definitions they register. A change of containers is a new
+// revision and a deployment; the scheduler then moves the tasks within the deployment's bounds.
 import { fail, ok, type Result } from "../core/errors.ts";
-import type { ContainerSpec, Service } from "../core/types.ts";
+import {
+  type ContainerSpec,
+  deploymentDefaults,
+  placementDefaults,
+  type Service,
+} from "../core/types.ts";
 import { stopTask } from "./apply-task.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
+import { setRevision, startDeployment } from "./deployments.ts";
+import type { ServiceSettings } from "./rows.ts";
 import { registerTaskDefinition } from "./task-definitions.ts";
 
 export function applyServiceCreate(
@@ -13,23 +21,40 @@ export function applyServiceCreate(
   if (ctx.view.service(command.name)) {
     return fail("E_CONFLICT", `a service named ${command.name} already exists`);
   }
+  const mode = command.mode ?? "replicated";
+  const settings: ServiceSettings = {
+    placement: command.placement ?? placementDefaults,
+    deployment: command.deployment ?? deploymentDefaults,
+    stopAfterDisconnectMs: command.stopAfterDisconnectMs ?? null,
+  };
   const revision = registerTaskDefinition(ctx, command.name, command.containers);
   ctx.run(
     `INSERT INTO services (name, mode, replicas, td_family, td_revision, failure_streak,
-     last_failure_at, created_at, updated_at, version) VALUES (?, 'replicated', ?, ?, ?, 0, NULL, ?, ?, 1)`,
+     last_failure_at, created_at, updated_at, version, settings, rebalance_requested)
+     VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?, 1, ?, 0)`,
     command.name,
+    mode,
     command.replicas,
     command.name,
     revision,
     command.at,
     command.at,
+    JSON.stringify(settings),
   );
+  const count = mode === "global" ? "one task per eligible node" : `${command.replicas} replica(s)`;
   ctx.event({
     type: "service.created",
-    message: `service ${command.name} created with ${command.replicas} replica(s)`,
+    message: `service ${command.name} created with ${count}`,
     service: command.name,
   });
+  const service = { name: command.name, mode, replicas: command.replicas };
+  startDeployment(ctx, service, null, revision, false, `revision ${revision} created`);
   return ok({ name: command.name, revision });
+}
+
+function settingsOf(service: Service): ServiceSettings {
+  const { placement, deployment, stopAfterDisconnectMs } = service;
+  return { placement, deployment, stopAfterDisconnectMs };
 }
 
 export function applyServiceUpdate(
@@ -38,27 +63,44 @@ export function applyServiceUpdate(
 ): Result<unknown> {
   const service = ctx.view.service(command.name);
   if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
+  if (service.mode === "global" && command.replicas !== undefined) {
+    return fail("E_VALIDATION", `service ${command.name} is global: it has no replica count`);
+  }
   const changed =
     command.containers !== undefined && containersDiffer(ctx, service, command.containers);
-  let revision = service.taskDefinition.revision;
-  if (changed && command.containers) {
-    revision = registerTaskDefinition(ctx, service.taskDefinition.family, command.containers);
-    replaceOldRevision(ctx, command.name, revision);
-  }
+  const before = JSON.stringify(settingsOf(service));
+  const settings: ServiceSettings = {
+    placement: command.placement ?? service.placement,
+    deployment: command.deployment ?? service.deployment,
+    stopAfterDisconnectMs:
+      command.stopAfterDisconnectMs === undefined
+        ? service.stopAfterDisconnectMs
+        : command.stopAfterDisconnectMs,
+  };
+  const settingsChanged = JSON.stringify(settings) !== before;
   const replicas = command.replicas ?? service.replicas;
-  // New containers start a fresh failure streak; scaling alone does not forgive a crash loop.
   ctx.run(
-    `UPDATE services SET replicas = ?, td_revision = ?,
-     failure_streak = CASE WHEN ? THEN 0 ELSE failure_streak END,
-     last_failure_at = CASE WHEN ? THEN NULL ELSE last_failure_at END,
-     updated_at = ?, version = version + 1 WHERE name = ?`,
+    `UPDATE services SET replicas = ?, settings = ?, updated_at = ?, version = version + 1
+     WHERE name = ?`,
     replicas,
-    revision,
-    changed ? 1 : 0,
-    changed ? 1 : 0,
+    JSON.stringify(settings),
     command.at,
     command.name,
   );
+  let revision = service.taskDefinition.revision;
+  if (changed && command.containers) {
+    revision = registerTaskDefinition(ctx, service.taskDefinition.family, command.containers);
+    setRevision(ctx, command.name, revision);
+    const reason = `revision ${service.taskDefinition.revision} -> ${revision}`;
+    startDeployment(
+      ctx,
+      { ...service, replicas },
+      service.taskDefinition.revision,
+      revision,
+      false,
+      reason,
+    );
+  }
   if (replicas !== service.replicas) {
     ctx.event({
       type: "service.scaled",
@@ -66,8 +108,15 @@ export function applyServiceUpdate(
       service: command.name,
     });
   }
+  if (settingsChanged) {
+    ctx.event({
+      type: "service.updated",
+      message: `service ${command.name}: placement, deployment or disconnect settings changed`,
+      service: command.name,
+    });
+  }
   // `rescheduled` tells the leader's scheduler whether it has anything new to place or stop.
-  const rescheduled = changed || replicas !== service.replicas;
+  const rescheduled = changed || settingsChanged || replicas !== service.replicas;
   return ok({ name: command.name, revision, replicas, rescheduled });
 }
 
@@ -82,22 +131,53 @@ function containersDiffer(
   return JSON.stringify(containers) !== JSON.stringify(current?.containers);
 }
 
-/** Tasks of an older revision stop; the scheduler starts the new revision's in their place. */
-function replaceOldRevision(ctx: ApplyContext, service: string, revision: number): void {
-  for (const task of ctx.view.activeTasks()) {
-    if (
-      task.service !== service ||
-      task.desired !== "running" ||
-      task.taskDefinition.revision === revision
-    )
-      continue;
-    stopTask(ctx, task, `replaced by revision ${revision}`);
+/** Back to the revision the service ran before its latest deployment, as a new deployment. */
+export function applyServiceRollback(
+  ctx: ApplyContext,
+  command: CommandOf<"service.rollback">,
+): Result<unknown> {
+  const service = ctx.view.service(command.name);
+  if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
+  const current = service.taskDefinition.revision;
+  const latest = ctx.view.deployments(command.name).find((d) => d.toRevision === current);
+  const back = latest?.fromRevision ?? null;
+  if (back === null) {
+    return fail("E_CONFLICT", `service ${command.name} has no earlier revision to roll back to`);
   }
-  ctx.event({
-    type: "service.updated",
-    message: `service ${service} moves to revision ${revision}`,
+  if (!ctx.view.taskDefinition(service.taskDefinition.family, back)) {
+    return fail("E_CONFLICT", `revision ${back} of ${command.name} is no longer kept`);
+  }
+  setRevision(ctx, command.name, back);
+  startDeployment(
+    ctx,
     service,
+    current,
+    back,
+    true,
+    `rollback asked: revision ${current} -> ${back}`,
+  );
+  return ok({ name: command.name, revision: back, rescheduled: true });
+}
+
+export function applyServiceRebalance(
+  ctx: ApplyContext,
+  command: CommandOf<"service.rebalance">,
+): Result<unknown> {
+  const service = ctx.view.service(command.name);
+  if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
+  if (service.mode === "global") {
+    return fail("E_VALIDATION", `service ${command.name} is global: it runs one task per node`);
+  }
+  ctx.run(
+    "UPDATE services SET rebalance_requested = 1, version = version + 1 WHERE name = ?",
+    command.name,
+  );
+  ctx.event({
+    type: "service.rebalance",
+    message: `service ${command.name} spreads its tasks again`,
+    service: command.name,
   });
+  return ok({ name: command.name, rescheduled: true });
 }
 
 export function applyServiceDelete(
@@ -112,6 +192,7 @@ export function applyServiceDelete(
     }
   }
   ctx.run("DELETE FROM services WHERE name = ?", command.name);
+  ctx.run("DELETE FROM deployments WHERE service = ?", command.name);
   ctx.event({
     type: "service.deleted",
     message: `service ${command.name} deleted`,

@@ -4,6 +4,7 @@ import { limits } from "../core/limits.ts";
 import { isTerminal, type PlannedTask, type Task, type TaskState } from "../core/types.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
+import { countDeploymentFailure } from "./deployments.ts";
 import { registerTaskDefinition } from "./task-definitions.ts";
 
 type TaskReport = CommandOf<"task.report">["reports"][number];
@@ -162,7 +163,10 @@ function recordTransition(ctx: ApplyContext, task: Task, report: TaskReport): vo
   });
 }
 
-/** A failure after a stable run starts a new streak; quick failures lengthen the backoff. */
+/**
+ * A failure after a stable run starts a new streak; quick failures lengthen the backoff. A task
+ * of a revision being deployed also counts towards the deployment's circuit breaker.
+ */
 function countFailure(ctx: ApplyContext, task: Task): void {
   const ranStably = task.startedAt !== null && ctx.at - task.startedAt >= limits.taskStableMs;
   ctx.run(
@@ -172,4 +176,7 @@ function countFailure(ctx: ApplyContext, task: Task): void {
     ctx.at,
     task.service,
   );
+  // After the streak: a tripped breaker's rollback starts the old revision with a fresh one.
+  const service = task.service === null ? null : ctx.view.service(task.service);
+  if (service) countDeploymentFailure(ctx, service, task);
 }

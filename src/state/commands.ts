@@ -3,7 +3,13 @@
 import { z } from "zod";
 import { assert } from "../core/assert.ts";
 import { limits } from "../core/limits.ts";
-import { containerSpecSchema, nameSchema, replicasSchema } from "./spec.ts";
+import {
+  containerSpecSchema,
+  deploymentSchema,
+  nameSchema,
+  placementSchema,
+  replicasSchema,
+} from "./spec.ts";
 
 const at = z.number().int().nonnegative();
 const taskDefinitionRef = z.strictObject({ family: z.string(), revision: z.number().int() });
@@ -52,11 +58,25 @@ const planSchema = z.strictObject({
       task: z.string().nullable(),
     }),
   ),
+  completeDeployments: z.array(z.string()).default([]),
+  rebalanced: z.array(z.string()).default([]),
   reads: z.strictObject({
     services: z.record(z.string(), z.number().int()),
     tasks: z.record(z.string(), z.number().int()),
+    nodes: z.record(z.string(), z.number().int()).default({}),
   }),
 });
+
+export const labelsSchema = z
+  .record(
+    z
+      .string()
+      .min(1)
+      .max(limits.labelLengthMax)
+      .regex(/^[A-Za-z0-9_.\-/]+$/, "a label name"),
+    z.string().max(limits.labelLengthMax),
+  )
+  .refine((labels) => Object.keys(labels).length <= limits.labelsPerNodeMax, "too many labels");
 
 const nodeFields = {
   id: z.string(),
@@ -109,12 +129,27 @@ export const commandSchema = z.discriminatedUnion("type", [
     nodeId: z.string(),
     rowVersion: z.number().int(),
   }),
+  // People drain a node (its tasks move away, start first), activate it, and label it.
+  z.strictObject({ type: z.literal("node.drain"), at, nodeId: z.string() }),
+  z.strictObject({ type: z.literal("node.activate"), at, nodeId: z.string() }),
+  z.strictObject({
+    type: z.literal("node.label"),
+    at,
+    nodeId: z.string(),
+    set: labelsSchema,
+    remove: z.array(z.string()).max(limits.labelsPerNodeMax),
+  }),
+  // Settings are optional (the handler takes the defaults), as in entries written before them.
   z.strictObject({
     type: z.literal("service.create"),
     at,
     name: nameSchema,
+    mode: z.enum(["replicated", "global"]).optional(),
     replicas: replicasSchema,
     containers: z.array(containerSpecSchema),
+    placement: placementSchema.optional(),
+    deployment: deploymentSchema.optional(),
+    stopAfterDisconnectMs: z.number().int().nonnegative().nullable().optional(),
   }),
   z.strictObject({
     type: z.literal("service.update"),
@@ -122,7 +157,14 @@ export const commandSchema = z.discriminatedUnion("type", [
     name: z.string(),
     replicas: replicasSchema.optional(),
     containers: z.array(containerSpecSchema).optional(),
+    placement: placementSchema.optional(),
+    deployment: deploymentSchema.optional(),
+    stopAfterDisconnectMs: z.number().int().nonnegative().nullable().optional(),
   }),
+  /** Back to the revision before the latest deployment, as a deployment of its own. */
+  z.strictObject({ type: z.literal("service.rollback"), at, name: z.string() }),
+  /** Spread the service's tasks again (start first, as a deployment moves them). */
+  z.strictObject({ type: z.literal("service.rebalance"), at, name: z.string() }),
   z.strictObject({ type: z.literal("service.delete"), at, name: z.string() }),
   z.strictObject({
     type: z.literal("task.run"),

@@ -79,7 +79,9 @@ function placeOne(
       assign: [],
       stop: [],
       events: [],
-      reads: { services: { web: service.version }, tasks: {} },
+      completeDeployments: [],
+      rebalanced: [],
+      reads: { services: { web: service.version }, tasks: {}, nodes: {} },
     },
   });
   assert.ok(result.ok);
@@ -118,7 +120,9 @@ describe("state machine", () => {
         assign: [],
         stop: [],
         events: [],
-        reads: { services: { web: stale.version }, tasks: {} },
+        completeDeployments: [],
+        rebalanced: [],
+        reads: { services: { web: stale.version }, tasks: {}, nodes: {} },
       },
     });
     assert.equal(result.ok, false);
@@ -165,7 +169,7 @@ describe("state machine", () => {
     assert.equal(sm.view.task("t1")?.state, "pending");
   });
 
-  it("registers a new revision when containers change and stops the old revision's tasks", () => {
+  it("registers a new revision when containers change and starts a deployment to it", () => {
     const { sm, apply } = machine();
     withNodeAndService(apply);
     placeOne(sm, apply, "t1", 4);
@@ -176,10 +180,18 @@ describe("state machine", () => {
       containers: [{ ...container, env: { A: "1" } }],
     });
     assert.equal(sm.view.service("web")?.taskDefinition.revision, 2);
-    assert.equal(sm.view.task("t1")?.desired, "stopped");
+    // The old task runs on: the scheduler replaces it within the deployment's bounds.
+    assert.equal(sm.view.task("t1")?.desired, "running");
     assert.deepEqual(
       sm.view.taskDefinitions("web").map((d) => d.revision),
       [1, 2],
+    );
+    assert.deepEqual(
+      sm.view.deployments("web").map((d) => [d.fromRevision, d.toRevision, d.status]),
+      [
+        [1, 2, "in_progress"],
+        [null, 1, "superseded"],
+      ],
     );
   });
 

@@ -6,14 +6,23 @@ import { ok, type Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import {
   applyClusterInit,
+  applyNodeActivate,
   applyNodeDown,
+  applyNodeDrain,
   applyNodeEngine,
+  applyNodeLabel,
   applyNodeLeave,
   applyNodeRegister,
   applyNodeUp,
 } from "./apply-cluster.ts";
 import { applyPlan } from "./apply-plan.ts";
-import { applyServiceCreate, applyServiceDelete, applyServiceUpdate } from "./apply-service.ts";
+import {
+  applyServiceCreate,
+  applyServiceDelete,
+  applyServiceRebalance,
+  applyServiceRollback,
+  applyServiceUpdate,
+} from "./apply-service.ts";
 import { applyTaskReport, applyTaskRun, applyTaskStop } from "./apply-task.ts";
 import type { Command, CommandOf, CommandType } from "./commands.ts";
 import { ApplyContext } from "./context.ts";
@@ -33,9 +42,14 @@ export const handlers: Handlers = {
   "node.leave": applyNodeLeave,
   "node.down": applyNodeDown,
   "node.up": applyNodeUp,
+  "node.drain": applyNodeDrain,
+  "node.activate": applyNodeActivate,
+  "node.label": applyNodeLabel,
   "service.create": applyServiceCreate,
   "service.update": applyServiceUpdate,
   "service.delete": applyServiceDelete,
+  "service.rollback": applyServiceRollback,
+  "service.rebalance": applyServiceRebalance,
   "task.run": applyTaskRun,
   "task.stop": applyTaskStop,
   "task.report": applyTaskReport,

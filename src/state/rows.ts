@@ -2,18 +2,40 @@
 // (`_metadata`) that must never leak out, and JSON columns are parsed here, once.
 import type {
   ContainerSpec,
+  Deployment,
+  DeploymentSettings,
+  DeploymentStatus,
   DesiredState,
   NodeInfo,
   NodeStatus,
+  Placement,
   Service,
+  ServiceMode,
   ShoalEvent,
   Task,
   TaskContainer,
   TaskDefinition,
   TaskState,
 } from "../core/types.ts";
+import { deploymentDefaults, placementDefaults } from "../core/types.ts";
 
 type Row = Record<string, unknown>;
+
+export function deploymentFromRow(row: Row): Deployment {
+  return {
+    id: int(row.id),
+    service: text(row.service),
+    fromRevision: intOrNull(row.from_revision),
+    toRevision: int(row.to_revision),
+    status: text(row.status) as DeploymentStatus,
+    failedTasks: int(row.failed_tasks),
+    failureThreshold: int(row.failure_threshold),
+    isRollback: int(row.is_rollback) === 1,
+    reason: text(row.reason),
+    createdAt: int(row.created_at),
+    updatedAt: int(row.updated_at),
+  };
+}
 
 const text = (value: unknown): string => String(value);
 const int = (value: unknown): number => Number(value);
@@ -33,7 +55,9 @@ export function nodeFromRow(row: Row): NodeInfo {
     os: text(row.os),
     cpus: Number(row.cpus),
     memoryMb: int(row.memory_mb),
-    labels: JSON.parse(text(row.labels)) as Record<string, string>,
+    // Labels people set (`shoal node label`) win over the agent's own (`--labels`).
+    labels: { ...parseLabels(row.labels), ...parseLabels(row.user_labels) },
+    userLabels: parseLabels(row.user_labels),
     engineReady: int(row.engine_ready) === 1,
     engineMessage: text(row.engine_message),
     version: text(row.version),
@@ -43,12 +67,30 @@ export function nodeFromRow(row: Row): NodeInfo {
   };
 }
 
+function parseLabels(value: unknown): Record<string, string> {
+  return value === null || value === undefined
+    ? {}
+    : (JSON.parse(text(value)) as Record<string, string>);
+}
+
+/** The settings column as written by apply-service.ts; '{}' for a service that predates it. */
+export interface ServiceSettings {
+  placement?: Placement;
+  deployment?: DeploymentSettings;
+  stopAfterDisconnectMs?: number | null;
+}
+
 export function serviceFromRow(row: Row): Service {
+  const settings = JSON.parse(text(row.settings ?? "{}")) as ServiceSettings;
   return {
     name: text(row.name),
-    mode: "replicated",
+    mode: text(row.mode) as ServiceMode,
     replicas: int(row.replicas),
     taskDefinition: { family: text(row.td_family), revision: int(row.td_revision) },
+    placement: settings.placement ?? placementDefaults,
+    deployment: settings.deployment ?? deploymentDefaults,
+    stopAfterDisconnectMs: settings.stopAfterDisconnectMs ?? null,
+    rebalanceRequested: int(row.rebalance_requested ?? 0) === 1,
     failureStreak: int(row.failure_streak),
     lastFailureAt: intOrNull(row.last_failure_at),
     createdAt: int(row.created_at),

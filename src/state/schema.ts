@@ -55,6 +55,21 @@ export const migrations: readonly Migration[] = [
       id TEXT PRIMARY KEY, log_index INTEGER NOT NULL, result TEXT NOT NULL);
       CREATE INDEX requests_by_index ON requests (log_index);`,
   },
+  {
+    // Placement, deployment and disconnect settings as one JSON column (defaults when '{}'),
+    // labels people set beside the agent's own, and each service's deployments.
+    version: 4,
+    sql: `ALTER TABLE services ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+      ALTER TABLE services ADD COLUMN rebalance_requested INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE nodes ADD COLUMN user_labels TEXT NOT NULL DEFAULT '{}';
+      ALTER TABLE nodes ADD COLUMN drained INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, from_revision INTEGER,
+        to_revision INTEGER NOT NULL, status TEXT NOT NULL, failed_tasks INTEGER NOT NULL,
+        failure_threshold INTEGER NOT NULL, is_rollback INTEGER NOT NULL, reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE INDEX deployments_by_service ON deployments (service, id);`,
+  },
 ];
 
 export function migrate(db: Database): void {

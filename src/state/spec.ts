@@ -1,7 +1,9 @@
 // The user-facing shapes of a service spec and a one-off task, with their defaults. Unknown
 // fields are refused, not ignored, so a typo never silently changes what runs.
 import { z } from "zod";
+import { parseConstraint } from "../core/constraints.ts";
 import { limits } from "../core/limits.ts";
+import { deploymentDefaults, placementDefaults } from "../core/types.ts";
 
 const nameSchema = z
   .string()
@@ -75,20 +77,72 @@ const containersSchema = z
 
 export const replicasSchema = z.number().int().min(0).max(limits.replicasMax);
 
-export const serviceSpecSchema = z.strictObject({
-  name: nameSchema,
-  mode: z.literal("replicated").default("replicated"),
-  replicas: replicasSchema.default(1),
-  containers: containersSchema,
+const constraintSchema = z.string().superRefine((text, ctx) => {
+  const parsed = parseConstraint(text);
+  if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
 });
+
+export const placementSchema = z.strictObject({
+  constraints: z.array(constraintSchema).max(limits.constraintsPerServiceMax).default([]),
+  strategy: z.enum(["spread", "binpack"]).default(placementDefaults.strategy),
+  /** `node`, a node attribute (`arch`) or a label (`zone`). */
+  spreadBy: z
+    .string()
+    .max(limits.labelLengthMax)
+    .regex(/^[A-Za-z_][A-Za-z0-9_.\-/]*$/, "an attribute name")
+    .default(placementDefaults.spreadBy),
+  rebalance: z.boolean().default(placementDefaults.rebalance),
+});
+
+export const deploymentSchema = z
+  .strictObject({
+    maxPercent: z.number().int().min(100).max(1000).default(deploymentDefaults.maxPercent),
+    minHealthyPercent: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(deploymentDefaults.minHealthyPercent),
+    rollback: z.boolean().default(deploymentDefaults.rollback),
+  })
+  .refine((d) => d.maxPercent > d.minHealthyPercent, {
+    message: "maxPercent must be above minHealthyPercent, or a deployment could never move",
+  });
+
+const stopAfterDisconnectSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(limits.stopAfterDisconnectMsMax)
+  .nullable();
+
+export const serviceSpecSchema = z
+  .strictObject({
+    name: nameSchema,
+    mode: z.enum(["replicated", "global"]).default("replicated"),
+    /** Absent for a global service, which runs one task per eligible node. */
+    replicas: replicasSchema.optional(),
+    containers: containersSchema,
+    placement: placementSchema.prefault({}),
+    deployment: deploymentSchema.prefault({}),
+    stopAfterDisconnectMs: stopAfterDisconnectSchema.default(null),
+  })
+  .refine((spec) => spec.mode === "replicated" || spec.replicas === undefined, {
+    message: "a global service runs one task on every eligible node: leave replicas out",
+    path: ["replicas"],
+  })
+  .transform((spec) => ({ ...spec, replicas: spec.replicas ?? (spec.mode === "global" ? 0 : 1) }));
 
 export const servicePatchSchema = z
   .strictObject({
     replicas: replicasSchema.optional(),
     containers: containersSchema.optional(),
+    placement: placementSchema.optional(),
+    deployment: deploymentSchema.optional(),
+    stopAfterDisconnectMs: stopAfterDisconnectSchema.optional(),
   })
-  .refine((patch) => patch.replicas !== undefined || patch.containers !== undefined, {
-    message: "give replicas or containers",
+  .refine((patch) => Object.values(patch).some((value) => value !== undefined), {
+    message: "give replicas, containers, placement, deployment or stopAfterDisconnectMs",
   });
 
 export const taskRunSchema = z.union([

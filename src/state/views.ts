@@ -2,6 +2,7 @@
 
 import { limits } from "../core/limits.ts";
 import type {
+  Deployment,
   NodeInfo,
   Service,
   ShoalEvent,
@@ -11,6 +12,7 @@ import type {
 } from "../core/types.ts";
 import { allRows, type Database, getRow, type Row } from "./db.ts";
 import {
+  deploymentFromRow,
   eventFromRow,
   nodeFromRow,
   serviceFromRow,
@@ -96,6 +98,11 @@ export class StateView {
   nodeByName(name: string): NodeInfo | null {
     const row = this.one("SELECT * FROM nodes WHERE name = ?", name);
     return row ? nodeFromRow(row) : null;
+  }
+
+  /** Whether people drained the node (it stays draining through restarts and outages). */
+  isDrained(id: string): boolean {
+    return Number(this.one("SELECT drained FROM nodes WHERE id = ?", id)?.drained ?? 0) === 1;
   }
 
   /** For people: an id, else a name. The state machine uses the exact lookups above. */
@@ -201,6 +208,29 @@ export class StateView {
       `SELECT * FROM tasks WHERE service = ? AND (${activeTaskCondition}) ORDER BY seq`,
       service,
     ).map(taskFromRow);
+  }
+
+  /** The service's deployments, newest first. */
+  deployments(service: string): Deployment[] {
+    return this.many(
+      "SELECT * FROM deployments WHERE service = ? ORDER BY id DESC LIMIT ?",
+      service,
+      limits.deploymentsRetainPerService,
+    ).map(deploymentFromRow);
+  }
+
+  deploymentInProgress(service: string): Deployment | null {
+    const row = this.one(
+      "SELECT * FROM deployments WHERE service = ? AND status = 'in_progress' ORDER BY id DESC LIMIT 1",
+      service,
+    );
+    return row ? deploymentFromRow(row) : null;
+  }
+
+  deploymentsInProgress(): Deployment[] {
+    return this.many("SELECT * FROM deployments WHERE status = 'in_progress' ORDER BY id").map(
+      deploymentFromRow,
+    );
   }
 
   events(since = 0, limit: number = limits.eventsPageMax): ShoalEvent[] {

@@ -1,0 +1,127 @@
+// Placement constraints: `attr == value`, `attr != value`, `attr in (a, b)`, `attr not in (a, b)`,
+// `attr =~ regex`, `attr !~ regex`. An attribute is one of a node's own (`id`, `name`, `arch`,
+// `os`) or a label, bare (`zone`) or explicit (`labels.zone`, which reaches a label that shares a
+// built-in name). A node that lacks a label matches only the negative operators, as in Swarm.
+// Parsed when a service is written (bad input is refused there) and again by the scheduler.
+import { fail, ok, type Result } from "./errors.ts";
+import { limits } from "./limits.ts";
+import type { NodeInfo } from "./types.ts";
+
+export type ConstraintOperator = "==" | "!=" | "in" | "not in" | "=~" | "!~";
+
+export interface Constraint {
+  text: string;
+  attribute: string;
+  operator: ConstraintOperator;
+  values: string[];
+  /** Set for `=~` and `!~`. */
+  pattern: RegExp | null;
+}
+
+const builtIns = ["id", "name", "arch", "os"] as const;
+const attributePattern = /^[A-Za-z_][A-Za-z0-9_.\-/]*$/;
+const shape = /^\s*(\S+)\s+(==|!=|=~|!~|not\s+in|in)\s+(.+?)\s*$/;
+
+/** The value of `attribute` on `node`, or null when the node has no such label. */
+export function attributeOf(node: NodeInfo, attribute: string): string | null {
+  if (attribute.startsWith("labels.")) return node.labels[attribute.slice(7)] ?? null;
+  if ((builtIns as readonly string[]).includes(attribute)) {
+    return String(node[attribute as (typeof builtIns)[number]]);
+  }
+  return node.labels[attribute] ?? null;
+}
+
+export function parseConstraint(text: string): Result<Constraint> {
+  if (text.length > limits.constraintLengthMax) {
+    return fail("E_VALIDATION", `constraint longer than ${limits.constraintLengthMax} characters`);
+  }
+  const match = shape.exec(text);
+  if (!match) {
+    return fail(
+      "E_VALIDATION",
+      `constraint "${text}" is not "ATTRIBUTE OP VALUE" (OP one of ==, !=, in, not in, =~, !~)`,
+    );
+  }
+  const [, attribute = "", rawOperator = "", rawValue = ""] = match;
+  if (!attributePattern.test(attribute)) {
+    return fail("E_VALIDATION", `constraint "${text}": "${attribute}" is not an attribute name`);
+  }
+  const operator = rawOperator.replace(/\s+/, " ") as ConstraintOperator;
+  if (operator === "in" || operator === "not in")
+    return listConstraint(text, attribute, operator, rawValue);
+  if (operator === "=~" || operator === "!~")
+    return regexConstraint(text, attribute, operator, rawValue);
+  return ok({ text, attribute, operator, values: [unquote(rawValue)], pattern: null });
+}
+
+function listConstraint(
+  text: string,
+  attribute: string,
+  operator: ConstraintOperator,
+  raw: string,
+): Result<Constraint> {
+  const list = /^\((.*)\)$/.exec(raw);
+  if (!list) return fail("E_VALIDATION", `constraint "${text}": write the values as (a, b)`);
+  const values = (list[1] ?? "").split(",").map((value) => unquote(value.trim()));
+  if (values.some((value) => value === "")) {
+    return fail("E_VALIDATION", `constraint "${text}": an empty value in the list`);
+  }
+  if (values.length > limits.constraintValuesMax) {
+    return fail(
+      "E_VALIDATION",
+      `constraint "${text}": more than ${limits.constraintValuesMax} values`,
+    );
+  }
+  return ok({ text, attribute, operator, values, pattern: null });
+}
+
+function regexConstraint(
+  text: string,
+  attribute: string,
+  operator: ConstraintOperator,
+  raw: string,
+): Result<Constraint> {
+  try {
+    const pattern = new RegExp(unquote(raw));
+    return ok({ text, attribute, operator, values: [unquote(raw)], pattern });
+  } catch (error) {
+    return fail("E_VALIDATION", `constraint "${text}": ${(error as Error).message}`);
+  }
+}
+
+function unquote(value: string): string {
+  const quoted = /^"(.*)"$|^'(.*)'$/.exec(value);
+  return quoted ? (quoted[1] ?? quoted[2] ?? "") : value;
+}
+
+export function satisfies(node: NodeInfo, constraint: Constraint): boolean {
+  const value = attributeOf(node, constraint.attribute);
+  switch (constraint.operator) {
+    case "==":
+      return value !== null && value === constraint.values[0];
+    case "!=":
+      return value === null || value !== constraint.values[0];
+    case "in":
+      return value !== null && constraint.values.includes(value);
+    case "not in":
+      return value === null || !constraint.values.includes(value);
+    case "=~":
+      return value !== null && (constraint.pattern?.test(value) ?? false);
+    case "!~":
+      return value === null || !(constraint.pattern?.test(value) ?? false);
+  }
+}
+
+/** Parses a service's stored constraints; they were checked when written, so each parses. */
+export function parseAll(texts: readonly string[]): Constraint[] {
+  const parsed: Constraint[] = [];
+  for (const text of texts) {
+    const result = parseConstraint(text);
+    if (result.ok) parsed.push(result.value);
+  }
+  return parsed;
+}
+
+export function satisfiesAll(node: NodeInfo, constraints: readonly Constraint[]): boolean {
+  return constraints.every((constraint) => satisfies(node, constraint));
+}
