@@ -143,6 +143,56 @@ describe("api", () => {
     await expectError(await request("/v1/services/web"), 404, "E_NOT_FOUND");
   });
 
+  it("creates a global service with placement, shows deployments, and rolls back", async () => {
+    const spec = {
+      name: "agent",
+      mode: "global",
+      containers: [{ name: "a", image: "shoal-test/busybox:1" }],
+      placement: { constraints: ["arch != s390x"], strategy: "spread", spreadBy: "zone" },
+      deployment: { minHealthyPercent: 50 },
+      stopAfterDisconnectMs: 10_000,
+    };
+    const created = await request("/v1/services", { method: "POST", body: JSON.stringify(spec) });
+    assert.equal(created.status, 201);
+    const body = (await created.json()) as Record<string, unknown>;
+    assert.equal(body.mode, "global");
+    assert.deepEqual(body.deployment, { maxPercent: 200, minHealthyPercent: 50, rollback: true });
+    assert.equal(body.stopAfterDisconnectMs, 10_000);
+    const image = { containers: [{ name: "a", image: "shoal-test/busybox:1", env: { V: "2" } }] };
+    await request("/v1/services/agent", { method: "PATCH", body: JSON.stringify(image) });
+    const rolled = await request("/v1/services/agent/rollback", { method: "POST" });
+    assert.equal(((await rolled.json()) as { taskDefinition: string }).taskDefinition, "agent:1");
+    const detail = (await (await request("/v1/services/agent")).json()) as {
+      deployments: { fromRevision: number | null; toRevision: number; status: string }[];
+    };
+    assert.deepEqual(
+      detail.deployments.map((d) => [d.fromRevision, d.toRevision, d.status]),
+      [
+        [2, 1, "in_progress"],
+        [1, 2, "superseded"],
+        [null, 1, "superseded"],
+      ],
+    );
+    assert.equal((await request("/v1/services/agent", { method: "DELETE" })).status, 200);
+  });
+
+  it("drains, activates and labels a node", async () => {
+    const drained = await request("/v1/nodes/node-1/drain", { method: "POST" });
+    assert.equal(((await drained.json()) as { status: string }).status, "draining");
+    const active = await request("/v1/nodes/node-1/activate", { method: "POST" });
+    assert.equal(((await active.json()) as { status: string }).status, "ready");
+    const labelled = await request("/v1/nodes/node-1/labels", {
+      method: "POST",
+      body: JSON.stringify({ set: { zone: "desk" } }),
+    });
+    assert.deepEqual(((await labelled.json()) as { labels: object }).labels, { zone: "desk" });
+    const cleared = await request("/v1/nodes/node-1/labels", {
+      method: "POST",
+      body: JSON.stringify({ remove: ["zone"] }),
+    });
+    assert.deepEqual(((await cleared.json()) as { labels: object }).labels, {});
+  });
+
   it("runs a one-off task that waits for placement, and stops it", async () => {
     const body = JSON.stringify({
       containers: [{ name: "once", image: "shoal-test/busybox:1", command: ["true"] }],
@@ -361,6 +411,58 @@ describe("api", () => {
         400,
         "E_VALIDATION",
       ],
+      [
+        "a constraint it cannot read",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "c1", placement: { constraints: ["zone = x"] } }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a global service with a replica count",
+        () =>
+          request("/v1/services", {
+            method: "POST",
+            body: JSON.stringify({ ...web, name: "g1", mode: "global" }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a deployment that could never move",
+        () =>
+          request("/v1/services/dup", {
+            method: "PATCH",
+            body: JSON.stringify({ deployment: { maxPercent: 100, minHealthyPercent: 100 } }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a change of mode",
+        () =>
+          request("/v1/services/dup", {
+            method: "PATCH",
+            body: JSON.stringify({ mode: "global" }),
+          }),
+        400,
+        "E_VALIDATION",
+      ],
+      [
+        "a drain of an unknown node",
+        () => request("/v1/nodes/nope/drain", { method: "POST" }),
+        404,
+        "E_NOT_FOUND",
+      ],
+      [
+        "an empty label change",
+        () => request("/v1/nodes/node-1/labels", { method: "POST", body: "{}" }),
+        400,
+        "E_VALIDATION",
+      ],
     ];
     before(async () => {
       const response = await request("/v1/services", {
@@ -387,6 +489,16 @@ describe("api", () => {
         "E_CONFLICT",
       );
       assert.equal(storeDump(), before);
+    });
+    it("a rollback with no earlier revision: 409 E_CONFLICT", async () => {
+      // The state machine refuses it: the refused command takes a log index and nothing else.
+      const before = storeDump().replace(/^\[\d+,/, "[");
+      await expectError(
+        await request("/v1/services/dup/rollback", { method: "POST" }),
+        409,
+        "E_CONFLICT",
+      );
+      assert.equal(storeDump().replace(/^\[\d+,/, "["), before);
     });
     it("names the field path of a validation error", async () => {
       const body = JSON.stringify({

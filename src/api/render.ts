@@ -1,5 +1,5 @@
 // The JSON shapes the API answers with. Task definitions read as `family:revision`, as in ECS.
-import type { Service, Task, TaskDefinition } from "../core/types.ts";
+import type { Deployment, Service, Task, TaskDefinition } from "../core/types.ts";
 import type { StateView } from "../state/views.ts";
 
 const ref = (td: { family: string; revision: number }): string => `${td.family}:${td.revision}`;
@@ -23,13 +23,36 @@ export function renderService(view: StateView, service: Service) {
     name: service.name,
     mode: service.mode,
     replicas: service.replicas,
+    // A global service wants one task per node that may run it; the scheduler keeps that count.
+    desiredCount: service.mode === "global" ? tasks.length : service.replicas,
     taskDefinition: ref(service.taskDefinition),
     containers: definition?.containers ?? [],
+    placement: service.placement,
+    deployment: service.deployment,
+    stopAfterDisconnectMs: service.stopAfterDisconnectMs,
+    rebalanceRequested: service.rebalanceRequested,
     runningCount: count("running"),
     pendingCount: count("pending") + count("starting"),
     failureStreak: service.failureStreak,
     createdAt: service.createdAt,
     updatedAt: service.updatedAt,
     version: service.version,
+  };
+}
+
+/** A deployment with its progress: tasks of its revision desired running, and how many run. */
+export function renderDeployment(deployment: Deployment, tasks: readonly Task[]) {
+  const mine = tasks.filter(
+    (t) => t.desired === "running" && t.taskDefinition.revision === deployment.toRevision,
+  );
+  const others = tasks.filter(
+    (t) => t.desired === "running" && t.taskDefinition.revision !== deployment.toRevision,
+  );
+  const live = deployment.status === "in_progress";
+  return {
+    ...deployment,
+    taskCount: live ? mine.length : null,
+    runningCount: live ? mine.filter((t) => t.state === "running").length : null,
+    oldTaskCount: live ? others.length : null,
   };
 }

@@ -2,7 +2,12 @@
 // ShoalError carrying the server's code and message, so the CLI prints one kind of failure.
 
 import type { z } from "zod";
-import type { renderService, renderTask, renderTaskDefinition } from "../api/render.ts";
+import type {
+  renderDeployment,
+  renderService,
+  renderTask,
+  renderTaskDefinition,
+} from "../api/render.ts";
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import type { NodeInfo, ShoalEvent } from "../core/types.ts";
 import type { servicePatchSchema, serviceSpecSchema, taskRunSchema } from "../state/spec.ts";
@@ -13,7 +18,8 @@ import { normalizeAddress } from "./target.ts";
 export const requestTimeoutMs = 15_000;
 
 export type ServiceView = ReturnType<typeof renderService>;
-export type ServiceDetail = ServiceView & { tasks: TaskView[] };
+export type DeploymentView = ReturnType<typeof renderDeployment>;
+export type ServiceDetail = ServiceView & { tasks: TaskView[]; deployments: DeploymentView[] };
 export type TaskView = ReturnType<typeof renderTask>;
 export type TaskDefinitionView = ReturnType<typeof renderTaskDefinition>;
 
@@ -86,11 +92,19 @@ export class ApiClient {
   nodes = () => this.call<NodeView[]>("GET", "/v1/nodes");
   node = (id: string) => this.call<NodeView>("GET", `/v1/nodes/${enc(id)}`);
   removeNode = (id: string) => this.call<NodeView>("DELETE", `/v1/nodes/${enc(id)}`);
+  drainNode = (id: string) => this.call<NodeView>("POST", `/v1/nodes/${enc(id)}/drain`);
+  activateNode = (id: string) => this.call<NodeView>("POST", `/v1/nodes/${enc(id)}/activate`);
+  labelNode = (id: string, change: { set: Record<string, string>; remove: string[] }) =>
+    this.call<NodeView>("POST", `/v1/nodes/${enc(id)}/labels`, change);
   services = () => this.call<ServiceView[]>("GET", "/v1/services");
   service = (name: string) => this.call<ServiceDetail>("GET", `/v1/services/${enc(name)}`);
   createService = (spec: ServiceSpecInput) => this.call<ServiceView>("POST", "/v1/services", spec);
   updateService = (name: string, patch: ServicePatchInput) =>
     this.call<ServiceView>("PATCH", `/v1/services/${enc(name)}`, patch);
+  rollbackService = (name: string) =>
+    this.call<ServiceView>("POST", `/v1/services/${enc(name)}/rollback`);
+  rebalanceService = (name: string) =>
+    this.call<ServiceView>("POST", `/v1/services/${enc(name)}/rebalance`);
   deleteService = (name: string) =>
     this.call<{ name: string; deleted: boolean }>("DELETE", `/v1/services/${enc(name)}`);
   taskDefinitions = () => this.call<TaskDefinitionView[]>("GET", "/v1/task-definitions");

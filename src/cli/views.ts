@@ -23,8 +23,8 @@ export function nodesTable(nodes: (NodeInfo & { role?: string | null })[], now: 
 
 export function servicesTable(services: ServiceView[], now: number): string {
   const rows = services.map((service) => [
-    service.name,
-    `${service.runningCount}/${service.replicas}`,
+    service.mode === "global" ? `${service.name} (global)` : service.name,
+    `${service.runningCount}/${service.desiredCount}`,
     String(service.pendingCount),
     service.taskDefinition,
     service.containers.map((container) => container.image).join(",") || "-",
@@ -76,11 +76,36 @@ export function serviceBlock(service: ServiceDetail, now: number): string {
   const head = fields([
     ["name", service.name],
     ["mode", service.mode],
-    ["replicas", `${service.runningCount} running of ${service.replicas}`],
+    ["replicas", `${service.runningCount} running of ${service.desiredCount}`],
     ["definition", service.taskDefinition],
+    ["placement", placementText(service.placement)],
+    [
+      "deployment",
+      `max ${service.deployment.maxPercent}%, min healthy ${service.deployment.minHealthyPercent}%, rollback ${service.deployment.rollback ? "on" : "off"}`,
+    ],
+    [
+      "disconnect",
+      service.stopAfterDisconnectMs === null
+        ? "keep running"
+        : `stop after ${service.stopAfterDisconnectMs} ms`,
+    ],
     ["created", ago(service.createdAt, now)],
     ["updated", ago(service.updatedAt, now)],
   ]);
+  const deployments = table(
+    ["DEPLOYMENT", "REVISIONS", "STATUS", "TASKS", "FAILED", "REASON", "STARTED"],
+    service.deployments.map((d) => [
+      `${d.id}${d.isRollback ? " (rollback)" : ""}`,
+      `${d.fromRevision ?? "-"} -> ${d.toRevision}`,
+      d.status,
+      d.taskCount === null
+        ? "-"
+        : `${d.runningCount}/${d.taskCount} running, ${d.oldTaskCount} old`,
+      `${d.failedTasks}/${d.failureThreshold}`,
+      d.reason || "-",
+      ago(d.createdAt, now),
+    ]),
+  );
   const containers = table(
     ["CONTAINER", "IMAGE", "COMMAND", "PORTS", "CPU", "MEMORY"],
     service.containers.map((container) => [
@@ -92,7 +117,15 @@ export function serviceBlock(service: ServiceDetail, now: number): string {
       container.memoryMb === undefined ? "-" : `${container.memoryMb} MB`,
     ]),
   );
-  return `${head}\n${containers}\n${tasksTable(service.tasks, now)}`;
+  return `${head}\n${containers}\n${deployments}\n${tasksTable(service.tasks, now)}`;
+}
+
+function placementText(placement: ServiceDetail["placement"]): string {
+  const strategy =
+    placement.strategy === "binpack" ? "binpack memory" : `spread by ${placement.spreadBy}`;
+  const constraints =
+    placement.constraints.length > 0 ? `, ${placement.constraints.join(", ")}` : "";
+  return `${strategy}${constraints}${placement.rebalance ? ", rebalance on" : ""}`;
 }
 
 export function taskBlock(task: TaskView, now: number): string {

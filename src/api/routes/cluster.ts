@@ -1,11 +1,24 @@
 // /v1/cluster, /v1/nodes and /v1/task-definitions: what the fleet is made of.
 import { Hono } from "hono";
+import { z } from "zod";
+import { limits } from "../../core/limits.ts";
 import type { NodeInfo } from "../../core/types.ts";
+import { labelsSchema } from "../../state/commands.ts";
 import type { StateView } from "../../state/views.ts";
+import { readJson } from "../body.ts";
 import type { ApiNode, FleetStatus } from "../context.ts";
 import { noQuery, parseQuery, readQuery, refuseBody } from "../query.ts";
 import { renderTaskDefinition } from "../render.ts";
 import { notFound, param, propose, readView, viewOf } from "../store.ts";
+
+const labelChangeSchema = z
+  .strictObject({
+    set: labelsSchema.default({}),
+    remove: z.array(z.string().min(1)).max(limits.labelsPerNodeMax).default([]),
+  })
+  .refine((change) => Object.keys(change.set).length + change.remove.length > 0, {
+    message: "give labels to set or to remove",
+  });
 
 /** A node with its place in the Raft configuration (`null` once it left it). */
 function renderNode(node: ApiNode, info: NodeInfo) {
@@ -83,6 +96,28 @@ export function clusterRoutes(node: ApiNode): Hono {
     const id = param(c, "id");
     const info = viewOf(node).node(id) ?? notFound(`node ${id}`);
     await propose(node, { type: "node.leave", at: node.clock.now(), nodeId: info.id });
+    return c.json(renderNode(node, viewOf(node).node(info.id) ?? notFound(`node ${id}`)));
+  });
+
+  /** `shoal node drain` and `shoal node activate`. */
+  for (const action of ["drain", "activate"] as const) {
+    app.post(`/nodes/:id/${action}`, async (c) => {
+      parseQuery(c, noQuery);
+      await refuseBody(c);
+      const id = param(c, "id");
+      const info = viewOf(node).node(id) ?? notFound(`node ${id}`);
+      await propose(node, { type: `node.${action}`, at: node.clock.now(), nodeId: info.id });
+      return c.json(renderNode(node, viewOf(node).node(info.id) ?? notFound(`node ${id}`)));
+    });
+  }
+
+  /** `shoal node label`: `{ "set": { "zone": "desk" }, "remove": ["rack"] }`. */
+  app.post("/nodes/:id/labels", async (c) => {
+    parseQuery(c, noQuery);
+    const id = param(c, "id");
+    const body = await readJson(c, labelChangeSchema);
+    const info = viewOf(node).node(id) ?? notFound(`node ${id}`);
+    await propose(node, { type: "node.label", at: node.clock.now(), nodeId: info.id, ...body });
     return c.json(renderNode(node, viewOf(node).node(info.id) ?? notFound(`node ${id}`)));
   });
 

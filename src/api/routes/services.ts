@@ -5,7 +5,7 @@ import { servicePatchSchema, serviceSpecSchema } from "../../state/spec.ts";
 import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
 import { noQuery, parseQuery, readQuery, refuseBody } from "../query.ts";
-import { renderService, renderTask } from "../render.ts";
+import { renderDeployment, renderService, renderTask } from "../render.ts";
 import { notFound, param, propose, readView, viewOf } from "../store.ts";
 
 export function serviceRoutes(node: ApiNode): Hono {
@@ -17,13 +17,17 @@ export function serviceRoutes(node: ApiNode): Hono {
     if (viewOf(node).service(spec.name)) {
       throw new ShoalError("E_CONFLICT", `a service named ${spec.name} already exists`);
     }
-    const { name, replicas, containers } = spec;
+    const { name, mode, replicas, containers, placement, deployment, stopAfterDisconnectMs } = spec;
     await propose(node, {
       type: "service.create",
       at: node.clock.now(),
       name,
+      mode,
       replicas,
       containers,
+      placement,
+      deployment,
+      stopAfterDisconnectMs,
     });
     const view = viewOf(node);
     return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)), 201);
@@ -38,8 +42,29 @@ export function serviceRoutes(node: ApiNode): Hono {
     const { view } = await readView(c, node, readQuery);
     const name = param(c, "name");
     const service = view.service(name) ?? notFound(`service ${name}`);
-    const tasks = view.activeTasksForService(name).map(renderTask);
-    return c.json({ ...renderService(view, service), tasks });
+    const active = view.activeTasksForService(name);
+    const deployments = view.deployments(name).map((d) => renderDeployment(d, active));
+    return c.json({ ...renderService(view, service), deployments, tasks: active.map(renderTask) });
+  });
+
+  /** `shoal service rollback`: back to the revision before the latest deployment. */
+  app.post("/:name/rollback", async (c) => {
+    parseQuery(c, noQuery);
+    await refuseBody(c);
+    const name = param(c, "name");
+    await propose(node, { type: "service.rollback", at: node.clock.now(), name });
+    const view = viewOf(node);
+    return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)));
+  });
+
+  /** `shoal service rebalance`: spread the tasks again, starting each move first. */
+  app.post("/:name/rebalance", async (c) => {
+    parseQuery(c, noQuery);
+    await refuseBody(c);
+    const name = param(c, "name");
+    await propose(node, { type: "service.rebalance", at: node.clock.now(), name });
+    const view = viewOf(node);
+    return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)));
   });
 
   app.patch("/:name", async (c) => {

@@ -1,4 +1,4 @@
-// `shoal service create|ls|inspect|scale|update|rm`: replicated services from spec files.
+// `shoal service create|ls|inspect|scale|update|rollback|rebalance|rm`: services from spec files.
 import type { Command } from "commander";
 import type { ApiClient, ServiceSpecInput } from "../client.ts";
 import { type CliContext, clientFor, printJson, usageError } from "../context.ts";
@@ -49,9 +49,28 @@ export function registerService(program: Command, context: CliContext): void {
     }),
   );
 
-  command("update <name>", "change a service's containers and replicas from a spec")
+  command("update <name>", "change a service from a spec: a new revision rolls out as a deployment")
     .requiredOption("-f, --file <path>", "the spec file, or - for stdin")
     .action(guard(context, (name: string, options: FileOptions) => update(context, name, options)));
+
+  command("rollback <name>", "go back to the revision before the latest deployment").action(
+    guard(context, async (name: string, options: ApiOptions) => {
+      const rolled = await clientFor(context, options).rollbackService(name);
+      if (options.json) return printJson(context, rolled);
+      context.out.write(`service ${name} rolls back to ${rolled.taskDefinition}\n`);
+    }),
+  );
+
+  command(
+    "rebalance <name>",
+    "spread a service's tasks evenly again, starting each move first",
+  ).action(
+    guard(context, async (name: string, options: ApiOptions) => {
+      const result = await clientFor(context, options).rebalanceService(name);
+      if (options.json) return printJson(context, result);
+      context.out.write(`service ${name} spreads its tasks again\n`);
+    }),
+  );
 
   command("rm <name>", "remove a service and stop its tasks").action(
     guard(context, async (name: string, options: ApiOptions) => {
@@ -85,9 +104,24 @@ async function update(context: CliContext, name: string, options: FileOptions): 
   if (spec.name !== undefined && spec.name !== name) {
     throw usageError(`the spec is for service ${String(spec.name)}, not ${name}`);
   }
+  if (spec.mode !== undefined) {
+    const current = await clientFor(context, options).service(name);
+    if (spec.mode !== current.mode) {
+      throw usageError(
+        `service ${name} is ${current.mode}; a mode cannot change (remove and create)`,
+      );
+    }
+  }
   const patch: Record<string, unknown> = {};
-  if (spec.containers !== undefined) patch.containers = spec.containers;
-  if (spec.replicas !== undefined) patch.replicas = spec.replicas;
+  for (const key of [
+    "containers",
+    "replicas",
+    "placement",
+    "deployment",
+    "stopAfterDisconnectMs",
+  ]) {
+    if (spec[key] !== undefined) patch[key] = spec[key];
+  }
   const client: ApiClient = clientFor(context, options);
   const updated = await client.updateService(name, patch);
   if (options.json) return printJson(context, updated);
