@@ -12,7 +12,7 @@ import type { Command } from "./state/commands.ts";
 export interface FailureDetectorOptions {
   log: RaftCommandLog;
   nodeId: string;
-  /** Sends this node's heartbeat to the leader (a peer request); failures are ignored. */
+  /** Sends this node's heartbeat to the leader (a peer request); rejects when unanswered. */
   heartbeat: (leaderId: string) => Promise<void>;
   /** Wall-clock time for commands. */
   now: () => number;
@@ -25,8 +25,22 @@ export class FailureDetector {
   private leading: { term: number; since: number } | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private judging = false;
+  /** When this node last knew a leader holding the lease heard it (monotonic ms). */
+  private contactAt: number;
 
-  constructor(private readonly options: FailureDetectorOptions) {}
+  constructor(private readonly options: FailureDetectorOptions) {
+    this.contactAt = options.log.monotonicNow();
+  }
+
+  /**
+   * How long this node has been cut off from the leader, or null while it is not: no heartbeat
+   * answered for `cutOffAfterMs`. Its agent then restarts its own crashed containers and applies
+   * the services' `stopAfterDisconnectMs`.
+   */
+  disconnectedMs(): number | null {
+    const silent = this.options.log.monotonicNow() - this.contactAt;
+    return silent >= limits.cutOffAfterMs ? silent : null;
+  }
 
   start(): void {
     this.unsubscribe = this.options.log.onApplied((entry) => {
@@ -49,8 +63,19 @@ export class FailureDetector {
   private async beat(): Promise<void> {
     const { log, nodeId } = this.options;
     const { role, leader } = log.status();
-    if (role === "leader") this.heard(nodeId);
-    else if (leader) await this.options.heartbeat(leader).catch(() => {});
+    if (role === "leader") {
+      this.heard(nodeId);
+      // A leader that lost its lease is as cut off as any follower without one.
+      if (log.isLeader()) this.contactAt = log.monotonicNow();
+      return;
+    }
+    if (!leader) return;
+    try {
+      await this.options.heartbeat(leader);
+      this.contactAt = log.monotonicNow();
+    } catch {
+      // Unanswered: the silence shows in disconnectedMs().
+    }
   }
 
   /** One round of judgement, while this node holds the lease. */

@@ -251,6 +251,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     logger,
     clock: systemClock,
     pull: options.pull,
+    disconnectedMs: () => detector.disconnectedMs(),
   });
   // The scheduler's tie-breaks are seeded, like everything random in shoal's decisions.
   const tieBreaks = new SeededRandom(Number.parseInt(nodeId.slice(0, 8), 36));
@@ -266,7 +267,8 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     nodeId,
     heartbeat: async (leaderId) => {
       const base = fleet.resolve(leaderId);
-      if (base) await fleet.client.call(base, "heartbeat", {}, limits.agentHeartbeatMs);
+      if (!base) throw new Error(`no address for leader ${leaderId}`);
+      await fleet.client.call(base, "heartbeat", {}, limits.agentHeartbeatMs);
     },
     now: () => systemClock.now(),
     logger,

@@ -166,6 +166,20 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async start(containerId: string): Promise<void> {
+    try {
+      await this.call(`start ${containerId}`, (abortSignal) =>
+        this.docker.getContainer(containerId).start({ abortSignal }),
+      );
+    } catch (error) {
+      // 304: already running, which is what the caller wanted.
+      const status = statusOf(error);
+      if (status === 304) return;
+      if (status === 404) throw new ShoalError("E_NOT_FOUND", `no container ${containerId}`);
+      throw error;
+    }
+  }
+
   async stop(containerId: string, timeoutSeconds: number): Promise<void> {
     const deadlineMs = this.requestTimeoutMs + timeoutSeconds * 1000;
     try {

@@ -9,6 +9,7 @@ export function localAgentStore(log: CommandLog): AgentStore {
     tasksForNode: (nodeId) => log.view().activeTasksForNode(nodeId),
     task: (taskId) => log.view().task(taskId),
     taskDefinition: (family, revision) => log.view().taskDefinition(family, revision),
+    service: (name) => log.view().service(name),
     onChange: (listener) => log.onApplied(() => listener()),
   };
 }

@@ -1,7 +1,7 @@
 // What the agent needs from the rest of its node: a view of the committed store, and a way to
 // report what it observes to the leader. On one node both are local; in a fleet the reporter
 // sends to the leader over HTTP. Agents act only on committed state.
-import type { Task, TaskDefinition, TaskReport } from "../core/types.ts";
+import type { Service, Task, TaskDefinition, TaskReport } from "../core/types.ts";
 
 export interface AgentStore {
   clusterId(): string;
@@ -10,6 +10,8 @@ export interface AgentStore {
   /** Looks up one task by id, terminal or not; null when unknown (pruned or never existed). */
   task(taskId: string): Task | null;
   taskDefinition(family: string, revision: number): TaskDefinition | null;
+  /** A service by name, for its settings (stopAfterDisconnectMs); null when unknown. */
+  service(name: string): Service | null;
   /** Calls `listener` after the store applied commands; returns the unsubscribe function. */
   onChange(listener: () => void): () => void;
 }

@@ -4,8 +4,14 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
-import { isTerminal, type Task, type TaskDefinition, type TaskReport } from "../core/types.ts";
-import { task } from "../scheduler/test-harness.ts";
+import {
+  isTerminal,
+  type Service,
+  type Task,
+  type TaskDefinition,
+  type TaskReport,
+} from "../core/types.ts";
+import { service, task } from "../scheduler/test-harness.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
 import type { AgentReporter, AgentStore } from "./ports.ts";
 import { type AgentLogger, Reconciler } from "./reconciler.ts";
@@ -37,6 +43,7 @@ const web: TaskDefinition = {
 
 class FakeStore implements AgentStore {
   readonly tasks = new Map<string, Task>();
+  readonly services = new Map<string, Service>([["web", service("web")]]);
   readonly definitions = new Map<string, TaskDefinition>([["web:1", web]]);
   private readonly listeners = new Set<() => void>();
 
@@ -53,6 +60,9 @@ class FakeStore implements AgentStore {
   }
   taskDefinition(family: string, revision: number): TaskDefinition | null {
     return this.definitions.get(`${family}:${revision}`) ?? null;
+  }
+  service(name: string): Service | null {
+    return this.services.get(name) ?? null;
   }
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -72,9 +82,12 @@ class FakeStore implements AgentStore {
 class FakeReporter implements AgentReporter {
   readonly reports: TaskReport[] = [];
   readonly engine: { ready: boolean; message: string }[] = [];
+  /** Set while the node is cut off: reports then fail, as they do without a leader. */
+  cutOff = false;
   constructor(private readonly store: FakeStore) {}
 
   async reportTasks(reports: TaskReport[]): Promise<void> {
+    if (this.cutOff) throw new Error("no leader");
     for (const report of reports) {
       this.reports.push(structuredClone(report));
       const { state, reason, exitCode, containers } = report;
@@ -112,7 +125,7 @@ const running: Reconciler[] = [];
 function setup(
   runtime = new MemoryRuntime({ images: [image] }),
   store = new FakeStore(),
-  options: { pull?: PullPolicy; clock?: Clock } = {},
+  options: { pull?: PullPolicy; clock?: Clock; disconnectedMs?: () => number | null } = {},
 ) {
   const reporter = new FakeReporter(store);
   const logs: Logged[] = [];
@@ -222,6 +235,71 @@ describe("reconciler", () => {
     await reconciler.reconcileNow();
     assert.equal(runtime.calls.filter((c) => c.startsWith("run ")).length, 1);
     assert.equal(reporter.statesOf("t1").at(-1), "failed");
+  });
+
+  it("restarts a crashed container itself while cut off, and says so once back", async () => {
+    let disconnected: number | null = null;
+    const { runtime, store, reporter, reconciler } = setup(undefined, undefined, {
+      disconnectedMs: () => disconnected,
+    });
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    const [container] = ownContainers(runtime);
+    assert.ok(container);
+    reporter.cutOff = true;
+    disconnected = 5000;
+    runtime.kill(container.id, 137);
+    await reconciler.reconcileNow();
+    const [after] = ownContainers(runtime);
+    assert.equal(after?.id, container.id, "the same container, started again");
+    assert.equal(after?.state, "running");
+    assert.deepEqual(reporter.statesOf("t1"), ["starting", "running"], "no failure reported");
+    // A second crash soon after waits for the backoff instead of hot-looping.
+    runtime.kill(container.id, 137);
+    await reconciler.reconcileNow();
+    assert.equal(ownContainers(runtime)[0]?.state, "exited");
+    reporter.cutOff = false;
+    disconnected = null;
+    runtime.kill(container.id, 137);
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "failed", "connected again, a crash is the scheduler's");
+  });
+
+  it("reports the restarts made while cut off once the leader hears it again", async () => {
+    let disconnected: number | null = null;
+    const { runtime, store, reporter, reconciler } = setup(undefined, undefined, {
+      disconnectedMs: () => disconnected,
+    });
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    reporter.cutOff = true;
+    disconnected = 5000;
+    runtime.kill(ownContainers(runtime)[0]!.id, 137);
+    await reconciler.reconcileNow();
+    reporter.cutOff = false;
+    disconnected = null;
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "running");
+    assert.equal(store.task("t1")?.reason, "restarted 1 time(s) while cut off from the leader");
+  });
+
+  it("stops a service's containers once cut off for its stopAfterDisconnectMs", async () => {
+    let disconnected: number | null = null;
+    const { runtime, store, reporter, reconciler } = setup(undefined, undefined, {
+      disconnectedMs: () => disconnected,
+    });
+    store.services.set("web", service("web", { stopAfterDisconnectMs: 10_000 }));
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    reporter.cutOff = true;
+    disconnected = 9000;
+    await reconciler.reconcileNow();
+    assert.equal(ownContainers(runtime)[0]?.state, "running", "not yet");
+    disconnected = 10_000;
+    await reconciler.reconcileNow();
+    assert.equal(ownContainers(runtime)[0]?.state, "exited");
+    await reconciler.reconcileNow();
+    assert.equal(ownContainers(runtime)[0]?.state, "exited", "and it is not restarted");
   });
 
   it("catches a death on the periodic reconcile too", async () => {

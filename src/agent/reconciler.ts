@@ -1,7 +1,9 @@
 // The agent's reconcile loop: the tasks the store places on this node against the containers
 // on the local engine. It starts what is missing, adopts what already runs, reports what dies,
 // stops what is no longer wanted and removes orphans. It never restarts a failed task: the
-// scheduler replaces it. It touches only containers labelled with this cluster AND this node.
+// scheduler replaces it; except while the node is cut off from the leader, when it restarts a
+// service's crashed containers itself (with backoff) and stops those of services that ask for it
+// after `stopAfterDisconnectMs`. It touches only containers labelled with this cluster AND node.
 // A missing image is pulled beside the loop (pull policy `missing`), never inside a pass.
 import type { Clock } from "../core/clock.ts";
 import { isShoalError } from "../core/errors.ts";
@@ -48,6 +50,8 @@ export interface ReconcilerOptions {
   clock?: Clock;
   /** `missing` (the default) pulls an image the engine lacks; `never` fails the task at once. */
   pull?: PullPolicy;
+  /** How long the node has been cut off from the leader, or null; one node never is. */
+  disconnectedMs?: () => number | null;
 }
 
 const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
@@ -76,6 +80,9 @@ export class Reconciler {
   private readonly clock: Clock;
   private readonly labels: Record<string, string>;
   private readonly pullPolicy: PullPolicy;
+  private readonly disconnectedMs: () => number | null;
+  /** Restarts of each task's containers while cut off: for backoff, and the report once back. */
+  private readonly offlineRestarts = new Map<string, { count: number; lastMs: number }>();
 
   /** This node's tasks and their versions at the last store change (see onStoreChange). */
   private tasksSignature = "";
@@ -114,6 +121,7 @@ export class Reconciler {
     this.clock = options.clock ?? systemClock;
     this.labels = ownLabels(this.clusterId, this.nodeId);
     this.pullPolicy = options.pull ?? "missing";
+    this.disconnectedMs = options.disconnectedMs ?? (() => null);
   }
 
   /** Subscribes to the store and the engine's events and runs the first reconcile. */
@@ -272,6 +280,9 @@ export class Reconciler {
     for (const taskId of this.lastReported.keys()) {
       if (!seen.has(taskId)) this.lastReported.delete(taskId);
     }
+    for (const taskId of this.offlineRestarts.keys()) {
+      if (!seen.has(taskId)) this.offlineRestarts.delete(taskId);
+    }
   }
 
   /**
@@ -310,6 +321,7 @@ export class Reconciler {
       await this.failTask(task, owned, `task definition ${name} not found`, null, []);
       return;
     }
+    if (await this.stoppedForDisconnect(task, owned)) return;
     const matched = await this.matchContainers(definition.containers, owned);
     const exited = await this.exitedContainer(definition.containers, matched);
     if (exited) {
@@ -384,7 +396,65 @@ export class Reconciler {
     const state = task.service === null && exited.exitCode === 0 ? "stopped" : "failed";
     const report = this.makeReport(task, state, reason, exited.exitCode, containers);
     this.logger.info({ task: task.id, exitCode: exited.exitCode }, reason);
+    // Cut off, a report waits for the leader; a service's container is better restarted here.
+    if (task.service !== null && this.disconnectedMs() !== null) {
+      await this.restartOffline(task, specs, matched);
+      return;
+    }
     if (await this.report(task, report)) this.retire(task, owned, false);
+    else if (task.service !== null && this.disconnectedMs() !== null) {
+      await this.restartOffline(task, specs, matched);
+    }
+  }
+
+  /** Starts a task's exited containers again, backing off from the previous restart. */
+  private async restartOffline(
+    task: Task,
+    specs: ContainerSpec[],
+    matched: Map<string, Observed>,
+  ): Promise<void> {
+    const now = this.clock.monotonic();
+    const prior = this.offlineRestarts.get(task.id);
+    const delayMs =
+      prior === undefined
+        ? 0
+        : Math.min(limits.offlineRestartMsMax, limits.offlineRestartMsMin * 2 ** (prior.count - 1));
+    const waitMs = prior === undefined ? 0 : prior.lastMs + delayMs - now;
+    if (waitMs > 0) {
+      this.scheduleNext(waitMs);
+      return;
+    }
+    for (const spec of specs) {
+      const container = matched.get(spec.name);
+      if (container !== undefined && isExited(container)) await this.runtime.start(container.id);
+    }
+    const count = (prior?.count ?? 0) + 1;
+    this.offlineRestarts.set(task.id, { count, lastMs: now });
+    this.logger.warn(
+      { task: task.id, restarts: count },
+      "cut off from the leader: restarted a crashed container here",
+    );
+  }
+
+  /**
+   * A service that asks to stop after a disconnect (Nomad's `stop_after_client_disconnect`): cut
+   * off that long, the node stops its containers, and reports nothing until it hears again.
+   */
+  private async stoppedForDisconnect(task: Task, owned: Observed[]): Promise<boolean> {
+    if (task.service === null) return false;
+    const disconnected = this.disconnectedMs();
+    if (disconnected === null) return false;
+    const stopAfter = this.store.service(task.service)?.stopAfterDisconnectMs ?? null;
+    if (stopAfter === null || disconnected < stopAfter) return false;
+    const running = owned.filter((container) => container.state === "running");
+    if (running.length === 0) return true;
+    this.logger.warn(
+      { task: task.id, disconnectedMs: disconnected },
+      "cut off too long: stopping the task's containers",
+    );
+    for (const container of running)
+      await this.runtime.stop(container.id, limits.containerStopTimeoutSeconds);
+    return true;
   }
 
   private async runMissing(
@@ -448,7 +518,10 @@ export class Reconciler {
       return;
     }
     const containers = await this.describeContainers(specs, matched);
-    await this.report(task, this.makeReport(task, "running", "", null, containers));
+    const restarts = this.offlineRestarts.get(task.id)?.count ?? 0;
+    const reason =
+      restarts > 0 ? `restarted ${restarts} time(s) while cut off from the leader` : "";
+    await this.report(task, this.makeReport(task, "running", reason, null, containers));
   }
 
   private async startContainers(

@@ -194,6 +194,20 @@ export function runtimeContract(
       }
     });
 
+    it("starts an exited container again, keeping its id; a gone one is E_NOT_FOUND", async () => {
+      const started = await runtime.run(spec());
+      await runtime.stop(started.id, 1);
+      assert.equal((await runtime.inspect(started.id))?.state, "exited");
+      await runtime.start(started.id);
+      assert.equal((await runtime.inspect(started.id))?.state, "running");
+      await runtime.start(started.id);
+      await runtime.remove(started.id);
+      await assert.rejects(runtime.start(started.id), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, "E_NOT_FOUND");
+        return true;
+      });
+    });
+
     it("removes a running container", async () => {
       const started = await runtime.run(spec());
       await runtime.remove(started.id);

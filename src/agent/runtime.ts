@@ -115,6 +115,11 @@ export interface ContainerRuntime {
   pull(image: string, signal: AbortSignal): Promise<void>;
   /** Null when no such container exists (any more). */
   inspect(containerId: string): Promise<RuntimeContainerDetails | null>;
+  /**
+   * Starts an exited container again, as it was created: the agent restarts its own crashed
+   * containers this way while it is cut off from the leader. E_NOT_FOUND when it is gone.
+   */
+  start(containerId: string): Promise<void>;
   /** Stops a container (SIGTERM, then SIGKILL after the timeout); a no-op when stopped or gone. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes a container and its anonymous volumes, killing it if needed; a no-op when gone. */

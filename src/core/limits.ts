@@ -129,6 +129,11 @@ export const limits = {
   // Agent
   agentHeartbeatMs: 1000,
   nodeDownAfterMs: 3000,
+  /** An agent whose heartbeats go unanswered this long is cut off: it runs on by itself. */
+  cutOffAfterMs: 2000,
+  /** Restarts of a crashed container while cut off back off from the first to the longest. */
+  offlineRestartMsMin: 1000,
+  offlineRestartMsMax: 30_000,
   /** How often the leader judges which nodes are down. */
   livenessCheckMs: 250,
   reconcileMs: 2000,

@@ -189,6 +189,16 @@ export class MemoryRuntime implements ContainerRuntime {
     return container ? structuredClone(container.details) : null;
   }
 
+  async start(containerId: string): Promise<void> {
+    this.check(`start ${containerId}`);
+    const container = this.containers.get(containerId);
+    if (!container) throw new ShoalError("E_NOT_FOUND", `no container ${containerId}`);
+    if (container.details.state === "running") return;
+    container.details.state = "running";
+    container.details.exitCode = null;
+    this.emit(container, "start");
+  }
+
   async stop(containerId: string, _timeoutSeconds: number): Promise<void> {
     this.check(`stop ${containerId}`);
     const container = this.containers.get(containerId);

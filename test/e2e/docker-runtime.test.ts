@@ -189,6 +189,7 @@ describe("reconciler on a real engine", () => {
       [...tasks.values()].filter((t) => t.node === node && !isTerminal(t.state)),
     task: (id) => tasks.get(id) ?? null,
     taskDefinition: () => definition,
+    service: () => null,
     onChange: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);
