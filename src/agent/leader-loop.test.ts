@@ -4,7 +4,7 @@ import { fail, ok } from "../core/errors.ts";
 import { emptyPlan } from "../scheduler/plan-builder.ts";
 import type { Command } from "../state/commands.ts";
 import type { ApplyResult } from "../state/machine.ts";
-import { needsEvaluation } from "./leader-loop.ts";
+import { isEmptyPlan, needsEvaluation } from "./leader-loop.ts";
 
 const entry = (command: Command, result: ApplyResult) => ({ index: 7, command, result });
 const scale = { type: "service.update" as const, at: 1, name: "web", replicas: 2 };
@@ -34,5 +34,13 @@ describe("when the leader evaluates again", () => {
       containers: [],
     };
     assert.equal(needsEvaluation(entry(create, ok({ name: "w", revision: 1 }))), true);
+  });
+});
+
+describe("which plans the leader proposes", () => {
+  it("proposes a plan that only completes a deployment or a rebalance", () => {
+    assert.equal(isEmptyPlan(emptyPlan()), true);
+    assert.equal(isEmptyPlan({ ...emptyPlan(), completeDeployments: ["web"] }), false);
+    assert.equal(isEmptyPlan({ ...emptyPlan(), rebalanced: ["web"] }), false);
   });
 });

@@ -21,8 +21,11 @@ export interface LeaderLoopOptions {
   };
 }
 
-function isEmpty(plan: Plan): boolean {
-  return plan.create.length + plan.assign.length + plan.stop.length + plan.events.length === 0;
+/** A plan with nothing in it is not proposed; one that only completes a deployment is not empty. */
+export function isEmptyPlan(plan: Plan): boolean {
+  const { create, assign, stop, events, completeDeployments, rebalanced } = plan;
+  const parts = [create, assign, stop, events, completeDeployments, rebalanced];
+  return parts.every((part) => part.length === 0);
 }
 
 /**
@@ -120,7 +123,7 @@ export class LeaderLoop {
     const { clock, newId, random, log } = this.options;
     const now = clock.now();
     const { plan, nextEvaluationAt } = evaluate(schedulerInput(log.view(), now, newId, random));
-    if (isEmpty(plan)) return nextEvaluationAt;
+    if (isEmptyPlan(plan)) return nextEvaluationAt;
     const result = await log.propose({ type: "plan.apply", at: now, plan });
     // A stale plan lost a race with another change; the next evaluation sees that change.
     if (!result.ok) this.again = true;
