@@ -1,14 +1,16 @@
 // Benchmarks of a real 3-node fleet on the lab (root only): commit latency through the leader's
 // API at concurrency 1, writes per second at concurrency 64 (load from wrk), leader failover: from
 // kill -9 of the leader's agent to the first successful write through another node, over 10
-// kills, and node loss: from killing a host to its tasks running on the others, over 5 losses.
+// kills, node loss: from killing a host to its tasks running (and answering HTTP) on the others,
+// over 5 losses, and leader host loss: from killing the leader's host to the next placement.
 import { execFile, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { waitFor } from "../src/testing/agent-process.ts";
-import { Lab, labDataDir } from "../src/testing/lab.ts";
+import { measureLoss, restore } from "../src/testing/failover-timeline.ts";
+import { Lab } from "../src/testing/lab.ts";
+import { formLabFleet, LabApi, runningTasks, webContainers } from "../src/testing/lab-fleet.ts";
 import { type BenchRow, median, percentile } from "./bench-row.ts";
 
 const execFileAsync = promisify(execFile);
@@ -21,11 +23,15 @@ const throughputSeconds = 5;
 const throughputRuns = 3;
 const kills = 10;
 const nodeLosses = 5;
+const leaderLosses = 3;
 const goals = {
   failoverMedianMs: 1000,
   failoverMaxMs: 2000,
   writesPerSecond: 3000,
   nodeLossMedianMs: 4000,
+  nodeLossAnsweringMedianMs: 4500,
+  /** An election, one fresh nodeDownAfterMs of grace for every node, then the placement. */
+  leaderLossPlacedMedianMs: 5000,
 };
 
 interface ClusterView {
@@ -104,12 +110,8 @@ function service(name: string) {
 }
 
 async function formFleet(lab: Lab): Promise<FleetClient> {
-  await lab.up(3, { agents: 1 });
-  const joinToken = readFileSync(join(labDataDir("lab1"), "join.token"), "utf8").trim();
-  await Promise.all(
-    ["lab2", "lab3"].map((node) => lab.start(node, { agentArgs: ["--token", joinToken] })),
-  );
-  const client = new FleetClient(lab, lab.apiToken("lab1"));
+  const api = await formLabFleet(lab, 3);
+  const client = new FleetClient(lab, api.token);
   await client.settledLeader();
   return client;
 }
@@ -247,83 +249,87 @@ async function failover(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
   ];
 }
 
-interface NodeView {
-  name: string;
-  status: string;
-  engineReady: boolean;
-}
-
-interface ServiceTasks {
-  tasks: { nodeName: string | null; desired: string; state: string }[];
-}
-
 const lossReplicas = 3;
-const runningOn = (service: ServiceTasks) =>
-  service.tasks
-    .filter((t) => t.desired === "running" && t.state === "running")
-    .map((t) => t.nodeName);
 
 /**
- * A host lost (agent and engine killed, as when a Pi loses power): from the kill to every one of
- * its tasks running again on the other nodes, with default settings.
+ * Hosts lost (agent and engine killed, as when a Pi loses power), with default settings: a
+ * worker's host `nodeLosses` times (to its tasks running, and answering HTTP, on the others),
+ * then the leader's host `leaderLosses` times (to the next placement, which waits for a new
+ * leader and its judgement of the silent node). The same measurement as the failover demo.
  */
-async function nodeLossOnce(lab: Lab, client: FleetClient): Promise<number> {
-  const leader = await client.settledLeader();
-  const service = await client.get<ServiceTasks>(leader, "/v1/services/bench-web");
-  const victim = nodes.find((n) => n !== leader && runningOn(service).includes(n));
-  if (!victim) throw new Error("no node but the leader runs a task of bench-web");
-  // lab.kill SIGKILLs every process of the host at once, then waits for them to be gone.
-  const killed = performance.now();
-  await lab.kill(victim);
-  // Polled every 50 ms: the figure is this wait.
-  await waitFor(
-    "replacement running",
-    async () => {
-      const now = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
-      return now.length === lossReplicas && !now.includes(victim) ? now : null;
-    },
-    30_000,
-    50,
-  );
-  const elapsed = performance.now() - killed;
-  await lab.start(victim);
-  await waitFor(`${victim} ready again`, async () => {
-    const list = await client.get<NodeView[]>(leader, "/v1/nodes");
-    return list.find((n) => n.name === victim)?.status === "ready" ? list : null;
-  });
-  return elapsed;
-}
-
-async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow> {
+async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
+  const api = new LabApi(lab, client.token);
   const leader = await client.settledLeader();
   await waitFor("3 nodes with their engines", async () => {
-    const list = await client.get<NodeView[]>(leader, "/v1/nodes");
+    const list = await api.nodes(leader);
     return list.filter((n) => n.status === "ready" && n.engineReady).length === 3 ? list : null;
   });
-  const spec = {
+  await api.call(leader, "POST", "/v1/services", {
     name: "bench-web",
     replicas: lossReplicas,
-    containers: [
-      { name: "httpd", image: "shoal-test/busybox:1", command: ["httpd", "-f", "-p", "8080"] },
-    ],
-  };
-  const status = await client.post(leader, "/v1/services", spec);
-  if (status !== 201) throw new Error(`creating bench-web answered ${status}`);
-  await waitFor("bench-web spread over 3 nodes", async () => {
-    const on = runningOn(await client.get<ServiceTasks>(leader, "/v1/services/bench-web"));
-    return new Set(on).size === 3 ? on : null;
+    containers: webContainers(),
   });
-  const samples: number[] = [];
-  for (let round = 0; round < nodeLosses; round++) samples.push(await nodeLossOnce(lab, client));
-  console.error(`node loss samples (ms): ${samples.map((s) => Math.round(s)).join(", ")}`);
-  const value = median(samples);
-  return {
-    name: `node loss -> replacement running (median of ${nodeLosses})`,
-    value,
-    unit: "ms",
-    goal: `< ${goals.nodeLossMedianMs} ms`,
-    pass: value < goals.nodeLossMedianMs,
+  const running: number[] = [];
+  const answering: number[] = [];
+  for (let round = 0; round < nodeLosses; round++) {
+    const times = await loseHost(lab, client, api, "worker");
+    running.push(times.runningMs ?? Number.NaN);
+    answering.push(times.answeringMs ?? Number.NaN);
+  }
+  const placed: number[] = [];
+  for (let round = 0; round < leaderLosses; round++) {
+    placed.push((await loseHost(lab, client, api, "leader")).placedMs ?? Number.NaN);
+  }
+  const show = (samples: number[]) => samples.map((s) => Math.round(s)).join(", ");
+  console.error(`node loss -> running (ms): ${show(running)}; -> answering: ${show(answering)}`);
+  console.error(`leader loss -> placement (ms): ${show(placed)}`);
+  const row = (name: string, samples: number[], goal: number): BenchRow => {
+    const value = median(samples);
+    return { name, value, unit: "ms", goal: `< ${goal} ms`, pass: value < goal };
   };
+  return [
+    row(
+      `node loss -> replacement running (median of ${nodeLosses})`,
+      running,
+      goals.nodeLossMedianMs,
+    ),
+    row(
+      `node loss -> replacement answering HTTP (median of ${nodeLosses})`,
+      answering,
+      goals.nodeLossAnsweringMedianMs,
+    ),
+    row(
+      `leader host loss -> next placement (median of ${leaderLosses})`,
+      placed,
+      goals.leaderLossPlacedMedianMs,
+    ),
+  ];
+}
+
+/** One host lost once every task of bench-web runs spread over the three nodes; then back. */
+async function loseHost(lab: Lab, client: FleetClient, api: LabApi, role: "leader" | "worker") {
+  const leader = await client.settledLeader();
+  const spread = await waitFor("bench-web spread over 3 nodes", async () => {
+    const service = await api.service(leader, "bench-web");
+    const on = new Set(runningTasks(service).map((t) => t.nodeName));
+    return on.size === lossReplicas ? service : null;
+  });
+  const victim =
+    role === "leader"
+      ? leader
+      : nodes.find((n) => n !== leader && runningTasks(spread).some((t) => t.nodeName === n));
+  const observer = nodes.find((n) => n !== victim && n !== leader) ?? leader;
+  if (!victim) throw new Error("no node but the leader runs a task of bench-web");
+  const plan = {
+    kind: "kill" as const,
+    victim,
+    observer,
+    service: "bench-web",
+    replicas: lossReplicas,
+  };
+  const times = await measureLoss(lab, api, plan);
+  await restore(lab, api, plan);
+  return times;
 }
 
 export async function benchFleet(): Promise<BenchRow[]> {
@@ -334,7 +340,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     const rows = await commitLatency(client, leader);
     rows.push(await throughput(lab, client, leader));
     rows.push(...(await failover(lab, client)));
-    rows.push(await nodeLoss(lab, client));
+    rows.push(...(await nodeLoss(lab, client)));
     return rows;
   } finally {
     await lab.down();

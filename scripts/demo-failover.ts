@@ -1,0 +1,157 @@
+// The failover demo: on a 3-node lab (brought up here, or the one already running), a 3-replica
+// web service loses (a) the leader's host, (b) a worker's host, (c) a node to a partition; each
+// comes back afterwards. A live timeline shows every milestone as the fleet reaches it, and a
+// summary table ends the run. Run it as root: `bash scripts/demo-failover.sh [--keep]`.
+
+import {
+  type LossKind,
+  type LossTimes,
+  measureLoss,
+  restore,
+} from "../src/testing/failover-timeline.ts";
+import { Lab } from "../src/testing/lab.ts";
+import { formLabFleet, LabApi, runningTasks, webContainers } from "../src/testing/lab-fleet.ts";
+
+const nodes = ["lab1", "lab2", "lab3"];
+const serviceName = "demo-web";
+const replicas = 3;
+const keep = process.argv.includes("--keep");
+
+interface Step {
+  title: string;
+  kind: LossKind;
+  pick: (leader: string) => string;
+}
+
+const steps: Step[] = [
+  { title: "kill the leader's host", kind: "kill", pick: (leader) => leader },
+  { title: "kill a worker's host", kind: "kill", pick: (leader) => after(leader, 1) },
+  { title: "partition a worker", kind: "partition", pick: (leader) => after(leader, 2) },
+];
+
+/** The node `offset` places after `node` in lab order: a stable, different choice per step. */
+function after(node: string, offset: number): string {
+  return nodes[(nodes.indexOf(node) + offset) % nodes.length] ?? "lab3";
+}
+
+const clock = (ms: number) => `+${(ms / 1000).toFixed(3).padStart(7)} s`;
+const say = (text: string) => process.stdout.write(`${text}\n`);
+
+async function fleet(lab: Lab): Promise<{ api: LabApi; ours: boolean }> {
+  const running = await lab.status().catch(() => []);
+  if (running.length >= 3 && running.slice(0, 3).every((node) => node.healthy)) {
+    say("using the lab that is already running (lab1..lab3)");
+    return { api: new LabApi(lab, lab.apiToken("lab1")), ours: false };
+  }
+  say("bringing up a 3-node lab: network namespaces, a Docker engine and a shoal agent each ...");
+  return { api: await formLabFleet(lab, 3), ours: true };
+}
+
+async function deploy(api: LabApi): Promise<void> {
+  await api.call("lab1", "DELETE", `/v1/services/${serviceName}`).catch(() => {});
+  await api.call("lab1", "POST", "/v1/services", {
+    name: serviceName,
+    replicas,
+    containers: webContainers(),
+  });
+  const started = performance.now();
+  for (;;) {
+    const service = await api.service("lab1", serviceName);
+    const on = new Set(runningTasks(service).map((t) => t.nodeName));
+    if (runningTasks(service).length === replicas && on.size === replicas) {
+      say(`${serviceName}: ${replicas} tasks running, one per node (${[...on].join(", ")})`);
+      return;
+    }
+    if (performance.now() - started > 60_000) throw new Error(`${serviceName} did not start`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
+  const leader = await api.leaderName("lab1").catch(() => api.leaderName("lab2"));
+  const victim = step.pick(leader);
+  const observer = nodes.find((n) => n !== victim && n !== leader) ?? leader;
+  const role = victim === leader ? "leader" : "worker";
+  say("");
+  say(`== ${step.title}: ${victim} (${role}); watching from ${observer}`);
+  say(
+    `${clock(0)}  ${step.kind === "kill" ? "killing every process of" : "partitioning"} ${victim}`,
+  );
+  const plan = {
+    kind: step.kind,
+    victim,
+    observer,
+    service: serviceName,
+    replicas,
+    onMilestone: (elapsed: number, what: string) => say(`${clock(elapsed)}  ${what}`),
+  };
+  const times = await measureLoss(lab, api, plan);
+  const back = await restore(lab, api, plan);
+  say(
+    `${clock(0)}  ${step.kind === "kill" ? "started" : "healed"} ${victim}: ready again after ${Math.round(back)} ms`,
+  );
+  await settle(api);
+  return times;
+}
+
+/** Waits until the service runs exactly its replicas again, none twice, after a node returns. */
+async function settle(api: LabApi): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    const service = await api.service("lab1", serviceName).catch(() => null);
+    const active = service?.tasks.filter((t) => t.desired === "running") ?? [];
+    if (service && active.length === replicas && runningTasks(service).length === replicas) {
+      say(`           ${serviceName} runs exactly ${replicas} tasks`);
+      return;
+    }
+    if (performance.now() - started > 30_000) throw new Error(`${serviceName} did not settle`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function summary(rows: { step: Step; times: LossTimes }[]): void {
+  const cell = (ms: number | null) => (ms === null ? "-" : `${Math.round(ms)} ms`);
+  const header = ["step", "new leader", "marked down", "placed", "running", "answering HTTP"];
+  const body = rows.map(({ step, times }) => [
+    step.title,
+    cell(times.newLeaderMs),
+    cell(times.markedDownMs),
+    cell(times.placedMs),
+    cell(times.runningMs),
+    cell(times.answeringMs),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  say("");
+  say("== summary: milliseconds from the loss, as seen from a surviving node");
+  say(line(header));
+  say(line(widths.map((w) => "-".repeat(w))));
+  for (const row of body) say(line(row));
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("the lab needs root: run it with sudo");
+  const lab = new Lab({ waitSeconds: 45, agentArgs: ["--mdns-interface", "{address}"] });
+  const { api, ours } = await fleet(lab);
+  try {
+    await deploy(api);
+    const rows: { step: Step; times: LossTimes }[] = [];
+    for (const step of steps) rows.push({ step, times: await runStep(lab, api, step) });
+    summary(rows);
+  } finally {
+    if (ours && !keep) {
+      say("");
+      say("taking the lab down (--keep leaves it running)");
+      await lab.down();
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
