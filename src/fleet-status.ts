@@ -4,6 +4,7 @@ import type { ConsistencyLevel } from "./adapters/raft-command-log.ts";
 import type { FleetAccess, FleetStatus, MemberStatus } from "./api/context.ts";
 import { limits } from "./core/limits.ts";
 import { type Fleet, type MemberReport, memberReport } from "./fleet.ts";
+import { hostUsage } from "./host-usage.ts";
 
 export function fleetAccess(fleet: Fleet, nodeId: string): FleetAccess {
   return {
@@ -14,6 +15,11 @@ export function fleetAccess(fleet: Fleet, nodeId: string): FleetAccess {
       return learners.includes(id) ? "learner" : null;
     },
     status: () => fleetStatus(fleet, nodeId),
+    // Heartbeats go to the leader: only its figures are current, and its own are measured now.
+    usageOf(id) {
+      if (fleet.log.status().role !== "leader") return null;
+      return id === nodeId ? hostUsage(Date.now()) : fleet.usageOf(id);
+    },
   };
 }
 

@@ -25,6 +25,7 @@ import { badSignatureMessage, derivePeerKey, PeerVerifier } from "./api/peer-aut
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
+import { type HostUsage, hostUsageSchema } from "./host-usage.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
 import { commandSchema, requestIdSchema } from "./state/commands.ts";
 
@@ -111,6 +112,8 @@ export interface Fleet {
   join(signal: AbortSignal): Promise<void>;
   /** Sets who hears the heartbeats other nodes send to this one (the failure detector). */
   onHeartbeat(listener: (fromNode: string) => void): void;
+  /** The machine use a node last reported with its heartbeat to this node; null when none. */
+  usageOf(nodeId: string): HostUsage | null;
   close(): void;
 }
 
@@ -248,7 +251,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   // a joiner's is removed again if the cluster refuses it.
   if (!wasKept) writeSecret(joinTokenPath(options.dataDir), token.text);
   const assembler = new SnapshotAssembler(options.dataDir);
-  const heartbeats: { listener: (fromNode: string) => void } = { listener: () => {} };
+  const heartbeats: Heartbeats = { listener: () => {}, usage: new Map() };
   const peer = peerEndpoint(
     opened,
     { key, nodeId: options.nodeId, assembler, heartbeats },
@@ -273,6 +276,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     onHeartbeat: (listener) => {
       heartbeats.listener = listener;
     },
+    usageOf: (nodeId) => heartbeats.usage.get(nodeId) ?? null,
     join: async (signal) => {
       try {
         await joinUntilAdmitted(options, token, client, seeded, signal);
@@ -370,7 +374,22 @@ interface PeerParts {
   key: Buffer;
   nodeId: string;
   assembler: SnapshotAssembler;
-  heartbeats: { listener: (fromNode: string) => void };
+  heartbeats: Heartbeats;
+}
+
+interface Heartbeats {
+  listener: (fromNode: string) => void;
+  /** The latest usage per node that heartbeats here; bounded by the fleet's node count. */
+  usage: Map<string, HostUsage>;
+}
+
+const heartbeatSchema = z.strictObject({ usage: hostUsageSchema.optional() });
+
+function rememberUsage(usage: Map<string, HostUsage>, nodeId: string, report: HostUsage): void {
+  usage.delete(nodeId);
+  usage.set(nodeId, report);
+  // Oldest first: a node that stopped heartbeating long ago is the one forgotten.
+  if (usage.size > limits.heartbeatUsagesKeptMax) usage.delete(usage.keys().next().value ?? "");
 }
 
 function peerEndpoint(
@@ -384,6 +403,8 @@ function peerEndpoint(
     verifier,
     async handle(kind, body, fromNode) {
       if (kind === "heartbeat") {
+        const { usage } = heartbeatSchema.parse(body ?? {});
+        if (usage) rememberUsage(parts.heartbeats.usage, fromNode, usage);
         parts.heartbeats.listener(fromNode);
         return { ok: true };
       }

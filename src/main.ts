@@ -22,6 +22,7 @@ import { limits } from "./core/limits.ts";
 import { FailureDetector } from "./failure-detector.ts";
 import { type Fleet, openFleet, type Registration } from "./fleet.ts";
 import { fleetAccess } from "./fleet-status.ts";
+import { hostUsage } from "./host-usage.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
 import { Steward } from "./steward.ts";
 import { gitCommit, version } from "./version.ts";
@@ -268,7 +269,8 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     heartbeat: async (leaderId) => {
       const base = fleet.resolve(leaderId);
       if (!base) throw new Error(`no address for leader ${leaderId}`);
-      await fleet.client.call(base, "heartbeat", {}, limits.agentHeartbeatMs);
+      const usage = hostUsage(systemClock.now());
+      await fleet.client.call(base, "heartbeat", { usage }, limits.agentHeartbeatMs);
     },
     now: () => systemClock.now(),
     logger,

@@ -55,6 +55,8 @@ export interface FleetAccess {
   readAt(consistency: Consistency): Promise<Result<void>>;
   status(): Promise<FleetStatus>;
   roleOf(nodeId: string): "voter" | "learner" | null;
+  /** A node's last reported machine use, as the leader knows it; null elsewhere or unknown. */
+  usageOf(nodeId: string): { load1: number; memoryFreeMb: number; at: number } | null;
 }
 
 export interface ApiNode {

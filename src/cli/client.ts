@@ -24,7 +24,11 @@ export type TaskView = ReturnType<typeof renderTask>;
 export type TaskDefinitionView = ReturnType<typeof renderTaskDefinition>;
 
 /** A node with its place in the Raft configuration (null once it left). */
-export type NodeView = NodeInfo & { role: "voter" | "learner" | null };
+export type NodeView = NodeInfo & {
+  role: "voter" | "learner" | null;
+  /** From the node's last heartbeat, when the leader answered; null otherwise. */
+  usage: { load1: number; memoryFreeMb: number; at: number } | null;
+};
 
 export interface ClusterView {
   id: string;

@@ -203,6 +203,18 @@ describe("shoal status, node and events", () => {
     assert.match(missing.stderr, /no node has the id or name nas \(E_NOT_FOUND\)/);
   });
 
+  it("drains, activates and labels a node", async () => {
+    assert.match((await ok(["node", "drain", "pi"])).stdout, /^node pi is draining/m);
+    assert.match((await ok(["node", "activate", "pi"])).stdout, /^node pi is ready$/m);
+    const labelled = await ok(["node", "label", "pi", "zone=desk", "rack=2"]);
+    assert.match(labelled.stdout, /labels: zone=desk,rack=2$/m);
+    assert.match((await ok(["node", "label", "pi", "rack-"])).stdout, /labels: zone=desk$/m);
+    const bad = await h.run(["node", "label", "pi", "zone"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /key=value, or key- to remove it/);
+    await ok(["node", "label", "pi", "zone-"]);
+  });
+
   it("prints the event log without following, one line per event", async () => {
     const result = await ok(["events"]);
     const lines = result.stdout.trimEnd().split("\n");

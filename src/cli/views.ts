@@ -3,7 +3,17 @@ import type { NodeInfo } from "../core/types.ts";
 import type { ClusterView, ServiceDetail, ServiceView, TaskView } from "./client.ts";
 import { ago, fields, labelsText, portText, shortId, table } from "./format.ts";
 
-export function nodesTable(nodes: (NodeInfo & { role?: string | null })[], now: number): string {
+type UsageView = { load1: number; memoryFreeMb: number } | null | undefined;
+
+/** Load and free memory from the node's last heartbeat, known where the leader answers. */
+function usageText(usage: UsageView): string {
+  return usage ? `${usage.load1} / ${usage.memoryFreeMb} MB free` : "-";
+}
+
+export function nodesTable(
+  nodes: (NodeInfo & { role?: string | null; usage?: UsageView })[],
+  now: number,
+): string {
   const rows = nodes.map((node) => [
     shortId(node.id),
     node.name,
@@ -14,11 +24,12 @@ export function nodesTable(nodes: (NodeInfo & { role?: string | null })[], now: 
     node.arch,
     String(node.cpus),
     `${node.memoryMb} MB`,
+    usageText(node.usage),
     labelsText(node.labels),
     ago(node.updatedAt, now),
   ]);
   const headers = ["ID", "NAME", "ADDRESS", "STATUS", "ROLE", "ENGINE", "ARCH", "CPUS", "MEMORY"];
-  return table([...headers, "LABELS", "UPDATED"], rows);
+  return table([...headers, "LOAD / FREE", "LABELS", "UPDATED"], rows);
 }
 
 export function servicesTable(services: ServiceView[], now: number): string {

@@ -134,6 +134,8 @@ export const limits = {
   /** Restarts of a crashed container while cut off back off from the first to the longest. */
   offlineRestartMsMin: 1000,
   offlineRestartMsMax: 30_000,
+  /** Nodes whose last heartbeat usage the leader keeps in memory. */
+  heartbeatUsagesKeptMax: 4096,
   /** How often the leader judges which nodes are down. */
   livenessCheckMs: 250,
   reconcileMs: 2000,

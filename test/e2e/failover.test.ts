@@ -54,6 +54,13 @@ describe("failover on the lab", () => {
       return runningTasks(service).length === 3 && onNodes(service).size === 3;
     });
     const leader = await api.leaderName("lab1");
+    // Heartbeats carry each machine's use to the leader, which shows it with the nodes.
+    await waitFor("every node's usage on the leader", async () => {
+      type WithUsage = { usage: { load1: number; memoryFreeMb: number; at: number } | null };
+      const list = await api.get<WithUsage[]>(leader, "/v1/nodes");
+      const fresh = list.filter((n) => n.usage && n.usage.memoryFreeMb > 0 && Date.now() - n.usage.at < 5000);
+      return fresh.length === 3;
+    });
     const victim = nodes.find((n) => n !== leader) ?? "lab3";
     const survivor = nodes.find((n) => n !== victim && n !== leader) ?? leader;
     const lostTask = runningTasks(spread).find((t) => t.nodeName === victim);

@@ -20,9 +20,13 @@ const labelChangeSchema = z
     message: "give labels to set or to remove",
   });
 
-/** A node with its place in the Raft configuration (`null` once it left it). */
+/**
+ * A node with its place in the Raft configuration (`null` once it left it), and its machine use
+ * from its last heartbeat when the answering node leads (heartbeats go only to the leader).
+ */
 function renderNode(node: ApiNode, info: NodeInfo) {
-  return { ...info, role: node.fleet?.()?.roleOf(info.id) ?? null };
+  const fleet = node.fleet?.();
+  return { ...info, role: fleet?.roleOf(info.id) ?? null, usage: fleet?.usageOf(info.id) ?? null };
 }
 
 /** Without replication (a store under test) the node is its own leader and only voter. */
