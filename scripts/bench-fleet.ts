@@ -268,6 +268,8 @@ async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
     name: "bench-web",
     replicas: lossReplicas,
     containers: webContainers(),
+    // A host that comes back gets a task again, so every round starts spread over three nodes.
+    placement: { rebalance: true },
   });
   const running: number[] = [];
   const answering: number[] = [];

@@ -53,21 +53,31 @@ async function deploy(api: LabApi): Promise<void> {
     name: serviceName,
     replicas,
     containers: webContainers(),
+    // A node that comes back gets its task again, so each step starts with one task per node.
+    placement: { rebalance: true },
   });
+  await spread(api);
+}
+
+/** Waits until the service runs one task on every node (a returned node gets its task back). */
+async function spread(api: LabApi): Promise<void> {
   const started = performance.now();
   for (;;) {
-    const service = await api.service("lab1", serviceName);
-    const on = new Set(runningTasks(service).map((t) => t.nodeName));
-    if (runningTasks(service).length === replicas && on.size === replicas) {
-      say(`${serviceName}: ${replicas} tasks running, one per node (${[...on].join(", ")})`);
+    const service = await api.service("lab1", serviceName).catch(() => null);
+    const tasks = service ? runningTasks(service) : [];
+    const on = new Set(tasks.map((t) => t.nodeName));
+    const active = service?.tasks.filter((t) => t.desired === "running").length ?? 0;
+    if (tasks.length === replicas && on.size === replicas && active === replicas) {
+      say(`${serviceName}: ${replicas} tasks running, one per node (${[...on].sort().join(", ")})`);
       return;
     }
-    if (performance.now() - started > 60_000) throw new Error(`${serviceName} did not start`);
+    if (performance.now() - started > 60_000) throw new Error(`${serviceName} did not spread`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
+  await spread(api);
   const leader = await api.leaderName("lab1").catch(() => api.leaderName("lab2"));
   const victim = step.pick(leader);
   const observer = nodes.find((n) => n !== victim && n !== leader) ?? leader;
@@ -87,9 +97,8 @@ async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
   };
   const times = await measureLoss(lab, api, plan);
   const back = await restore(lab, api, plan);
-  say(
-    `${clock(0)}  ${step.kind === "kill" ? "started" : "healed"} ${victim}: ready again after ${Math.round(back)} ms`,
-  );
+  const how = step.kind === "kill" ? "started again" : "healed";
+  say(`           ${victim} ${how}: ready after ${Math.round(back)} ms`);
   await settle(api);
   return times;
 }
