@@ -3,6 +3,7 @@
 // without one gets one as soon as it fits. A new revision rolls stop-first, node by node: two
 // tasks of a service on one node could not share its host ports. At least one node moves at a
 // time, more while the healthy tasks stay above `minHealthyPercent` of the eligible nodes.
+import { satisfiesAll } from "../core/constraints.ts";
 import type { Service, Task } from "../core/types.ts";
 import { backoffUntil } from "./backoff.ts";
 import {
@@ -15,16 +16,15 @@ import {
   wakeAt,
 } from "./evaluation-context.ts";
 import type { NodeUsage } from "./node-usage.ts";
-import { eligible, fits } from "./placement.ts";
+import { eligible, fits, type PlacementRules } from "./placement.ts";
 import { isHealthy, rolloutBounds } from "./rollout.ts";
 
 export function evaluateGlobal(context: Context, service: Service, active: readonly Task[]): void {
   const rules = rulesOf(context, service);
   const nodes = context.usages.filter((usage) => eligible(usage, rules));
-  const eligibleIds = new Set(nodes.map((usage) => usage.node.id));
   const byNode = new Map<string, Task[]>();
   for (const task of active) {
-    if (task.node === null || !eligibleIds.has(task.node)) {
+    if (task.node === null || !mayKeep(context, rules, task.node)) {
       stopTask(context, service, task, ineligibleReason(context, task));
       continue;
     }
@@ -40,6 +40,16 @@ export function evaluateGlobal(context: Context, service: Service, active: reado
   );
   if (missing.length > 0) startOnNodes(context, service, missing);
   else if (outdated.length === 0) finishIfSettled(context, service, active);
+}
+
+/**
+ * A task stays where it runs while its node is ready and meets the constraints; a node whose
+ * engine stopped answering for a moment keeps it (as a replicated task is kept) but gets no new one.
+ */
+function mayKeep(context: Context, rules: PlacementRules, nodeId: string): boolean {
+  const usage = context.usagesById.get(nodeId);
+  if (usage === undefined || usage.node.status !== "ready") return false;
+  return satisfiesAll(usage.node, rules.constraints);
 }
 
 function ineligibleReason(context: Context, task: Task): string {

@@ -133,6 +133,18 @@ describe("scheduler: global services", () => {
     assert.deepEqual(plan.stop.map((s) => s.taskId).sort(), ["on-a", "on-c"]);
   });
 
+  it("keeps a task where the engine stopped answering for a moment, placing none there", () => {
+    const input = schedulerInput({
+      nodes: [fleet[0]!, node("b", { engineReady: false }), node("c", { engineReady: false })],
+      services: [global()],
+      taskDefinitions: [definition("agent")],
+      tasks: [task("on-a", "agent", "a"), task("on-b", "agent", "b")],
+    });
+    const { plan } = evaluate(input);
+    assert.deepEqual(plan.stop, []);
+    assert.deepEqual(plan.create, []);
+  });
+
   it("grows onto a node that comes back and keeps one task per node", () => {
     let input = schedulerInput({
       nodes: [fleet[0]!, { ...fleet[1]!, status: "down" }],
