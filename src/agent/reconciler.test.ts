@@ -300,6 +300,12 @@ describe("reconciler", () => {
     assert.equal(ownContainers(runtime)[0]?.state, "exited");
     await reconciler.reconcileNow();
     assert.equal(ownContainers(runtime)[0]?.state, "exited", "and it is not restarted");
+    // Back in touch before the leader replaced it: stopped on purpose, not a crash.
+    reporter.cutOff = false;
+    disconnected = null;
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "stopped");
+    assert.match(store.task("t1")?.reason ?? "", /cut off from the leader/);
   });
 
   it("catches a death on the periodic reconcile too", async () => {

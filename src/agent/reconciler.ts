@@ -83,6 +83,8 @@ export class Reconciler {
   private readonly disconnectedMs: () => number | null;
   /** Restarts of each task's containers while cut off: for backoff, and the report once back. */
   private readonly offlineRestarts = new Map<string, { count: number; lastMs: number }>();
+  /** Tasks whose containers this agent stopped after stopAfterDisconnectMs: not a crash. */
+  private readonly stoppedWhileCutOff = new Set<string>();
 
   /** This node's tasks and their versions at the last store change (see onStoreChange). */
   private tasksSignature = "";
@@ -283,6 +285,9 @@ export class Reconciler {
     for (const taskId of this.offlineRestarts.keys()) {
       if (!seen.has(taskId)) this.offlineRestarts.delete(taskId);
     }
+    for (const taskId of this.stoppedWhileCutOff) {
+      if (!seen.has(taskId)) this.stoppedWhileCutOff.delete(taskId);
+    }
   }
 
   /**
@@ -391,18 +396,23 @@ export class Reconciler {
   ): Promise<void> {
     matched.set(exited.spec.name, exited.details);
     const containers = await this.describeContainers(specs, matched);
-    const reason = exitReason(exited.spec.name, exited.exitCode, exited.oomKilled);
-    // A one-off task whose work finished cleanly has stopped, not failed.
-    const state = task.service === null && exited.exitCode === 0 ? "stopped" : "failed";
+    const stoppedHere = this.stoppedWhileCutOff.has(task.id);
+    const reason = stoppedHere
+      ? "stopped while cut off from the leader (stopAfterDisconnectMs)"
+      : exitReason(exited.spec.name, exited.exitCode, exited.oomKilled);
+    // A one-off task whose work finished cleanly has stopped, not failed; nor has a task this
+    // agent stopped itself while cut off (back in touch before being replaced).
+    const state =
+      stoppedHere || (task.service === null && exited.exitCode === 0) ? "stopped" : "failed";
     const report = this.makeReport(task, state, reason, exited.exitCode, containers);
     this.logger.info({ task: task.id, exitCode: exited.exitCode }, reason);
     // Cut off, a report waits for the leader; a service's container is better restarted here.
-    if (task.service !== null && this.disconnectedMs() !== null) {
+    if (task.service !== null && !stoppedHere && this.disconnectedMs() !== null) {
       await this.restartOffline(task, specs, matched);
       return;
     }
     if (await this.report(task, report)) this.retire(task, owned, false);
-    else if (task.service !== null && this.disconnectedMs() !== null) {
+    else if (task.service !== null && !stoppedHere && this.disconnectedMs() !== null) {
       await this.restartOffline(task, specs, matched);
     }
   }
@@ -452,8 +462,10 @@ export class Reconciler {
       { task: task.id, disconnectedMs: disconnected },
       "cut off too long: stopping the task's containers",
     );
-    for (const container of running)
+    this.stoppedWhileCutOff.add(task.id);
+    for (const container of running) {
       await this.runtime.stop(container.id, limits.containerStopTimeoutSeconds);
+    }
     return true;
   }
 

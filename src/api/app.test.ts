@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { emptyPlan } from "../scheduler/plan-builder.ts";
 import { openTestNode, type TestNode, testApiToken } from "../testing/api-node.ts";
 import { type Api, createApi } from "./app.ts";
 
@@ -158,6 +159,18 @@ describe("api", () => {
     assert.equal(body.mode, "global");
     assert.deepEqual(body.deployment, { maxPercent: 200, minHealthyPercent: 50, rollback: true });
     assert.equal(body.stopAfterDisconnectMs, 10_000);
+    // The scheduler's word that revision 1 runs everywhere: a rollback may go back to it.
+    const version = test.log.view().service("agent")?.version ?? 0;
+    const completed = await test.log.propose({
+      type: "plan.apply",
+      at: 1,
+      plan: {
+        ...emptyPlan(),
+        completeDeployments: ["agent"],
+        reads: { services: { agent: version }, tasks: {}, nodes: {} },
+      },
+    });
+    assert.ok(completed.ok);
     const image = { containers: [{ name: "a", image: "shoal-test/busybox:1", env: { V: "2" } }] };
     await request("/v1/services/agent", { method: "PATCH", body: JSON.stringify(image) });
     const rolled = await request("/v1/services/agent/rollback", { method: "POST" });
@@ -170,7 +183,7 @@ describe("api", () => {
       [
         [2, 1, "in_progress"],
         [1, 2, "superseded"],
-        [null, 1, "superseded"],
+        [null, 1, "completed"],
       ],
     );
     assert.equal((await request("/v1/services/agent", { method: "DELETE" })).status, 200);

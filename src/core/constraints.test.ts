@@ -39,6 +39,21 @@ describe("placement constraints", () => {
     assert.deepEqual(matching("name =~ u"), ["nuc"]);
   });
 
+  it("matches in linear time, whatever the pattern", () => {
+    const parsed = parseConstraint("zone =~ ^(a+)+$");
+    assert.ok(parsed.ok);
+    const started = performance.now();
+    const slow = node("x", { labels: { zone: `${"a".repeat(100)}b` } });
+    assert.equal(satisfies(slow, parsed.value), false);
+    // A backtracking engine takes longer than the age of the universe here.
+    assert.ok(performance.now() - started < 1000);
+  });
+
+  it("reads only a node's own labels, not an object's inherited keys", () => {
+    assert.deepEqual(matching("constructor =~ ."), []);
+    assert.deepEqual(matching("toString != x"), ["pi-1", "nuc", "bare"]);
+  });
+
   it("reaches a label that shares a built-in's name through labels.", () => {
     assert.deepEqual(matching("labels.arch == x"), ["pi-1"]);
     assert.deepEqual(matching("labels.zone == desk"), ["nuc"]);

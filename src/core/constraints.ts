@@ -3,6 +3,9 @@
 // `os`) or a label, bare (`zone`) or explicit (`labels.zone`, which reaches a label that shares a
 // built-in name). A node that lacks a label matches only the negative operators, as in Swarm.
 // Parsed when a service is written (bad input is refused there) and again by the scheduler.
+// Patterns are RE2's (re2js): matching takes linear time whatever the pattern, so no constraint
+// can stall the leader, and the syntax does not change with the JavaScript engine's version.
+import { RE2JS } from "re2js";
 import { fail, ok, type Result } from "./errors.ts";
 import { limits } from "./limits.ts";
 import type { NodeInfo } from "./types.ts";
@@ -15,7 +18,7 @@ export interface Constraint {
   operator: ConstraintOperator;
   values: string[];
   /** Set for `=~` and `!~`. */
-  pattern: RegExp | null;
+  pattern: RE2JS | null;
 }
 
 const builtIns = ["id", "name", "arch", "os"] as const;
@@ -24,11 +27,16 @@ const shape = /^\s*(\S+)\s+(==|!=|=~|!~|not\s+in|in)\s+(.+?)\s*$/;
 
 /** The value of `attribute` on `node`, or null when the node has no such label. */
 export function attributeOf(node: NodeInfo, attribute: string): string | null {
-  if (attribute.startsWith("labels.")) return node.labels[attribute.slice(7)] ?? null;
+  if (attribute.startsWith("labels.")) return labelOf(node, attribute.slice(7));
   if ((builtIns as readonly string[]).includes(attribute)) {
     return String(node[attribute as (typeof builtIns)[number]]);
   }
-  return node.labels[attribute] ?? null;
+  return labelOf(node, attribute);
+}
+
+/** Own labels only: `constructor` or `toString` is no label of any node. */
+function labelOf(node: NodeInfo, key: string): string | null {
+  return Object.hasOwn(node.labels, key) ? (node.labels[key] ?? null) : null;
 }
 
 export function parseConstraint(text: string): Result<Constraint> {
@@ -82,7 +90,7 @@ function regexConstraint(
   raw: string,
 ): Result<Constraint> {
   try {
-    const pattern = new RegExp(unquote(raw));
+    const pattern = RE2JS.compile(unquote(raw));
     return ok({ text, attribute, operator, values: [unquote(raw)], pattern });
   } catch (error) {
     return fail("E_VALIDATION", `constraint "${text}": ${(error as Error).message}`);
@@ -106,10 +114,15 @@ export function satisfies(node: NodeInfo, constraint: Constraint): boolean {
     case "not in":
       return value === null || !constraint.values.includes(value);
     case "=~":
-      return value !== null && (constraint.pattern?.test(value) ?? false);
+      return value !== null && matches(constraint.pattern, value);
     case "!~":
-      return value === null || !(constraint.pattern?.test(value) ?? false);
+      return value === null || !matches(constraint.pattern, value);
   }
+}
+
+/** Unanchored, as Nomad's `regexp`: `^` and `$` anchor where wanted. */
+function matches(pattern: RE2JS | null, value: string): boolean {
+  return pattern?.matcher(value).find() ?? false;
 }
 
 /** Parses a service's stored constraints; they were checked when written, so each parses. */

@@ -156,38 +156,71 @@ function partition(
 function stopPhase(context: Context, service: Service, active: readonly Task[]): Tally {
   const { current, outdated } = partition(context, service, active);
   const desired = service.replicas;
+  const healthy = active.filter(isHealthy).length;
+  // Healthy tasks that may stop and leave the floor standing; unhealthy ones always may.
+  let budget = healthy - rolloutBounds(service, desired).minHealthy;
   const surplus = current.length - desired;
-  if (surplus > 0 && !context.full) {
-    const chosen = chooseTasksToStop(service.name, current, surplus, context.usagesById);
-    for (const task of chosen) {
+  if (surplus > 0) {
+    // While a move's new task is not yet healthy, the task it replaces waits (a rebalance).
+    for (const task of chooseTasksToStop(service.name, current, surplus, context.usagesById)) {
+      if (isHealthy(task) && budget <= 0) continue;
       if (!stopTask(context, service, task, scaledDownReason)) break;
       current.splice(current.indexOf(task), 1);
+      if (isHealthy(task)) budget -= 1;
     }
   }
-  const healthyLeft = active.filter((task) => isHealthy(task) && !context.stopped.has(task.id));
-  let budget = healthyLeft.length - rolloutBounds(service, desired).minHealthy;
-  // A replacement that fits on no node (an old task holds its host port, say) would wait
-  // forever for the old one to stop: one old task then stops first, one at a time.
-  if (budget <= 0 && current.some((task) => task.node === null) && !stoppingAny(context, service)) {
-    budget = 1;
+  const blocker = budget <= 0 ? blockingTask(context, service, current, outdated) : null;
+  if (blocker !== null && stopTask(context, service, blocker.task, blocker.reason)) {
+    outdated.splice(outdated.indexOf(blocker), 1);
   }
   const ordered = [...outdated].sort(
     (a, b) => Number(isHealthy(a.task)) - Number(isHealthy(b.task)),
   );
-  let outdatedLeft = 0;
+  let outdatedLeft = blocker === null ? 0 : Number(!context.stopped.has(blocker.task.id));
   for (const { task, reason } of ordered) {
     const healthy = isHealthy(task);
-    if (healthy && budget <= 0) {
-      outdatedLeft += 1;
-      continue;
-    }
-    if (!stopTask(context, service, task, reason)) {
+    if ((healthy && budget <= 0) || !stopTask(context, service, task, reason)) {
       outdatedLeft += 1;
       continue;
     }
     if (healthy) budget -= 1;
   }
   return { current: current.length, outdatedLeft };
+}
+
+/**
+ * A replacement that fits on no node because an old task holds what it needs (its fixed host
+ * port, or the memory of a full node) would wait forever for that task to stop: that one task
+ * stops first, one at a time. Only an old task whose node would then fit the replacement; a
+ * replacement that fits nowhere anyway leaves every old task running.
+ */
+function blockingTask(
+  context: Context,
+  service: Service,
+  current: readonly Task[],
+  outdated: { task: Task; reason: string }[],
+): { task: Task; reason: string } | null {
+  if (!current.some((task) => task.node === null) || stoppingAny(context, service)) return null;
+  const demand = context.demandFor(service);
+  const rules = rulesOf(context, service);
+  return (
+    outdated.find(({ task }) => {
+      const usage = task.node === null ? undefined : context.usagesById.get(task.node);
+      return (
+        usage !== undefined &&
+        eligible(usage, rules) &&
+        fitsWithout(usage, context.demandFor(task), demand)
+      );
+    }) ?? null
+  );
+}
+
+/** Whether `demand` fits on the node once a task holding `released` is gone. */
+function fitsWithout(usage: NodeUsage, released: TaskDemand, demand: TaskDemand): boolean {
+  if (demand.duplicatePort !== null) return false;
+  if (usage.cpuMilliFree + released.cpuMilli < demand.cpuMilli) return false;
+  if (usage.memoryMbFree + released.memoryMb < demand.memoryMb) return false;
+  return demand.ports.every((port) => !usage.portsUsed.has(port) || released.ports.includes(port));
 }
 
 function stoppingAny(context: Context, service: Service): boolean {

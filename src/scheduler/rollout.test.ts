@@ -182,6 +182,51 @@ describe("scheduler: drain and rebalance", () => {
     assert.ok(Math.min(...trace.healthyAfterPlan) >= 3);
   });
 
+  it("rebalances without dropping below the desired count while a move's task starts", () => {
+    const input = schedulerInput({
+      nodes,
+      services: [service("web", { replicas: 4, rebalanceRequested: true })],
+      taskDefinitions: [definition("web")],
+      tasks: ["t1", "t2"]
+        .map((id) => task(id, "web", "a"))
+        .concat(["t3", "t4"].map((id) => task(id, "web", "b"))),
+    });
+    // Between plans the new task is placed but not yet running (unhealthy) for one round.
+    const first = applyPlan(input, evaluate(input).plan);
+    assert.equal(first.tasks.filter((t) => t.node === "c").length, 1);
+    const second = evaluate(first).plan;
+    assert.deepEqual(second.stop, [], "no healthy task stops before its replacement runs");
+    const trace = run(input);
+    assert.ok(Math.min(...trace.healthyAfterPlan) >= 4, `healthy: ${trace.healthyAfterPlan}`);
+    const perNode = trace.input.tasks.filter((t) => t.desired === "running").map((t) => t.node);
+    assert.equal(perNode.length, 4);
+    assert.equal(new Set(perNode).size, 3);
+  });
+
+  it("keeps every old task when the new revision fits on no node at all", () => {
+    const nowhere = { ...placementDefaults, constraints: ["zone == nowhere"] };
+    const moved = run(
+      rolling({ placement: nowhere, taskDefinition: { family: "web", revision: 1 } }, 3, {
+        deployments: [],
+      }),
+      10,
+    );
+    const kept = moved.input.tasks.filter(
+      (t) => t.id.startsWith("old-") && t.desired === "running",
+    );
+    assert.equal(kept.length, 3, "the old tasks stay while their replacements wait");
+    assert.ok(Math.min(...moved.healthyAfterPlan) >= 3, `healthy: ${moved.healthyAfterPlan}`);
+    const huge = schedulerInput({
+      nodes: [node("a", { memoryMb: 512 })],
+      services: [service("web", { replicas: 1, taskDefinition: { family: "web", revision: 2 } })],
+      taskDefinitions: [definition("web"), definition("web", [{ memoryMb: 4096 }], 2)],
+      tasks: [task("old", "web", "a")],
+      deployments: [deploying("web", 2)],
+    });
+    const trace = run(huge, 10);
+    assert.ok(trace.input.tasks.some((t) => t.id === "old" && t.desired === "running"));
+  });
+
   it("leaves an uneven spread alone unless asked or opted in", () => {
     const tasks = [task("t1", "web", "a"), task("t2", "web", "a")];
     const base = { nodes, taskDefinitions: [definition("web")], tasks };

@@ -32,14 +32,14 @@ function groupByNode(
 /** The node whose tasks of this service, then tasks overall, are most; ties by node id. */
 function mostLoaded(
   byNode: ReadonlyMap<string, Task[]>,
-  usages: ReadonlyMap<string, NodeUsage>,
+  totals: Map<string, number>,
 ): string | null {
   let best: string | null = null;
   let bestSame = -1;
   let bestTotal = -1;
   for (const [nodeId, list] of byNode) {
     if (list.length === 0) continue;
-    const total = usages.get(nodeId)?.activeTasks ?? 0;
+    const total = totals.get(nodeId) ?? 0;
     const better =
       list.length > bestSame ||
       (list.length === bestSame && total > bestTotal) ||
@@ -53,8 +53,8 @@ function mostLoaded(
 }
 
 /**
- * Picks `count` of the service's active tasks to stop. Lowers the spread counts of the nodes it
- * picks from (a stopping task keeps its reservation until its containers are gone).
+ * Picks `count` of the service's active tasks to stop; the usages stay as they are (the caller
+ * uncounts what it does stop).
  */
 export function chooseTasksToStop(
   service: string,
@@ -64,19 +64,14 @@ export function chooseTasksToStop(
 ): Task[] {
   const { unplaced, byNode } = groupByNode(active, usages);
   const chosen = unplaced.slice(0, count);
+  const totals = new Map([...usages].map(([id, usage]) => [id, usage.activeTasks]));
   while (chosen.length < count) {
-    const nodeId = mostLoaded(byNode, usages);
+    const nodeId = mostLoaded(byNode, totals);
     if (nodeId === null) break;
     const task = byNode.get(nodeId)?.shift();
     if (task === undefined) break;
     chosen.push(task);
-    const usage = usages.get(nodeId);
-    if (usage !== undefined) uncount(usage, service);
+    totals.set(nodeId, (totals.get(nodeId) ?? 1) - 1);
   }
   return chosen;
-}
-
-function uncount(usage: NodeUsage, service: string): void {
-  usage.activeTasks -= 1;
-  usage.activeByService.set(service, (usage.activeByService.get(service) ?? 1) - 1);
 }

@@ -131,7 +131,7 @@ function containersDiffer(
   return JSON.stringify(containers) !== JSON.stringify(current?.containers);
 }
 
-/** Back to the revision the service ran before its latest deployment, as a new deployment. */
+/** Back to the revision of the last completed deployment (not the current one), as a deployment. */
 export function applyServiceRollback(
   ctx: ApplyContext,
   command: CommandOf<"service.rollback">,
@@ -139,10 +139,12 @@ export function applyServiceRollback(
   const service = ctx.view.service(command.name);
   if (!service) return fail("E_NOT_FOUND", `no service named ${command.name}`);
   const current = service.taskDefinition.revision;
-  const latest = ctx.view.deployments(command.name).find((d) => d.toRevision === current);
-  const back = latest?.fromRevision ?? null;
+  const back = ctx.view.lastCompletedRevision(command.name, current);
   if (back === null) {
-    return fail("E_CONFLICT", `service ${command.name} has no earlier revision to roll back to`);
+    return fail(
+      "E_CONFLICT",
+      `service ${command.name} has no other revision that completed a deployment to roll back to`,
+    );
   }
   if (!ctx.view.taskDefinition(service.taskDefinition.family, back)) {
     return fail("E_CONFLICT", `revision ${back} of ${command.name} is no longer kept`);

@@ -9,6 +9,7 @@ import {
   nameSchema,
   placementSchema,
   replicasSchema,
+  stopAfterDisconnectSchema,
 } from "./spec.ts";
 
 const at = z.number().int().nonnegative();
@@ -149,7 +150,7 @@ export const commandSchema = z.discriminatedUnion("type", [
     containers: z.array(containerSpecSchema),
     placement: placementSchema.optional(),
     deployment: deploymentSchema.optional(),
-    stopAfterDisconnectMs: z.number().int().nonnegative().nullable().optional(),
+    stopAfterDisconnectMs: stopAfterDisconnectSchema.optional(),
   }),
   z.strictObject({
     type: z.literal("service.update"),
@@ -159,7 +160,7 @@ export const commandSchema = z.discriminatedUnion("type", [
     containers: z.array(containerSpecSchema).optional(),
     placement: placementSchema.optional(),
     deployment: deploymentSchema.optional(),
-    stopAfterDisconnectMs: z.number().int().nonnegative().nullable().optional(),
+    stopAfterDisconnectMs: stopAfterDisconnectSchema.optional(),
   }),
   /** Back to the revision before the latest deployment, as a deployment of its own. */
   z.strictObject({ type: z.literal("service.rollback"), at, name: z.string() }),

@@ -69,6 +69,15 @@ function taskOf(sm: StateMachine, apply: Apply, id: string, state: "running" | "
   });
 }
 
+/** The scheduler's word that every task of the deployment in progress is healthy. */
+function complete(sm: StateMachine, apply: Apply): void {
+  const version = sm.view.service("web")?.version ?? 0;
+  const reads = { services: { web: version }, tasks: {}, nodes: {} };
+  assert.ok(
+    apply({ type: "plan.apply", at: 5, plan: plan({ completeDeployments: ["web"], reads }) }).ok,
+  );
+}
+
 function statuses(sm: StateMachine): [number | null, number, string][] {
   return sm.view.deployments("web").map((d) => [d.fromRevision, d.toRevision, d.status]);
 }
@@ -78,6 +87,7 @@ describe("deployments", () => {
     const { sm, apply } = machine();
     apply({ type: "service.create", at: 3, name: "web", replicas: 2, containers: [container] });
     taskOf(sm, apply, "good", "running");
+    complete(sm, apply);
     apply({
       type: "service.update",
       at: 4,
@@ -93,7 +103,7 @@ describe("deployments", () => {
     assert.deepEqual(statuses(sm), [
       [2, 1, "in_progress"],
       [1, 2, "rolled_back"],
-      [null, 1, "superseded"],
+      [null, 1, "completed"],
     ]);
     assert.equal(sm.view.service("web")?.failureStreak, 0, "the old revision starts afresh");
     assert.ok(sm.view.events().some((e) => e.type === "deployment.rollback"));
@@ -124,6 +134,7 @@ describe("deployments", () => {
   it("does not roll back a failed rollback again", () => {
     const { sm, apply } = machine();
     apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
+    complete(sm, apply);
     apply({
       type: "service.update",
       at: 4,
@@ -136,6 +147,44 @@ describe("deployments", () => {
       [2, 1, "failed"],
       [1, 2, "rolled_back"],
     ]);
+    assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
+  });
+
+  it("rolls back past a revision that never finished deploying, to the last completed one", () => {
+    const { sm, apply } = machine();
+    apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
+    complete(sm, apply);
+    apply({
+      type: "service.update",
+      at: 4,
+      name: "web",
+      containers: [{ ...container, image: "x:2" }],
+    });
+    apply({
+      type: "service.update",
+      at: 5,
+      name: "web",
+      containers: [{ ...container, image: "x:3" }],
+    });
+    for (const id of ["c1", "c2", "c3"]) taskOf(sm, apply, id, "failed");
+    assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
+  });
+
+  it("refuses a rollback to a revision that never completed a deployment", () => {
+    const { sm, apply } = machine();
+    apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
+    complete(sm, apply);
+    apply({
+      type: "service.update",
+      at: 4,
+      name: "web",
+      containers: [{ ...container, image: "x:2" }],
+    });
+    for (const id of ["b1", "b2", "b3"]) taskOf(sm, apply, id, "failed");
+    complete(sm, apply);
+    assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
+    const again = apply({ type: "service.rollback", at: 9, name: "web" });
+    assert.equal(again.ok, false, "revision 2 failed: a rollback does not go back to it");
     assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
   });
 

@@ -1,7 +1,8 @@
 // Deployments: each change of a service's revision is one, and its circuit breaker counts the
 // failed tasks of the new revision (ECS's semantics: the threshold is half the desired count,
-// clamped to 3..200). A tripped breaker rolls back to the previous revision when the service
-// allows it, as a deployment of its own; a failed rollback is not rolled back again. All of it
+// clamped to 3..200). A tripped breaker rolls back to the revision of the last completed
+// deployment when the service allows it, as a deployment of its own; a failed rollback is not
+// rolled back again. All of it
 // runs in the state machine, so every replica agrees without the leader's help; only the
 // scheduler's "every task healthy" completes a deployment (plan.apply).
 import { limits } from "../core/limits.ts";
@@ -84,7 +85,7 @@ export function countDeploymentFailure(ctx: ApplyContext, service: Service, task
 
 function trip(ctx: ApplyContext, service: Service, deployment: Deployment): void {
   const why = `${deployment.failedTasks} task(s) of revision ${deployment.toRevision} failed`;
-  const back = deployment.fromRevision;
+  const back = ctx.view.lastCompletedRevision(service.name, deployment.toRevision);
   const canRollBack =
     service.deployment.rollback &&
     !deployment.isRollback &&

@@ -109,7 +109,7 @@ export const deploymentSchema = z
     message: "maxPercent must be above minHealthyPercent, or a deployment could never move",
   });
 
-const stopAfterDisconnectSchema = z
+export const stopAfterDisconnectSchema = z
   .number()
   .int()
   .min(0)

@@ -227,6 +227,20 @@ export class StateView {
     return row ? deploymentFromRow(row) : null;
   }
 
+  /**
+   * The revision of the service's latest completed deployment other than `excluding`: where a
+   * rollback goes (ECS's rule), never to a revision that failed or never finished rolling out.
+   */
+  lastCompletedRevision(service: string, excluding: number): number | null {
+    const row = this.one(
+      `SELECT to_revision FROM deployments WHERE service = ? AND status = 'completed'
+       AND to_revision != ? ORDER BY id DESC LIMIT 1`,
+      service,
+      excluding,
+    );
+    return row ? Number(row.to_revision) : null;
+  }
+
   deploymentsInProgress(): Deployment[] {
     return this.many("SELECT * FROM deployments WHERE status = 'in_progress' ORDER BY id").map(
       deploymentFromRow,
