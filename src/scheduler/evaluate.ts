@@ -149,9 +149,9 @@ function partition(
 }
 
 /**
- * Scaling down is never delayed by backoff nor bounded by the placement budget, only by bytes.
- * Tasks that must move stop while the healthy ones stay above the floor, unhealthy ones first
- * (stopping them costs no health).
+ * Stops what the service has too many of, and what must move, while the healthy tasks stay at
+ * the floor (unhealthy ones first: stopping them costs no health). Never delayed by backoff nor
+ * bounded by the placement budget, only by bytes.
  */
 function stopPhase(context: Context, service: Service, active: readonly Task[]): Tally {
   const { current, outdated } = partition(context, service, active);
@@ -176,7 +176,7 @@ function stopPhase(context: Context, service: Service, active: readonly Task[]):
   const ordered = [...outdated].sort(
     (a, b) => Number(isHealthy(a.task)) - Number(isHealthy(b.task)),
   );
-  let outdatedLeft = blocker === null ? 0 : Number(!context.stopped.has(blocker.task.id));
+  let outdatedLeft = 0;
   for (const { task, reason } of ordered) {
     const healthy = isHealthy(task);
     if ((healthy && budget <= 0) || !stopTask(context, service, task, reason)) {

@@ -94,7 +94,7 @@ async function create(context: CliContext, options: FileOptions): Promise<void> 
   const created = await clientFor(context, options).createService(spec);
   if (options.json) return printJson(context, created);
   context.out.write(
-    `service ${created.name} created (${created.taskDefinition}, ${created.replicas} replicas)\n`,
+    `service ${created.name} created (${created.taskDefinition}, ${countText(created)})\n`,
   );
 }
 
@@ -125,7 +125,9 @@ async function update(context: CliContext, name: string, options: FileOptions): 
   const client: ApiClient = clientFor(context, options);
   const updated = await client.updateService(name, patch);
   if (options.json) return printJson(context, updated);
-  context.out.write(
-    `service ${name} updated (${updated.taskDefinition}, ${updated.replicas} replicas)\n`,
-  );
+  context.out.write(`service ${name} updated (${updated.taskDefinition}, ${countText(updated)})\n`);
+}
+
+function countText(service: { mode: string; replicas: number }): string {
+  return service.mode === "global" ? "one task per eligible node" : `${service.replicas} replicas`;
 }
