@@ -162,7 +162,7 @@ function stopPhase(context: Context, service: Service, active: readonly Task[]):
   const surplus = current.length - desired;
   if (surplus > 0) {
     // While a move's new task is not yet healthy, the task it replaces waits (a rebalance).
-    for (const task of chooseTasksToStop(service.name, current, surplus, context.usagesById)) {
+    for (const task of chooseTasksToStop(current, surplus, context.usagesById)) {
       if (isHealthy(task) && budget <= 0) continue;
       if (!stopTask(context, service, task, scaledDownReason)) break;
       current.splice(current.indexOf(task), 1);

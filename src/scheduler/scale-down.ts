@@ -57,7 +57,6 @@ function mostLoaded(
  * uncounts what it does stop).
  */
 export function chooseTasksToStop(
-  service: string,
   active: readonly Task[],
   count: number,
   usages: ReadonlyMap<string, NodeUsage>,

@@ -58,7 +58,9 @@ describe("failover on the lab", () => {
     await waitFor("every node's usage on the leader", async () => {
       type WithUsage = { usage: { load1: number; memoryFreeMb: number; at: number } | null };
       const list = await api.get<WithUsage[]>(leader, "/v1/nodes");
-      const fresh = list.filter((n) => n.usage && n.usage.memoryFreeMb > 0 && Date.now() - n.usage.at < 5000);
+      const fresh = list.filter(
+        (n) => n.usage && n.usage.memoryFreeMb > 0 && Date.now() - n.usage.at < 5000,
+      );
       return fresh.length === 3;
     });
     const victim = nodes.find((n) => n !== leader) ?? "lab3";
