@@ -25,7 +25,8 @@
 # Environment: SHOAL_LAB_AGENT_ARGS (extra agent arguments for every node, split on whitespace)
 # and SHOAL_LAB_AGENT_ARGS_K (for node K only), read whenever an agent starts, where {index},
 # {name} and {address} stand for the node's own (`--mdns-interface {address}`);
-# SHOAL_LAB_WAIT_SECONDS (every wait's deadline, default 60); SHOAL_TEST_IMAGE.
+# SHOAL_LAB_WAIT_SECONDS (every wait's deadline, default 60); SHOAL_TEST_IMAGE; SHOAL_LAB_BIN (the
+# shoal every node runs, default bin/shoal: a compiled release binary for its smoke test).
 #
 # Partitions are iptables rules on the bridge (FORWARD chain, matched by bridge port with
 # physdev), not links taken down: a partitioned group of several nodes still talks among itself,
@@ -36,7 +37,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo_root
-readonly shoal_bin="$repo_root/bin/shoal"
+# SHOAL_LAB_BIN runs another build of shoal on every node, e.g. a compiled release binary.
+readonly shoal_bin="${SHOAL_LAB_BIN:-$repo_root/bin/shoal}"
 readonly run_root=/run/shoal-lab
 readonly data_root=/var/lib/shoal-lab
 readonly lock_file=/run/lock/shoal-lab.lock

@@ -342,10 +342,19 @@ async function runAgent(options: AgentOptions): Promise<void> {
   await node.stop();
 }
 
-/** Compared as real paths: a symlinked install folder must still run the CLI. */
+/**
+ * Compared as real paths: a symlinked install folder must still run the CLI. A compiled binary
+ * (Bun) runs from a virtual file system that has no real paths, and says itself that it is main.
+ */
 function isEntry(): boolean {
+  if ((import.meta as { main?: boolean }).main === true) return true;
   const invoked = process.argv[1];
-  return invoked !== undefined && realpathSync(invoked) === realpathSync(import.meta.filename);
+  if (invoked === undefined) return false;
+  try {
+    return realpathSync(invoked) === realpathSync(import.meta.filename);
+  } catch {
+    return false;
+  }
 }
 if (isEntry()) {
   const program = createProgram({

@@ -25,6 +25,8 @@ export interface LabOptions {
   agentArgs?: string[];
   /** Deadline of each wait inside the script (engine, agent health, lock), in seconds. */
   waitSeconds?: number;
+  /** The shoal every node runs (a compiled release binary); bin/shoal, from source, by default. */
+  bin?: string;
 }
 
 export interface StartOptions {
@@ -92,11 +94,13 @@ export class Lab {
   private readonly agentArgs: string[];
   private readonly nodeAgentArgs = new Map<number, string[]>();
   private readonly waitSeconds: number;
+  private readonly bin: string | undefined;
   private count = 0;
 
   constructor(options: LabOptions = {}) {
     this.agentArgs = checkedArgs(options.agentArgs ?? []);
     this.waitSeconds = options.waitSeconds ?? 60;
+    this.bin = options.bin;
   }
 
   /** The nodes of the last `up`, as refs ("lab1", ...). */
@@ -197,6 +201,7 @@ export class Lab {
       SHOAL_LAB_AGENT_ARGS: this.agentArgs.join(" "),
       SHOAL_LAB_WAIT_SECONDS: String(this.waitSeconds),
     };
+    if (this.bin !== undefined) env.SHOAL_LAB_BIN = this.bin;
     for (const [index, args] of this.nodeAgentArgs) {
       env[`SHOAL_LAB_AGENT_ARGS_${index}`] = args.join(" ");
     }

@@ -1,0 +1,134 @@
+// `npm run build` (run by Bun): one self-contained binary per target with `bun build --compile`,
+// and dist/SHA256SUMS. libsql picks its native addon with a require built from the platform's
+// name, which a compiled binary cannot follow; a plugin rewrites that require into a static one of
+// the target's addon, so each binary embeds its own. Addons of other architectures than this
+// machine's are fetched at libsql's own version with `npm pack` (npm ci installs only this one).
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+// The part of Bun's build API used here, typed locally: Bun's own types would change the globals
+// of the whole Node program that `tsc` checks.
+interface BunPlugin {
+  name: string;
+  setup(build: {
+    onLoad(
+      options: { filter: RegExp },
+      load: (args: { path: string }) => { contents: string; loader: "js" },
+    ): void;
+  }): void;
+}
+declare const Bun: {
+  build(options: {
+    entrypoints: string[];
+    compile: { target: string; outfile: string };
+    minify: boolean;
+    sourcemap: "none";
+    external: string[];
+    define: Record<string, string>;
+    plugins: BunPlugin[];
+  }): Promise<{ success: boolean; logs: unknown[] }>;
+};
+
+interface Target {
+  /** Bun's compile target. */
+  bun: string;
+  /** libsql's addon package suffix. */
+  addon: string;
+  outfile: string;
+}
+
+const root = join(import.meta.dirname, "..");
+const dist = join(root, "dist");
+const addonCache = join(root, ".build", "addons");
+
+const targets: Target[] = [
+  { bun: "bun-linux-x64", addon: "linux-x64-gnu", outfile: "shoal-linux-x64" },
+  { bun: "bun-linux-arm64", addon: "linux-arm64-gnu", outfile: "shoal-linux-arm64" },
+];
+
+function libsqlVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(root, "node_modules/libsql/package.json"), "utf8"));
+  return manifest.version as string;
+}
+
+/** The addon of `target` at libsql's version: the installed one, or one fetched into a cache. */
+function addonPath(target: Target, version: string): string {
+  const installed = join(root, "node_modules/@libsql", target.addon, "index.node");
+  if (existsSync(installed)) return installed;
+  const dir = join(addonCache, `${target.addon}-${version}`);
+  const cached = join(dir, "package", "index.node");
+  if (existsSync(cached)) return cached;
+  mkdirSync(dir, { recursive: true });
+  const name = `@libsql/${target.addon}@${version}`;
+  const tarball = execFileSync("npm", ["pack", name, "--silent", "--pack-destination", dir], {
+    encoding: "utf8",
+  }).trim();
+  execFileSync("tar", ["-xzf", join(dir, tarball), "-C", dir]);
+  if (!existsSync(cached)) throw new Error(`${name} has no index.node`);
+  return cached;
+}
+
+/** Rewrites libsql's platform-named require into a static require of one addon file. */
+function libsqlAddonPlugin(addon: string): BunPlugin {
+  return {
+    name: "libsql-static-addon",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]libsql[\\/]index\.js$/ }, ({ path }) => {
+        const source = readFileSync(path, "utf8");
+        const dynamic = "return require(`@libsql/${target}`);";
+        if (!source.includes(dynamic)) throw new Error(`libsql's loader changed: ${path}`);
+        const contents = source.replace(dynamic, `return require(${JSON.stringify(addon)});`);
+        return { contents, loader: "js" };
+      });
+    },
+  };
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: root,
+      encoding: "utf8",
+    }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+async function buildTarget(target: Target, version: string, commit: string): Promise<void> {
+  const outfile = join(dist, target.outfile);
+  const result = await Bun.build({
+    entrypoints: [join(root, "src/main.ts")],
+    compile: { target: target.bun, outfile },
+    minify: true,
+    sourcemap: "none",
+    // ssh2 (through dockerode) tries these optional addons in a try/catch; shoal talks to Docker
+    // over its unix socket or TCP and needs neither.
+    external: ["cpu-features", "*/sshcrypto.node"],
+    define: { "process.env.SHOAL_COMMIT": JSON.stringify(commit) },
+    plugins: [libsqlAddonPlugin(addonPath(target, version))],
+  });
+  if (!result.success) {
+    for (const message of result.logs) console.error(message);
+    throw new Error(`building ${target.outfile} failed`);
+  }
+  console.log(`built dist/${target.outfile}`);
+}
+
+function writeSums(): void {
+  const lines = targets.map((target) => {
+    const digest = createHash("sha256").update(readFileSync(join(dist, target.outfile)));
+    return `${digest.digest("hex")}  ${target.outfile}`;
+  });
+  writeFileSync(join(dist, "SHA256SUMS"), `${lines.join("\n")}\n`);
+  console.log("wrote dist/SHA256SUMS");
+}
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+const version = libsqlVersion();
+const commit = gitCommit();
+for (const target of targets) await buildTarget(target, version, commit);
+writeSums();
