@@ -1,6 +1,7 @@
 // `npm run bench`: every speed and memory goal of shoal, measured, as one table with the goal
 // beside each figure. Benchmarks, not tests: the machines are shared and noisy, so read medians.
 import { benchApply } from "./bench-apply.ts";
+import { benchBinary } from "./bench-binary.ts";
 import { benchFleet } from "./bench-fleet.ts";
 import { benchPlacement } from "./bench-placement.ts";
 import { benchRaft } from "./bench-raft.ts";
@@ -11,6 +12,7 @@ const rows: BenchRow[] = [];
 rows.push(...(await benchApply()));
 rows.push(...(await benchPlacement()));
 rows.push(...(await benchRaft()));
+rows.push(...(await benchBinary()));
 if (process.env.SHOAL_BENCH_SKIP_DOCKER === "1") {
   console.error("skipping the Docker benchmark (SHOAL_BENCH_SKIP_DOCKER=1)");
 } else {

@@ -77,8 +77,8 @@ function libsqlAddonPlugin(addon: string): BunPlugin {
     setup(build) {
       build.onLoad({ filter: /[\\/]libsql[\\/]index\.js$/ }, ({ path }) => {
         const source = readFileSync(path, "utf8");
-        const dynamic = "return require(`@libsql/${target}`);";
-        if (!source.includes(dynamic)) throw new Error(`libsql's loader changed: ${path}`);
+        const dynamic = /return require\(`@libsql\/\$\{target\}`\);/;
+        if (!dynamic.test(source)) throw new Error(`libsql's loader changed: ${path}`);
         const contents = source.replace(dynamic, `return require(${JSON.stringify(addon)});`);
         return { contents, loader: "js" };
       });

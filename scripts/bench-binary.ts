@@ -1,0 +1,108 @@
+// Benchmarks of the release binary (`npm run build` first): its size per target, cold start
+// (process start to `/v1/health` answering 200 on a fresh one-node fleet, median of 5) and idle
+// resident memory 60 s after start. The agent runs on loopback without mDNS.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BenchRow, median } from "./bench-row.ts";
+
+const root = join(import.meta.dirname, "..");
+const binary = join(root, "dist", "shoal-linux-x64");
+const port = 7497;
+const coldStarts = 5;
+const idleSeconds = 60;
+const goals = { coldStartMs: 1000, idleRssMb: 90 };
+
+function startAgent(dataDir: string): ChildProcess {
+  const args = ["agent", "--data-dir", dataDir, "--no-mdns", "--bind", "127.0.0.1"];
+  return spawn(binary, [...args, "--port", String(port)], { stdio: "ignore" });
+}
+
+async function healthy(): Promise<boolean> {
+  const response = await fetch(`http://127.0.0.1:${port}/v1/health`, {
+    signal: AbortSignal.timeout(500),
+  }).catch(() => null);
+  return response?.status === 200;
+}
+
+/** Starts an agent on a fresh data dir and resolves with the ms until health answered 200. */
+async function untilHealthy(dataDir: string): Promise<{ agent: ChildProcess; ms: number }> {
+  const started = performance.now();
+  const agent = startAgent(dataDir);
+  while (!(await healthy())) {
+    if (performance.now() - started > 30_000) throw new Error("the agent never answered health");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return { agent, ms: performance.now() - started };
+}
+
+async function stop(agent: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => agent.once("exit", resolve));
+  agent.kill("SIGTERM");
+  await exited;
+}
+
+function residentMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
+async function withDataDir<T>(work: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-bench-binary-"));
+  try {
+    return await work(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchBinary(): Promise<BenchRow[]> {
+  execFileSync(join(root, "node_modules", ".bin", "bun"), [join(root, "scripts", "build.ts")], {
+    stdio: "ignore",
+  });
+  const rows: BenchRow[] = ["x64", "arm64"].map((arch) => ({
+    name: `release binary size (linux-${arch})`,
+    value: statSync(join(root, "dist", `shoal-linux-${arch}`)).size / (1024 * 1024),
+    unit: "MB",
+    goal: "(measured)",
+    pass: true,
+  }));
+  const starts: number[] = [];
+  for (let round = 0; round < coldStarts; round++) {
+    starts.push(
+      await withDataDir(async (dir) => {
+        const { agent, ms } = await untilHealthy(dir);
+        await stop(agent);
+        return ms;
+      }),
+    );
+  }
+  console.error(`cold starts (ms): ${starts.map((s) => Math.round(s)).join(", ")}`);
+  const start = median(starts);
+  rows.push({
+    name: `cold start to /v1/health 200, one node (median of ${coldStarts})`,
+    value: start,
+    unit: "ms",
+    goal: `< ${goals.coldStartMs} ms`,
+    pass: start < goals.coldStartMs,
+  });
+  const rss = await withDataDir(async (dir) => {
+    const { agent } = await untilHealthy(dir);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+      return residentMb(agent.pid ?? 0);
+    } finally {
+      await stop(agent);
+    }
+  });
+  rows.push({
+    name: `idle resident memory after ${idleSeconds} s, one node`,
+    value: rss,
+    unit: "MB",
+    goal: `< ${goals.idleRssMb} MB`,
+    pass: rss < goals.idleRssMb,
+  });
+  return rows;
+}
