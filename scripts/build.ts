@@ -86,6 +86,23 @@ function libsqlAddonPlugin(addon: string): BunPlugin {
   };
 }
 
+/**
+ * docker-modem loads ssh2 (about 25 MB of resident memory under Bun) for `ssh://` engines, which
+ * shoal refuses (`--docker-host` is a unix socket or TCP): its SSH agent is left out.
+ */
+function noSshPlugin(): BunPlugin {
+  return {
+    name: "docker-modem-without-ssh",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]docker-modem[\\/]lib[\\/]ssh\.js$/ }, () => ({
+        contents:
+          'module.exports = () => { throw new Error("shoal reaches Docker over a unix socket or TCP, not SSH"); };',
+        loader: "js",
+      }));
+    },
+  };
+}
+
 function gitCommit(): string {
   try {
     return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
@@ -108,7 +125,7 @@ async function buildTarget(target: Target, version: string, commit: string): Pro
     // over its unix socket or TCP and needs neither.
     external: ["cpu-features", "*/sshcrypto.node"],
     define: { "process.env.SHOAL_COMMIT": JSON.stringify(commit) },
-    plugins: [libsqlAddonPlugin(addonPath(target, version))],
+    plugins: [libsqlAddonPlugin(addonPath(target, version)), noSshPlugin()],
   });
   if (!result.success) {
     for (const message of result.logs) console.error(message);
