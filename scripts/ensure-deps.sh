@@ -16,3 +16,12 @@ if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/lib
     echo "shoal: the arm64 binary's test needs qemu-user, libc6-arm64-cross and libgcc-s1-arm64-cross (root installs them)" >&2
   fi
 fi
+# install.sh is checked with shellcheck (Debian's package).
+if ! command -v shellcheck >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "shoal: installing shellcheck (apt-get)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null
+  else
+    echo "shoal: the lint step needs shellcheck (root installs it)" >&2
+  fi
+fi

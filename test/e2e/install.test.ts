@@ -1,0 +1,130 @@
+// install.sh through the real `curl | sh` path, from scripts/serve-release.sh on 127.0.0.1, into
+// a scratch root (SHOAL_ROOT) where no systemd runs: the binary lands and runs, a corrupted
+// SHA256SUMS is refused, a second run upgrades in place and keeps the agent's arguments, and
+// --uninstall leaves only the data (--purge not even that). The run inside a clean debootstrap'd
+// Debian root in its own network namespace is still to come (issue 6).
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { waitFor } from "../../src/testing/agent-process.ts";
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, "..", "..");
+const port = 8791;
+const site = `http://127.0.0.1:${port}`;
+const scratch = mkdtempSync(join(tmpdir(), "shoal-install-"));
+let server: ChildProcess;
+
+before(async () => {
+  server = spawn("bash", [join(root, "scripts", "serve-release.sh"), String(port)], {
+    stdio: "ignore",
+    detached: true,
+  });
+  await waitFor(
+    "the release server",
+    async () => {
+      const response = await fetch(`${site}/install.sh`).catch(() => null);
+      return response?.ok === true;
+    },
+    300_000,
+  );
+});
+
+after(() => {
+  // The server's process group: bash and the python it runs, which removes its folder on exit.
+  if (server.pid) process.kill(-server.pid, "SIGTERM");
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** `curl -fsSL SITE/install.sh | sh -s -- ARGS` into `into`, as a user runs it. */
+async function curlSh(into: string, args: string[], url = `${site}/releases`) {
+  const script = `curl -fsSL ${site}/install.sh | sh -s -- ${args.join(" ")}`;
+  const env = {
+    ...process.env,
+    SHOAL_ROOT: into,
+    SHOAL_DOWNLOAD_URL: url,
+    SHOAL_INSTALL_DOCKER: "0",
+  };
+  return run("sh", ["-c", script], { env, timeout: 120_000 }).then(
+    (result) => ({ code: 0, ...result }),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+}
+
+describe("install.sh", () => {
+  const into = join(scratch, "root");
+
+  it("installs the binary, its environment and its unit, and the binary runs", async () => {
+    const result = await curlSh(into, ["--token", "shoal1.abc.def", "--labels", "zone=desk"]);
+    assert.equal(result.code, 0, result.stderr);
+    const binary = join(into, "usr/local/bin/shoal");
+    const { stdout } = await run(binary, ["version"]);
+    assert.match(stdout, /^arch:\s+linux\/x64$/m);
+    const env = join(into, "etc/shoal/env");
+    assert.equal(
+      readFileSync(env, "utf8"),
+      'SHOAL_AGENT_ARGS="--token shoal1.abc.def --labels zone=desk"\n',
+    );
+    assert.equal(statSync(env).mode & 0o777, 0o600, "the token is readable by root only");
+    const unit = readFileSync(join(into, "etc/systemd/system/shoal.service"), "utf8");
+    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/shoal agent \$SHOAL_AGENT_ARGS$/m);
+    assert.match(unit, /^Restart=always$/m);
+    assert.match(unit, /^After=network-online\.target docker\.service$/m);
+    assert.match(result.stderr, /no systemd here: run the agent yourself/);
+  });
+
+  it("upgrades in place on a second run, keeping the agent's arguments", async () => {
+    const result = await curlSh(into, []);
+    assert.equal(result.code, 0, result.stderr);
+    const env = readFileSync(join(into, "etc/shoal/env"), "utf8");
+    assert.match(env, /--token shoal1\.abc\.def/);
+  });
+
+  it("refuses a binary whose checksum does not match, installing nothing", async () => {
+    const bad = join(scratch, "bad", "latest");
+    mkdirSync(bad, { recursive: true });
+    const sums = readFileSync(join(root, "dist", "SHA256SUMS"), "utf8");
+    writeFileSync(join(bad, "SHA256SUMS"), sums.replace(/^./gm, "0"));
+    writeFileSync(
+      join(bad, "shoal-linux-x64"),
+      readFileSync(join(root, "dist", "shoal-linux-x64")),
+    );
+    const fresh = join(scratch, "fresh");
+    const result = await curlSh(fresh, [], `file://${join(scratch, "bad")}`);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /checksum mismatch for shoal-linux-x64/);
+    assert.equal(existsSync(fresh), false);
+  });
+
+  it("uninstalls, keeping the data unless purged", async () => {
+    mkdirSync(join(into, "var/lib/shoal"), { recursive: true });
+    writeFileSync(join(into, "var/lib/shoal/state.db"), "");
+    const kept = await curlSh(into, ["--uninstall"]);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.equal(existsSync(join(into, "usr/local/bin/shoal")), false);
+    assert.equal(existsSync(join(into, "etc/systemd/system/shoal.service")), false);
+    assert.equal(existsSync(join(into, "etc/shoal")), false);
+    assert.equal(existsSync(join(into, "var/lib/shoal/state.db")), true);
+    const purged = await curlSh(into, ["--uninstall", "--purge"]);
+    assert.equal(purged.code, 0, purged.stderr);
+    assert.equal(existsSync(join(into, "var/lib/shoal")), false);
+  });
+
+  it("refuses an unknown option with a clear message", async () => {
+    const result = await curlSh(join(scratch, "none"), ["--frobnicate"]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /unknown option: --frobnicate/);
+  });
+});
