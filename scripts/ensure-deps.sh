@@ -25,3 +25,8 @@ if ! command -v shellcheck >/dev/null; then
     echo "shoal: the lint step needs shellcheck (root installs it)" >&2
   fi
 fi
+# install.sh is tested in a clean Debian root that debootstrap makes.
+if ! command -v debootstrap >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  echo "shoal: installing debootstrap (apt-get)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+fi

@@ -8,6 +8,6 @@ bash scripts/ensure-deps.sh
 bash scripts/ensure-docker.sh
 bash scripts/test-image.sh
 echo "== typecheck" && npx tsc --noEmit
-echo "== lint" && npx biome check . && shellcheck -s sh install.sh && shellcheck scripts/*.sh
+echo "== lint" && npx biome check . && shellcheck -s sh install.sh && shellcheck scripts/*.sh test/e2e/*.sh
 echo "== unit tests" && npm run -s test:unit
 echo "== end-to-end tests" && npm run -s test:e2e

@@ -1,8 +1,9 @@
 // install.sh through the real `curl | sh` path, from scripts/serve-release.sh on 127.0.0.1, into
 // a scratch root (SHOAL_ROOT) where no systemd runs: the binary lands and runs, a corrupted
 // SHA256SUMS is refused, a second run upgrades in place and keeps the agent's arguments, and
-// --uninstall leaves only the data (--purge not even that). The run inside a clean debootstrap'd
-// Debian root in its own network namespace is still to come (issue 6).
+// --uninstall leaves only the data (--purge not even that). Then the same inside a clean Debian
+// root (debootstrap'd once into a cache, copied fresh for each run) in a network namespace with
+// only loopback, where Docker cannot be installed. Needs root.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import {
@@ -126,5 +127,56 @@ describe("install.sh", () => {
     const result = await curlSh(join(scratch, "none"), ["--frobnicate"]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /unknown option: --frobnicate/);
+  });
+});
+
+/** A pristine Debian 12 root with curl, made once by debootstrap and kept for later runs. */
+const pristineRoot = "/var/cache/shoal-test/bookworm-root";
+
+async function cleanRoot(): Promise<string> {
+  if (!existsSync(join(pristineRoot, "usr/bin/curl"))) {
+    rmSync(pristineRoot, { recursive: true, force: true });
+    mkdirSync(pristineRoot, { recursive: true });
+    const args = ["--variant=minbase", "--include=curl,ca-certificates", "bookworm", pristineRoot];
+    await run("debootstrap", [...args, "http://deb.debian.org/debian"], { timeout: 600_000 });
+  }
+  const copy = join(scratch, "debian");
+  await run("cp", ["-a", pristineRoot, copy]);
+  return copy;
+}
+
+describe("install.sh in a clean Debian root with only loopback", () => {
+  it("installs, refuses a bad checksum, upgrades and uninstalls, all through curl | sh", async () => {
+    const debian = await cleanRoot();
+    const siteDir = join(scratch, "site");
+    mkdirSync(join(siteDir, "releases"), { recursive: true });
+    await run("cp", [join(root, "install.sh"), siteDir]);
+    await run("cp", ["-r", join(root, "dist"), join(siteDir, "releases", "latest")]);
+    const bad = join(siteDir, "bad", "latest");
+    mkdirSync(bad, { recursive: true });
+    await run("cp", [join(root, "dist", "shoal-linux-x64"), bad]);
+    const sums = readFileSync(join(root, "dist", "SHA256SUMS"), "utf8");
+    writeFileSync(join(bad, "SHA256SUMS"), sums.replace(/^./gm, "0"));
+    const script = join(root, "test", "e2e", "install-root.sh");
+    const result = await run(
+      "unshare",
+      ["--net", "--mount", "--fork", "bash", script, debian, siteDir, String(port + 1)],
+      { timeout: 300_000 },
+    ).catch((error: { stdout: string; stderr: string }) => error);
+    const lines = result.stdout.trim().split("\n");
+    assert.deepEqual(
+      lines,
+      [
+        "ok: nothing outside loopback answers",
+        "ok: the binary lands and runs",
+        "ok: Docker could not be installed, and it says so",
+        "ok: the unit and the env are written, and it says how to run without systemd",
+        "ok: a second run upgrades in place and keeps the arguments",
+        "ok: a corrupted SHA256SUMS is refused and changes nothing",
+        "ok: --uninstall leaves only the data",
+        "ok: --purge removes the data too",
+      ],
+      result.stderr,
+    );
   });
 });
