@@ -5,11 +5,14 @@
 #       [--version V] [--no-start] [--uninstall [--purge]]
 #
 # Environment: SHOAL_TOKEN, SHOAL_JOIN, SHOAL_LABELS, SHOAL_VERSION, SHOAL_NO_START=1,
-# SHOAL_DOWNLOAD_URL (where the binaries and SHA256SUMS are), SHOAL_INSTALL_DOCKER=0 (never
-# install Docker), SHOAL_ROOT (a directory to install under instead of /, for tests).
+# SHOAL_DOWNLOAD_URL (where the binaries and SHA256SUMS are), SHOAL_INSTALL_URL (where this script
+# is, for the joining line it prints), SHOAL_INSTALL_DOCKER=0 (never install Docker), SHOAL_ROOT
+# (a directory to install under instead of /, for tests).
 set -eu
 
 download_url="${SHOAL_DOWNLOAD_URL:-https://get.shoal.sh/releases}"
+# Where this script is fetched from, for the line that adds the next machine.
+install_url="${SHOAL_INSTALL_URL:-https://get.shoal.sh/install.sh}"
 token="${SHOAL_TOKEN:-}"
 join="${SHOAL_JOIN:-}"
 labels="${SHOAL_LABELS:-}"
@@ -205,7 +208,7 @@ start_service() {
   wait_for_api
   as_root "$bin_path" status || true
   say "to add another machine, run there:"
-  printf '  curl -fsSL %s/install.sh | sh -s -- --token %s\n' "$download_url" "$(as_root "$bin_path" token)"
+  printf '  curl -fsSL %s | sh -s -- --token %s\n' "$install_url" "$(as_root "$bin_path" token)"
 }
 
 install_shoal() {
