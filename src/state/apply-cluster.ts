@@ -211,20 +211,7 @@ export function applyNodeDrain(
   ctx: ApplyContext,
   command: CommandOf<"node.drain">,
 ): Result<unknown> {
-  const node = ctx.view.nodeById(command.nodeId);
-  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
-  if (node.status === "left") return fail("E_CONFLICT", `node ${node.name} has left the cluster`);
-  if (ctx.view.isDrained(node.id)) return ok({ id: node.id, name: node.name, status: node.status });
-  const status = node.status === "ready" ? "draining" : node.status;
-  ctx.run(
-    `UPDATE nodes SET drained = 1, status = ?, updated_at = ?, row_version = row_version + 1
-     WHERE id = ?`,
-    status,
-    command.at,
-    node.id,
-  );
-  ctx.event({ type: "node.draining", message: `node ${node.name} is draining`, node: node.id });
-  return ok({ id: node.id, name: node.name, status, rescheduled: true });
+  return setDrained(ctx, command.nodeId, true);
 }
 
 /** `shoal node activate`: a drained node takes tasks again. */
@@ -232,21 +219,32 @@ export function applyNodeActivate(
   ctx: ApplyContext,
   command: CommandOf<"node.activate">,
 ): Result<unknown> {
-  const node = ctx.view.nodeById(command.nodeId);
-  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  return setDrained(ctx, command.nodeId, false);
+}
+
+/** Drains or activates a node; a node down meanwhile keeps its status until it is back. */
+function setDrained(ctx: ApplyContext, nodeId: string, drained: boolean): Result<unknown> {
+  const node = ctx.view.nodeById(nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${nodeId}`);
   if (node.status === "left") return fail("E_CONFLICT", `node ${node.name} has left the cluster`);
-  if (!ctx.view.isDrained(node.id))
-    return ok({ id: node.id, name: node.name, status: node.status });
-  const status = node.status === "draining" ? "ready" : node.status;
+  const { id, name } = node;
+  if (ctx.view.isDrained(id) === drained) return ok({ id, name, status: node.status });
+  const [from, to] = drained ? ["ready", "draining"] : ["draining", "ready"];
+  const status = node.status === from ? to : node.status;
   ctx.run(
-    `UPDATE nodes SET drained = 0, status = ?, updated_at = ?, row_version = row_version + 1
+    `UPDATE nodes SET drained = ?, status = ?, updated_at = ?, row_version = row_version + 1
      WHERE id = ?`,
+    drained ? 1 : 0,
     status,
-    command.at,
-    node.id,
+    ctx.at,
+    id,
   );
-  ctx.event({ type: "node.active", message: `node ${node.name} takes tasks again`, node: node.id });
-  return ok({ id: node.id, name: node.name, status, rescheduled: true });
+  ctx.event(
+    drained
+      ? { type: "node.draining", message: `node ${name} is draining`, node: id }
+      : { type: "node.active", message: `node ${name} takes tasks again`, node: id },
+  );
+  return ok({ id, name, status, rescheduled: true });
 }
 
 /** `shoal node label`: labels people set, kept beside (and over) the agent's own. */
