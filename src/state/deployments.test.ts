@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
+import { emptyPlan } from "../scheduler/plan-builder.ts";
 import type { Command, CommandOf } from "./commands.ts";
 import { StateMachine } from "./machine.ts";
 
@@ -37,16 +38,12 @@ function machine() {
 type Apply = ReturnType<typeof machine>["apply"];
 
 function plan(parts: Partial<CommandOf<"plan.apply">["plan"]>): CommandOf<"plan.apply">["plan"] {
-  return {
-    create: [],
-    assign: [],
-    stop: [],
-    events: [],
-    completeDeployments: [],
-    rebalanced: [],
-    reads: { services: {}, tasks: {}, nodes: {} },
-    ...parts,
-  };
+  return { ...emptyPlan(), ...parts };
+}
+
+/** A new revision of web: its container with another image, as a user's update. */
+function updateImage(apply: Apply, image: string, at: number): void {
+  apply({ type: "service.update", at, name: "web", containers: [{ ...container, image }] });
 }
 
 /** Places a task of web's current revision on n1 and reports it `state`. */
@@ -88,12 +85,7 @@ describe("deployments", () => {
     apply({ type: "service.create", at: 3, name: "web", replicas: 2, containers: [container] });
     taskOf(sm, apply, "good", "running");
     complete(sm, apply);
-    apply({
-      type: "service.update",
-      at: 4,
-      name: "web",
-      containers: [{ ...container, image: "broken:1" }],
-    });
+    updateImage(apply, "broken:1", 4);
     assert.equal(sm.view.deploymentInProgress("web")?.failureThreshold, 3, "clamped to 3");
     taskOf(sm, apply, "bad1", "failed");
     taskOf(sm, apply, "bad2", "failed");
@@ -120,12 +112,7 @@ describe("deployments", () => {
       containers: [container],
       deployment,
     });
-    apply({
-      type: "service.update",
-      at: 4,
-      name: "web",
-      containers: [{ ...container, image: "broken:1" }],
-    });
+    updateImage(apply, "broken:1", 4);
     for (const id of ["b1", "b2", "b3"]) taskOf(sm, apply, id, "failed");
     assert.equal(sm.view.service("web")?.taskDefinition.revision, 2);
     assert.equal(statuses(sm)[0]?.[2], "failed");
@@ -135,12 +122,7 @@ describe("deployments", () => {
     const { sm, apply } = machine();
     apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
     complete(sm, apply);
-    apply({
-      type: "service.update",
-      at: 4,
-      name: "web",
-      containers: [{ ...container, image: "x:2" }],
-    });
+    updateImage(apply, "x:2", 4);
     for (const id of ["a1", "a2", "a3"]) taskOf(sm, apply, id, "failed");
     for (const id of ["b1", "b2", "b3"]) taskOf(sm, apply, id, "failed");
     assert.deepEqual(statuses(sm).slice(0, 2), [
@@ -154,18 +136,8 @@ describe("deployments", () => {
     const { sm, apply } = machine();
     apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
     complete(sm, apply);
-    apply({
-      type: "service.update",
-      at: 4,
-      name: "web",
-      containers: [{ ...container, image: "x:2" }],
-    });
-    apply({
-      type: "service.update",
-      at: 5,
-      name: "web",
-      containers: [{ ...container, image: "x:3" }],
-    });
+    updateImage(apply, "x:2", 4);
+    updateImage(apply, "x:3", 5);
     for (const id of ["c1", "c2", "c3"]) taskOf(sm, apply, id, "failed");
     assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
   });
@@ -174,12 +146,7 @@ describe("deployments", () => {
     const { sm, apply } = machine();
     apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
     complete(sm, apply);
-    apply({
-      type: "service.update",
-      at: 4,
-      name: "web",
-      containers: [{ ...container, image: "x:2" }],
-    });
+    updateImage(apply, "x:2", 4);
     for (const id of ["b1", "b2", "b3"]) taskOf(sm, apply, id, "failed");
     complete(sm, apply);
     assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
@@ -204,12 +171,7 @@ describe("deployments", () => {
     const refused = apply({ type: "service.rollback", at: 6, name: "web" });
     assert.equal(refused.ok, false);
     if (!refused.ok) assert.equal(refused.code, "E_CONFLICT");
-    apply({
-      type: "service.update",
-      at: 7,
-      name: "web",
-      containers: [{ ...container, image: "x:2" }],
-    });
+    updateImage(apply, "x:2", 7);
     const back = apply({ type: "service.rollback", at: 8, name: "web" });
     assert.ok(back.ok);
     assert.equal(sm.view.service("web")?.taskDefinition.revision, 1);
