@@ -39,14 +39,13 @@ describe("placement constraints", () => {
     assert.deepEqual(matching("name =~ u"), ["nuc"]);
   });
 
-  it("matches in linear time, whatever the pattern", () => {
+  // A backtracking engine would not return here within the age of the universe: the test's
+  // timeout is a guard against a hang, not a speed goal.
+  it("answers for a pattern a backtracking engine never finishes", { timeout: 10_000 }, () => {
     const parsed = parseConstraint("zone =~ ^(a+)+$");
     assert.ok(parsed.ok);
-    const started = performance.now();
     const slow = node("x", { labels: { zone: `${"a".repeat(100)}b` } });
     assert.equal(satisfies(slow, parsed.value), false);
-    // A backtracking engine takes longer than the age of the universe here.
-    assert.ok(performance.now() - started < 1000);
   });
 
   it("reads only a node's own labels, not an object's inherited keys", () => {
