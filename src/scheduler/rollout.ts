@@ -5,9 +5,8 @@
 // `minHealthyPercent` of the desired count.
 import { satisfiesAll } from "../core/constraints.ts";
 import type { Service, Task } from "../core/types.ts";
-import type { NodeUsage } from "./node-usage.ts";
+import { compareIds, type NodeUsage } from "./node-usage.ts";
 import type { PlacementRules } from "./placement.ts";
-import { spreadValue } from "./placement.ts";
 
 /** Running, and every container with a healthcheck passes it. */
 export function isHealthy(task: Task): boolean {
@@ -66,19 +65,18 @@ export function rebalanceMoves(
   rules: PlacementRules,
 ): Task[] {
   if (rules.strategy !== "spread" || rules.spreadBy !== "node" || candidates.length < 2) return [];
-  const byNode = new Map<string, Task[]>();
-  for (const usage of candidates) byNode.set(spreadValue(usage.node, "node"), []);
+  const byNode = new Map<string, Task[]>(candidates.map((usage) => [usage.node.id, []]));
   for (const task of current) {
-    if (task.node === null) continue;
-    byNode.get(`node:${task.node}`)?.push(task);
+    if (task.node !== null) byNode.get(task.node)?.push(task);
   }
+  // Oldest first, so that pop() takes the newest: older tasks have proven themselves.
   for (const list of byNode.values()) {
-    list.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    list.sort((a, b) => a.createdAt - b.createdAt || compareIds(a.id, b.id));
   }
-  const counts = new Map([...byNode].map(([key, list]) => [key, list.length]));
+  const counts = new Map([...byNode].map(([nodeId, list]) => [nodeId, list.length]));
   const moves: Task[] = [];
   for (let round = 0; round < current.length; round += 1) {
-    const ordered = [...counts].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+    const ordered = [...counts].sort((a, b) => a[1] - b[1] || compareIds(a[0], b[0]));
     const fewest = ordered[0];
     const most = ordered[ordered.length - 1];
     if (fewest === undefined || most === undefined || most[1] - fewest[1] < 2) break;
