@@ -125,12 +125,26 @@ function matches(pattern: RE2JS | null, value: string): boolean {
   return pattern?.matcher(value).find() ?? false;
 }
 
+/**
+ * Constraints parsed before, by text: the leader's scheduler reads every service's constraints on
+ * each evaluation, and compiling a pattern each time would be wasted. A parsed constraint never
+ * changes, so sharing it is safe.
+ */
+const parsedByText = new Map<string, Constraint>();
+
 /** Parses a service's stored constraints; they were checked when written, so each parses. */
 export function parseAll(texts: readonly string[]): Constraint[] {
   const parsed: Constraint[] = [];
   for (const text of texts) {
-    const result = parseConstraint(text);
-    if (result.ok) parsed.push(result.value);
+    let constraint = parsedByText.get(text);
+    if (constraint === undefined) {
+      const result = parseConstraint(text);
+      if (!result.ok) continue;
+      constraint = result.value;
+      if (parsedByText.size >= limits.constraintsCachedMax) parsedByText.clear();
+      parsedByText.set(text, constraint);
+    }
+    parsed.push(constraint);
   }
   return parsed;
 }

@@ -115,6 +115,8 @@ export const limits = {
   /** Placement constraints per service, and the length of one (`zone != garage`). */
   constraintsPerServiceMax: 16,
   constraintLengthMax: 256,
+  /** Parsed constraints the scheduler keeps, by text, instead of parsing them each evaluation. */
+  constraintsCachedMax: 1024,
   /** Values of one `in (...)` constraint. */
   constraintValuesMax: 32,
   /** Deployments kept per service; older finished ones are pruned. */
