@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `npm test`: prepares everything the tests need on a fresh Debian machine (dependencies, a
-# Docker engine, the local test image), then checks types and style and runs every test:
+# `npm test`: prepares everything the tests need on a fresh Debian machine (dependencies, the
+# test-only Debian packages, a Docker engine, the local test image), then checks types and style
+# (shellcheck included) and runs every test:
 # unit and simulation tests first, then end-to-end tests against the real engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
+bash scripts/ensure-test-tools.sh
 bash scripts/ensure-docker.sh
 bash scripts/test-image.sh
 echo "== typecheck" && npx tsc --noEmit
