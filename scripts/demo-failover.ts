@@ -3,6 +3,7 @@
 // comes back afterwards. A live timeline shows every milestone as the fleet reaches it, and a
 // summary table ends the run. Run it as root: `bash scripts/demo-failover.sh [--keep]`.
 
+import { waitFor } from "../src/testing/agent-process.ts";
 import {
   type LossKind,
   type LossTimes,
@@ -61,19 +62,18 @@ async function deploy(api: LabApi): Promise<void> {
 
 /** Waits until the service runs one task on every node (a returned node gets its task back). */
 async function spread(api: LabApi): Promise<void> {
-  const started = performance.now();
-  for (;;) {
-    const service = await api.service("lab1", serviceName).catch(() => null);
-    const tasks = service ? runningTasks(service) : [];
-    const on = new Set(tasks.map((t) => t.nodeName));
-    const active = service?.tasks.filter((t) => t.desired === "running").length ?? 0;
-    if (tasks.length === replicas && on.size === replicas && active === replicas) {
-      say(`${serviceName}: ${replicas} tasks running, one per node (${[...on].sort().join(", ")})`);
-      return;
-    }
-    if (performance.now() - started > 60_000) throw new Error(`${serviceName} did not spread`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const on = await waitFor(
+    `${serviceName} to spread`,
+    async () => {
+      const service = await api.service("lab1", serviceName);
+      const tasks = runningTasks(service);
+      const nodes = new Set(tasks.map((t) => t.nodeName));
+      const active = service.tasks.filter((t) => t.desired === "running").length;
+      return tasks.length === replicas && nodes.size === replicas && active === replicas && nodes;
+    },
+    60_000,
+  );
+  say(`${serviceName}: ${replicas} tasks running, one per node (${[...on].sort().join(", ")})`);
 }
 
 async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
@@ -105,17 +105,12 @@ async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
 
 /** Waits until the service runs exactly its replicas again, none twice, after a node returns. */
 async function settle(api: LabApi): Promise<void> {
-  const started = performance.now();
-  for (;;) {
-    const service = await api.service("lab1", serviceName).catch(() => null);
-    const active = service?.tasks.filter((t) => t.desired === "running") ?? [];
-    if (service && active.length === replicas && runningTasks(service).length === replicas) {
-      say(`           ${serviceName} runs exactly ${replicas} tasks`);
-      return;
-    }
-    if (performance.now() - started > 30_000) throw new Error(`${serviceName} did not settle`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await waitFor(`${serviceName} to settle`, async () => {
+    const service = await api.service("lab1", serviceName);
+    const active = service.tasks.filter((t) => t.desired === "running");
+    return active.length === replicas && runningTasks(service).length === replicas;
+  });
+  say(`           ${serviceName} runs exactly ${replicas} tasks`);
 }
 
 function summary(rows: { step: Step; times: LossTimes }[]): void {

@@ -3,6 +3,7 @@
 // led), when the lost node is marked down, when its tasks are placed elsewhere, when they run,
 // and when they answer HTTP on their published ports. Shared by `scripts/demo-failover.sh` and
 // `npm run bench`, so the demo's table and the benchmark's rows are the same figures.
+import { waitFor } from "./agent-process.ts";
 import { type Lab, labIndex, nodeAddress } from "./lab.ts";
 import type { LabApi, LabService, LabTask } from "./lab-fleet.ts";
 
@@ -120,11 +121,14 @@ export async function restore(lab: Lab, api: LabApi, plan: LossPlan): Promise<nu
   const started = performance.now();
   if (plan.kind === "kill") await lab.start(plan.victim);
   else await lab.heal();
-  for (;;) {
-    const nodes = await api.nodes(plan.observer).catch(() => []);
-    if (nodes.find((n) => n.name === plan.victim)?.status === "ready") break;
-    if (performance.now() - started > 60_000) throw new Error(`${plan.victim} did not come back`);
-    await new Promise((resolve) => setTimeout(resolve, pollMs * 4));
-  }
+  await waitFor(
+    `${plan.victim} ready again`,
+    async () => {
+      const nodes = await api.nodes(plan.observer);
+      return nodes.find((n) => n.name === plan.victim)?.status === "ready";
+    },
+    60_000,
+    pollMs * 4,
+  );
   return performance.now() - started;
 }
