@@ -3,7 +3,6 @@
 import { realpathSync } from "node:fs";
 import { serve } from "@hono/node-server";
 import pino from "pino";
-import pretty from "pino-pretty";
 import { ensureDataDir, loadOrCreateNodeId, writeApiToken } from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
@@ -29,11 +28,12 @@ import { gitCommit, version } from "./version.ts";
 
 type Logger = pino.Logger;
 
-function makeLogger(options: AgentOptions): Logger {
+/** pino-pretty is loaded only when asked for: an agent under systemd logs JSON and saves its memory. */
+async function makeLogger(options: AgentOptions): Promise<Logger> {
   const level = options.logLevel;
-  return options.pretty
-    ? pino({ level }, pretty({ colorize: process.stdout.isTTY, destination: 1 }))
-    : pino({ level });
+  if (!options.pretty) return pino({ level });
+  const { default: pretty } = await import("pino-pretty");
+  return pino({ level }, pretty({ colorize: process.stdout.isTTY, destination: 1 }));
 }
 
 function registrationOf(options: AgentOptions): Registration {
@@ -162,7 +162,7 @@ async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: S
 export async function startNode(options: AgentOptions): Promise<RunningNode> {
   ensureDataDir(options.dataDir);
   const nodeId = loadOrCreateNodeId(options.dataDir, newId);
-  const logger = makeLogger(options).child({ node: nodeId });
+  const logger = (await makeLogger(options)).child({ node: nodeId });
   let fleet: Fleet | null = null;
   let serving = false;
   let access: FleetAccess | null = null;
@@ -361,5 +361,7 @@ if (isEntry()) {
     startAgent: runAgent,
     version: { version, commit: gitCommit() },
   });
-  await program.parseAsync(process.argv);
+  // Not awaited at the top level: parseAsync reports its own failures and never rejects, and a
+  // module without top-level await can be compiled to bytecode.
+  void program.parseAsync(process.argv);
 }
