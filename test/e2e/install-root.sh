@@ -26,6 +26,14 @@ if in_root "curl -fsS -m 3 -o /dev/null https://deb.debian.org" 2>/dev/null; the
 fi
 echo "ok: nothing outside loopback answers"
 
+if nobody="$(chroot --userspec=65534:65534 "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp \
+  /bin/sh -c "curl -fsSL $url/install.sh | SHOAL_DOWNLOAD_URL=$url/releases sh 2>&1")"; then
+  fail "a user without root or sudo installed: $nobody"
+fi
+grep -q "run this as root, or install sudo" <<<"$nobody" || fail "no word on root: $nobody"
+[[ ! -e "$root/usr/local/bin/shoal" ]] || fail "a user without root left a binary"
+echo "ok: without root or sudo it stops and says why"
+
 first="$(in_root "curl -fsSL $url/install.sh | SHOAL_DOWNLOAD_URL=$url/releases sh -s -- --token shoal1.abc.def 2>&1")" ||
   fail "install: $first"
 in_root "/usr/local/bin/shoal version" | grep -q '^arch: *linux/x64$' || fail "the binary does not run"
@@ -39,12 +47,14 @@ grep -q '^ExecStart=/usr/local/bin/shoal agent \$SHOAL_AGENT_ARGS$' "$root/etc/s
 [[ "$(stat -c %a "$root/etc/shoal/env")" == 600 ]] || fail "env is not 0600"
 echo "ok: the unit and the env are written, and it says how to run without systemd"
 
+mkdir -p "$root/var/lib/shoal" && echo kept >"$root/var/lib/shoal/state.db"
 before="$(sha256sum "$root/usr/local/bin/shoal")"
 again="$(in_root "curl -fsSL $url/install.sh | SHOAL_DOWNLOAD_URL=$url/releases SHOAL_INSTALL_DOCKER=0 sh 2>&1")" ||
   fail "second run: $again"
 [[ "$(sha256sum "$root/usr/local/bin/shoal")" == "$before" ]] || fail "the upgrade changed the binary"
 grep -q -- "--token shoal1.abc.def" "$root/etc/shoal/env" || fail "the upgrade lost the token"
-echo "ok: a second run upgrades in place and keeps the arguments"
+[[ "$(cat "$root/var/lib/shoal/state.db")" == kept ]] || fail "the upgrade touched the data"
+echo "ok: a second run upgrades in place and keeps the arguments and the data"
 
 if bad="$(in_root "curl -fsSL $url/install.sh | SHOAL_DOWNLOAD_URL=$url/bad SHOAL_INSTALL_DOCKER=0 sh 2>&1")"; then
   fail "a corrupted SHA256SUMS was accepted"
@@ -53,7 +63,6 @@ grep -q "checksum mismatch" <<<"$bad" || fail "no word on the checksum: $bad"
 [[ "$(sha256sum "$root/usr/local/bin/shoal")" == "$before" ]] || fail "the refused binary replaced the good one"
 echo "ok: a corrupted SHA256SUMS is refused and changes nothing"
 
-mkdir -p "$root/var/lib/shoal" && touch "$root/var/lib/shoal/state.db"
 in_root "curl -fsSL $url/install.sh | sh -s -- --uninstall" >/dev/null 2>&1 || fail "uninstall"
 for gone in usr/local/bin/shoal etc/shoal etc/systemd/system/shoal.service; do
   [[ ! -e "$root/$gone" ]] || fail "uninstall left /$gone"

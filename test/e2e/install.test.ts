@@ -3,7 +3,8 @@
 // SHA256SUMS is refused, a second run upgrades in place and keeps the agent's arguments, and
 // --uninstall leaves only the data (--purge not even that). Then the same inside a clean Debian
 // root (debootstrap'd once into a cache, copied fresh for each run) in a network namespace with
-// only loopback, where Docker cannot be installed. Needs root.
+// only loopback, where Docker cannot be installed and a user without root or sudo is stopped.
+// Needs root.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import {
@@ -20,6 +21,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { waitFor } from "../../src/testing/agent-process.ts";
+
+/** SHA256SUMS with every digest's first digit changed (to another one, so it never matches). */
+function corrupted(sums: string): string {
+  return sums.replace(/^./gm, (digit) => (digit === "0" ? "1" : "0"));
+}
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
@@ -97,7 +103,7 @@ describe("install.sh", () => {
     const bad = join(scratch, "bad", "latest");
     mkdirSync(bad, { recursive: true });
     const sums = readFileSync(join(root, "dist", "SHA256SUMS"), "utf8");
-    writeFileSync(join(bad, "SHA256SUMS"), sums.replace(/^./gm, "0"));
+    writeFileSync(join(bad, "SHA256SUMS"), corrupted(sums));
     writeFileSync(
       join(bad, "shoal-linux-x64"),
       readFileSync(join(root, "dist", "shoal-linux-x64")),
@@ -156,7 +162,7 @@ describe("install.sh in a clean Debian root with only loopback", () => {
     mkdirSync(bad, { recursive: true });
     await run("cp", [join(root, "dist", "shoal-linux-x64"), bad]);
     const sums = readFileSync(join(root, "dist", "SHA256SUMS"), "utf8");
-    writeFileSync(join(bad, "SHA256SUMS"), sums.replace(/^./gm, "0"));
+    writeFileSync(join(bad, "SHA256SUMS"), corrupted(sums));
     const script = join(root, "test", "e2e", "install-root.sh");
     const result = await run(
       "unshare",
@@ -168,10 +174,11 @@ describe("install.sh in a clean Debian root with only loopback", () => {
       lines,
       [
         "ok: nothing outside loopback answers",
+        "ok: without root or sudo it stops and says why",
         "ok: the binary lands and runs",
         "ok: Docker could not be installed, and it says so",
         "ok: the unit and the env are written, and it says how to run without systemd",
-        "ok: a second run upgrades in place and keeps the arguments",
+        "ok: a second run upgrades in place and keeps the arguments and the data",
         "ok: a corrupted SHA256SUMS is refused and changes nothing",
         "ok: --uninstall leaves only the data",
         "ok: --purge removes the data too",
