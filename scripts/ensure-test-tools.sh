@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages only the tests need (root): qemu-user and the arm64 C runtime run
 # the arm64 release binary, shellcheck checks install.sh, debootstrap makes the clean root that
-# install.sh is tested in. `npm start` needs none of them.
+# install.sh is tested in, systemd-analyze checks the unit it writes. `npm start` needs none of
+# them.
 set -euo pipefail
 
 # need PATH PACKAGE...: installs the packages when PATH (a command or a file) is missing.
@@ -21,3 +22,4 @@ need qemu-aarch64 qemu-user
 need /usr/aarch64-linux-gnu/lib/libgcc_s.so.1 libc6-arm64-cross libgcc-s1-arm64-cross
 need shellcheck shellcheck
 need debootstrap debootstrap
+need systemd-analyze systemd

@@ -70,6 +70,22 @@ async function curlSh(into: string, args: string[], url = `${site}/releases`) {
   );
 }
 
+/**
+ * What `systemd-analyze verify` says of a unit (nothing when all is well). systemd only warns of
+ * a line it ignores, so its words are the verdict. It also checks that ExecStart's binary is
+ * there, so the unit's path is pointed at the built one; the path itself is asserted above.
+ */
+async function verifyUnit(unit: string): Promise<string> {
+  const dir = mkdtempSync(join(scratch, "unit-"));
+  const path = join(dir, "shoal.service");
+  const built = join(root, "dist", "shoal-linux-x64");
+  writeFileSync(path, unit.replace("/usr/local/bin/shoal", built));
+  const result = await run("systemd-analyze", ["verify", "--man=no", path]).catch(
+    (error: { stdout: string; stderr: string }) => error,
+  );
+  return `${result.stdout}${result.stderr}`.trim();
+}
+
 describe("install.sh", () => {
   const into = join(scratch, "root");
 
@@ -90,6 +106,13 @@ describe("install.sh", () => {
     assert.match(unit, /^Restart=always$/m);
     assert.match(unit, /^After=network-online\.target docker\.service$/m);
     assert.match(result.stderr, /no systemd here: run the agent yourself/);
+  });
+
+  it("writes a unit that systemd reads without a complaint", async () => {
+    const unit = readFileSync(join(into, "etc/systemd/system/shoal.service"), "utf8");
+    const issues = await verifyUnit(unit.replace("Restart=always", "Restart=sometimes"));
+    assert.match(issues, /Failed to parse service restart specifier/, "the check bites");
+    assert.equal(await verifyUnit(unit), "");
   });
 
   it("upgrades in place on a second run, keeping the agent's arguments", async () => {
