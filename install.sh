@@ -27,6 +27,7 @@ bin_path="$root/usr/local/bin/shoal"
 env_dir="$root/etc/shoal"
 unit_path="$root/etc/systemd/system/shoal.service"
 data_dir="$root/var/lib/shoal"
+cache_dir="$root/var/cache/shoal"
 api="http://127.0.0.1:7420"
 
 # Progress goes to stderr: stdout carries only what a caller captures.
@@ -172,6 +173,10 @@ Wants=network-online.target
 
 [Service]
 EnvironmentFile=-/etc/shoal/env
+# The binary unpacks its libSQL addon into TMPDIR at every start: not into /tmp, which may be
+# RAM (tmpfs) or mounted noexec.
+CacheDirectory=shoal
+Environment=TMPDIR=/var/cache/shoal
 ExecStart=/usr/local/bin/shoal agent $SHOAL_AGENT_ARGS
 Restart=always
 RestartSec=2
@@ -235,7 +240,7 @@ uninstall_shoal() {
     as_root systemctl disable --now shoal.service >/dev/null 2>&1 || true
   fi
   as_root rm -f "$unit_path" "$bin_path"
-  as_root rm -rf "$env_dir"
+  as_root rm -rf "$env_dir" "$cache_dir"
   if has_systemd; then as_root systemctl daemon-reload; fi
   if [ "$purge" = 1 ]; then
     as_root rm -rf "$data_dir"

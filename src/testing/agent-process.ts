@@ -54,10 +54,22 @@ export function docker(...args: string[]): string {
 export class AgentProcess {
   readonly dataDir = mkdtempSync(join(tmpdir(), "shoal-e2e-"));
   port = 0;
+  /**
+   * What runs shoal: the sources through bin/shoal unless told otherwise, e.g. a release binary
+   * under qemu-user (`["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", binary]`).
+   */
+  private readonly command: readonly string[];
   private child: ChildProcess | null = null;
   private output = "";
   clusterId = "";
   token = "";
+
+  constructor(options: { command?: readonly string[]; healthTimeoutMs?: number } = {}) {
+    this.command = options.command ?? [shoalBin];
+    this.healthTimeoutMs = options.healthTimeoutMs ?? 30_000;
+  }
+
+  private readonly healthTimeoutMs: number;
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -83,16 +95,29 @@ export class AgentProcess {
       "--no-mdns",
       ...extraArgs,
     ];
-    const child = spawn(shoalBin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const [program = shoalBin, ...prefix] = this.command;
+    const child = spawn(program, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     child.stdout?.on("data", (chunk: Buffer) => this.keepOutput(chunk));
     child.stderr?.on("data", (chunk: Buffer) => this.keepOutput(chunk));
-    await waitFor("the agent to answer health", async () => {
-      if (child.exitCode !== null)
-        throw new Error(`agent exited ${child.exitCode}: ${this.output}`);
-      const response = await fetch(`${this.base}/v1/health`);
-      return response.status === 200;
+    // An agent that exits fails the start at once instead of at the health wait's end.
+    let exited = (_code: number | null) => {};
+    const exit = new Promise<never>((_, reject) => {
+      exited = (code) => reject(new Error(`agent exited ${code}: ${this.output}`));
     });
+    child.once("exit", exited);
+    try {
+      await Promise.race([
+        exit,
+        waitFor(
+          "the agent to answer health",
+          async () => (await fetch(`${this.base}/v1/health`)).status === 200,
+          this.healthTimeoutMs,
+        ),
+      ]);
+    } finally {
+      child.off("exit", exited);
+    }
     this.token = readFileSync(join(this.dataDir, "api.token"), "utf8").trim();
     this.clusterId = ((await this.json("GET", "/v1/cluster")) as { id: string }).id;
   }

@@ -63,8 +63,9 @@ grep -q "checksum mismatch" <<<"$bad" || fail "no word on the checksum: $bad"
 [[ "$(sha256sum "$root/usr/local/bin/shoal")" == "$before" ]] || fail "the refused binary replaced the good one"
 echo "ok: a corrupted SHA256SUMS is refused and changes nothing"
 
+mkdir -p "$root/var/cache/shoal" && touch "$root/var/cache/shoal/.bun-0-addon.node"
 in_root "curl -fsSL $url/install.sh | sh -s -- --uninstall" >/dev/null 2>&1 || fail "uninstall"
-for gone in usr/local/bin/shoal etc/shoal etc/systemd/system/shoal.service; do
+for gone in usr/local/bin/shoal etc/shoal etc/systemd/system/shoal.service var/cache/shoal; do
   [[ ! -e "$root/$gone" ]] || fail "uninstall left /$gone"
 done
 [[ -e "$root/var/lib/shoal/state.db" ]] || fail "uninstall removed the data"

@@ -105,6 +105,8 @@ describe("install.sh", () => {
     assert.match(unit, /^ExecStart=\/usr\/local\/bin\/shoal agent \$SHOAL_AGENT_ARGS$/m);
     assert.match(unit, /^Restart=always$/m);
     assert.match(unit, /^After=network-online\.target docker\.service$/m);
+    assert.match(unit, /^CacheDirectory=shoal$/m);
+    assert.match(unit, /^Environment=TMPDIR=\/var\/cache\/shoal$/m);
     assert.match(result.stderr, /no systemd here: run the agent yourself/);
   });
 
@@ -141,11 +143,13 @@ describe("install.sh", () => {
   it("uninstalls, keeping the data unless purged", async () => {
     mkdirSync(join(into, "var/lib/shoal"), { recursive: true });
     writeFileSync(join(into, "var/lib/shoal/state.db"), "");
+    mkdirSync(join(into, "var/cache/shoal"), { recursive: true });
     const kept = await curlSh(into, ["--uninstall"]);
     assert.equal(kept.code, 0, kept.stderr);
     assert.equal(existsSync(join(into, "usr/local/bin/shoal")), false);
     assert.equal(existsSync(join(into, "etc/systemd/system/shoal.service")), false);
     assert.equal(existsSync(join(into, "etc/shoal")), false);
+    assert.equal(existsSync(join(into, "var/cache/shoal")), false);
     assert.equal(existsSync(join(into, "var/lib/shoal/state.db")), true);
     const purged = await curlSh(into, ["--uninstall", "--purge"]);
     assert.equal(purged.code, 0, purged.stderr);

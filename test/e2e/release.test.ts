@@ -4,12 +4,19 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { waitFor } from "../../src/testing/agent-process.ts";
+import { AgentProcess, waitFor } from "../../src/testing/agent-process.ts";
 import { Lab } from "../../src/testing/lab.ts";
 import { formLabFleet, runningTasks, webContainers } from "../../src/testing/lab-fleet.ts";
 import { version } from "../../src/version.ts";
@@ -61,6 +68,15 @@ describe("release binaries", () => {
     assert.match(stdout, /^arch:\s+linux\/x64$/m);
   });
 
+  it("unpacks its libSQL addon into TMPDIR, where the systemd unit points it", async () => {
+    const tmp = mkdtempSync(join(empty, "tmp-"));
+    await run(alone("shoal-linux-x64"), ["version"], { cwd: empty, env: { TMPDIR: tmp } });
+    assert.ok(
+      readdirSync(tmp, { withFileTypes: true }).some((e) => e.name.endsWith(".node")),
+      "no addon in TMPDIR",
+    );
+  });
+
   it("runs the arm64 binary under qemu-user", async () => {
     const binary = alone("shoal-linux-arm64");
     const { stdout } = await run(
@@ -70,6 +86,25 @@ describe("release binaries", () => {
     );
     assert.match(stdout, /^arch:\s+linux\/arm64$/m);
     assert.match(stdout, /^runtime:\s+bun v/m);
+  });
+
+  it("runs a one-node fleet on the arm64 binary under qemu-user: its libSQL addon and Docker", async () => {
+    const qemu = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", alone("shoal-linux-arm64")];
+    const agent = new AgentProcess({ command: qemu, healthTimeoutMs: 120_000 });
+    try {
+      await agent.start();
+      const nodes = (await agent.json("GET", "/v1/nodes")) as {
+        arch: string;
+        status: string;
+        engineReady: boolean;
+      }[];
+      assert.deepEqual(
+        nodes.map((node) => [node.arch, node.status, node.engineReady]),
+        [["arm64", "ready", true]],
+      );
+    } finally {
+      await agent.dispose();
+    }
   });
 
   describe("the lab's smoke test, on the compiled x64 binary", () => {
