@@ -59,6 +59,7 @@ export class AgentProcess {
    * under qemu-user (`["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", binary]`).
    */
   private readonly command: readonly string[];
+  private readonly healthTimeoutMs: number;
   private child: ChildProcess | null = null;
   private output = "";
   clusterId = "";
@@ -68,8 +69,6 @@ export class AgentProcess {
     this.command = options.command ?? [shoalBin];
     this.healthTimeoutMs = options.healthTimeoutMs ?? 30_000;
   }
-
-  private readonly healthTimeoutMs: number;
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -100,23 +99,16 @@ export class AgentProcess {
     this.child = child;
     child.stdout?.on("data", (chunk: Buffer) => this.keepOutput(chunk));
     child.stderr?.on("data", (chunk: Buffer) => this.keepOutput(chunk));
-    // An agent that exits fails the start at once instead of at the health wait's end.
-    let exited = (_code: number | null) => {};
-    const exit = new Promise<never>((_, reject) => {
-      exited = (code) => reject(new Error(`agent exited ${code}: ${this.output}`));
-    });
-    child.once("exit", exited);
-    try {
-      await Promise.race([
-        exit,
-        waitFor(
-          "the agent to answer health",
-          async () => (await fetch(`${this.base}/v1/health`)).status === 200,
-          this.healthTimeoutMs,
-        ),
-      ]);
-    } finally {
-      child.off("exit", exited);
+    // An agent that exits or dies ends the wait at once, rather than at its end.
+    const gone = () => child.exitCode !== null || child.signalCode !== null;
+    await waitFor(
+      "the agent to answer health",
+      async () => gone() || (await fetch(`${this.base}/v1/health`)).ok,
+      this.healthTimeoutMs,
+    );
+    if (gone()) {
+      const how = child.signalCode ?? child.exitCode;
+      throw new Error(`agent exited (${how}): ${this.output}`);
     }
     this.token = readFileSync(join(this.dataDir, "api.token"), "utf8").trim();
     this.clusterId = ((await this.json("GET", "/v1/cluster")) as { id: string }).id;
