@@ -362,6 +362,6 @@ if (isEntry()) {
     version: { version, commit: gitCommit() },
   });
   // Not awaited at the top level: parseAsync reports its own failures and never rejects, and a
-  // module without top-level await can be compiled to bytecode.
+  // top-level await would make Bun ignore the binary's bytecode (test/tidy.test.ts).
   void program.parseAsync(process.argv);
 }
