@@ -1,6 +1,7 @@
 // The release binaries (`npm run build`): each runs from an empty directory with no
-// node_modules, the arm64 one under qemu-user, and the x64 one passes the lab's smoke test: three
-// nodes find each other over mDNS, elect a leader and run a service. Needs root, as the lab does.
+// node_modules; the arm64 one, under qemu-user, runs a one-node fleet with its own libSQL addon;
+// the x64 one unpacks its addon into TMPDIR and passes the lab's smoke test: three nodes find
+// each other over mDNS, elect a leader and run a service. Needs root, as the lab does.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
