@@ -16,9 +16,11 @@ const idleFleets = 3;
 const idleSeconds = 60;
 const goals = { coldStartMs: 1000, idleRssMb: 90 };
 
+/** The binary unpacks its libSQL addon into TMPDIR and leaves it: the data dir, removed after. */
 function startAgent(dataDir: string, port: number): ChildProcess {
   const args = ["agent", "--data-dir", dataDir, "--no-mdns", "--bind", "127.0.0.1"];
-  return spawn(binary, [...args, "--port", String(port)], { stdio: "ignore" });
+  const env = { ...process.env, TMPDIR: dataDir };
+  return spawn(binary, [...args, "--port", String(port)], { stdio: "ignore", env });
 }
 
 async function healthy(port: number): Promise<boolean> {

@@ -32,6 +32,9 @@ const root = join(import.meta.dirname, "..", "..");
 const port = 8791;
 const site = `http://127.0.0.1:${port}`;
 const scratch = mkdtempSync(join(tmpdir(), "shoal-install-"));
+// The installed binary unpacks its libSQL addon into TMPDIR and leaves it there: into this test's
+// own folder, removed at the end, rather than /tmp.
+process.env.TMPDIR = scratch;
 let server: ChildProcess;
 
 before(async () => {

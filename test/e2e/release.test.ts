@@ -26,6 +26,9 @@ const run = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
 const dist = join(root, "dist");
 const empty = mkdtempSync(join(tmpdir(), "shoal-release-"));
+// Every binary this file starts (the lab's agents too) unpacks its libSQL addon into TMPDIR and
+// leaves it there: into this test's own folder, removed at the end, rather than /tmp.
+process.env.TMPDIR = empty;
 
 before(async () => {
   await run(join(root, "node_modules", ".bin", "bun"), [join(root, "scripts", "build.ts")], {
