@@ -97,11 +97,16 @@ describe("release binaries", () => {
     const agent = new AgentProcess({ command: qemu, healthTimeoutMs: 120_000 });
     try {
       await agent.start();
-      const nodes = (await agent.json("GET", "/v1/nodes")) as {
-        arch: string;
-        status: string;
-        engineReady: boolean;
-      }[];
+      type Node = { arch: string; status: string; engineReady: boolean };
+      // The engine's state comes with the node's next report, a moment after health answers.
+      const nodes = await waitFor(
+        "the arm64 node to report its engine ready",
+        async () => {
+          const listed = (await agent.json("GET", "/v1/nodes")) as Node[];
+          return listed.some((node) => node.engineReady) ? listed : null;
+        },
+        60_000,
+      );
       assert.deepEqual(
         nodes.map((node) => [node.arch, node.status, node.engineReady]),
         [["arm64", "ready", true]],
