@@ -4,34 +4,16 @@ import { openDatabase } from "../adapters/libsql.ts";
 import { emptyPlan } from "../scheduler/plan-builder.ts";
 import type { Command, CommandOf } from "./commands.ts";
 import { StateMachine } from "./machine.ts";
+import { container, register } from "./test-harness.ts";
 
-const container = {
-  name: "httpd",
-  image: "shoal-test/busybox:1",
-  env: {},
-  ports: [],
-  mounts: [],
-  essential: true,
-};
+/** The Pi these tests place on: larger than the harness's default node. */
+const pi = { arch: "arm64", cpus: 4, memoryMb: 4096 };
 
 function machine() {
   const sm = new StateMachine(openDatabase(":memory:", "NORMAL"));
   const apply = (command: Command) => sm.apply(command, sm.appliedIndex() + 1);
   apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
-  apply({
-    type: "node.register",
-    at: 2,
-    id: "n1",
-    name: "pi",
-    address: "10.0.0.1",
-    port: 7420,
-    arch: "arm64",
-    os: "linux",
-    cpus: 4,
-    memoryMb: 4096,
-    labels: { zone: "garage" },
-    version: "0.1.0",
-  });
+  apply(register(2, { ...pi, labels: { zone: "garage" } }));
   return { sm, apply };
 }
 
@@ -206,20 +188,7 @@ describe("node lifecycle commands", () => {
     assert.deepEqual(sm.view.nodeById("n1")?.labels, { zone: "desk", rack: "2" });
     const again = sm.view.nodeById("n1");
     assert.ok(again);
-    apply({
-      type: "node.register",
-      at: 4,
-      id: "n1",
-      name: "pi",
-      address: "10.0.0.1",
-      port: 7420,
-      arch: "arm64",
-      os: "linux",
-      cpus: 4,
-      memoryMb: 4096,
-      labels: { zone: "garage", ssd: "yes" },
-      version: "0.1.0",
-    });
+    apply(register(4, { ...pi, labels: { zone: "garage", ssd: "yes" } }));
     assert.deepEqual(sm.view.nodeById("n1")?.labels, { zone: "desk", ssd: "yes", rack: "2" });
     apply({ type: "node.label", at: 5, nodeId: "n1", set: {}, remove: ["zone"] });
     assert.equal(sm.view.nodeById("n1")?.labels.zone, "garage", "the agent's label shows again");

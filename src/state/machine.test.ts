@@ -6,17 +6,9 @@ import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
 import { fail } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
-import type { Command, CommandOf } from "./commands.ts";
+import type { Command } from "./commands.ts";
 import { handlers, StateMachine } from "./machine.ts";
-
-const container = {
-  name: "httpd",
-  image: "shoal-test/busybox:1",
-  env: {},
-  ports: [],
-  mounts: [],
-  essential: true,
-};
+import { container, register } from "./test-harness.ts";
 
 function machine(): {
   sm: StateMachine;
@@ -36,25 +28,6 @@ function dump(sm: StateMachine): string {
     v.tasks(),
     v.events(),
   ]);
-}
-
-/** Node n1 ("pi") registering at `at`; other fields by `overrides`. */
-function register(at: number, overrides: Partial<CommandOf<"node.register">> = {}) {
-  return {
-    type: "node.register" as const,
-    at,
-    id: "n1",
-    name: "pi",
-    address: "10.0.0.1",
-    port: 7420,
-    arch: "x64",
-    os: "linux",
-    cpus: 2,
-    memoryMb: 1024,
-    labels: {},
-    version: "0.1.0",
-    ...overrides,
-  };
 }
 
 function withNodeAndService(apply: ReturnType<typeof machine>["apply"]): void {
