@@ -9,8 +9,14 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { waitFor } from "../src/testing/agent-process.ts";
 import { measureLoss, restore } from "../src/testing/failover-timeline.ts";
-import { Lab } from "../src/testing/lab.ts";
-import { formLabFleet, LabApi, runningTasks, webContainers } from "../src/testing/lab-fleet.ts";
+import type { Lab } from "../src/testing/lab.ts";
+import {
+  formLabFleet,
+  LabApi,
+  mdnsLab,
+  runningTasks,
+  webContainers,
+} from "../src/testing/lab-fleet.ts";
 import { type BenchRow, median, percentile } from "./bench-row.ts";
 
 const execFileAsync = promisify(execFile);
@@ -335,7 +341,7 @@ async function loseHost(lab: Lab, client: FleetClient, api: LabApi, role: "leade
 }
 
 export async function benchFleet(): Promise<BenchRow[]> {
-  const lab = new Lab({ waitSeconds: 45, agentArgs: ["--mdns-interface", "{address}"] });
+  const lab = mdnsLab();
   try {
     const client = await formFleet(lab);
     const leader = await client.settledLeader();

@@ -10,8 +10,14 @@ import {
   measureLoss,
   restore,
 } from "../src/testing/failover-timeline.ts";
-import { Lab } from "../src/testing/lab.ts";
-import { formLabFleet, LabApi, runningTasks, webContainers } from "../src/testing/lab-fleet.ts";
+import type { Lab } from "../src/testing/lab.ts";
+import {
+  formLabFleet,
+  LabApi,
+  mdnsLab,
+  runningTasks,
+  webContainers,
+} from "../src/testing/lab-fleet.ts";
 
 const nodes = ["lab1", "lab2", "lab3"];
 const serviceName = "demo-web";
@@ -139,7 +145,7 @@ function summary(rows: { step: Step; times: LossTimes }[]): void {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root: run it with sudo");
-  const lab = new Lab({ waitSeconds: 45, agentArgs: ["--mdns-interface", "{address}"] });
+  const lab = mdnsLab();
   const { api, ours } = await fleet(lab);
   try {
     await deploy(api);

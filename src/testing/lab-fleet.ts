@@ -4,7 +4,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "./agent-process.ts";
-import { type Lab, labDataDir, labName } from "./lab.ts";
+import { Lab, labDataDir, labName } from "./lab.ts";
+
+/** A lab whose agents find each other over mDNS on their own interface, as a real fleet does. */
+export function mdnsLab(options: { agentArgs?: string[]; bin?: string } = {}): Lab {
+  const agentArgs = ["--mdns-interface", "{address}", ...(options.agentArgs ?? [])];
+  return new Lab({ waitSeconds: 45, agentArgs, bin: options.bin });
+}
 
 export interface LabTask {
   id: string;

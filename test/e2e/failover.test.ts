@@ -6,16 +6,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../../src/testing/agent-process.ts";
-import { Lab } from "../../src/testing/lab.ts";
 import {
   formLabFleet,
   type LabApi,
   type LabService,
+  mdnsLab,
   runningTasks,
   webContainers,
 } from "../../src/testing/lab-fleet.ts";
 
-const lab = new Lab({ waitSeconds: 45, agentArgs: ["--mdns-interface", "{address}"] });
+const lab = mdnsLab();
 const nodes = ["lab1", "lab2", "lab3"];
 let api: LabApi;
 

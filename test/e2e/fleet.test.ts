@@ -6,16 +6,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../../src/testing/agent-process.ts";
-import { Lab, labDataDir } from "../../src/testing/lab.ts";
+import { labDataDir } from "../../src/testing/lab.ts";
+import { mdnsLab } from "../../src/testing/lab-fleet.ts";
 
 const shoalBin = join(import.meta.dirname, "..", "..", "bin", "shoal");
 
 const image = "shoal-test/busybox:1";
 // A snapshot every 100 applied entries, so a node that joins late must receive one.
-const lab = new Lab({
-  waitSeconds: 45,
-  agentArgs: ["--mdns-interface", "{address}", "--snapshot-entries", "100"],
-});
+const lab = mdnsLab({ agentArgs: ["--snapshot-entries", "100"] });
 
 interface ClusterView {
   id: string;

@@ -18,8 +18,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { AgentProcess, waitFor } from "../../src/testing/agent-process.ts";
-import { Lab } from "../../src/testing/lab.ts";
-import { formLabFleet, runningTasks, webContainers } from "../../src/testing/lab-fleet.ts";
+import { formLabFleet, mdnsLab, runningTasks, webContainers } from "../../src/testing/lab-fleet.ts";
 import { version } from "../../src/version.ts";
 
 const run = promisify(execFile);
@@ -117,11 +116,7 @@ describe("release binaries", () => {
   });
 
   describe("the lab's smoke test, on the compiled x64 binary", () => {
-    const lab = new Lab({
-      waitSeconds: 45,
-      agentArgs: ["--mdns-interface", "{address}"],
-      bin: join(dist, "shoal-linux-x64"),
-    });
+    const lab = mdnsLab({ bin: join(dist, "shoal-linux-x64") });
 
     after(async () => {
       await lab.down();

@@ -4,16 +4,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../../src/testing/agent-process.ts";
-import { Lab, labIndex, nodeAddress } from "../../src/testing/lab.ts";
+import { labIndex, nodeAddress } from "../../src/testing/lab.ts";
 import {
   formLabFleet,
   type LabApi,
   type LabService,
+  mdnsLab,
   runningTasks,
   webContainers,
 } from "../../src/testing/lab-fleet.ts";
 
-const lab = new Lab({ waitSeconds: 45, agentArgs: ["--mdns-interface", "{address}"] });
+const lab = mdnsLab();
 let api: LabApi;
 
 before(async () => {
