@@ -97,14 +97,10 @@ fetch() {
   fi
 }
 
-release_url() {
-  if [ "$version" = latest ]; then echo "$download_url/latest"; else echo "$download_url/$version"; fi
-}
-
 # Downloads the binary and SHA256SUMS into $1 and refuses a binary whose digest differs.
 download() {
   name="shoal-linux-$(detect_arch)"
-  url="$(release_url)"
+  url="$download_url/$version"
   say "downloading $name from $url"
   fetch "$url/$name" "$1/$name" || die "downloading $url/$name failed"
   fetch "$url/SHA256SUMS" "$1/SHA256SUMS" || die "downloading $url/SHA256SUMS failed"

@@ -6,6 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "../src/testing/agent-process.ts";
 import { type BenchRow, median } from "./bench-row.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -37,10 +38,8 @@ async function untilHealthy(
 ): Promise<{ agent: ChildProcess; ms: number }> {
   const started = performance.now();
   const agent = startAgent(dataDir, port);
-  while (!(await healthy(port))) {
-    if (performance.now() - started > 30_000) throw new Error("the agent never answered health");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  // Polled every 5 ms: the poll's period is part of the figure.
+  await waitFor("the agent to answer health", () => healthy(port), 30_000, 5);
   return { agent, ms: performance.now() - started };
 }
 

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gitCommit } from "../src/version.ts";
 
 // The part of Bun's build API used here, typed locally: Bun's own types would change the globals
 // of the whole Node program that `tsc` checks.
@@ -104,17 +105,6 @@ function noSshPlugin(): BunPlugin {
       }));
     },
   };
-}
-
-function gitCommit(): string {
-  try {
-    return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
-      cwd: root,
-      encoding: "utf8",
-    }).trim();
-  } catch {
-    return "unknown";
-  }
 }
 
 async function buildTarget(target: Target, version: string, commit: string): Promise<void> {

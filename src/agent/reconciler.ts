@@ -407,14 +407,14 @@ export class Reconciler {
     const report = this.makeReport(task, state, reason, exited.exitCode, containers);
     this.logger.info({ task: task.id, exitCode: exited.exitCode }, reason);
     // Cut off, a report waits for the leader; a service's container is better restarted here.
-    if (task.service !== null && !stoppedHere && this.disconnectedMs() !== null) {
+    const restartHere = () =>
+      task.service !== null && !stoppedHere && this.disconnectedMs() !== null;
+    if (restartHere()) {
       await this.restartOffline(task, specs, matched);
       return;
     }
     if (await this.report(task, report)) this.retire(task, owned, false);
-    else if (task.service !== null && !stoppedHere && this.disconnectedMs() !== null) {
-      await this.restartOffline(task, specs, matched);
-    }
+    else if (restartHere()) await this.restartOffline(task, specs, matched);
   }
 
   /** Starts a task's exited containers again, backing off from the previous restart. */

@@ -22,7 +22,8 @@ export interface Constraint {
 }
 
 const builtIns = ["id", "name", "arch", "os"] as const;
-const attributePattern = /^[A-Za-z_][A-Za-z0-9_.\-/]*$/;
+/** An attribute or label name: what a constraint and `spreadBy` may name. */
+export const attributePattern = /^[A-Za-z_][A-Za-z0-9_.\-/]*$/;
 const shape = /^\s*(\S+)\s+(==|!=|=~|!~|not\s+in|in)\s+(.+?)\s*$/;
 
 /** The value of `attribute` on `node`, or null when the node has no such label. */

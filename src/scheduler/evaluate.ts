@@ -84,9 +84,7 @@ function createContext(input: SchedulerInput, bounds: SchedulerLimits): Context 
     stopped: new Set(),
     knownTaskIds: new Set(input.tasks.map((task) => task.id)),
     rules: new Map(input.services.map((service) => [service.name, rulesFor(service)])),
-    deploying: new Set(
-      input.deployments.filter((d) => d.status === "in_progress").map((d) => d.service),
-    ),
+    deploying: new Set(input.deployments.map((d) => d.service)),
   };
 }
 

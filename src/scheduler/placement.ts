@@ -46,7 +46,7 @@ export function fits(usage: NodeUsage, demand: TaskDemand): boolean {
 }
 
 /** The value a node spreads under; a node lacking the attribute spreads under its own bucket. */
-export function spreadValue(node: NodeInfo, spreadBy: string): string {
+function spreadValue(node: NodeInfo, spreadBy: string): string {
   if (spreadBy === "node") return `node:${node.id}`;
   const value = attributeOf(node, spreadBy);
   return value === null ? "missing:" : `value:${value}`;

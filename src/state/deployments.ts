@@ -9,7 +9,7 @@ import { limits } from "../core/limits.ts";
 import type { Deployment, Service, Task } from "../core/types.ts";
 import type { ApplyContext } from "./context.ts";
 
-export function failureThreshold(desired: number): number {
+function failureThreshold(desired: number): number {
   const share = Math.ceil(desired * limits.deploymentFailureShare);
   return Math.min(limits.deploymentFailuresMax, Math.max(limits.deploymentFailuresMin, share));
 }

@@ -1,7 +1,7 @@
 // The user-facing shapes of a service spec and a one-off task, with their defaults. Unknown
 // fields are refused, not ignored, so a typo never silently changes what runs.
 import { z } from "zod";
-import { parseConstraint } from "../core/constraints.ts";
+import { attributePattern, parseConstraint } from "../core/constraints.ts";
 import { limits } from "../core/limits.ts";
 import { deploymentDefaults, placementDefaults } from "../core/types.ts";
 
@@ -89,7 +89,7 @@ export const placementSchema = z.strictObject({
   spreadBy: z
     .string()
     .max(limits.labelLengthMax)
-    .regex(/^[A-Za-z_][A-Za-z0-9_.\-/]*$/, "an attribute name")
+    .regex(attributePattern, "an attribute name")
     .default(placementDefaults.spreadBy),
   rebalance: z.boolean().default(placementDefaults.rebalance),
 });
