@@ -207,18 +207,10 @@ function blockingTask(
       return (
         usage !== undefined &&
         eligible(usage, rules) &&
-        fitsWithout(usage, context.demandFor(task), demand)
+        fits(usage, demand, context.demandFor(task))
       );
     }) ?? null
   );
-}
-
-/** Whether `demand` fits on the node once a task holding `released` is gone. */
-function fitsWithout(usage: NodeUsage, released: TaskDemand, demand: TaskDemand): boolean {
-  if (demand.duplicatePort !== null) return false;
-  if (usage.cpuMilliFree + released.cpuMilli < demand.cpuMilli) return false;
-  if (usage.memoryMbFree + released.memoryMb < demand.memoryMb) return false;
-  return demand.ports.every((port) => !usage.portsUsed.has(port) || released.ports.includes(port));
 }
 
 function stoppingAny(context: Context, service: Service): boolean {

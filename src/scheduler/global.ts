@@ -3,7 +3,6 @@
 // without one gets one as soon as it fits. A new revision rolls stop-first, node by node: two
 // tasks of a service on one node could not share its host ports. At least one node moves at a
 // time, more while the healthy tasks stay above `minHealthyPercent` of the eligible nodes.
-import { satisfiesAll } from "../core/constraints.ts";
 import type { Service, Task } from "../core/types.ts";
 import { backoffUntil } from "./backoff.ts";
 import {
@@ -17,20 +16,25 @@ import {
 } from "./evaluation-context.ts";
 import type { NodeUsage } from "./node-usage.ts";
 import { eligible, fits, type PlacementRules } from "./placement.ts";
-import { isHealthy, rolloutBounds } from "./rollout.ts";
+import { isHealthy, nodeLeaveReason, rolloutBounds } from "./rollout.ts";
 
 export function evaluateGlobal(context: Context, service: Service, active: readonly Task[]): void {
   const rules = rulesOf(context, service);
   const nodes = context.usages.filter((usage) => eligible(usage, rules));
   const byNode = new Map<string, Task[]>();
   for (const task of active) {
-    if (task.node === null || !mayKeep(context, rules, task.node)) {
-      stopTask(context, service, task, ineligibleReason(context, task));
+    const node = task.node;
+    const reason =
+      node === null
+        ? "a global service's task waits for no node"
+        : leaveReason(context, rules, node);
+    if (node === null || reason !== null) {
+      stopTask(context, service, task, reason ?? "");
       continue;
     }
-    const list = byNode.get(task.node) ?? [];
+    const list = byNode.get(node) ?? [];
     list.push(task);
-    byNode.set(task.node, list);
+    byNode.set(node, list);
   }
   const outdated = keepOnePerNode(context, service, byNode);
   rollOutdated(context, service, active, outdated, nodes.length);
@@ -43,22 +47,16 @@ export function evaluateGlobal(context: Context, service: Service, active: reado
 }
 
 /**
- * A task stays where it runs while its node is ready and meets the constraints; a node whose
- * engine stopped answering for a moment keeps it (as a replicated task is kept) but gets no new one.
+ * Why a task must leave its node, or null while it may stay: the node is ready and meets the
+ * constraints. A node whose engine stopped answering for a moment keeps it (as a replicated task
+ * is kept) but gets no new one.
  */
-function mayKeep(context: Context, rules: PlacementRules, nodeId: string): boolean {
+function leaveReason(context: Context, rules: PlacementRules, nodeId: string): string | null {
   const usage = context.usagesById.get(nodeId);
-  if (usage === undefined || usage.node.status !== "ready") return false;
-  return satisfiesAll(usage.node, rules.constraints);
-}
-
-function ineligibleReason(context: Context, task: Task): string {
-  if (task.node === null) return "a global service's task waits for no node";
-  const usage = context.usagesById.get(task.node);
   if (usage === undefined) return "its node is gone";
-  if (usage.node.status === "draining") return `node ${usage.node.name} is draining`;
-  if (usage.node.status !== "ready") return `node ${usage.node.name} is ${usage.node.status}`;
-  return `node ${usage.node.name} no longer meets the service's constraints`;
+  const { status, name } = usage.node;
+  if (status !== "ready" && status !== "draining") return `node ${name} is ${status}`;
+  return nodeLeaveReason(usage, rules);
 }
 
 /** Extra tasks on a node stop (newest first); returns the nodes' tasks of an older revision. */

@@ -36,13 +36,14 @@ export function eligible(usage: NodeUsage, rules: PlacementRules): boolean {
   return usage.schedulable && satisfiesAll(usage.node, rules.constraints);
 }
 
-export function fits(usage: NodeUsage, demand: TaskDemand): boolean {
+const nothingReleased: TaskDemand = { cpuMilli: 0, memoryMb: 0, ports: [], duplicatePort: null };
+
+/** Whether `demand` fits on the node, counting the room of a task that stops first (`released`). */
+export function fits(usage: NodeUsage, demand: TaskDemand, released = nothingReleased): boolean {
   if (!usage.schedulable || demand.duplicatePort !== null) return false;
-  if (usage.cpuMilliFree < demand.cpuMilli || usage.memoryMbFree < demand.memoryMb) return false;
-  for (const port of demand.ports) {
-    if (usage.portsUsed.has(port)) return false;
-  }
-  return true;
+  if (usage.cpuMilliFree + released.cpuMilli < demand.cpuMilli) return false;
+  if (usage.memoryMbFree + released.memoryMb < demand.memoryMb) return false;
+  return demand.ports.every((port) => !usage.portsUsed.has(port) || released.ports.includes(port));
 }
 
 /** The value a node spreads under; a node lacking the attribute spreads under its own bucket. */

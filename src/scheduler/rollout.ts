@@ -46,7 +46,11 @@ export function outdatedReason(
   }
   if (task.node === null) return null;
   const usage = usages.get(task.node);
-  if (usage === undefined) return null;
+  return usage === undefined ? null : nodeLeaveReason(usage, rules);
+}
+
+/** Why a task may not stay on its node: the node drains, or no longer meets the constraints. */
+export function nodeLeaveReason(usage: NodeUsage, rules: PlacementRules): string | null {
   if (usage.node.status === "draining") return `node ${usage.node.name} is draining`;
   if (!satisfiesAll(usage.node, rules.constraints)) {
     return `node ${usage.node.name} no longer meets the service's constraints`;
