@@ -6,7 +6,7 @@ import { CoreHarness, harnessTiming } from "./core-harness.ts";
 import { RaftCore } from "./raft-core.ts";
 import { leaseMsFor, raftLimits } from "./raft-limits.ts";
 import { SeededRandom } from "./seeded-random.ts";
-import type { Entry, Message } from "./types.ts";
+import type { Entry, Message, RaftBugs } from "./types.ts";
 import { noMember } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -426,14 +426,16 @@ describe("membership", () => {
     assert.equal(!second.ok && second.code, "E_CONFLICT");
   });
 
-  it("a removed leader steps down once its removal commits", () => {
-    const harness = threeMembers();
-    harness.advanceTime(200);
-    assert.ok(harness.core("a").proposeMembership({ type: "remove", member: "a" }).ok);
-    harness.advanceTime(200);
-    assert.equal(harness.core("a").status().role, "follower");
-    harness.advanceTime(3000);
-    const leaders = harness.leaders();
+  it("a leader removed by a committed change steps down", () => {
+    const bugs = { leaderDemotesItself: true };
+    const broken = new CoreHarness(["a", "b", "c"], { bugs });
+    broken.campaign("a");
+    broken.advanceTime(200);
+    assert.ok(broken.core("a").proposeMembership({ type: "remove", member: "a" }).ok);
+    broken.advanceTime(200);
+    assert.equal(broken.core("a").status().role, "follower");
+    broken.advanceTime(3000);
+    const leaders = broken.leaders();
     assert.equal(leaders.length, 1);
     assert.notEqual(leaders[0], "a");
   });
@@ -460,5 +462,191 @@ describe("snapshots", () => {
     harness.advanceTime(200);
     assert.equal(harness.core("c").status().commitIndex, harness.core("a").status().commitIndex);
     assert.deepEqual(harness.appliedCommands("c").at(-1), "after");
+  });
+});
+
+/** Every two members that applied an entry at one index applied the same entry there. */
+function appliedAgree(harness: CoreHarness): boolean {
+  const byIndex = new Map<number, Entry>();
+  for (const durable of harness.durable.values()) {
+    for (const applied of durable.applied) {
+      const seen = byIndex.get(applied.index);
+      if (seen === undefined) byIndex.set(applied.index, applied);
+      else if (seen.term !== applied.term || seen.kind !== applied.kind) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Ongaro's single-server-change race (raft-dev, 2015): leader a promotes learner e and only e
+ * hears of it; b wins the next term and at once removes d, committing that with c alone; then
+ * a wins a later term with d and e, whose majority of a's five-voter configuration commits a
+ * different entry at the same index. Returns whether b's removal was accepted.
+ */
+function membershipRace(bugs: RaftBugs): { harness: CoreHarness; removalAccepted: boolean } {
+  const harness = new CoreHarness(["a", "b", "c", "d"], { learners: ["e"], bugs });
+  harness.campaign("a");
+  harness.advanceTime(200);
+  harness.isolate("a");
+  for (const link of ["a>e", "e>a"]) harness.cutLinks.delete(link);
+  assert.ok(harness.core("a").proposeMembership({ type: "promote", member: "e" }).ok);
+  harness.deliverAll();
+  harness.cutLinks.add("a>e").add("e>a");
+  // b wins the votes of c and d, but from here its appends reach c only; a reaches d and e.
+  harness.cutLinks.add("b>e").add("e>b");
+  harness.nowMs += harnessTiming.electionTimeoutMsMax;
+  harness.core("b").tick(harness.nowMs);
+  harness.deliverAll((message) => message.type !== "append" || message.to === "c");
+  assert.equal(harness.core("b").status().role, "leader");
+  harness.cutLinks.add("b>d").add("d>b");
+  for (const link of ["a>d", "d>a", "a>e", "e>a"]) harness.cutLinks.delete(link);
+  const removal = harness.core("b").proposeMembership({ type: "remove", member: "d" });
+  harness.advanceTime(3000);
+  return { harness, removalAccepted: removal.ok };
+}
+
+describe("membership changes and elections", () => {
+  it("a new leader changes membership only once an entry of its own term committed", () => {
+    const broken = membershipRace({ membershipBeforeOwnTermCommit: true });
+    assert.ok(broken.removalAccepted);
+    assert.equal(appliedAgree(broken.harness), false, "the race splits the old core's brain");
+    const fixed = membershipRace({});
+    assert.equal(fixed.removalAccepted, false);
+    assert.ok(appliedAgree(fixed.harness), "committed entries diverged");
+  });
+
+  it("the leader does not demote or remove itself; it hands over and is demoted", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    const demoted = harness.core("a").proposeMembership({ type: "demote", member: "a" });
+    assert.equal(!demoted.ok && demoted.code, "E_CONFLICT");
+    const removed = harness.core("a").proposeMembership({ type: "remove", member: "a" });
+    assert.equal(!removed.ok && removed.code, "E_CONFLICT");
+    assert.ok(harness.core("a").transferLeadership("b").ok);
+    harness.advanceTime(300);
+    assert.deepEqual(harness.leaders(), ["b"]);
+    assert.ok(harness.core("b").proposeMembership({ type: "demote", member: "a" }).ok);
+    harness.advanceTime(300);
+    assert.deepEqual(harness.core("c").status().membership.voters, ["b", "c"]);
+  });
+
+  /** a demotes b and only b hears of it; then a dies, leaving b with the longest log. */
+  function demotedHoldsTheLongestLog(bugs: RaftBugs): CoreHarness {
+    const harness = new CoreHarness(["a", "b", "c", "d"], { bugs });
+    harness.campaign("a");
+    harness.advanceTime(200);
+    harness.isolate("a");
+    for (const link of ["a>b", "b>a"]) harness.cutLinks.delete(link);
+    assert.ok(harness.core("a").proposeMembership({ type: "demote", member: "b" }).ok);
+    harness.deliverAll();
+    harness.crash("a");
+    harness.heal();
+    harness.advanceTime(5000);
+    return harness;
+  }
+
+  it("a member whose demotion is not yet committed still campaigns", () => {
+    assert.deepEqual(demotedHoldsTheLongestLog({ demotedNeverCampaign: true }).leaders(), []);
+    const harness = demotedHoldsTheLongestLog({});
+    const leaders = harness.leaders();
+    assert.equal(leaders.length, 1);
+    const membership = harness.core(leaders[0] as string).status().membership;
+    assert.deepEqual(membership.voters, ["a", "c", "d"]);
+    assert.ok(membership.voters.includes(leaders[0] as string), "the demoted member stepped down");
+  });
+
+  it("a new one-voter cluster leads on its first tick", () => {
+    const harness = new CoreHarness(["a"]);
+    harness.advanceTime(10);
+    assert.deepEqual(harness.leaders(), ["a"]);
+  });
+
+  /** A sole voter that has a past hears a leader (one leaving it the configuration), then ticks. */
+  function soleVoterAfterHearingLeader(bugs: RaftBugs): RaftCore {
+    const core = new RaftCore({
+      id: "x",
+      state: {
+        hardState: { term: 3, votedFor: noMember, commitIndex: 4 },
+        snapshot: { index: 4, term: 3, membership: { voters: ["x"], learners: [] } },
+        entries: [],
+      },
+      nowMs: 0,
+      random: new SeededRandom(1),
+      timing: harnessTiming,
+      bugs,
+    });
+    core.step({ type: "heartbeat", from: "l", to: "x", term: 3, commitIndex: 4, round: 1 }, 600);
+    core.advance(core.ready());
+    core.tick(610);
+    return core;
+  }
+
+  it("a sole voter outlasts the lease of a leader it heard from before it campaigns", () => {
+    assert.equal(
+      soleVoterAfterHearingLeader({ soleVoterIgnoresLease: true }).status().role,
+      "leader",
+    );
+    const core = soleVoterAfterHearingLeader({});
+    assert.equal(core.status().role, "follower");
+    core.tick(600 + harnessTiming.electionTimeoutMsMin);
+    assert.equal(core.status().role, "leader");
+  });
+
+  it("votes and answers from non-members change nothing, not even the term", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    harness.isolate("a");
+    harness.nowMs += harnessTiming.electionTimeoutMsMax;
+    // A log no further than b's own: b can judge the sender, and x is no voter of it.
+    const lastLog = { lastLogIndex: 1, lastLogTerm: 1 };
+    for (const type of ["preVote", "vote"] as const) {
+      const request = { type, from: "x", to: "b", term: 9, ...lastLog, transfer: false };
+      harness.core("b").step(request as Message, harness.nowMs);
+    }
+    assert.equal(harness.core("b").status().term, 1);
+    assert.equal(harness.core("b").hasReady(), false);
+    const answer: Message = { type: "heartbeatResponse", from: "x", to: "a", term: 9, round: 1 };
+    harness.core("a").step(answer, harness.nowMs);
+    assert.equal(harness.core("a").status().term, 1);
+    const trusting = new CoreHarness(["a", "b", "c"], { bugs: { trustNonMembers: true } });
+    trusting.campaign("a");
+    trusting.core("a").step({ ...answer, term: 9 }, trusting.nowMs);
+    assert.equal(trusting.core("a").status().term, 9, "the mutant moves the term");
+  });
+
+  it("a member that lags hears out a candidate whose log is ahead of its own", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    harness.isolate("a");
+    harness.nowMs += harnessTiming.electionTimeoutMsMax;
+    const ahead = { lastLogIndex: 5, lastLogTerm: 1, transfer: false };
+    harness.core("b").step({ type: "vote", from: "d", to: "b", term: 2, ...ahead }, harness.nowMs);
+    assert.equal(harness.core("b").status().votedFor, "d", "b may lack the entry promoting d");
+  });
+
+  it("a member without any configuration votes, so those who counted it can elect", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    harness.start("d", { voters: [], learners: [] });
+    const request = { lastLogIndex: 1, lastLogTerm: 1, transfer: false };
+    harness
+      .core("d")
+      .step({ type: "vote", from: "b", to: "d", term: 2, ...request }, harness.nowMs);
+    assert.equal(harness.core("d").status().votedFor, "b");
+  });
+
+  it("appends from a leader move a joiner's term before it holds any configuration", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    harness.start("d", { voters: [], learners: [] });
+    harness
+      .core("d")
+      .step(
+        { type: "heartbeat", from: "a", to: "d", term: 1, commitIndex: 0, round: 1 },
+        harness.nowMs,
+      );
+    assert.equal(harness.core("d").status().term, 1);
+    assert.equal(harness.core("d").status().leader, "a");
   });
 });

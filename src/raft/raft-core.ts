@@ -10,6 +10,7 @@ import {
   assertMembershipValid,
   decodeMembership,
   encodeMembership,
+  isMember,
   isVoter,
   quorumSize,
 } from "./membership.ts";
@@ -195,8 +196,10 @@ export class RaftCore {
     this.refreshMembershipFromLog();
     this.nowMs = options.nowMs;
     // A restarted member may have acknowledged a leader's lease round just before it stopped;
-    // refusing votes for a full election timeout after start keeps that lease sound.
-    this.leaderHeardAtMs = options.nowMs;
+    // refusing votes for a full election timeout after start keeps that lease sound. A member
+    // that never held a term or an entry acknowledged nothing, and has no lease to protect.
+    const fresh = hardState.term === 0 && snapshot === null && entries.length === 0;
+    this.leaderHeardAtMs = fresh ? Number.NEGATIVE_INFINITY : options.nowMs;
     this.resetElectionTimer();
   }
 
@@ -208,18 +211,36 @@ export class RaftCore {
       this.tickLeader();
       return;
     }
-    // The only voter has no one to wait for: no other member can lead or hold a lease it
-    // must outlast, so a one-node cluster leads at once instead of after an election timeout.
+    if (!this.electable()) return;
+    // The only voter has no one to wait for, so a new one-node cluster leads at once instead of
+    // after an election timeout; but a leader it heard from (one leaving the configuration, or
+    // one it acknowledged before a restart) may still hold a lease, which it outlasts first.
     const soleVoter = this.membership.voters.length === 1 && isVoter(this.membership, this.id);
-    if (soleVoter || (nowMs >= this.electionDeadlineMs && isVoter(this.membership, this.id))) {
+    const refusing = this.inLease() && !this.bugs.soleVoterIgnoresLease;
+    if ((soleVoter && !refusing) || nowMs >= this.electionDeadlineMs) {
       this.campaign("preVote", false);
     }
+  }
+
+  /**
+   * A voter of the latest configuration campaigns; so does one whose demotion or removal is
+   * appended but not yet known to be committed: it may hold the most up-to-date log, which
+   * the other voters of the configuration before cannot beat. Votes are still counted in the
+   * latest configuration, so this changes who may try, never who may win.
+   */
+  private electable(): boolean {
+    if (isVoter(this.membership, this.id)) return true;
+    if (this.bugs.demotedNeverCampaign || this.membershipIndex <= this.log.commitIndex) {
+      return false;
+    }
+    return isVoter(this.membershipAt(this.membershipIndex - 1), this.id);
   }
 
   step(message: Message, nowMs: number): void {
     this.observeTime(nowMs);
     assert(message.to === this.id, "message routed to the wrong member");
     if (message.from === this.id) return;
+    if (!this.fromKnownSender(message)) return;
     if (message.term > this.term) {
       if (!this.acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -245,12 +266,35 @@ export class RaftCore {
     this.assertNoReadyOutstanding();
     const refusal = this.proposalRefusal();
     if (refusal !== null) return refusal;
-    if (this.membershipIndex > this.log.commitIndex) {
-      return fail("E_CONFLICT", "a membership change is still uncommitted");
-    }
+    const refusedChange = this.membershipChangeRefusal(change);
+    if (refusedChange !== null) return refusedChange;
     const changed = applyMembershipChange(this.membership, change);
     if (!changed.ok) return changed;
     return ok(this.appendAsLeader("membership", encodeMembership(changed.value)));
+  }
+
+  /**
+   * Single-server changes are safe only one at a time, and only once this leader's own term has
+   * committed an entry: before that an uncommitted change of an earlier leader may still win
+   * elsewhere, and two leaders could each commit a different configuration (Ongaro, raft-dev
+   * 2015; etcd sets pendingConfIndex to its last index on election).
+   */
+  private membershipChangeRefusal(change: MembershipChange): Result<never> | null {
+    if (!this.bugs.concurrentMembershipChanges && this.membershipIndex > this.log.commitIndex) {
+      return fail("E_CONFLICT", "a membership change is still uncommitted");
+    }
+    const ownTermCommitted = this.log.term(this.log.commitIndex) === this.term;
+    if (!this.bugs.membershipBeforeOwnTermCommit && !ownTermCommitted) {
+      return fail("E_NOT_READY", "a new leader changes membership once its first entry commits");
+    }
+    // A leader that demotes or removes itself leads a configuration it is not in, and the most
+    // up-to-date member may then be one that never campaigns: it hands over first (as the
+    // steward does), and the new leader makes the change.
+    const demotesItself = change.type === "demote" || change.type === "remove";
+    if (!this.bugs.leaderDemotesItself && demotesItself && change.member === this.id) {
+      return fail("E_CONFLICT", "the leader does not demote or remove itself: transfer first");
+    }
+    return null;
   }
 
   /** Asks for a linearizable read point; the answer comes later as a ReadState in ready(). */
@@ -411,6 +455,40 @@ export class RaftCore {
 
   // ---- Term and role transitions --------------------------------------------------------
 
+  /**
+   * Votes count only among voters, and only members answer a leader: such messages from anyone
+   * else change nothing, not even the term (as in hashicorp/raft). What a leader sends is not
+   * filtered: a joiner has no configuration yet, and a member may not yet hold the entry that
+   * added its leader. A member cannot judge a candidate whose log is ahead of its own: it may
+   * lack the entry that made that candidate a voter (a learner promoted while this member was
+   * down), and refusing it could leave no electable quorum; so it hears such a candidate out, and
+   * also anyone while it holds no configuration at all.
+   */
+  private fromKnownSender(message: Message): boolean {
+    if (this.bugs.trustNonMembers) return true;
+    switch (message.type) {
+      case "preVote":
+      case "vote":
+        return (
+          isVoter(this.membership, message.from) ||
+          this.membershipUnknown() ||
+          this.log.isAhead(message.lastLogIndex, message.lastLogTerm)
+        );
+      case "preVoteResponse":
+      case "voteResponse":
+        return isVoter(this.membership, message.from);
+      case "appendResponse":
+      case "heartbeatResponse":
+        return isMember(this.membership, message.from);
+      default:
+        return true;
+    }
+  }
+
+  private membershipUnknown(): boolean {
+    return this.membership.voters.length === 0 && this.membership.learners.length === 0;
+  }
+
   private acceptHigherTerm(message: Message): boolean {
     if (message.type === "preVote" || message.type === "vote") {
       const transfer = message.type === "vote" && message.transfer;
@@ -566,9 +644,7 @@ export class RaftCore {
         this.handleHeartbeatResponse(message.from, message.round);
         break;
       case "timeoutNow":
-        if (this.role !== "leader" && isVoter(this.membership, this.id)) {
-          this.campaign("vote", true);
-        }
+        if (this.role !== "leader" && this.electable()) this.campaign("vote", true);
         break;
       default:
         unreachable(message, "unknown message type");

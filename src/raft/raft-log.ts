@@ -63,6 +63,11 @@ export class RaftLog {
     return lastTerm > this.lastTerm || (lastTerm === this.lastTerm && lastIndex >= this.lastIndex);
   }
 
+  /** Whether a log ending at (lastIndex, lastTerm) is strictly more up-to-date than this one. */
+  isAhead(lastIndex: number, lastTerm: number): boolean {
+    return lastTerm > this.lastTerm || (lastTerm === this.lastTerm && lastIndex > this.lastIndex);
+  }
+
   /** Entries from `from` on, at most `countMax` and `bytesMax` (at least one if any). */
   slice(from: number, countMax: number, bytesMax: number): Entry[] {
     assert(from >= this.firstIndex, "slice of compacted entries");

@@ -167,6 +167,12 @@ export interface RaftBugs {
   readonly leaseIgnoresDrift?: boolean;
   readonly applyBeforeCommit?: boolean;
   readonly skipAppendTermCheck?: boolean;
+  readonly membershipBeforeOwnTermCommit?: boolean;
+  readonly concurrentMembershipChanges?: boolean;
+  readonly leaderDemotesItself?: boolean;
+  readonly demotedNeverCampaign?: boolean;
+  readonly soleVoterIgnoresLease?: boolean;
+  readonly trustNonMembers?: boolean;
 }
 
 export type RaftBugName = keyof RaftBugs;
@@ -178,4 +184,10 @@ export const raftBugNames: readonly RaftBugName[] = [
   "leaseIgnoresDrift",
   "applyBeforeCommit",
   "skipAppendTermCheck",
+  "membershipBeforeOwnTermCommit",
+  "concurrentMembershipChanges",
+  "leaderDemotesItself",
+  "demotedNeverCampaign",
+  "soleVoterIgnoresLease",
+  "trustNonMembers",
 ];
