@@ -14,10 +14,12 @@ export class Violation extends Error {
   }
 }
 
-interface AppliedRecord {
+export interface AppliedRecord {
   readonly term: number;
   readonly hash: number;
   readonly member: MemberId;
+  /** The client operation the entry carried; null for an entry that carries none (no-op). */
+  readonly operation: number | null;
 }
 
 export class SafetyChecker {
@@ -137,12 +139,15 @@ export class SafetyChecker {
     }
   }
 
-  /** Every member applies the same entry at the same index. */
-  onApply(member: MemberId, entry: Entry): void {
+  /**
+   * Every member applies the same entry at the same index. The host names the client operation
+   * the entry carried, so an acknowledged write can be matched to its own entry.
+   */
+  onApply(member: MemberId, entry: Entry, operation: number | null): void {
     const hash = bytesHash(entry.data);
     const record = this.applied.get(entry.index);
     if (record === undefined) {
-      this.applied.set(entry.index, { term: entry.term, hash, member });
+      this.applied.set(entry.index, { term: entry.term, hash, member, operation });
       return;
     }
     if (record.term !== entry.term || record.hash !== hash) {
@@ -162,6 +167,36 @@ export class SafetyChecker {
     if (!this.checkLeases || holders.length <= 1) return;
     throw new Violation("lease overlap", `${holders.join(" and ")} hold leases at ${nowMs} ms`);
   }
+}
+
+/**
+ * An acknowledged write survives: the entry applied at the index it was acknowledged at is that
+ * operation's own entry. Some entry at that index is not enough; a write whose entry a later
+ * leader replaced (by another client's or a no-op) was lost, however the index got applied.
+ */
+export function checkAcknowledgedWrite(
+  write: { readonly id: number; readonly index: number },
+  appliedIndex: number,
+  record: AppliedRecord | undefined,
+): { ok: true } | { ok: false; reason: string } {
+  if (write.index > appliedIndex) {
+    return {
+      ok: false,
+      reason: `operation ${write.id} at ${write.index}, applied ${appliedIndex}`,
+    };
+  }
+  if (record === undefined) {
+    return { ok: false, reason: `operation ${write.id} never applied at ${write.index}` };
+  }
+  if (record.operation !== write.id) {
+    const held =
+      record.operation === null ? "an entry of no operation" : `operation ${record.operation}`;
+    return {
+      ok: false,
+      reason: `operation ${write.id} acknowledged at ${write.index}, where ${held} was applied`,
+    };
+  }
+  return { ok: true };
 }
 
 /** Log matching: where two logs hold an entry of the same term at an index, all before agree. */

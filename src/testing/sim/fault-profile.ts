@@ -35,6 +35,10 @@ export interface FaultProfile {
   /** The cut comes at once or up to this long after the election (mid-replication). */
   readonly isolateNewLeaderDelayMsMax: number;
   readonly membershipChanges: boolean;
+  /** How often the leader proposes a membership change while faults last (about). */
+  readonly membershipChangeIntervalMs: number;
+  /** Chance that a new leader proposes a membership change at once, as an eager steward would. */
+  readonly changeOnElectionChance: number;
   /**
    * A member loses its data dir: its identity is retired (removed from the membership, never
    * restarted) and it rejoins under a new id as a learner, so no vote it cast is reused.
@@ -64,7 +68,38 @@ export interface FaultProfile {
 
 const memberCounts = [1, 2, 3, 3, 3, 3, 3, 4, 5, 5, 5, 5, 6, 7];
 
+/** Share of seeds that focus on elections during membership churn (see electionsUnderChurn). */
+const churnFocusShare = 0.15;
+
 export function drawProfile(random: SeededRandom): FaultProfile {
+  const mixed = drawMixed(random);
+  return random.chance(churnFocusShare) ? electionsUnderChurn(mixed, random) : mixed;
+}
+
+/**
+ * Every new leader proposes a change at once and is cut off at once, alone or with part of the
+ * cluster, and little else happens: so configurations of several terms race each other at 3 to
+ * 5 voters (Ongaro's single-server-change race needs 4 voters and two such leaders in a row).
+ */
+function electionsUnderChurn(mixed: FaultProfile, random: SeededRandom): FaultProfile {
+  return {
+    ...mixed,
+    members: random.pick([3, 4, 4, 5]),
+    spares: random.between(1, 2),
+    membershipChanges: true,
+    changeOnElectionChance: 1,
+    membershipChangeIntervalMs: 1000,
+    partitions: true,
+    isolateNewLeaderChance: 1,
+    isolateNewLeaderDelayMsMax: 0,
+    crashes: random.chance(0.3),
+    pauses: false,
+    faultIntervalMsMin: 3000,
+    faultIntervalMsMax: 4000,
+  };
+}
+
+function drawMixed(random: SeededRandom): FaultProfile {
   const members = random.pick(memberCounts);
   const membershipChanges = members >= 3 && random.chance(0.4);
   const calm = random.chance(0.1);
@@ -81,6 +116,8 @@ export function drawProfile(random: SeededRandom): FaultProfile {
     isolateNewLeaderChance: calm ? 0 : random.pick([0, 0, 0.1, 0.3]),
     isolateNewLeaderDelayMsMax: random.pick([0, 50]),
     membershipChanges,
+    membershipChangeIntervalMs: random.pick([100, 300, 1000]),
+    changeOnElectionChance: random.pick([0, 0.3, 0.8]),
     wipes: membershipChanges && random.chance(0.5),
     transfers: members >= 2 && random.chance(0.4),
     driftMode: random.pick([

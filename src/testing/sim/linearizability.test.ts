@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { KvOperation } from "./linearizability.ts";
-import { checkHistory } from "./linearizability.ts";
+import { checkHistory, verdictFailure } from "./linearizability.ts";
 
 let nextId = 0;
 function operation(
@@ -94,5 +94,47 @@ describe("linearizability checker", () => {
     }
     // A search that blew up on concurrency would run out of this step budget and say so.
     assert.equal(checkHistory(history, 20_000).kind, "linearizable");
+  });
+
+  /** Key "a": twenty sequential writes, more steps than the tiny budget below allows. */
+  function longKey(): KvOperation[] {
+    return Array.from({ length: 20 }, (_, round) =>
+      operation({
+        key: "a",
+        kind: "write",
+        value: `${round}`,
+        callMs: round * 2,
+        returnMs: round * 2 + 1,
+      }),
+    );
+  }
+  /** Key "b": a stale read after a completed write, which the search rejects in a few steps. */
+  function staleKey(): KvOperation[] {
+    return [
+      operation({ key: "b", kind: "write", value: "1", callMs: 0, returnMs: 1 }),
+      operation({ key: "b", kind: "write", value: "2", callMs: 2, returnMs: 3 }),
+      operation({ key: "b", kind: "read", value: "1", callMs: 4, returnMs: 5 }),
+    ];
+  }
+  const tinyBudget = 10;
+
+  it("checks the keys after an inconclusive one and reports their violation", () => {
+    assert.equal(checkHistory(longKey()).kind, "linearizable");
+    const verdict = checkHistory([...longKey(), ...staleKey()], tinyBudget);
+    assert.equal(verdict.kind, "violation");
+    assert.equal(verdict.kind === "violation" && verdict.key, "b");
+  });
+
+  it("fails a run on a key the search could not decide", () => {
+    const verdict = checkHistory(longKey(), tinyBudget);
+    assert.deepEqual(verdict, { kind: "inconclusive", keys: ["a"] });
+    assert.match(verdictFailure(verdict) ?? "passed", /inconclusive .* a$/);
+    assert.equal(verdictFailure(checkHistory(longKey())), null);
+  });
+
+  it("names every key the search could not decide", () => {
+    const alsoLong = longKey().map((each) => ({ ...each, id: nextId++, key: "c" }));
+    const verdict = checkHistory([...alsoLong, ...longKey()], tinyBudget);
+    assert.deepEqual(verdict, { kind: "inconclusive", keys: ["a", "c"] });
   });
 });

@@ -24,7 +24,15 @@ export type LinearizabilityVerdict =
       readonly key: string;
       readonly operations: readonly KvOperation[];
     }
-  | { readonly kind: "inconclusive"; readonly key: string };
+  /** No key violates, but the search ran out of its step budget on these keys: not a pass. */
+  | { readonly kind: "inconclusive"; readonly keys: readonly string[] };
+
+/**
+ * The search's step budget, per key: each key's verdict then depends only on its own history, so
+ * one hard key can neither starve the keys after it nor hide their violations, and the whole
+ * check stays bounded by keys times this.
+ */
+export const searchStepsPerKeyMax = 2_000_000;
 
 interface Node {
   readonly operation: number;
@@ -53,10 +61,38 @@ function step(state: State, operation: KvOperation): { ok: boolean; state: State
   }
 }
 
+/**
+ * Checks every key: a violation on any key is the verdict; otherwise any key the search could not
+ * decide within its budget makes the history inconclusive, which a run must count as a failure.
+ */
 export function checkHistory(
   operations: readonly KvOperation[],
-  stepsMax = 2_000_000,
+  stepsPerKeyMax = searchStepsPerKeyMax,
 ): LinearizabilityVerdict {
+  const inconclusive: string[] = [];
+  for (const [key, list] of historiesByKey(operations)) {
+    const verdict = checkKey(list, stepsPerKeyMax);
+    if (verdict === "violation") return { kind: "violation", key, operations: list };
+    if (verdict === "inconclusive") inconclusive.push(key);
+  }
+  if (inconclusive.length > 0) return { kind: "inconclusive", keys: inconclusive };
+  return { kind: "linearizable" };
+}
+
+/** Why a run fails on this verdict; null only when the history is linearizable. */
+export function verdictFailure(verdict: LinearizabilityVerdict): string | null {
+  switch (verdict.kind) {
+    case "linearizable":
+      return null;
+    case "violation":
+      return `history of key ${verdict.key} is not linearizable`;
+    case "inconclusive":
+      return `search inconclusive within its step budget for keys ${verdict.keys.join(", ")}`;
+  }
+}
+
+/** Each key's operations in history order, keys sorted; unknown reads say nothing and drop. */
+function historiesByKey(operations: readonly KvOperation[]): [string, KvOperation[]][] {
   const byKey = new Map<string, KvOperation[]>();
   for (const operation of operations) {
     if (operation.kind === "read" && operation.returnMs === Number.POSITIVE_INFINITY) continue;
@@ -64,14 +100,7 @@ export function checkHistory(
     list.push(operation);
     byKey.set(operation.key, list);
   }
-  for (const [key, list] of [...byKey.entries()].sort(([left], [right]) =>
-    left < right ? -1 : 1,
-  )) {
-    const verdict = checkKey(list, stepsMax);
-    if (verdict === "violation") return { kind: "violation", key, operations: list };
-    if (verdict === "inconclusive") return { kind: "inconclusive", key };
-  }
-  return { kind: "linearizable" };
+  return [...byKey.entries()].sort(([left], [right]) => (left < right ? -1 : 1));
 }
 
 function buildList(operations: readonly KvOperation[]): Node {

@@ -311,8 +311,9 @@ export class SimMember {
   private apply(ready: Ready): [ClientOperation, boolean][] {
     const acknowledged: [ClientOperation, boolean][] = [];
     for (const entry of ready.committedEntries) {
-      this.environment.checker.onApply(this.id, entry);
       const result = this.machine.apply(entry);
+      // The checker records which operation the entry carried, to match acknowledgements to it.
+      this.environment.checker.onApply(this.id, entry, result?.operation ?? null);
       if (result === null) continue;
       const operation = this.pendingWrites.get(result.operation);
       if (operation === undefined) continue;

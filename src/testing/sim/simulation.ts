@@ -5,11 +5,18 @@
 import { AssertionError } from "../../core/assert.ts";
 import type { RaftCore, RaftTiming } from "../../raft/raft-core.ts";
 import { SeededRandom } from "../../raft/seeded-random.ts";
-import type { MemberId, Membership, Message, RaftBugs } from "../../raft/types.ts";
-import { checkLogMatching, SafetyChecker, Violation } from "./checkers.ts";
+import type {
+  MemberId,
+  Membership,
+  MembershipChange,
+  Message,
+  RaftBugs,
+} from "../../raft/types.ts";
+import { noMember } from "../../raft/types.ts";
+import { checkAcknowledgedWrite, checkLogMatching, SafetyChecker, Violation } from "./checkers.ts";
 import { EventQueue } from "./event-queue.ts";
 import { drawProfile, type FaultProfile } from "./fault-profile.ts";
-import { checkHistory, type KvOperation } from "./linearizability.ts";
+import { checkHistory, type KvOperation, verdictFailure } from "./linearizability.ts";
 import type { ClientKind, ClientOperation, MemberEnvironment } from "./sim-member.ts";
 import { SimMember } from "./sim-member.ts";
 import { calmNetwork, SimNetwork } from "./sim-network.ts";
@@ -66,6 +73,8 @@ export class Simulation {
   private nextOperationId = 1;
   /** Identities retired with their data dir; they never run again. */
   private readonly wiped = new Set<MemberId>();
+  /** A leader that was picked for demotion handed over; the next leader demotes it. */
+  private leaderToDemote: MemberId = noMember;
   private memberEnvironment: MemberEnvironment | null = null;
   private readonly clockRandom: SeededRandom;
   private faultsActive = true;
@@ -170,6 +179,7 @@ export class Simulation {
     for (const member of this.members) this.startMember(member);
     this.queue.at(this.random.between(200, 600), () => this.injectFault());
     this.queue.at(1, () => this.issueOperation(endMs));
+    if (this.profile.membershipChanges) this.queue.at(1, () => this.churnMembership());
     this.queue.at(this.profile.faultPhaseMs, () => this.heal());
     this.queue.at(this.profile.faultPhaseMs + livenessBoundMs, () => this.checkLeaderExists());
   }
@@ -217,12 +227,32 @@ export class Simulation {
 
   private onBecameLeader(member: SimMember): void {
     this.trace.add(`leader ${member.id} ${member.core?.status().term}`);
+    // A steward may act the moment it leads, before its term's first entry has committed.
+    const eager = this.profile.membershipChanges && this.faultsActive;
+    if (eager && this.random.chance(this.profile.changeOnElectionChance)) {
+      this.queue.after(0, () => this.changeMembership());
+    }
     if (!this.faultsActive || !this.random.chance(this.profile.isolateNewLeaderChance)) return;
     // The new leader alone is cut off: earlier cuts heal, so the leaders before it come back
     // with their own stray entries (the races of the Raft paper's figure 8).
     const delayMs = this.random.between(0, this.profile.isolateNewLeaderDelayMsMax);
-    if (delayMs === 0) this.network.isolateAlone(member.id);
-    else this.queue.after(delayMs, () => this.faultsActive && this.network.isolateAlone(member.id));
+    const cut = () => this.faultsActive && this.cutNewLeader(member.id);
+    if (delayMs === 0) cut();
+    else this.queue.after(delayMs, cut);
+  }
+
+  /**
+   * Alone, or with some others on its side: a new leader that still reaches part of the old
+   * configuration can commit there while the members cut from it elect someone else.
+   */
+  private cutNewLeader(id: MemberId): void {
+    if (this.random.chance(0.5)) {
+      this.network.isolateAlone(id);
+      return;
+    }
+    const [near, far] = this.randomSplit();
+    const withLeader = (near ?? []).filter((other) => other !== id);
+    this.network.partition([[id, ...withLeader], (far ?? []).filter((other) => other !== id)]);
   }
 
   private pause(member: SimMember): void {
@@ -290,39 +320,62 @@ export class Simulation {
     this.queue.after(200, () => this.removeWiped());
   }
 
+  /** Like a steward, whoever leads keeps changing the membership while the faults last. */
+  private churnMembership(): void {
+    if (!this.faultsActive) return;
+    this.changeMembership();
+    const intervalMs = this.profile.membershipChangeIntervalMs;
+    this.queue.after(this.random.between(intervalMs / 2, intervalMs), () => this.churnMembership());
+  }
+
   private changeMembership(): void {
     const leader = this.currentLeader();
     const core = leader?.core;
     if (!core || leader.paused) return;
-    const { voters, learners } = core.status().membership;
-    const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
-    if (retired !== undefined) {
-      core.proposeMembership({ type: "remove", member: retired });
-      this.trace.add(`membership ${core.id}`);
-      leader.afterExternalInput();
+    const change = this.pickMembershipChange(core.status().membership, core.id);
+    if (change === null) return;
+    const proposed = core.proposeMembership(change);
+    this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
+    const demotesItself = change.member === core.id;
+    if (!proposed.ok && demotesItself && proposed.code === "E_CONFLICT") {
+      // A leader does not demote itself: it hands over, and the next leader demotes it.
+      this.leaderToDemote = core.id;
+      this.transferLeadership();
       return;
+    }
+    leader.afterExternalInput();
+  }
+
+  /**
+   * Retired identities go first, then a departed leader; otherwise any single-server change,
+   * with voters kept between 3 and 5, so that churn runs through 4 and 5 voters. The voter to
+   * demote may be the leader itself.
+   */
+  private pickMembershipChange(
+    membership: Membership,
+    leaderId: MemberId,
+  ): MembershipChange | null {
+    const { voters, learners } = membership;
+    const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
+    if (retired !== undefined) return { type: "remove", member: retired };
+    const handedOver = this.leaderToDemote;
+    if (handedOver !== leaderId && voters.includes(handedOver) && voters.length > 3) {
+      this.leaderToDemote = noMember;
+      return { type: "demote", member: handedOver };
     }
     const outsiders = this.ids().filter(
       (id) => !voters.includes(id) && !learners.includes(id) && !this.wiped.has(id),
     );
-    const options: (() => void)[] = [];
+    const options: MembershipChange[] = [];
     const outsider = outsiders[0];
-    if (outsider !== undefined)
-      options.push(() => core.proposeMembership({ type: "addLearner", member: outsider }));
+    if (outsider !== undefined) options.push({ type: "addLearner", member: outsider });
     const learner = learners[0];
     if (learner !== undefined) {
-      if (voters.length < 5)
-        options.push(() => core.proposeMembership({ type: "promote", member: learner }));
-      options.push(() => core.proposeMembership({ type: "remove", member: learner }));
+      if (voters.length < 5) options.push({ type: "promote", member: learner });
+      options.push({ type: "remove", member: learner });
     }
-    if (voters.length > 3) {
-      const voter = this.random.pick(voters);
-      options.push(() => core.proposeMembership({ type: "demote", member: voter }));
-    }
-    if (options.length === 0) return;
-    this.random.pick(options)();
-    this.trace.add(`membership ${core.id}`);
-    leader.afterExternalInput();
+    if (voters.length > 3) options.push({ type: "demote", member: this.random.pick(voters) });
+    return options.length === 0 ? null : this.random.pick(options);
   }
 
   private transferLeadership(): void {
@@ -512,16 +565,9 @@ export class Simulation {
   private checkAcknowledgedWrites(leader: SimMember): void {
     for (const operation of this.operations) {
       if (operation.status !== "ok" || !isWrite(operation.kind)) continue;
-      if (operation.index > leader.machine.appliedIndex) {
-        throw new Violation(
-          "acknowledged write lost",
-          `operation ${operation.id} at ${operation.index}`,
-        );
-      }
       const record = this.checker.appliedRecord(operation.index);
-      if (record === undefined) {
-        throw new Violation("acknowledged write lost", `operation ${operation.id} never applied`);
-      }
+      const checked = checkAcknowledgedWrite(operation, leader.machine.appliedIndex, record);
+      if (!checked.ok) throw new Violation("acknowledged write lost", checked.reason);
     }
   }
 
@@ -547,10 +593,9 @@ export class Simulation {
         ok: known && isCas ? operation.ok : null,
       });
     }
-    const verdict = checkHistory(history);
-    if (verdict.kind === "violation") {
-      throw new Violation("linearizability", `history of key ${verdict.key} is not linearizable`);
-    }
+    // Every key is checked, and a key the search could not decide fails the run as well.
+    const failure = verdictFailure(checkHistory(history));
+    if (failure !== null) throw new Violation("linearizability", failure);
   }
 
   private result(violation: string | null): SimulationResult {
