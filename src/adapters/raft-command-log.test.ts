@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ShoalError } from "../core/errors.ts";
-import type { Message } from "../raft/types.ts";
+import { limits } from "../core/limits.ts";
+import type { Entry, Message, SnapshotMessage } from "../raft/types.ts";
 import type { Command } from "../state/commands.ts";
+import type { ApplyResult } from "../state/machine.ts";
+import { StateView } from "../state/views.ts";
 import { seededRandom } from "../testing/prng.ts";
+import { openDatabase } from "./libsql.ts";
 import {
   type ForwardedAnswer,
+  ProposalWaiters,
   RaftCommandLog,
   type RaftCommandLogOptions,
 } from "./raft-command-log.ts";
@@ -22,15 +27,18 @@ class LoopbackFleet {
   readonly members = new Map<string, RaftCommandLog>();
   readonly cut = new Set<string>();
   readonly dirOf = new Map<string, string>();
+  /** Sees (and may replace) every message on its way; null drops it. */
+  rewrite: ((from: string, message: Message) => Message | null) | null = null;
   private readonly dirs: string[] = [];
 
+  /** Starts member `id`, in a fresh data dir unless `dataDir` names one (a restart). */
   add(
     id: string,
     voters: string[] | null,
     leaderCall?: RaftCommandLogOptions["leaderCall"],
+    dataDir = mkdtempSync(join(tmpdir(), `shoal-raft-${id}-`)),
   ): RaftCommandLog {
-    const dataDir = mkdtempSync(join(tmpdir(), `shoal-raft-${id}-`));
-    this.dirs.push(dataDir);
+    if (!this.dirs.includes(dataDir)) this.dirs.push(dataDir);
     this.dirOf.set(id, dataDir);
     const log = new RaftCommandLog({
       nodeId: id,
@@ -47,7 +55,9 @@ class LoopbackFleet {
   }
 
   private deliver(from: string, messages: readonly Message[]): void {
-    for (const message of messages) {
+    for (const sent of messages) {
+      const message = this.rewrite ? this.rewrite(from, sent) : sent;
+      if (message === null) continue;
       setImmediate(async () => {
         if (this.cut.has(from) || this.cut.has(message.to)) return;
         const answers = await this.members.get(message.to)?.receiveAndReply(from, [message]);
@@ -93,6 +103,68 @@ async function eventually(what: string, check: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** The applied index a state image holds, or null when it is not one. */
+function imageIndexOf(image: Uint8Array): number | null {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-image-"));
+  try {
+    writeFileSync(join(dir, "image.db"), image);
+    const db = openDatabase(join(dir, "image.db"), "NORMAL");
+    try {
+      return new StateView(db).appliedIndex();
+    } finally {
+      db.close();
+    }
+  } catch {
+    return null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A copy of a stopped member's state.db, as its own snapshot would be taken now. */
+function imageOfState(dataDir: string): Uint8Array {
+  const path = join(dataDir, "copy.db.tmp");
+  const db = openDatabase(join(dataDir, "state.db"), "NORMAL");
+  try {
+    db.prepare("VACUUM INTO ?").run(path);
+  } finally {
+    db.close();
+  }
+  const image = new Uint8Array(readFileSync(path));
+  rmSync(path, { force: true });
+  return image;
+}
+
+/**
+ * Holds the apply of committed entries on `log` (a slow state machine) until released, so its
+ * replica falls behind the commit index it knows: the seam is the host's own apply step.
+ */
+function holdApply(log: RaftCommandLog): { release(): void } {
+  const host = log as unknown as { applyEntries(entries: readonly Entry[]): void };
+  const apply = host.applyEntries.bind(log);
+  const held: Entry[][] = [];
+  let holding = true;
+  host.applyEntries = (entries) => {
+    if (holding) held.push([...entries]);
+    else apply(entries);
+  };
+  return {
+    release() {
+      holding = false;
+      for (const entries of held.splice(0)) apply(entries);
+    },
+  };
+}
+
+/** What a promise settled with by the next turn of the event loop, else "pending". */
+async function settledWith<T>(promise: Promise<T>): Promise<T | "pending"> {
+  const pending = new Promise<"pending">((resolve) => setImmediate(() => resolve("pending")));
+  return Promise.race([promise, pending]);
+}
+
+const codeOf = (result: ApplyResult | "pending") =>
+  result === "pending" ? "pending" : result.ok ? "ok" : result.code;
 
 describe("replicated command log", () => {
   const fleet = new LoopbackFleet();
@@ -165,7 +237,7 @@ describe("replicated command log", () => {
     );
     assert.deepEqual(learner.status().membership.learners, ["d"]);
     assert.ok(
-      existsSync(join(fleet.dirOf.get("d") ?? "", "snapshot.db")),
+      existsSync(join(fleet.dirOf.get("d") ?? "", `snapshot.${learner.snapshotIndex()}.db`)),
       "the learner installed a snapshot",
     );
   });
@@ -233,5 +305,277 @@ describe("a write forwarded through a failover", () => {
       1,
       `the service was created by one entry only: ${JSON.stringify(events)}`,
     );
+  });
+});
+
+describe("proposal waiters", () => {
+  /** Timers the test fires by hand, in the order they were set. */
+  function manualTimers() {
+    const set: { callback: () => void; cancelled: boolean }[] = [];
+    return {
+      schedule(callback: () => void): () => void {
+        const timer = { callback, cancelled: false };
+        set.push(timer);
+        return () => {
+          timer.cancelled = true;
+        };
+      },
+      fire(at: number): void {
+        const timer = set[at];
+        if (timer && !timer.cancelled) timer.callback();
+      },
+    };
+  }
+  const done: ApplyResult = { ok: true, value: "done" };
+
+  it("answers a waiter replaced at its index with E_NOT_LEADER at once", async () => {
+    const timers = manualTimers();
+    const waiters = new ProposalWaiters(1000, timers.schedule);
+    const older = waiters.wait(7, 1);
+    const newer = waiters.wait(7, 2);
+    assert.equal(
+      codeOf(await settledWith(older)),
+      "E_NOT_LEADER",
+      "a waiter whose entry was replaced by a newer proposal is answered at once",
+    );
+    waiters.settle({ index: 7, term: 2 }, done);
+    assert.equal(codeOf(await settledWith(newer)), "ok");
+  });
+
+  it("lets a timeout remove only its own waiter", async () => {
+    const timers = manualTimers();
+    const waiters = new ProposalWaiters(1000, timers.schedule);
+    void waiters.wait(7, 1);
+    const newer = waiters.wait(7, 2);
+    timers.fire(0);
+    waiters.settle({ index: 7, term: 2 }, done);
+    assert.equal(
+      codeOf(await settledWith(newer)),
+      "ok",
+      "the older waiter's timeout did not take the newer waiter's committed answer",
+    );
+  });
+
+  it("answers a timeout E_NO_QUORUM, and a waiter of a lost entry E_NOT_LEADER", async () => {
+    const timers = manualTimers();
+    const waiters = new ProposalWaiters(1000, timers.schedule);
+    const late = waiters.wait(3, 1);
+    const lost = waiters.wait(4, 1);
+    timers.fire(0);
+    assert.equal(codeOf(await settledWith(late)), "E_NO_QUORUM");
+    waiters.settle({ index: 3, term: 1 }, done);
+    waiters.settle({ index: 4, term: 2 }, done);
+    assert.equal(codeOf(await settledWith(lost)), "E_NOT_LEADER");
+    const closing = waiters.wait(5, 2);
+    waiters.settleAll({ ok: false, code: "E_NOT_READY", message: "closing" });
+    assert.equal(codeOf(await settledWith(closing)), "E_NOT_READY");
+  });
+});
+
+describe("a leader read right after an election", () => {
+  const fleet = new LoopbackFleet();
+  after(() => fleet.dispose());
+
+  it("waits until the new leader applied everything it knows committed", async () => {
+    for (const id of ["e", "f", "g"]) fleet.add(id, ["e", "f", "g"]);
+    const old = await fleet.leader();
+    const holds = [...fleet.members.values()].filter((m) => m !== old).map(holdApply);
+    assert.equal((await old.propose(create("acknowledged", 1))).ok, true);
+    fleet.cut.add(old.status().id);
+    const leader = await fleet.leader();
+    assert.equal(leader.view().service("acknowledged"), null, "the new leader's replica is behind");
+    const release = () => {
+      for (const hold of holds) hold.release();
+    };
+    const released = setTimeout(release, 200);
+    try {
+      const read = await leader.readAt("leader");
+      assert.equal(read.ok, true, JSON.stringify(read));
+      assert.ok(
+        leader.view().service("acknowledged"),
+        "a leader read on the new leader holds the write the previous leader acknowledged",
+      );
+    } finally {
+      clearTimeout(released);
+      release();
+    }
+  });
+});
+
+describe("a leader under a stream of writes", () => {
+  const fleet = new LoopbackFleet();
+  after(() => fleet.dispose());
+
+  it("keeps its lease: a tick that falls during a flush runs after it", async () => {
+    for (const id of ["h", "i", "j"]) fleet.add(id, ["h", "i", "j"]);
+    const leader = await fleet.leader();
+    // Writes arrive every few milliseconds, whether or not earlier ones committed (bounded), so
+    // the leader always has a batch to flush; its lease is sampled meanwhile.
+    const until = Date.now() + 2000;
+    const inFlight = new Set<Promise<void>>();
+    let proposed = 0;
+    let committed = 0;
+    let lapsedAt: number | null = null;
+    let longestLapseMs = 0;
+    while (Date.now() < until) {
+      for (let k = 0; k < 4 && inFlight.size < 512; k++) {
+        const write: Promise<void> = leader
+          .proposeHere(create(`w-${proposed}`, proposed))
+          .then((result) => {
+            if (result.ok) committed += 1;
+            inFlight.delete(write);
+          });
+        inFlight.add(write);
+        proposed += 1;
+      }
+      const now = Date.now();
+      if (leader.isLeader()) lapsedAt = null;
+      else {
+        lapsedAt ??= now;
+        longestLapseMs = Math.max(longestLapseMs, now - lapsedAt);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await Promise.all(inFlight);
+    assert.ok(committed > 0, "writes committed");
+    assert.ok(
+      longestLapseMs < limits.electionTimeoutMsMin,
+      `the lease lapsed for ${longestLapseMs} ms while ${committed} writes committed`,
+    );
+  });
+});
+
+describe("a snapshot after a crash between its image and raft.db", () => {
+  const fleet = new LoopbackFleet();
+  after(() => fleet.dispose());
+
+  it("restarts, and sends a lagging member the image of exactly the snapshot's index", async () => {
+    let leader = fleet.add("k", ["k"]);
+    await fleet.leader();
+    for (let n = 1; n <= 3; n++) {
+      assert.equal((await leader.propose(create(`before-${n}`, n))).ok, true);
+    }
+    leader.snapshotNow();
+    const recorded = leader.snapshotIndex();
+    assert.ok(recorded > 0);
+    for (let n = 1; n <= 3; n++) {
+      assert.equal((await leader.propose(create(`after-${n}`, n))).ok, true);
+    }
+    const dir = fleet.dirOf.get("k") ?? "";
+    fleet.stop("k");
+    // A crash after a newer snapshot's image step and before raft.db recorded its compaction
+    // leaves the newer image beside the recorded one (under the old name and under today's),
+    // and perhaps a temporary file.
+    const newer = imageOfState(dir);
+    const newerIndex = imageIndexOf(newer) ?? 0;
+    assert.ok(newerIndex > recorded);
+    writeFileSync(join(dir, "snapshot.db"), newer);
+    writeFileSync(join(dir, `snapshot.${newerIndex}.db`), newer);
+    writeFileSync(join(dir, `snapshot.${newerIndex + 1}.db.tmp`), newer.subarray(0, 100));
+    const sent: SnapshotMessage[] = [];
+    fleet.rewrite = (_from, message) => {
+      if (message.type === "snapshot") sent.push(message);
+      return message;
+    };
+    leader = fleet.add("k", ["k"], undefined, dir);
+    await fleet.leader();
+    assert.equal(leader.snapshotIndex(), recorded);
+    const learner = fleet.add("l", null);
+    assert.equal((await leader.changeMembership({ type: "addLearner", member: "l" })).ok, true);
+    await eventually(
+      "the learner to hold the state",
+      () => learner.view().service("after-3") !== null,
+    );
+    assert.ok(sent.length > 0, "the learner was sent a snapshot");
+    for (const message of sent) {
+      assert.equal(
+        imageIndexOf(message.data ?? new Uint8Array()),
+        message.snapshot.index,
+        "the image sent is the one taken at the snapshot's index",
+      );
+    }
+    const images = readdirSync(dir).filter((name) => name.startsWith("snapshot"));
+    assert.deepEqual(images, [`snapshot.${recorded}.db`], "only the recorded image is kept");
+  });
+
+  it("retakes the image when an older version's crash left only a newer one", async () => {
+    let leader = fleet.add("u", ["u"]);
+    await eventually("u to lead", () => leader.isLeader());
+    assert.equal((await leader.propose(create("first", 1))).ok, true);
+    const dir = fleet.dirOf.get("u") ?? "";
+    const behind = imageOfState(dir);
+    for (let n = 2; n <= 3; n++) assert.equal((await leader.propose(create(`s${n}`, n))).ok, true);
+    leader.snapshotNow();
+    const recorded = leader.snapshotIndex();
+    assert.equal((await leader.propose(create("last", 4))).ok, true);
+    fleet.stop("u");
+    // The old layout's crash: the newer image was renamed over snapshot.db before raft.db
+    // recorded it, so the recorded image is gone; and a power loss left state.db behind.
+    const newer = imageOfState(dir);
+    const newerIndex = imageIndexOf(newer) ?? 0;
+    rmSync(join(dir, `snapshot.${recorded}.db`), { force: true });
+    writeFileSync(join(dir, "snapshot.db"), newer);
+    for (const suffix of ["", "-wal", "-shm"])
+      rmSync(join(dir, `state.db${suffix}`), { force: true });
+    writeFileSync(join(dir, "state.db"), behind);
+    const sent: SnapshotMessage[] = [];
+    fleet.rewrite = (_from, message) => {
+      if (message.type === "snapshot") sent.push(message);
+      return message;
+    };
+    leader = fleet.add("u", ["u"], undefined, dir);
+    await eventually("u to lead again", () => leader.isLeader());
+    assert.ok(leader.view().service("last"), "state.db was rebuilt from the newer image");
+    const learner = fleet.add("v", null);
+    assert.equal((await leader.changeMembership({ type: "addLearner", member: "v" })).ok, true);
+    await eventually(
+      "the learner to hold the state",
+      () => learner.view().service("last") !== null,
+    );
+    assert.ok(sent.length > 0, "the learner was sent a snapshot");
+    for (const message of sent) {
+      assert.equal(imageIndexOf(message.data ?? new Uint8Array()), message.snapshot.index);
+    }
+    assert.ok(leader.snapshotIndex() >= newerIndex, "the snapshot was retaken");
+    const images = readdirSync(dir).filter((name) => name.startsWith("snapshot"));
+    assert.deepEqual(images, [`snapshot.${leader.snapshotIndex()}.db`]);
+  });
+});
+
+describe("a snapshot whose image does not match its metadata", () => {
+  const fleet = new LoopbackFleet();
+  after(() => fleet.dispose());
+
+  it("is refused by the receiver, which stays up and installs the right one next", async () => {
+    const leader = fleet.add("n", ["n"]);
+    await fleet.leader();
+    for (let n = 1; n <= 3; n++) {
+      assert.equal((await leader.propose(create(`before-${n}`, n))).ok, true);
+    }
+    leader.snapshotNow();
+    assert.equal((await leader.propose(create("after", 4))).ok, true);
+    // An image taken at another index than the metadata says: a peer's data is input.
+    const wrong = imageOfState(fleet.dirOf.get("n") ?? "");
+    assert.notEqual(imageIndexOf(wrong), leader.snapshotIndex());
+    let tampered = 0;
+    fleet.rewrite = (_from, message) => {
+      if (message.type !== "snapshot" || tampered > 0) return message;
+      tampered += 1;
+      return { ...message, data: wrong };
+    };
+    const learner = fleet.add("o", null);
+    assert.equal((await leader.changeMembership({ type: "addLearner", member: "o" })).ok, true);
+    await eventually("a snapshot with the wrong image to be sent", () => tampered > 0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(
+      learner.snapshotIndex(),
+      0,
+      "the learner did not install an image that disagrees with the snapshot's metadata",
+    );
+    assert.equal(learner.view().appliedIndex(), 0);
+    await eventually("the learner to install the right snapshot", () => {
+      return learner.view().service("after") !== null;
+    });
+    assert.equal(learner.snapshotIndex(), leader.snapshotIndex());
   });
 });

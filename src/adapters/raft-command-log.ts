@@ -4,7 +4,7 @@
 // disk runs off the event loop; until it is done the core is left alone (it takes no input
 // between handing out a batch and hearing it was persisted), and whatever arrives meanwhile
 // waits its turn, so the next batch carries all of it.
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { fail, type Result, ShoalError } from "../core/errors.ts";
@@ -21,12 +21,13 @@ import type {
   Message,
   RandomSource,
   Ready,
+  SnapshotMessage,
 } from "../raft/types.ts";
 import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
 import { type Command, decodeProposal, encodeProposal } from "../state/commands.ts";
 import type { Database } from "../state/db.ts";
 import { type ApplyResult, StateMachine } from "../state/machine.ts";
-import type { StateView } from "../state/views.ts";
+import { StateView } from "../state/views.ts";
 import { syncPath, writeDurably } from "./data-dir.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
@@ -73,6 +74,146 @@ function notify(listener: (entry: AppliedEntry) => void, entry: AppliedEntry): v
     listener(entry);
   } catch (error) {
     console.error("shoal: a listener of applied entries failed", error);
+  }
+}
+
+/** What a crash or a refused image may leave: temporary files and open databases' side files. */
+const leftoverImageFile = /^snapshot\..*(\.tmp|-wal|-shm)$/;
+const imageFile = /^snapshot\.(\d+)\.db$/;
+
+/** The applied index a state image holds, or null when it is not one (a peer's data is input). */
+function imageIndexAt(path: string): number | null {
+  try {
+    const image = openDatabase(path, "NORMAL");
+    try {
+      return new StateView(image).appliedIndex();
+    } finally {
+      image.close();
+    }
+  } catch (error) {
+    console.error(`shoal: ${path} is not a state image`, error);
+    return null;
+  } finally {
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+  }
+}
+
+/**
+ * The state images of snapshots in the data dir, each named by the index it was taken at
+ * (`snapshot.<index>.db`), so an image never stands for another snapshot than its own. raft.db
+ * says which snapshot is current: its image is kept, and older ones go only once raft.db records
+ * a newer one. A received image waits in `snapshot.db.new` until raft.db records it.
+ */
+class SnapshotImages {
+  constructor(private readonly dir: string) {}
+
+  pathOf(index: number): string {
+    return join(this.dir, `snapshot.${index}.db`);
+  }
+
+  get receivedPath(): string {
+    return join(this.dir, "snapshot.db.new");
+  }
+
+  /** The one image of data dirs written before images were named by index. */
+  private get legacyPath(): string {
+    return join(this.dir, "snapshot.db");
+  }
+
+  has(index: number): boolean {
+    return existsSync(this.pathOf(index));
+  }
+
+  read(index: number): Uint8Array | null {
+    return this.has(index) ? new Uint8Array(readFileSync(this.pathOf(index))) : null;
+  }
+
+  /** The indexes of the images on disk, newest first. */
+  private indexes(): number[] {
+    const found = readdirSync(this.dir).map((name) => imageFile.exec(name)?.[1]);
+    return found
+      .flatMap((index) => (index === undefined ? [] : [Number(index)]))
+      .sort((a, b) => b - a);
+  }
+
+  /**
+   * At start, puts right what a crash (or an older version) left, given the snapshot raft.db
+   * records: temporary files go, a received image is kept only if it is that snapshot's, and
+   * an old `snapshot.db` is named by the index it holds. Images other than the recorded one
+   * stay until `keepOnly`, for `restorable` to use.
+   */
+  settle(recorded: number): void {
+    for (const name of readdirSync(this.dir)) {
+      if (leftoverImageFile.test(name)) rmSync(join(this.dir, name), { force: true });
+    }
+    if (existsSync(this.receivedPath)) {
+      if (imageIndexAt(this.receivedPath) === recorded) {
+        renameSync(this.receivedPath, this.pathOf(recorded));
+      } else {
+        rmSync(this.receivedPath, { force: true });
+      }
+    }
+    if (existsSync(this.legacyPath)) {
+      const index = imageIndexAt(this.legacyPath);
+      if (index !== null && !this.has(index)) renameSync(this.legacyPath, this.pathOf(index));
+      else rmSync(this.legacyPath, { force: true });
+    }
+    syncPath(this.dir);
+  }
+
+  /**
+   * The image to rebuild a state.db that is behind the recorded snapshot: that snapshot's, or
+   * else a newer one of this node's own that raft.db had not recorded when it stopped (its
+   * entries were applied, so committed and in the log).
+   */
+  restorable(recorded: number): Uint8Array {
+    const index = this.has(recorded) ? recorded : this.indexes().find((i) => i > recorded);
+    const image = index === undefined ? null : this.read(index);
+    if (image === null) {
+      throw new Error(
+        `${this.dir}: state.db is behind the snapshot raft.db records (index ${recorded}) and no image holds it`,
+      );
+    }
+    return image;
+  }
+
+  /** Removes every image but `index`'s, once raft.db records the snapshot at `index`. */
+  keepOnly(index: number): void {
+    const stale = this.indexes().filter((i) => i !== index);
+    for (const i of stale) rmSync(this.pathOf(i), { force: true });
+    if (stale.length > 0) syncPath(this.dir);
+  }
+
+  /** Writes the image of `db` (at `index`) whole and durably, before raft.db records it. */
+  take(db: Database, index: number): void {
+    const path = this.pathOf(index);
+    rmSync(`${path}.tmp`, { force: true });
+    db.prepare("VACUUM INTO ?").run(`${path}.tmp`);
+    syncPath(`${path}.tmp`);
+    renameSync(`${path}.tmp`, path);
+    syncPath(this.dir);
+  }
+
+  /** The applied index of an image a peer sent, read from a scratch copy. */
+  indexOfReceived(image: Uint8Array): number | null {
+    const scratch = join(this.dir, "snapshot.check.tmp");
+    writeFileSync(scratch, image);
+    try {
+      return imageIndexAt(scratch);
+    } finally {
+      rmSync(scratch, { force: true });
+    }
+  }
+
+  /** A received image on disk before raft.db records its snapshot. */
+  writeReceived(image: Uint8Array): void {
+    writeDurably(this.receivedPath, image);
+  }
+
+  /** raft.db recorded the received snapshot at `index`: its image becomes that index's. */
+  installReceived(index: number): void {
+    renameSync(this.receivedPath, this.pathOf(index));
+    syncPath(this.dir);
   }
 }
 
@@ -131,7 +272,69 @@ function failureOf(error: unknown): ApplyResult {
 interface Waiter {
   term: number;
   resolve: (result: ApplyResult) => void;
-  timer: NodeJS.Timeout;
+  cancelTimer: () => void;
+}
+
+const lostToNewLeader = () => fail("E_NOT_LEADER", "leadership changed before the write committed");
+
+/** Runs `callback` after `ms` unless the returned function is called first. */
+export type ScheduleTimer = (callback: () => void, ms: number) => () => void;
+
+const scheduleTimer: ScheduleTimer = (callback, ms) => {
+  const timer = setTimeout(callback, ms);
+  return () => clearTimeout(timer);
+};
+
+/** The proposals waiting for their entry to be applied, by log index. */
+export class ProposalWaiters {
+  private readonly waiters = new Map<number, Waiter>();
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly schedule: ScheduleTimer = scheduleTimer,
+  ) {}
+
+  /**
+   * Resolves once the entry proposed at `index` in `term` is applied, or after the timeout. A
+   * waiter already at `index` proposed an entry this node's log has since replaced (an earlier
+   * term's): it is answered at once.
+   */
+  wait(index: number, term: number): Promise<ApplyResult> {
+    const replaced = this.waiters.get(index);
+    if (replaced) this.remove(index, replaced, lostToNewLeader());
+    return new Promise<ApplyResult>((resolve) => {
+      const waiter: Waiter = { term, resolve, cancelTimer: () => {} };
+      waiter.cancelTimer = this.schedule(() => {
+        // Only its own waiter: a newer one at the same index waits for its own entry.
+        if (this.waiters.get(index) !== waiter) return;
+        this.waiters.delete(index);
+        resolve(fail("E_NO_QUORUM", `not committed within ${this.timeoutMs} ms; it may still be`));
+      }, this.timeoutMs);
+      this.waiters.set(index, waiter);
+    });
+  }
+
+  /** A waiter whose index now holds an entry of another term lost its proposal to a new leader. */
+  settle(entry: { index: number; term: number }, result: ApplyResult): void {
+    const waiter = this.waiters.get(entry.index);
+    if (!waiter) return;
+    this.remove(entry.index, waiter, waiter.term === entry.term ? result : lostToNewLeader());
+  }
+
+  private remove(index: number, waiter: Waiter, result: ApplyResult): void {
+    this.waiters.delete(index);
+    waiter.cancelTimer();
+    waiter.resolve(result);
+  }
+
+  /** Answers every waiter with `result` (the log closes). */
+  settleAll(result: ApplyResult): void {
+    for (const waiter of this.waiters.values()) {
+      waiter.cancelTimer();
+      waiter.resolve(result);
+    }
+    this.waiters.clear();
+  }
 }
 
 export class RaftCommandLog implements CommandLog {
@@ -140,10 +343,13 @@ export class RaftCommandLog implements CommandLog {
   private readonly core: RaftCore;
   private readonly store: LibsqlRaftLogStore;
   private readonly listeners = new Set<(entry: AppliedEntry) => void>();
-  private readonly proposals = new Map<number, Waiter>();
+  private readonly proposals = new ProposalWaiters(limits.proposeTimeoutMs);
   /** Pending ReadIndex reads; called with null when the log closes first. */
   private readonly reads = new Map<string, (index: number | null) => void>();
   private ticker: NodeJS.Timeout | null = null;
+  private readonly images: SnapshotImages;
+  /** raft.db records a snapshot whose image is gone (a crash of an older version): retake it. */
+  private readonly imageMissing: boolean;
   private readSeq = 0;
   private drainScheduled = false;
   private closed = false;
@@ -157,6 +363,8 @@ export class RaftCommandLog implements CommandLog {
   private writtenVote = { term: 0, votedFor: "" };
   /** True from writing a ready batch until its flush finished and the core advanced. */
   private flushing = false;
+  /** A tick fell during the flush under way; it runs once the flush is done. */
+  private tickPending = false;
   /** Work on the core that arrived while a batch was flushing, in arrival order. */
   private readonly waiting: { run: () => void; cancel: () => void }[] = [];
 
@@ -164,14 +372,18 @@ export class RaftCommandLog implements CommandLog {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
     if (options.bootstrap) this.store.saveBootstrap(options.bootstrap);
     const state = this.store.load();
-    this.settleReceivedImage(state.snapshot?.index ?? 0);
+    const recorded = state.snapshot?.index ?? 0;
+    this.images = new SnapshotImages(options.dataDir);
+    this.images.settle(recorded);
     this.stateDb = openDatabase(this.statePath, "NORMAL");
     this.machine = new StateMachine(this.stateDb);
     // state.db is written without fsync; after a power loss it may be behind a compaction, whose
-    // entries are gone from the log. The snapshot file, synced before compacting, holds them.
-    if (state.snapshot && this.machine.appliedIndex() < state.snapshot.index) {
-      this.replaceState(readFileSync(this.snapshotPath));
+    // entries are gone from the log. The snapshot image, synced before compacting, holds them.
+    if (state.snapshot && this.machine.appliedIndex() < recorded) {
+      this.replaceState(this.images.restorable(recorded));
     }
+    this.images.keepOnly(recorded);
+    this.imageMissing = recorded > 0 && !this.images.has(recorded);
     this.writtenVote = { term: state.hardState.term, votedFor: state.hardState.votedFor };
     this.durableIndex = state.entries.at(-1)?.index ?? state.snapshot?.index ?? 0;
     this.core = new RaftCore({
@@ -223,45 +435,23 @@ export class RaftCommandLog implements CommandLog {
     return join(this.options.dataDir, "state.db");
   }
 
-  private get snapshotPath(): string {
-    return join(this.options.dataDir, "snapshot.db");
-  }
-
-  /** A leader's image is written here first, and becomes snapshot.db once raft.db records it. */
-  private get receivedPath(): string {
-    return join(this.options.dataDir, "snapshot.db.new");
-  }
-
-  /**
-   * A crash between writing a received image and renaming it leaves snapshot.db.new: it is the
-   * snapshot raft.db records when its applied index is that snapshot's, else a leftover.
-   */
-  private settleReceivedImage(recordedIndex: number): void {
-    if (!existsSync(this.receivedPath)) return;
-    const image = openDatabase(this.receivedPath, "NORMAL");
-    let index = -1;
-    try {
-      index = new StateMachine(image).appliedIndex();
-    } finally {
-      image.close();
-    }
-    for (const suffix of ["-wal", "-shm"]) rmSync(`${this.receivedPath}${suffix}`, { force: true });
-    if (index === recordedIndex) {
-      renameSync(this.receivedPath, this.snapshotPath);
-      syncPath(this.options.dataDir);
-    } else {
-      rmSync(this.receivedPath, { force: true });
-    }
-  }
-
   start(): void {
     this.drain();
+    if (this.imageMissing) this.snapshotNow();
     this.ticker = setInterval(() => {
-      // A tick during a flush is skipped, not queued: the next one reads the clock again.
-      if (this.flushing || this.closed) return;
-      this.core.tick(this.options.clock.monotonic());
-      this.drain();
+      if (this.closed) return;
+      // A tick during a flush runs right after it (one at most: it reads the clock then). Under
+      // a stream of writes a flush is nearly always under way, and a skipped tick would starve
+      // the heartbeat rounds that keep the lease.
+      if (this.flushing) this.tickPending = true;
+      else this.tick();
     }, limits.raftTickMs);
+  }
+
+  private tick(): void {
+    this.tickPending = false;
+    this.core.tick(this.options.clock.monotonic());
+    this.drain();
   }
 
   /**
@@ -325,8 +515,31 @@ export class RaftCommandLog implements CommandLog {
 
   private step(messages: readonly Message[]): void {
     const now = this.options.clock.monotonic();
-    for (const message of messages) this.core.step(message, now);
+    for (const message of messages) {
+      if (message.type === "snapshot" && !this.imageMatches(message)) continue;
+      this.core.step(message, now);
+    }
     this.drainSoon();
+  }
+
+  /**
+   * A snapshot's image must hold exactly the index its metadata names: installed otherwise, the
+   * log and the state would disagree (and a restart could find state.db ahead of the log). A
+   * mismatch is refused unseen by the core; the leader sends again.
+   */
+  private imageMatches(message: SnapshotMessage): boolean {
+    const imageIndex = message.data === null ? null : this.images.indexOfReceived(message.data);
+    if (imageIndex === message.snapshot.index) return true;
+    console.error(
+      "shoal: refused a snapshot whose image does not match its metadata",
+      JSON.stringify({
+        node: this.options.nodeId,
+        from: message.from,
+        snapshotIndex: message.snapshot.index,
+        imageIndex,
+      }),
+    );
+    return false;
   }
 
   /** Sends messages, handing those for a peer that waits for answers to its request. */
@@ -484,7 +697,9 @@ export class RaftCommandLog implements CommandLog {
     if (role === "leader") {
       // Without a valid lease (a new leader before its first commit) ReadIndex still answers.
       if (consistency === "linearizable" || !this.isLeader()) return this.readBarrier();
-      return { ok: true, value: undefined };
+      // Under the lease the commit index holds every acknowledged write, but this replica may
+      // not have applied all of it yet (a new leader commits its predecessor's entries at once).
+      return this.waitApplied(this.core.status().commitIndex);
     }
     if (!leader || !this.options.leaderCall) return fail("E_NO_QUORUM", "no leader is known");
     const kind = consistency === "leader" ? "lease-read" : "read-index";
@@ -516,22 +731,7 @@ export class RaftCommandLog implements CommandLog {
       const proposed = this.core.propose(data);
       if (!proposed.ok) return Promise.resolve<ApplyResult>(proposed);
       this.drainSoon();
-      return this.awaitCommit(proposed.value.index, proposed.value.term);
-    });
-  }
-
-  private awaitCommit(index: number, term: number): Promise<ApplyResult> {
-    return new Promise<ApplyResult>((resolve) => {
-      const timer = setTimeout(() => {
-        this.proposals.delete(index);
-        resolve(
-          fail(
-            "E_NO_QUORUM",
-            `not committed within ${limits.proposeTimeoutMs} ms; it may still be`,
-          ),
-        );
-      }, limits.proposeTimeoutMs);
-      this.proposals.set(index, { term, resolve, timer });
+      return this.proposals.wait(proposed.value.index, proposed.value.term);
     });
   }
 
@@ -618,9 +818,9 @@ export class RaftCommandLog implements CommandLog {
     if (this.flushing || this.closed) return;
     while (this.core.hasReady()) {
       const ready = this.core.ready();
-      // A leader's image is on disk before raft.db records it, and replaces snapshot.db only
-      // after: whatever the moment of a crash, snapshot.db matches what raft.db says.
-      if (ready.snapshot) writeDurably(this.receivedPath, ready.snapshot.data);
+      // A leader's image is on disk before raft.db records it, and is named by its index only
+      // after: whatever the moment of a crash, the image of what raft.db says is on disk.
+      if (ready.snapshot) this.images.writeReceived(ready.snapshot.data);
       const batch = batchOf(ready);
       if (isEmptyBatch(batch)) {
         this.finish(ready);
@@ -684,7 +884,10 @@ export class RaftCommandLog implements CommandLog {
       ready.snapshot?.meta.index ?? 0,
     );
     this.finish(ready);
-    // Work that waited runs before the next drain, so one batch carries all of it.
+    // The clock first (heartbeat rounds keep the lease), then work that waited, before the
+    // next drain, so one batch carries all of it.
+    if (this.tickPending) this.core.tick(this.options.clock.monotonic());
+    this.tickPending = false;
     while (!this.flushing && this.waiting.length > 0) this.waiting.shift()?.run();
     this.drain();
   }
@@ -700,13 +903,15 @@ export class RaftCommandLog implements CommandLog {
   /** Everything after a batch is durable: snapshot swap, send, apply, answer reads, advance. */
   private finish(ready: Ready): void {
     if (ready.snapshot) {
-      renameSync(this.receivedPath, this.snapshotPath);
-      syncPath(this.options.dataDir);
+      this.images.installReceived(ready.snapshot.meta.index);
       this.replaceState(ready.snapshot.data);
     }
+    // raft.db now records this snapshot: older images are no longer needed.
+    const recorded = ready.snapshot?.meta.index ?? ready.compaction?.index;
+    if (recorded !== undefined) this.images.keepOnly(recorded);
     const messages = this.pendingMessages ?? ready.messages;
     this.pendingMessages = null;
-    this.deliver(messages.map((message) => this.withSnapshotData(message)));
+    this.deliver(messages.flatMap((message) => this.withSnapshotData(message)));
     this.applyEntries(ready.committedEntries);
     for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
     this.core.advance(ready);
@@ -724,32 +929,30 @@ export class RaftCommandLog implements CommandLog {
     batch.forEach(({ index, command }, i) => {
       const entry = fresh[i] as Entry;
       if (command === null) {
-        this.answer(entry, fail("E_NOT_LEADER", "the entry was not a command"));
+        this.proposals.settle(entry, fail("E_NOT_LEADER", "the entry was not a command"));
         return;
       }
       const result = results[i] as ApplyResult;
-      this.answer(entry, result);
+      this.proposals.settle(entry, result);
       for (const listener of this.listeners) notify(listener, { index, command, result });
     });
   }
 
-  /** A waiter whose index now holds an entry of another term lost its proposal to a new leader. */
-  private answer(entry: Entry, result: ApplyResult): void {
-    const waiter = this.proposals.get(entry.index);
-    if (!waiter) return;
-    this.proposals.delete(entry.index);
-    clearTimeout(waiter.timer);
-    waiter.resolve(
-      waiter.term === entry.term
-        ? result
-        : fail("E_NOT_LEADER", "leadership changed before the write committed"),
-    );
-  }
-
-  /** The core sends snapshot metadata only; the image is the host's snapshot file. */
-  private withSnapshotData(message: Message): Message {
-    if (message.type !== "snapshot" || message.data !== null) return message;
-    return { ...message, data: new Uint8Array(readFileSync(this.snapshotPath)) };
+  /**
+   * The core sends snapshot metadata only; the image is the host's image of exactly that index.
+   * Without it nothing is sent (never another index's image): the core sends again later.
+   */
+  private withSnapshotData(message: Message): Message[] {
+    if (message.type !== "snapshot" || message.data !== null) return [message];
+    const data = this.images.read(message.snapshot.index);
+    if (data === null) {
+      console.error(
+        "shoal: no image of the snapshot to send",
+        JSON.stringify({ node: this.options.nodeId, snapshotIndex: message.snapshot.index }),
+      );
+      return [];
+    }
+    return [{ ...message, data }];
   }
 
   /** Replaces state.db with the leader's image, taken at the snapshot's index. */
@@ -776,11 +979,13 @@ export class RaftCommandLog implements CommandLog {
 
   private takeSnapshot(): void {
     const applied = this.machine.appliedIndex();
-    rmSync(`${this.snapshotPath}.tmp`, { force: true });
-    this.stateDb.prepare("VACUUM INTO ?").run(`${this.snapshotPath}.tmp`);
-    syncPath(`${this.snapshotPath}.tmp`);
-    renameSync(`${this.snapshotPath}.tmp`, this.snapshotPath);
-    syncPath(this.options.dataDir);
+    const recorded = this.core.snapshotMeta.index;
+    if (applied < recorded) return;
+    if (applied === recorded && (recorded === 0 || this.images.has(recorded))) return;
+    // The image first, then the compaction (written to raft.db by the drain); the older image
+    // stays until raft.db records this one (see `finish`). Retaking a missing image of the
+    // recorded snapshot compacts nothing.
+    this.images.take(this.stateDb, applied);
     this.core.compact(applied);
     this.drain();
   }
@@ -788,11 +993,7 @@ export class RaftCommandLog implements CommandLog {
   close(): void {
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
-    for (const waiter of this.proposals.values()) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(fail("E_NOT_READY", "the node is shutting down"));
-    }
-    this.proposals.clear();
+    this.proposals.settleAll(fail("E_NOT_READY", "the node is shutting down"));
     for (const work of this.waiting.splice(0)) work.cancel();
     for (const waiter of [...this.replyWaiters]) this.resolveWaiter(waiter, []);
     for (const cancel of [...this.reads.values()]) cancel(null);
