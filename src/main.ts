@@ -3,7 +3,12 @@
 import { realpathSync } from "node:fs";
 import { serve } from "@hono/node-server";
 import pino from "pino";
-import { ensureDataDir, loadOrCreateNodeId, writeApiToken } from "./adapters/data-dir.ts";
+import {
+  ensureDataDir,
+  loadNodeIdentity,
+  type NodeIdentity,
+  writeApiToken,
+} from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
@@ -159,10 +164,24 @@ async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: S
   return { fleet, steward };
 }
 
+/** Said once, on the start that retired an id: the operator sees which node became which. */
+function warnOfRetiredId(identity: NodeIdentity, logger: Logger): void {
+  const retired = identity.retired;
+  if (!retired) return;
+  logger.warn(
+    { retiredNode: retired.id, movedTo: retired.folder, reason: retired.reason },
+    `node ${retired.id} lost its Raft log (${retired.reason}) and may not vote under that id ` +
+      `again: it rejoins the cluster as new node ${identity.id}, a learner; the leader replaces ` +
+      `${retired.id}, and its old files are in ${retired.folder}`,
+  );
+}
+
 export async function startNode(options: AgentOptions): Promise<RunningNode> {
   ensureDataDir(options.dataDir);
-  const nodeId = loadOrCreateNodeId(options.dataDir, newId);
+  const identity = loadNodeIdentity(options.dataDir, newId);
+  const nodeId = identity.id;
   const logger = (await makeLogger(options)).child({ node: nodeId });
+  warnOfRetiredId(identity, logger);
   let fleet: Fleet | null = null;
   let serving = false;
   let access: FleetAccess | null = null;
