@@ -199,7 +199,8 @@ export class RaftCore {
     // refusing votes for a full election timeout after start keeps that lease sound. A member
     // that never held a term or an entry acknowledged nothing, and has no lease to protect.
     const fresh = hardState.term === 0 && snapshot === null && entries.length === 0;
-    this.leaderHeardAtMs = fresh ? Number.NEGATIVE_INFINITY : options.nowMs;
+    const refuseAfterStart = !fresh && !this.bugs.noRestartRefusal;
+    this.leaderHeardAtMs = refuseAfterStart ? options.nowMs : Number.NEGATIVE_INFINITY;
     this.resetElectionTimer();
   }
 
@@ -218,7 +219,7 @@ export class RaftCore {
     const soleVoter = this.membership.voters.length === 1 && isVoter(this.membership, this.id);
     const refusing = this.inLease() && !this.bugs.soleVoterIgnoresLease;
     if ((soleVoter && !refusing) || nowMs >= this.electionDeadlineMs) {
-      this.campaign("preVote", false);
+      this.campaign(this.bugs.noPreVote ? "vote" : "preVote", false);
     }
   }
 
@@ -305,9 +306,14 @@ export class RaftCore {
     if (pending >= raftLimits.readIndexPendingMax) {
       return fail("E_NOT_READY", "too many reads are waiting");
     }
-    if (this.log.term(this.log.commitIndex) !== this.term) {
+    const ownTermCommitted = this.log.term(this.log.commitIndex) === this.term;
+    if (!ownTermCommitted && !this.bugs.readIndexBeforeOwnTermCommit) {
       // A new leader knows what is committed only once its own term's first entry commits.
       this.readsAwaitingCommit.push(context);
+      return ok(undefined);
+    }
+    if (this.bugs.readIndexWithoutRound) {
+      this.readStates.push({ context, index: this.log.commitIndex });
       return ok(undefined);
     }
     this.pendingReads.push({ context, index: this.log.commitIndex, round: this.round + 1 });
@@ -323,8 +329,10 @@ export class RaftCore {
     if (this.transferTarget !== noMember) return fail("E_CONFLICT", "a transfer is in progress");
     this.transferTarget = target;
     this.transferDeadlineMs = this.nowMs + raftLimits.transferTimeoutMs;
-    this.leaseForfeited = true;
-    this.leaseExpiryMs = 0;
+    if (!this.bugs.transferKeepsLease) {
+      this.leaseForfeited = true;
+      this.leaseExpiryMs = 0;
+    }
     const progress = this.progress.get(target);
     assert(progress !== undefined, "a voter without progress");
     if (progress.match === this.log.lastIndex) this.sendTimeoutNow(target);
@@ -493,7 +501,7 @@ export class RaftCore {
     if (message.type === "preVote" || message.type === "vote") {
       const transfer = message.type === "vote" && message.transfer;
       // The refusal that makes leases sound: no vote while a leader may still hold one.
-      if (!transfer && this.inLease()) return false;
+      if (!transfer && this.inLease() && !this.bugs.noVoteRefusal) return false;
       if (message.type === "preVote") return true;
     }
     if (message.type === "preVoteResponse" && message.granted) return true;
@@ -699,6 +707,9 @@ export class RaftCore {
       return;
     }
     const lastNewIndex = message.prevIndex + message.entries.length;
+    if (this.bugs.truncateOnStaleAppend && message.entries.length > 0) {
+      this.appendToLog(message.entries);
+    }
     const conflict = this.log.findConflict(message.entries);
     if (conflict !== 0) {
       this.appendToLog(message.entries.filter((entry) => entry.index >= conflict));
@@ -818,7 +829,8 @@ export class RaftCore {
     }
     if (this.nowMs < this.heartbeatDeadlineMs) return;
     this.heartbeatDeadlineMs = this.nowMs + this.timing.heartbeatMs;
-    if (this.nowMs >= this.quorumRoundStartMs + this.timing.electionTimeoutMsMin) {
+    const quorumSilent = this.nowMs >= this.quorumRoundStartMs + this.timing.electionTimeoutMsMin;
+    if (quorumSilent && !this.bugs.noCheckQuorum) {
       // CheckQuorum: no majority acknowledged any round within an election timeout.
       this.becomeFollower(this.term, noMember);
       return;

@@ -173,6 +173,14 @@ export interface RaftBugs {
   readonly demotedNeverCampaign?: boolean;
   readonly soleVoterIgnoresLease?: boolean;
   readonly trustNonMembers?: boolean;
+  readonly noPreVote?: boolean;
+  readonly noCheckQuorum?: boolean;
+  readonly noVoteRefusal?: boolean;
+  readonly noRestartRefusal?: boolean;
+  readonly readIndexWithoutRound?: boolean;
+  readonly readIndexBeforeOwnTermCommit?: boolean;
+  readonly transferKeepsLease?: boolean;
+  readonly truncateOnStaleAppend?: boolean;
 }
 
 export type RaftBugName = keyof RaftBugs;
@@ -190,4 +198,12 @@ export const raftBugNames: readonly RaftBugName[] = [
   "demotedNeverCampaign",
   "soleVoterIgnoresLease",
   "trustNonMembers",
+  "noPreVote",
+  "noCheckQuorum",
+  "noVoteRefusal",
+  "noRestartRefusal",
+  "readIndexWithoutRound",
+  "readIndexBeforeOwnTermCommit",
+  "transferKeepsLease",
+  "truncateOnStaleAppend",
 ];

@@ -68,6 +68,9 @@ const hunts: Hunt[] = [
   { bug: "leaseIgnoresDrift", seedsMax: 100, profile: leaseRace },
   { bug: "commitPreviousTermEntries", seedsMax: 40, profile: figureEight },
   { bug: "skipAppendTermCheck", seedsMax: 20, profile: staleAppends },
+  // The default mix (no aimed profile), as `npm run sim:mutants` runs it.
+  { bug: "membershipBeforeOwnTermCommit", seedsMax: 300 },
+  { bug: "transferKeepsLease", seedsMax: 300 },
 ];
 
 describe("the simulator finds every deliberate defect", () => {

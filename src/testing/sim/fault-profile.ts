@@ -60,6 +60,8 @@ export interface FaultProfile {
   readonly clients: number;
   readonly keys: number;
   readonly operationIntervalMsMax: number;
+  /** Chance that the clients fall silent for a while after an operation. */
+  readonly quietSpellChance: number;
   readonly faultIntervalMsMin: number;
   readonly faultIntervalMsMax: number;
   readonly faultPhaseMs: number;
@@ -140,6 +142,7 @@ function drawMixed(random: SeededRandom): FaultProfile {
     clients: random.between(1, 6),
     keys: random.between(1, 5),
     operationIntervalMsMax: random.pick([10, 40, 100]),
+    quietSpellChance: random.pick([0, 0, 0.05, 0.2]),
     faultIntervalMsMin: 100,
     faultIntervalMsMax: random.pick([400, 1000]),
     faultPhaseMs: 5000,

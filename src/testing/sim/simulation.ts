@@ -412,9 +412,13 @@ export class Simulation {
     if (this.queue.nowMs >= stopMs) return;
     const pending = this.operations.filter((operation) => operation.status === "pending").length;
     if (pending < this.profile.clients) this.startOperation();
-    this.queue.after(this.random.between(1, this.profile.operationIntervalMsMax), () =>
-      this.issueOperation(endMs),
-    );
+    // Quiet spells, as a small fleet has between heartbeats: logs stay equal, so a member that
+    // times out is as up-to-date as the leader, and only the vote refusal protects the lease.
+    const quiet = this.faultsActive && this.random.chance(this.profile.quietSpellChance);
+    const intervalMs = quiet
+      ? this.random.between(300, 1500)
+      : this.random.between(1, this.profile.operationIntervalMsMax);
+    this.queue.after(intervalMs, () => this.issueOperation(endMs));
   }
 
   private startOperation(): void {
