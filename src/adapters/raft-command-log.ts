@@ -884,11 +884,14 @@ export class RaftCommandLog implements CommandLog {
       ready.snapshot?.meta.index ?? 0,
     );
     this.finish(ready);
-    // The clock first (heartbeat rounds keep the lease), then work that waited, before the
-    // next drain, so one batch carries all of it.
-    if (this.tickPending) this.core.tick(this.options.clock.monotonic());
-    this.tickPending = false;
+    // Work that waited first (acknowledgements that arrived during the flush count before
+    // CheckQuorum judges), then the tick that fell in the flush, then the next drain, so one
+    // batch carries all of it. A tick that cannot run now stays pending for the next flush.
     while (!this.flushing && this.waiting.length > 0) this.waiting.shift()?.run();
+    if (this.tickPending && !this.flushing) {
+      this.tickPending = false;
+      this.core.tick(this.options.clock.monotonic());
+    }
     this.drain();
   }
 
@@ -906,12 +909,14 @@ export class RaftCommandLog implements CommandLog {
       this.images.installReceived(ready.snapshot.meta.index);
       this.replaceState(ready.snapshot.data);
     }
+    const messages = this.pendingMessages ?? ready.messages;
+    this.pendingMessages = null;
+    // Images are attached before older ones go: a snapshot message of this batch may still name
+    // the image this batch's compaction replaces.
+    this.deliver(messages.flatMap((message) => this.withSnapshotData(message)));
     // raft.db now records this snapshot: older images are no longer needed.
     const recorded = ready.snapshot?.meta.index ?? ready.compaction?.index;
     if (recorded !== undefined) this.images.keepOnly(recorded);
-    const messages = this.pendingMessages ?? ready.messages;
-    this.pendingMessages = null;
-    this.deliver(messages.flatMap((message) => this.withSnapshotData(message)));
     this.applyEntries(ready.committedEntries);
     for (const read of ready.readStates) this.reads.get(read.context)?.(read.index);
     this.core.advance(ready);

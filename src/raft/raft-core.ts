@@ -198,7 +198,8 @@ export class RaftCore {
     // A restarted member may have acknowledged a leader's lease round just before it stopped;
     // refusing votes for a full election timeout after start keeps that lease sound. A member
     // that never held a term or an entry acknowledged nothing, and has no lease to protect.
-    const fresh = hardState.term === 0 && snapshot === null && entries.length === 0;
+    // (A new cluster's first membership is stored as a snapshot at index 0: still fresh.)
+    const fresh = hardState.term === 0 && (snapshot?.index ?? 0) === 0 && entries.length === 0;
     const refuseAfterStart = !fresh && !this.bugs.noRestartRefusal;
     this.leaderHeardAtMs = refuseAfterStart ? options.nowMs : Number.NEGATIVE_INFINITY;
     this.resetElectionTimer();
@@ -911,9 +912,25 @@ export class RaftCore {
       this.readsAwaitingCommit = [];
     }
     if (!isVoter(this.membership, this.id) && this.membershipIndex <= this.log.commitIndex) {
-      // A leader removed or demoted by a committed change steps down.
+      // A leader demoted by a committed change steps down, and hands over to the most
+      // caught-up voter at once, sparing the others an election timeout of refusal.
+      const successor = this.mostCaughtUpVoter();
+      if (successor !== noMember) this.sendTimeoutNow(successor);
       this.becomeFollower(this.term, noMember);
     }
+  }
+
+  private mostCaughtUpVoter(): MemberId {
+    let best: MemberId = noMember;
+    let bestMatch = -1;
+    for (const voter of this.membership.voters) {
+      const match = this.progress.get(voter)?.match ?? -1;
+      if (match > bestMatch) {
+        best = voter;
+        bestMatch = match;
+      }
+    }
+    return best;
   }
 
   /** Sends what is pending at the end of a batch of inputs: read rounds and appends. */

@@ -69,8 +69,8 @@ const hunts: Hunt[] = [
   { bug: "commitPreviousTermEntries", seedsMax: 40, profile: figureEight },
   { bug: "skipAppendTermCheck", seedsMax: 20, profile: staleAppends },
   // The default mix (no aimed profile), as `npm run sim:mutants` runs it.
-  { bug: "membershipBeforeOwnTermCommit", seedsMax: 300 },
-  { bug: "transferKeepsLease", seedsMax: 300 },
+  { bug: "membershipBeforeOwnTermCommit", seedsMax: 400 },
+  { bug: "transferKeepsLease", seedsMax: 400 },
 ];
 
 describe("the simulator finds every deliberate defect", () => {

@@ -35,6 +35,8 @@ const tickMs = 10;
 const operationTimeoutMs = 2000;
 /** After healing, a leader must exist and writes must commit within this bound. */
 const livenessBoundMs = 3000;
+/** How long a member stays deaf after healing (leaveOneDeaf); well past an election. */
+const deafMs = 3000;
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -194,6 +196,7 @@ export class Simulation {
       choices.push(() => this.network.partition(this.randomSplit()));
       choices.push(() => this.network.isolate(this.random.pick(this.ids())));
       choices.push(() => this.isolateLeader());
+      choices.push(() => this.cutLeaderFromOne());
       choices.push(() =>
         this.network.cutOneWay(this.random.pick(this.ids()), this.random.pick(this.ids())),
       );
@@ -218,6 +221,20 @@ export class Simulation {
     const groups: MemberId[][] = [[], []];
     for (const id of this.ids()) groups[this.random.nextInt(2)]?.push(id);
     return groups;
+  }
+
+  /**
+   * One follower stops hearing the leader and times out while the others still follow it; half
+   * the time the link is broken both ways, so it can only campaign through the others.
+   */
+  private cutLeaderFromOne(): void {
+    const leader = this.currentLeader();
+    if (leader === null) return;
+    const others = this.ids().filter((id) => id !== leader.id && !this.wiped.has(id));
+    if (others.length === 0) return;
+    const follower = this.random.pick(others);
+    this.network.cutOneWay(leader.id, follower);
+    if (this.random.chance(0.5)) this.network.cutOneWay(follower, leader.id);
   }
 
   private isolateLeader(): void {
@@ -403,6 +420,40 @@ export class Simulation {
         member.resume();
       }
     }
+    if (this.random.chance(this.profile.lingeringDeafChance)) this.leaveOneDeaf();
+  }
+
+  /**
+   * One member's receive path stays broken for a while after the rest heals (a Pi whose Wi-Fi
+   * only sends), most often the leader's: it still reaches everyone but hears no one. A majority
+   * remains whole, so writes must commit while it lasts; a leader that cannot tell it lost its
+   * quorum would hold the others back with its heartbeats.
+   */
+  private leaveOneDeaf(): void {
+    const leader = this.currentLeader();
+    const membership = leader?.core?.status().membership;
+    if (leader === null || membership === undefined) return;
+    const running = this.members.filter((member) => member.running && !this.wiped.has(member.id));
+    const deaf = this.random.chance(0.7) ? leader : this.random.pick(running);
+    const whole = membership.voters.filter(
+      (id) => id !== deaf.id && !this.wiped.has(id) && this.memberById(id)?.running === true,
+    );
+    if (whole.length < Math.floor(membership.voters.length / 2) + 1) return;
+    this.trace.add(`deaf ${deaf.id}`);
+    for (const other of this.ids()) this.network.cutOneWay(other, deaf.id);
+    const sinceMs = this.queue.nowMs;
+    this.queue.after(deafMs, () => {
+      this.checkWritesCommittedSince(sinceMs, "while one member was deaf");
+      this.network.heal();
+    });
+  }
+
+  private checkWritesCommittedSince(sinceMs: number, why: string): void {
+    const committed = this.operations.some(
+      (operation) =>
+        operation.status === "ok" && isWrite(operation.kind) && operation.returnMs > sinceMs,
+    );
+    if (!committed) throw new Violation("liveness", `no write committed ${why}`);
   }
 
   // ---- Workload -----------------------------------------------------------------------------
