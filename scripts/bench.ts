@@ -7,11 +7,13 @@ import { benchPlacement } from "./bench-placement.ts";
 import { benchRaft } from "./bench-raft.ts";
 import { benchReplacement } from "./bench-replacement.ts";
 import { type BenchRow, formatBenchRows } from "./bench-row.ts";
+import { benchSim } from "./bench-sim.ts";
 
 const rows: BenchRow[] = [];
 rows.push(...(await benchApply()));
 rows.push(...(await benchPlacement()));
 rows.push(...(await benchRaft()));
+rows.push(...(await benchSim()));
 rows.push(...(await benchBinary()));
 if (process.env.SHOAL_BENCH_SKIP_DOCKER === "1") {
   console.error("skipping the Docker benchmark (SHOAL_BENCH_SKIP_DOCKER=1)");
