@@ -10,6 +10,11 @@ bash scripts/ensure-test-tools.sh
 bash scripts/ensure-docker.sh
 bash scripts/test-image.sh
 echo "== typecheck" && npx tsc --noEmit
-echo "== lint" && npx biome check . && shellcheck -s sh install.sh && shellcheck scripts/*.sh test/e2e/*.sh
+# One command per line: under `set -e` a failure inside an && list (other than its last command)
+# does not stop the script, and a lint error would pass unseen.
+echo "== lint"
+npx biome check .
+shellcheck -s sh install.sh
+shellcheck scripts/*.sh test/e2e/*.sh
 echo "== unit tests" && npm run -s test:unit
 echo "== end-to-end tests" && npm run -s test:e2e
