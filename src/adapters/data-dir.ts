@@ -14,6 +14,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { ShoalError } from "../core/errors.ts";
+import { StateView } from "../state/views.ts";
 import { joinTokenPath } from "./join-token.ts";
 import { openDatabase } from "./libsql.ts";
 
@@ -181,11 +182,7 @@ function stateAppliedIndex(path: string): number {
   if (!existsSync(path)) return 0;
   const db = openDatabase(path, "NORMAL");
   try {
-    if (!tableNames(db).has("meta")) return 0;
-    const row = db.prepare("SELECT value FROM meta WHERE key = 'applied_index'").get() as
-      | { value: string }
-      | undefined;
-    return Number(row?.value ?? 0);
+    return tableNames(db).has("meta") ? new StateView(db).appliedIndex() : 0;
   } finally {
     db.close();
   }

@@ -105,6 +105,17 @@ async function eventually(what: string, check: () => boolean): Promise<void> {
 }
 
 /** The applied index a state image holds, or null when it is not one. */
+/** A one-member log that wrote three services and took a snapshot of them. */
+async function snapshottedLoneLeader(fleet: LoopbackFleet, id: string): Promise<RaftCommandLog> {
+  const leader = fleet.add(id, [id]);
+  await fleet.leader();
+  for (let n = 1; n <= 3; n++) {
+    assert.equal((await leader.propose(create(`before-${n}`, n))).ok, true);
+  }
+  leader.snapshotNow();
+  return leader;
+}
+
 function imageIndexOf(image: Uint8Array): number | null {
   const dir = mkdtempSync(join(tmpdir(), "shoal-image-"));
   try {
@@ -450,12 +461,7 @@ describe("a snapshot after a crash between its image and raft.db", () => {
   after(() => fleet.dispose());
 
   it("restarts, and sends a lagging member the image of exactly the snapshot's index", async () => {
-    let leader = fleet.add("k", ["k"]);
-    await fleet.leader();
-    for (let n = 1; n <= 3; n++) {
-      assert.equal((await leader.propose(create(`before-${n}`, n))).ok, true);
-    }
-    leader.snapshotNow();
+    let leader = await snapshottedLoneLeader(fleet, "k");
     const recorded = leader.snapshotIndex();
     assert.ok(recorded > 0);
     for (let n = 1; n <= 3; n++) {
@@ -547,12 +553,7 @@ describe("a snapshot whose image does not match its metadata", () => {
   after(() => fleet.dispose());
 
   it("is refused by the receiver, which stays up and installs the right one next", async () => {
-    const leader = fleet.add("n", ["n"]);
-    await fleet.leader();
-    for (let n = 1; n <= 3; n++) {
-      assert.equal((await leader.propose(create(`before-${n}`, n))).ok, true);
-    }
-    leader.snapshotNow();
+    const leader = await snapshottedLoneLeader(fleet, "n");
     assert.equal((await leader.propose(create("after", 4))).ok, true);
     // An image taken at another index than the metadata says: a peer's data is input.
     const wrong = imageOfState(fleet.dirOf.get("n") ?? "");

@@ -194,12 +194,18 @@ class SnapshotImages {
     syncPath(this.dir);
   }
 
-  /** The applied index of an image a peer sent, read from a scratch copy. */
+  /**
+   * The applied index of an image a peer sent, read from a scratch copy; null when it cannot be
+   * read (a full disk refuses the image, it does not crash the node).
+   */
   indexOfReceived(image: Uint8Array): number | null {
     const scratch = join(this.dir, "snapshot.check.tmp");
-    writeFileSync(scratch, image);
     try {
+      writeFileSync(scratch, image);
       return imageIndexAt(scratch);
+    } catch (error) {
+      console.error("shoal: could not check a received snapshot image", error);
+      return null;
     } finally {
       rmSync(scratch, { force: true });
     }
@@ -888,11 +894,8 @@ export class RaftCommandLog implements CommandLog {
     // CheckQuorum judges), then the tick that fell in the flush, then the next drain, so one
     // batch carries all of it. A tick that cannot run now stays pending for the next flush.
     while (!this.flushing && this.waiting.length > 0) this.waiting.shift()?.run();
-    if (this.tickPending && !this.flushing) {
-      this.tickPending = false;
-      this.core.tick(this.options.clock.monotonic());
-    }
-    this.drain();
+    if (this.tickPending && !this.flushing) this.tick();
+    else this.drain();
   }
 
   /** A log that cannot reach its disk must not go on: crash, and start again from raft.db. */

@@ -180,6 +180,17 @@ export class CoreHarness {
     this.cutLinks.clear();
   }
 
+  /** Cuts the link between two members both ways. */
+  cut(left: MemberId, right: MemberId): void {
+    this.cutLinks.add(`${left}>${right}`).add(`${right}>${left}`);
+  }
+
+  /** Restores the link between two members both ways. */
+  connect(left: MemberId, right: MemberId): void {
+    this.cutLinks.delete(`${left}>${right}`);
+    this.cutLinks.delete(`${right}>${left}`);
+  }
+
   leaders(): MemberId[] {
     return [...this.cores.values()]
       .filter((core) => core.status().role === "leader")
