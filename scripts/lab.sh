@@ -215,6 +215,8 @@ wait_until() {
 spawn() {
   local pidfile="$1" log="$2"
   shift 2
+  # A pid file left by a process that died must not pass for the new one's.
+  rm -f "$pidfile"
   # shellcheck disable=SC2016 # $$ and $0 belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
   local waited=0
