@@ -152,8 +152,9 @@ function imageOfState(dataDir: string): Uint8Array {
  * replica falls behind the commit index it knows: the seam is the host's own apply step.
  */
 function holdApply(log: RaftCommandLog): { release(): void } {
-  const host = log as unknown as { applyEntries(entries: readonly Entry[]): void };
-  const apply = host.applyEntries.bind(log);
+  const host = (log as unknown as { pipeline: { applyEntries(entries: readonly Entry[]): void } })
+    .pipeline;
+  const apply = host.applyEntries.bind(host);
   const held: Entry[][] = [];
   let holding = true;
   host.applyEntries = (entries) => {

@@ -122,7 +122,7 @@ export class CoreHarness {
       durable.entries.push(...ready.entries);
     }
     if (ready.hardState !== null) durable.hardState = ready.hardState;
-    for (const message of ready.messages) {
+    for (const message of [...ready.sendNow, ...ready.messages]) {
       if (message.type === "snapshot") {
         this.queue.push({ ...message, data: durable.snapshotData ?? new Uint8Array(0) });
       } else {

@@ -384,12 +384,21 @@ export class RaftCore {
     const hardState = this.hardStateToPersist();
     const changed = !sameHardState(hardState, this.emittedHardState);
     const install = this.snapshotInstall;
+    const entries = this.log.unstableEntries();
+    const [sendNow, messages] = splitLeaderAppends(this.messages);
     const ready: Ready = {
       hardState: changed ? hardState : null,
+      mustSync:
+        entries.length > 0 ||
+        install !== null ||
+        this.compaction !== null ||
+        hardState.term !== this.emittedHardState.term ||
+        hardState.votedFor !== this.emittedHardState.votedFor,
       snapshot: install,
       compaction: this.compaction,
-      entries: this.log.unstableEntries(),
-      messages: this.messages,
+      entries,
+      sendNow,
+      messages,
       committedEntries:
         install === null
           ? this.log.committedToApply(
@@ -1122,6 +1131,20 @@ export class RaftCore {
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * A leader's appends and heartbeats need nothing of its own disk (Raft thesis §10.2.1: the
+ * leader counts itself toward a commit only once its own flush is done); every other message
+ * (an acknowledgement, a vote, a snapshot) depends on what this batch persists.
+ */
+function splitLeaderAppends(messages: readonly Message[]): [Message[], Message[]] {
+  const now: Message[] = [];
+  const afterPersist: Message[] = [];
+  for (const message of messages) {
+    (message.type === "append" || message.type === "heartbeat" ? now : afterPersist).push(message);
+  }
+  return [now, afterPersist];
+}
 
 function sameHardState(left: HardState, right: HardState): boolean {
   return (

@@ -129,19 +129,28 @@ export interface SnapshotInstall {
 }
 
 /**
- * One batch of work for the host, handled in this order: persist (snapshot, then compaction,
- * then entries and hard state, atomically and durably), send messages, apply committed
- * entries, serve read states, then call advance(ready). A leader's appends and heartbeats may
- * leave before the persist is done (Raft thesis §10.2.1), and committed entries already durable
- * from earlier batches may apply then too; nothing may be stepped into the core until advance.
+ * One batch of work for the host, handled in this order: send `sendNow`; persist (snapshot,
+ * then compaction, then entries and hard state, atomically, and durably when `mustSync`); send
+ * `messages`; apply committed entries; serve read states; then call advance(ready). Committed
+ * entries already durable from earlier batches may apply before the persist is done; nothing
+ * may be stepped into the core until advance.
  */
 export interface Ready {
   readonly hardState: HardState | null;
+  /**
+   * Whether the persist must be flushed to disk before `messages` leave and entries count as
+   * stored (etcd's MustSync): false when only the commit index moved, which a restart
+   * recovers from the applied index.
+   */
+  readonly mustSync: boolean;
   readonly snapshot: SnapshotInstall | null;
   /** The log was compacted behind this snapshot: delete entries up to its index. */
   readonly compaction: SnapshotMeta | null;
   /** Entries to store; any stored entry at or after the first one's index is replaced. */
   readonly entries: readonly Entry[];
+  /** A leader's appends and heartbeats: they may leave before this batch is persisted. */
+  readonly sendNow: readonly Message[];
+  /** Messages that may leave only once this batch is persisted (answers, votes, snapshots). */
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];
   readonly readStates: readonly ReadState[];

@@ -254,7 +254,7 @@ export class SimMember {
     if (window === "beforePersist") return this.crashNow();
     this.persist(ready);
     if (window === "afterPersist") return this.crashNow();
-    for (const message of ready.messages) this.sendMessage(core, message);
+    for (const message of [...ready.sendNow, ...ready.messages]) this.sendMessage(core, message);
     const acknowledged = this.apply(ready);
     if (window === "afterApply") return this.crashNow();
     for (const [operation, ok] of acknowledged) {

@@ -1,0 +1,117 @@
+// The ports of the Raft host: what the pipeline and the client sessions need of the world. The
+// release binary implements them over libSQL files, Node's timers and HTTP between peers
+// (adapters/raft-command-log.ts); the simulator over a simulated disk, its event queue and its
+// network. The host itself stays pure: time, timers, disks and peers come in through here.
+import type { Result } from "../../core/errors.ts";
+import type { LogStoreBatch } from "../log-store.ts";
+import type { Entry, Message, PersistentState } from "../types.ts";
+
+/** Timers on the host's own clock; each returns a function that cancels it. */
+export interface HostTimers {
+  /** Milliseconds on a clock that never goes back (the core's and the lease's time). */
+  monotonic(): number;
+  after(ms: number, callback: () => void): () => void;
+  every(ms: number, callback: () => void): () => void;
+  /** Runs `callback` once the current turn is over (work arriving together shares a batch). */
+  soon(callback: () => void): void;
+}
+
+/**
+ * The Raft log on disk, with writing and flushing apart: `write` is in the page cache at once,
+ * `flush` makes everything written so far durable, off the host's turn.
+ */
+export interface HostLogDisk {
+  load(): PersistentState;
+  write(batch: LogStoreBatch): void;
+  flush(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * The replicated state machine. It applies committed entries in order, each once; a command
+ * entry's result goes to the proposal that waits for it (null for no-ops and membership).
+ */
+export interface HostStateMachine {
+  appliedIndex(): number;
+  applyAll(entries: readonly Entry[]): (Result<unknown> | null)[];
+  /** Replaces the whole state with a snapshot's image, taken at the snapshot's index. */
+  restore(image: Uint8Array): void;
+}
+
+/**
+ * State images of snapshots, each named by the index it was taken at, so an image never stands
+ * for another snapshot than its own. The log on disk says which snapshot is current; an image
+ * received from the leader waits apart until the log records it.
+ */
+export interface HostSnapshotImages {
+  has(index: number): boolean;
+  read(index: number): Uint8Array | null;
+  /** The index of the newest image on disk (null when there is none). */
+  newestIndex(): number | null;
+  /** Writes the image of the state machine (at `index`, its applied index) whole and durably. */
+  take(index: number): void;
+  /** The applied index a peer's image holds, or null when it is not an image. */
+  indexOf(image: Uint8Array): number | null;
+  /** A received image, durable before the log records its snapshot. */
+  writeReceived(image: Uint8Array): void;
+  /** The log recorded the received snapshot at `index`: its image becomes that index's. */
+  installReceived(index: number): void;
+  /** Removes every image but `index`'s, once the log records the snapshot at `index`. */
+  keepOnly(index: number): void;
+}
+
+/** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
+export interface HostNetwork {
+  send(messages: readonly Message[]): void;
+}
+
+/**
+ * Calls the leader's peer route `kind` (one hop, never further): `propose` for writes,
+ * `read-index` and `lease-read` for reads. It rejects with a ShoalError when the leader could
+ * not be asked or did not answer.
+ */
+export type LeaderCall = <T>(
+  leaderId: string,
+  kind: string,
+  body: unknown,
+  timeoutMs?: number,
+) => Promise<T>;
+
+/** What the host's observers see: the simulator's checkers, a node's metrics. */
+export interface HostObserver {
+  /** A message leaves this member (after whatever it depends on is durable, unless a bug). */
+  sent?(message: Message): void;
+  /** The core took input or a batch finished (invariants hold between such steps). */
+  stepped?(): void;
+  /** Something went wrong that the host survives (a refused image, an image missing to send). */
+  warn?(what: string, detail: Record<string, unknown>): void;
+  /** Entries were applied, with their results. */
+  applied?(entries: readonly Entry[], results: readonly (Result<unknown> | null)[]): void;
+}
+
+/**
+ * Deliberate defects of the host, switched on only by the simulator's mutant campaigns to
+ * prove that its checkers notice the mechanism's absence.
+ */
+export interface HostBugs {
+  /** Messages that must wait for the persist leave before the flush is done. */
+  readonly sendBeforeFlush?: boolean;
+  /** A batch that must be synced is only written: acknowledged before it is durable. */
+  readonly skipFlush?: boolean;
+  /** A proposal is answered by whatever entry lands at its index, of any term. */
+  readonly answerAnyTerm?: boolean;
+  /** A resent forwarded write gets a fresh request id, so a second copy applies again. */
+  readonly freshRequestIdOnResend?: boolean;
+  /** A snapshot is sent with the newest image, whatever index it holds, and installed unchecked. */
+  readonly anyImage?: boolean;
+}
+
+export type HostBugName = keyof HostBugs;
+
+export const hostBugNames: readonly HostBugName[] = [
+  "sendBeforeFlush",
+  "skipFlush",
+  "answerAnyTerm",
+  "freshRequestIdOnResend",
+  "anyImage",
+];
