@@ -7,17 +7,18 @@ const goalEventsPerSecond = 50_000;
 const seedsPerRun = 200;
 const runs = 3;
 
-function eventsPerSecond(seedStart: number): number {
+async function eventsPerSecond(seedStart: number): Promise<number> {
   let events = 0;
   const startedMs = performance.now();
   for (let seed = seedStart; seed < seedStart + seedsPerRun; seed++) {
-    events += runSimulation({ seed }).events;
+    events += (await runSimulation({ seed })).events;
   }
   return events / ((performance.now() - startedMs) / 1000);
 }
 
 export async function benchSim(): Promise<BenchRow[]> {
-  const samples = Array.from({ length: runs }, (_, run) => eventsPerSecond(1 + run * seedsPerRun));
+  const samples: number[] = [];
+  for (let run = 0; run < runs; run++) samples.push(await eventsPerSecond(1 + run * seedsPerRun));
   const value = Math.round(median(samples));
   return [
     {

@@ -323,7 +323,14 @@ export class RaftCommandLog implements CommandLog {
     this.pipeline = new RaftPipeline({
       core: { id: node, bootstrap: options.bootstrap, random: options.random },
       state,
-      disk: this.store,
+      disk: {
+        load: () => this.store.load(),
+        write: (batch) => this.store.write(batch),
+        flush: (done, failed) => {
+          this.store.flush().then(done, failed);
+        },
+        close: () => this.store.close(),
+      },
       images: this.images,
       machine: this.state,
       network: options.sender,

@@ -54,7 +54,7 @@ function describe(result: SimulationResult): string {
   );
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const options = parseArguments(process.argv.slice(2));
   const bugs = options.bug === null ? {} : { [options.bug]: true };
   const startedMs = performance.now();
@@ -62,7 +62,7 @@ function main(): number {
   let events = 0;
   for (let offset = 0; offset < options.seeds; offset++) {
     const seed = options.seedStart + offset;
-    const result = runSimulation({ seed, bugs });
+    const result = await runSimulation({ seed, bugs });
     events += result.events;
     if (options.verbose) console.log(describe(result));
     if (!result.ok) {
@@ -88,4 +88,4 @@ function seeds(options: CampaignOptions, offset: number): string {
   return `${options.seedStart}..${options.seedStart + offset}`;
 }
 
-process.exitCode = main();
+process.exitCode = await main();

@@ -1,14 +1,23 @@
-// `npm run sim:mutants`: for each Raft mechanism, a mutant of the real core with that mechanism
-// removed, and a campaign of the default mix (plain `npm run sim`'s seeds) that must find a
+// `npm run sim:mutants`: for each Raft mechanism, a mutant of the real core or host pipeline
+// with that mechanism removed, and a campaign of the default mix (plain `npm run sim`'s seeds) that must find a
 // violation within `--seeds` seeds (2,000 by default). Prints one table row per mutant and exits
 // non-zero when any mutant goes uncaught: a mutant no campaign catches is a finding.
 // `--only name[,name]` runs some; `--seeds N` bounds each campaign.
+import { type HostBugName, hostBugNames } from "../raft/host/ports.ts";
 import { type RaftBugName, raftBugNames } from "../raft/types.ts";
-import { runSimulation } from "./sim/simulation.ts";
+import { runSimulation, type SimulationOptions } from "./sim/simulation.ts";
 
 export interface Mutant {
-  readonly bug: RaftBugName;
+  readonly bug: RaftBugName | HostBugName;
   readonly mechanism: string;
+}
+
+/** The simulation options that switch the mutant on, in the core or in the host. */
+function withMutant(mutant: Mutant, seed: number): SimulationOptions {
+  const on = { [mutant.bug]: true };
+  return hostBugNames.includes(mutant.bug as HostBugName)
+    ? { seed, hostBugs: on }
+    : { seed, bugs: on };
 }
 
 /** The mechanisms the simulator must tell apart from their absence. */
@@ -36,6 +45,11 @@ export const mutants: readonly Mutant[] = [
   { bug: "trustNonMembers", mechanism: "votes and answers of non-members are dropped" },
   { bug: "leaderDemotesItself", mechanism: "the leader hands over before its demotion" },
   { bug: "demotedNeverCampaign", mechanism: "a member whose demotion is uncommitted campaigns" },
+  { bug: "skipFlush", mechanism: "fsync before acknowledging" },
+  { bug: "sendBeforeFlush", mechanism: "flush before send where required" },
+  { bug: "answerAnyTerm", mechanism: "answer a proposal only for its own term" },
+  { bug: "freshRequestIdOnResend", mechanism: "a forwarded write applied once" },
+  { bug: "anyImage", mechanism: "snapshot image and metadata from one index" },
 ];
 
 export interface Hunt {
@@ -47,9 +61,9 @@ export interface Hunt {
 }
 
 /** Runs the default mix with the mutant from seed 1 until the first violation or `seedsMax`. */
-export function hunt(mutant: Mutant, seedsMax: number): Hunt {
+export async function hunt(mutant: Mutant, seedsMax: number): Promise<Hunt> {
   for (let seed = 1; seed <= seedsMax; seed++) {
-    const result = runSimulation({ seed, bugs: { [mutant.bug]: true } });
+    const result = await runSimulation(withMutant(mutant, seed));
     if (!result.ok) return { mutant, seed, seedsRun: seed, violation: result.violation };
   }
   return { mutant, seed: null, seedsRun: seedsMax, violation: null };
@@ -65,7 +79,8 @@ function chosen(argv: readonly string[]): readonly Mutant[] {
   if (only === undefined) return mutants;
   const names = only.split(",");
   for (const name of names) {
-    if (!raftBugNames.includes(name as RaftBugName)) throw new Error(`unknown mutant ${name}`);
+    const known: readonly string[] = [...raftBugNames, ...hostBugNames];
+    if (!known.includes(name)) throw new Error(`unknown mutant ${name}`);
   }
   return mutants.filter((mutant) => names.includes(mutant.bug));
 }
@@ -76,7 +91,7 @@ function row(found: Hunt): string {
   return `| ${found.mutant.bug} | ${found.mutant.mechanism} | ${seeds} | ${violation} |`;
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const seedsMax = Number(option(argv, "--seeds") ?? "2000");
   if (!Number.isSafeInteger(seedsMax) || seedsMax < 1) throw new Error("--seeds wants a count");
@@ -84,7 +99,7 @@ function main(): number {
   console.log("| --- | --- | --- | --- |");
   let missed = 0;
   for (const mutant of chosen(argv)) {
-    const found = hunt(mutant, seedsMax);
+    const found = await hunt(mutant, seedsMax);
     if (found.seed === null) missed++;
     console.log(row(found));
   }
@@ -92,4 +107,4 @@ function main(): number {
   return missed === 0 ? 0 : 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = main();
+if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await main();

@@ -70,20 +70,24 @@ const hunts: Hunt[] = [
   { bug: "skipAppendTermCheck", seedsMax: 20, profile: staleAppends },
   // The default mix (no aimed profile), as `npm run sim:mutants` runs it.
   { bug: "membershipBeforeOwnTermCommit", seedsMax: 400 },
-  { bug: "transferKeepsLease", seedsMax: 400 },
+  { bug: "noCheckQuorum", seedsMax: 400 },
 ];
 
 describe("the simulator finds every deliberate defect", () => {
   for (const hunt of hunts) {
-    it(`finds ${hunt.bug} within ${hunt.seedsMax} seeds; the correct core holds there`, () => {
+    it(`finds ${hunt.bug} within ${hunt.seedsMax} seeds; the correct core holds there`, async () => {
       let found: { seed: number; violation: string } | null = null;
       for (let seed = 1; seed <= hunt.seedsMax && found === null; seed++) {
-        const result = runSimulation({ seed, bugs: { [hunt.bug]: true }, profile: hunt.profile });
+        const result = await runSimulation({
+          seed,
+          bugs: { [hunt.bug]: true },
+          profile: hunt.profile,
+        });
         if (!result.ok) found = { seed, violation: result.violation ?? "" };
       }
       assert.ok(found !== null, `${hunt.bug} went unnoticed for ${hunt.seedsMax} seeds`);
       for (let seed = 1; seed <= found.seed; seed++) {
-        const clean = runSimulation({ seed, profile: hunt.profile });
+        const clean = await runSimulation({ seed, profile: hunt.profile });
         assert.ok(clean.ok, `SEED=${seed} fails without the defect: ${clean.violation}`);
       }
     });
@@ -91,9 +95,9 @@ describe("the simulator finds every deliberate defect", () => {
 
   const aimed = { leaseRace, figureEight, staleAppends };
   for (const [name, profile] of Object.entries(aimed)) {
-    it(`the ${name} profile holds with the correct core`, () => {
+    it(`the ${name} profile holds with the correct core`, async () => {
       for (let seed = 1; seed <= 40; seed++) {
-        const result = runSimulation({ seed, profile });
+        const result = await runSimulation({ seed, profile });
         assert.ok(result.ok, `SEED=${seed}: ${result.violation}`);
       }
     });

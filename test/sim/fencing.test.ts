@@ -20,20 +20,20 @@ const pastTheBound: Partial<FaultProfile> = {
 const seeds = 30;
 
 describe("fencing keeps the state correct past the drift bound", () => {
-  it(`holds on ${seeds} seeds, and late fenced writes are refused`, () => {
+  it(`holds on ${seeds} seeds, and late fenced writes are refused`, async () => {
     let refused = 0;
     for (let seed = 1; seed <= seeds; seed++) {
-      const result = runSimulation({ seed, profile: pastTheBound });
+      const result = await runSimulation({ seed, profile: pastTheBound });
       assert.ok(result.ok, `SEED=${seed}: ${result.violation}`);
       refused += result.fencedRefused;
     }
     assert.ok(refused > 0, "no fenced write was ever refused: the fault does not reach fencing");
   });
 
-  it("without fencing, stale fenced writes break the history", () => {
+  it("without fencing, stale fenced writes break the history", async () => {
     let found = false;
     for (let seed = 1; seed <= seeds && !found; seed++) {
-      found = !runSimulation({ seed, profile: pastTheBound, fencing: false }).ok;
+      found = !(await runSimulation({ seed, profile: pastTheBound, fencing: false })).ok;
     }
     assert.ok(found, `fencing switched off went unnoticed for ${seeds} seeds`);
   });

@@ -5,11 +5,11 @@ import { it } from "node:test";
 import { runSimulation } from "../../src/testing/sim/simulation.ts";
 
 export function sweepSeeds(seedStart: number, count: number): void {
-  it(`seeds ${seedStart}..${seedStart + count - 1} hold every safety and liveness property`, () => {
+  it(`seeds ${seedStart}..${seedStart + count - 1} hold every safety and liveness property`, async () => {
     const failures: string[] = [];
     const sizes = new Set<number>();
     for (let seed = seedStart; seed < seedStart + count; seed++) {
-      const result = runSimulation({ seed });
+      const result = await runSimulation({ seed });
       sizes.add(result.members);
       if (!result.ok) failures.push(`SEED=${seed} npm run sim  # ${result.violation}`);
     }

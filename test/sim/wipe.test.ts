@@ -13,10 +13,10 @@ const wipes: Partial<FaultProfile> = {
 };
 const seeds = 40;
 
-it(`members rejoin under new ids after their data dir is wiped (${seeds} seeds)`, () => {
+it(`members rejoin under new ids after their data dir is wiped (${seeds} seeds)`, async () => {
   let wiped = 0;
   for (let seed = 1; seed <= seeds; seed++) {
-    const result = runSimulation({ seed, profile: wipes });
+    const result = await runSimulation({ seed, profile: wipes });
     assert.ok(result.ok, `SEED=${seed}: ${result.violation}`);
     wiped += result.wiped;
   }

@@ -281,14 +281,17 @@ export class RaftPipeline {
       // while the leader writes, and the leader counts itself only once it is on disk.
       this.deliver(ready.sendNow);
       if (this.options.bugs?.sendBeforeFlush) this.deliver(this.attachImages(ready.messages));
-      // Committed entries this node already has on disk need not wait for this flush either.
-      this.applyEntries(ready.committedEntries.filter((entry) => entry.index <= this.durableIndex));
-      // Entries this batch replaces, or a snapshot replaces, are not on disk in their new form.
+      // Entries this batch replaces, or a snapshot replaces, are not on disk in their new form:
+      // what is on disk at those indexes is what the batch overwrites (seed 1995: a follower
+      // applied a new leader's entry early over the old one still on disk, crashed, and came
+      // back holding the old entry as committed).
       const replacedFrom = batch.entries[0]?.index ?? (batch.snapshot?.index ?? Infinity) + 1;
       this.durableIndex = Math.min(this.durableIndex, replacedFrom - 1);
-      this.options.disk.flush().then(
+      // Committed entries this node already has on disk need not wait for this flush either.
+      this.applyEntries(ready.committedEntries.filter((entry) => entry.index <= this.durableIndex));
+      this.options.disk.flush(
         () => this.flushed(ready),
-        (error: unknown) => this.flushFailed(error),
+        (error) => this.flushFailed(error),
       );
       return;
     }

@@ -18,12 +18,13 @@ export interface HostTimers {
 
 /**
  * The Raft log on disk, with writing and flushing apart: `write` is in the page cache at once,
- * `flush` makes everything written so far durable, off the host's turn.
+ * `flush` makes everything written so far durable, off the host's turn, then calls back (in a
+ * later turn, never from within `flush`).
  */
 export interface HostLogDisk {
   load(): PersistentState;
   write(batch: LogStoreBatch): void;
-  flush(): Promise<void>;
+  flush(done: () => void, failed: (error: unknown) => void): void;
   close(): void;
 }
 

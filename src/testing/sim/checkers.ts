@@ -56,8 +56,20 @@ export class SafetyChecker {
       throw new Violation("commit monotonic", `${core.id} commit ${seen} -> ${status.commitIndex}`);
     }
     this.commitSeen.set(core.id, status.commitIndex);
+    this.checkCommittedAgree(core, status.commitIndex);
     this.checkAcknowledgedKept(core, status.term);
     if (status.role === "leader") this.checkLeader(core, status.term, status.lastIndex);
+  }
+
+  /** The entry a member holds as committed is the one every member applied at that index. */
+  private checkCommittedAgree(core: RaftCore, commitIndex: number): void {
+    const applied = this.applied.get(commitIndex);
+    const held = core.termAt(commitIndex);
+    if (applied === undefined || held === undefined || held === applied.term) return;
+    throw new Violation(
+      "committed entries agree",
+      `${core.id} holds ${commitIndex}@${held} as committed, ${applied.member} applied ${commitIndex}@${applied.term}`,
+    );
   }
 
   private checkLeader(core: RaftCore, term: number, lastIndex: number): void {
@@ -129,8 +141,10 @@ export class SafetyChecker {
         `${member} sent term ${message.term}, stored ${durable.term}`,
       );
     }
-    if (message.type === "voteResponse" && message.granted) {
-      if (durable.term !== message.term || durable.votedFor !== message.to) {
+    // A grant needs its vote on disk, unless the disk already holds a later term: the member
+    // can never vote in the grant's term again (one batch may carry several terms' answers).
+    if (message.type === "voteResponse" && message.granted && durable.term === message.term) {
+      if (durable.votedFor !== message.to) {
         throw new Violation(
           "vote durable before reply",
           `${member} granted ${message.to} in term ${message.term}, stored ${durable.votedFor}@${durable.term}`,

@@ -1,6 +1,7 @@
 // What can go wrong in one simulation run, drawn from its seed: cluster size, network faults,
 // crashes, pauses, clock drift, membership churn and the client load.
 import type { SeededRandom } from "../../raft/seeded-random.ts";
+import type { DiskTiming } from "./sim-disk.ts";
 
 export interface NetworkFaults {
   readonly lossRate: number;
@@ -25,8 +26,15 @@ export interface FaultProfile {
   readonly network: NetworkFaults;
   readonly partitions: boolean;
   readonly crashes: boolean;
-  /** Probability that handling one ready batch is cut short by a crash. */
+  /** Probability that one flush is cut short by a crash (during it, right after, after its batch). */
   readonly crashInReadyChance: number;
+  /** Probability that a crash is a power loss: the state machine loses its unsynced writes. */
+  readonly powerLossChance: number;
+  readonly disk: DiskTiming;
+  /** How often a peer's messages are answered in its own request (as shoal's peer route does). */
+  readonly replyInRequestChance: number;
+  /** Share of client requests sent to a member other than the leader (forwarded writes). */
+  readonly followerClientShare: number;
   readonly downMsMax: number;
   readonly pauses: boolean;
   readonly pauseMsMax: number;
@@ -114,7 +122,7 @@ function drawMixed(random: SeededRandom): FaultProfile {
     network: drawNetwork(random, calm),
     partitions: !calm && random.chance(0.8),
     crashes: !calm && random.chance(0.7),
-    crashInReadyChance: random.pick([0, 0.001, 0.005]),
+    crashInReadyChance: random.pick([0, 0.002, 0.01]),
     downMsMax: random.pick([200, 1000, 3000]),
     pauses: !calm && random.chance(0.5),
     pauseMsMax: random.pick([300, 1000, 2000]),
@@ -153,6 +161,14 @@ function drawMixed(random: SeededRandom): FaultProfile {
     faultIntervalMsMax: random.pick([400, 1000]),
     faultPhaseMs: 5000,
     healPhaseMs: 7000,
+    powerLossChance: random.pick([0, 0.3, 1]),
+    disk: {
+      flushMsMax: random.pick([0, 2, 8]),
+      stallChance: random.pick([0, 0, 0.01, 0.05]),
+      stallMsMax: random.pick([50, 300]),
+    },
+    replyInRequestChance: random.pick([0, 0.5, 1]),
+    followerClientShare: random.pick([0.2, 0.5, 0.8]),
   };
 }
 

@@ -33,6 +33,8 @@ export type KvCommand =
 export interface KvResult {
   readonly operation: number;
   readonly ok: boolean;
+  /** A second copy of a forwarded request: answered with the first one's result, no change. */
+  readonly duplicate: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -42,13 +44,34 @@ export function encodeCommand(command: KvCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
 }
 
-export function decodeCommand(data: Uint8Array): KvCommand {
+/** A forwarded command is logged with its request id, so a resent copy applies once. */
+export function encodeProposal(command: KvCommand, requestId: string | null): Uint8Array {
+  if (requestId === null) return encodeCommand(command);
+  return encoder.encode(JSON.stringify({ request: requestId, command }));
+}
+
+export function decodeProposal(data: Uint8Array): {
+  command: KvCommand;
+  requestId: string | null;
+} {
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(data));
   } catch (error) {
     throw new AssertionError(`undecodable command: ${String(error)}`);
   }
+  const envelope = value as { request?: unknown; command?: unknown } | null;
+  if (envelope !== null && typeof envelope.request === "string") {
+    return { command: checkedCommand(envelope.command), requestId: envelope.request };
+  }
+  return { command: checkedCommand(value), requestId: null };
+}
+
+export function decodeCommand(data: Uint8Array): KvCommand {
+  return decodeProposal(data).command;
+}
+
+function checkedCommand(value: unknown): KvCommand {
   const command = value as Partial<KvCommand> | null;
   assert(
     command !== null && typeof command.operation === "number" && typeof command.key === "string",
@@ -67,6 +90,8 @@ export class KvMachine {
 
   private values = new Map<string, string>();
   private versions = new Map<string, number>();
+  /** The result of every forwarded request applied, by request id. */
+  private requests = new Map<string, KvResult>();
   appliedIndex = 0;
 
   get(key: string): string | null {
@@ -85,33 +110,50 @@ export class KvMachine {
     );
     this.appliedIndex = entry.index;
     if (entry.kind !== "command") return null;
-    const command = decodeCommand(entry.data);
+    const { command, requestId } = decodeProposal(entry.data);
+    const first = requestId === null ? undefined : this.requests.get(requestId);
+    if (first !== undefined) return { ...first, duplicate: true };
+    const result = this.execute(command, entry.index);
+    if (requestId !== null) this.requests.set(requestId, result);
+    return result;
+  }
+
+  private execute(command: KvCommand, index: number): KvResult {
     const matches =
       command.kind === "put" ||
       (command.kind === "cas" && this.get(command.key) === command.expected) ||
       (command.kind === "fenced" &&
         (this.version(command.key) === command.version || !this.fencing));
-    if (!matches) return { operation: command.operation, ok: false };
+    if (!matches) return { operation: command.operation, ok: false, duplicate: false };
     this.values.set(command.key, command.value);
-    this.versions.set(command.key, entry.index);
-    return { operation: command.operation, ok: true };
+    this.versions.set(command.key, index);
+    return { operation: command.operation, ok: true, duplicate: false };
   }
 
   snapshot(): Uint8Array {
-    return encoder.encode(JSON.stringify({ appliedIndex: this.appliedIndex, rows: this.rows() }));
+    return encoder.encode(
+      JSON.stringify({
+        appliedIndex: this.appliedIndex,
+        rows: this.rows(),
+        requests: [...this.requests.entries()],
+      }),
+    );
   }
 
   static restore(data: Uint8Array, fencing = true): KvMachine {
     const parsed = JSON.parse(decoder.decode(data)) as {
       appliedIndex: number;
       rows: [string, string, number][];
+      requests?: [string, KvResult][];
     };
+    assert(Number.isInteger(parsed.appliedIndex), "an image without an applied index");
     const machine = new KvMachine(fencing);
     machine.appliedIndex = parsed.appliedIndex;
     for (const [key, value, version] of parsed.rows) {
       machine.values.set(key, value);
       machine.versions.set(key, version);
     }
+    machine.requests = new Map(parsed.requests ?? []);
     return machine;
   }
 

@@ -1,15 +1,18 @@
-// One simulated member: the real Raft core, its durable twin stores (log store, state machine,
-// snapshot images), a drifting clock, pauses, and crashes that lose whatever was not persisted.
+// One simulated member: the real Raft host (the ready/flush pipeline and the client sessions of
+// src/raft/host, the same code a node runs) over a simulated disk, timers on a drifting clock,
+// the simulated network, pauses, and crashes that lose whatever was not flushed.
 import { assert } from "../../core/assert.ts";
-import { batchOf } from "../../raft/log-store.ts";
-import { MemoryLogStore } from "../../raft/memory-log-store.ts";
-import type { FlowControl, RaftTiming } from "../../raft/raft-core.ts";
-import { RaftCore } from "../../raft/raft-core.ts";
+import { type Result, ShoalError } from "../../core/errors.ts";
+import { RaftPipeline } from "../../raft/host/pipeline.ts";
+import type { HostBugs, HostLogDisk, HostTimers, LeaderCall } from "../../raft/host/ports.ts";
+import { ClientSessions, type ConsistencyLevel } from "../../raft/host/sessions.ts";
+import type { FlowControl, RaftCore, RaftTiming } from "../../raft/raft-core.ts";
 import type { SeededRandom } from "../../raft/seeded-random.ts";
-import type { MemberId, Membership, Message, RaftBugs, Ready } from "../../raft/types.ts";
+import type { Entry, MemberId, Membership, Message, RaftBugs } from "../../raft/types.ts";
 import type { SafetyChecker } from "./checkers.ts";
 import type { EventQueue } from "./event-queue.ts";
-import { encodeCommand, KvMachine } from "./kv-machine.ts";
+import { encodeProposal, type KvCommand, type KvMachine, type KvResult } from "./kv-machine.ts";
+import { type DiskTiming, SimDisk, SimImages, SimStateMachine } from "./sim-disk.ts";
 import type { TraceHash } from "./trace-hash.ts";
 
 /**
@@ -34,6 +37,15 @@ export interface ClientOperation {
   index: number;
 }
 
+/** The host's own timings in the simulator (a node's are in core/limits.ts). */
+export const simHostTiming = {
+  tickMs: 10,
+  proposeTimeoutMs: 1500,
+  leaderHoldMs: 1000,
+  forwardTimeoutMs: 1800,
+  waitingMax: 1000,
+} as const;
+
 export interface MemberEnvironment {
   readonly queue: EventQueue;
   readonly checker: SafetyChecker;
@@ -42,33 +54,57 @@ export interface MemberEnvironment {
   readonly timing: RaftTiming;
   readonly flowControl: FlowControl;
   readonly bugs: RaftBugs;
+  readonly hostBugs: HostBugs;
   /** Whether the state machine checks fenced writes' versions (false only in tests). */
   readonly fencing: boolean;
-  /** Probability that one ready batch is cut short by a crash (0 outside the fault phase). */
+  /** Probability that one flush is cut short by a crash (0 outside the fault phase). */
   crashChance(): number;
+  /** Probability that a crash is a power loss, which also loses the state's unsynced writes. */
+  readonly powerLossChance: number;
+  disk(): DiskTiming;
   /** Entries applied past the last snapshot before the member compacts (0: never). */
   readonly compactEvery: number;
+  /** How often a peer's messages are answered in its own request rather than in new ones. */
+  readonly replyInRequestChance: number;
   send(message: Message): void;
+  /** One hop to the leader's peer route, over the simulated network. */
+  call(
+    from: MemberId,
+    to: MemberId,
+    kind: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown>;
   crashed(member: SimMember): void;
   becameLeader(member: SimMember): void;
-  complete(operation: ClientOperation, outcome: "ok" | "failed"): void;
+  applied(member: SimMember, entry: Entry, result: KvResult | null): void;
+  complete(operation: ClientOperation, outcome: "ok" | "failed" | "unknown"): void;
   /** A fenced write read its key: its command goes on to be proposed (perhaps much later). */
   forwardFenced(operation: ClientOperation, version: number): void;
+  /** Async work (a client's call, a peer's route) started (+1) or settled (-1). */
+  pending(delta: number): void;
+  /** An error thrown in async work (a violation, an assertion): it ends the run. */
+  asyncError(error: unknown): void;
 }
 
-type CrashWindow = "beforePersist" | "afterPersist" | "afterApply" | null;
+type Crash = "duringFlush" | "afterFlush" | "afterFinish";
+
+/**
+ * Codes whose failure says the write was not applied (and will not be): this member does not
+ * lead, or the entry at the proposal's index is another term's. Timeouts (E_NO_QUORUM) and
+ * leaders that did not answer (E_NOT_READY) leave the outcome unknown.
+ */
+const refusedCodes = new Set(["E_NOT_LEADER", "E_CONFLICT"]);
 
 export class SimMember {
-  core: RaftCore | null = null;
-  readonly store = new MemoryLogStore();
-  machine: KvMachine;
-  /** Durable state machine images by index, what the leader sends as snapshot data. */
-  private images = new Map<number, Uint8Array>();
+  pipeline: RaftPipeline | null = null;
+  private sessions: ClientSessions<KvCommand> | null = null;
+  readonly disk: SimDisk;
+  private readonly state: SimStateMachine;
+  private readonly images: SimImages;
   pausedUntilMs = 0;
-  private inbox: Message[] = [];
-  private pendingWrites = new Map<number, ClientOperation>();
-  private pendingReadIndex = new Map<string, ClientOperation>();
-  private waitingReads: { operation: ClientOperation; index: number }[] = [];
+  /** Work that arrived while the process was paused, run when it resumes. */
+  private deferred: (() => void)[] = [];
   incarnation = 0;
   private leaderTerm = 0;
 
@@ -80,7 +116,19 @@ export class SimMember {
     /** The cluster's first membership for founding members, empty for members who join later. */
     private readonly bootstrap: Membership,
   ) {
-    this.machine = new KvMachine(environment.fencing);
+    this.state = new SimStateMachine(environment.fencing, (entry, result) =>
+      environment.applied(this, entry, result),
+    );
+    this.images = new SimImages(this.state);
+    this.disk = new SimDisk(environment.queue, environment.random.fork(), () => environment.disk());
+  }
+
+  get core(): RaftCore | null {
+    return this.pipeline?.core ?? null;
+  }
+
+  get machine(): KvMachine {
+    return this.state.kv;
   }
 
   localNow(realMs = this.environment.queue.nowMs): number {
@@ -88,7 +136,7 @@ export class SimMember {
   }
 
   get running(): boolean {
-    return this.core !== null;
+    return this.pipeline !== null;
   }
 
   get paused(): boolean {
@@ -96,260 +144,340 @@ export class SimMember {
   }
 
   start(): void {
-    assert(this.core === null, "starting a running member");
+    assert(this.pipeline === null, "starting a running member");
     this.incarnation++;
-    this.core = new RaftCore({
-      id: this.id,
-      state: this.store.load(),
-      bootstrap: this.bootstrap,
-      appliedIndex: this.machine.appliedIndex,
-      nowMs: this.localNow(),
-      random: this.environment.random.fork(),
-      timing: this.environment.timing,
-      flowControl: this.environment.flowControl,
-      bugs: this.environment.bugs,
+    const environment = this.environment;
+    const state = this.disk.load();
+    const recorded = state.snapshot?.index ?? 0;
+    this.images.settle(recorded);
+    if (state.snapshot && this.state.appliedIndex() < recorded) {
+      this.state.restore(this.images.restorable(recorded));
+    }
+    this.images.keepOnly(recorded);
+    const timers = this.timers(this.incarnation);
+    const pipeline = new RaftPipeline({
+      core: {
+        id: this.id,
+        bootstrap: this.bootstrap,
+        random: environment.random.fork(),
+        timing: environment.timing,
+        flowControl: environment.flowControl,
+        bugs: environment.bugs,
+      },
+      state,
+      disk: this.crashingDisk(),
+      images: this.images,
+      machine: this.state,
+      network: { send: (messages) => this.sendAll(messages) },
+      timers,
+      tickMs: simHostTiming.tickMs,
+      waitingMax: simHostTiming.waitingMax,
+      snapshotEntries: environment.compactEvery,
+      observer: {
+        sent: (message) => this.beforeSend(message),
+        stepped: () => this.afterStep(),
+      },
+      bugs: environment.hostBugs,
+      fatal: (error) => {
+        throw error;
+      },
     });
-    this.environment.checker.onRestart(this.id);
-    this.environment.trace.add(`start ${this.id} ${this.incarnation}`);
+    this.pipeline = pipeline;
+    this.sessions = new ClientSessions<KvCommand>({
+      pipeline,
+      machine: this.state,
+      timers,
+      encode: encodeProposal,
+      newRequestId: () => `r${this.id}${environment.random.nextInt(1_000_000_000)}`,
+      leaderCall: this.leaderCall(),
+      tickMs: simHostTiming.tickMs,
+      proposeTimeoutMs: simHostTiming.proposeTimeoutMs,
+      leaderHoldMs: simHostTiming.leaderHoldMs,
+      forwardTimeoutMs: simHostTiming.forwardTimeoutMs,
+      bugs: environment.hostBugs,
+    });
+    environment.checker.onRestart(this.id);
+    environment.trace.add(`start ${this.id} ${this.incarnation}`);
+    this.guarded(this.incarnation, () => pipeline.start());
   }
 
   crash(): void {
-    if (this.core === null) return;
-    this.core = null;
-    this.inbox = [];
-    this.pendingWrites.clear();
-    this.pendingReadIndex.clear();
-    this.waitingReads = [];
+    if (this.pipeline === null) return;
+    this.pipeline.close();
+    this.sessions?.close();
+    this.pipeline = null;
+    this.sessions = null;
+    this.deferred = [];
     this.pausedUntilMs = 0;
+    this.disk.crash();
+    if (this.environment.random.chance(this.environment.powerLossChance)) {
+      const recorded = this.disk.durable.snapshotIndex();
+      this.images.settle(recorded);
+      const image = recorded === 0 ? null : this.images.restorable(recorded);
+      this.state.loseUnsyncedState(image);
+      this.environment.trace.add(`power loss ${this.id} ${this.state.appliedIndex()}`);
+    }
     this.environment.trace.add(`crash ${this.id}`);
     this.environment.crashed(this);
   }
 
-  tick(): void {
-    const core = this.core;
-    if (core === null || this.paused) return;
-    core.tick(this.localNow());
-    this.afterInput(core);
-  }
-
-  receive(message: Message): void {
-    const core = this.core;
-    if (core === null) return;
+  /** Runs `work` in this incarnation of the process: dropped if it died, held while paused. */
+  private guarded(incarnation: number, work: () => void): void {
+    if (incarnation !== this.incarnation || this.pipeline === null) return;
     if (this.paused) {
-      this.inbox.push(message);
+      this.deferred.push(() => this.guarded(incarnation, work));
       return;
     }
-    core.step(message, this.localNow());
-    this.afterInput(core);
+    work();
+  }
+
+  /** Timers on this member's drifting clock, for one incarnation. */
+  private timers(incarnation: number): HostTimers {
+    const { queue, random } = this.environment;
+    const realMs = (localMs: number) => Math.max(0, localMs / (1 + this.clockDrift));
+    return {
+      monotonic: () => this.localNow(),
+      after: (ms, callback) => {
+        let cancelled = false;
+        queue.after(realMs(ms), () => {
+          if (!cancelled) this.guarded(incarnation, callback);
+        });
+        return () => {
+          cancelled = true;
+        };
+      },
+      every: (ms, callback) => {
+        let cancelled = false;
+        const fire = () => {
+          if (cancelled || incarnation !== this.incarnation) return;
+          this.guarded(incarnation, callback);
+          queue.after(realMs(ms), fire);
+        };
+        queue.after(realMs(random.between(1, ms)), fire);
+        return () => {
+          cancelled = true;
+        };
+      },
+      soon: (callback) => queue.after(0, () => this.guarded(incarnation, callback)),
+    };
+  }
+
+  /** The disk, with crashes that fall in a flush, right after it, or after its batch. */
+  private crashingDisk(): HostLogDisk {
+    const disk = this.disk;
+    const incarnation = this.incarnation;
+    return {
+      load: () => disk.load(),
+      write: (batch) => disk.write(batch),
+      close: () => {},
+      flush: (done) => {
+        const window = this.crashWindow();
+        const { queue } = this.environment;
+        // Scheduled before the flush's own completion, so it falls before it even at 0 ms.
+        if (window === "duringFlush") queue.after(0, () => this.crashIf(incarnation));
+        disk.flush(() => {
+          if (window === "afterFlush") return this.crashIf(incarnation);
+          this.guarded(incarnation, done);
+          if (window === "afterFinish") queue.after(0, () => this.crashIf(incarnation));
+        });
+      },
+    };
+  }
+
+  private crashWindow(): Crash | null {
+    const { random } = this.environment;
+    const chance = this.environment.crashChance();
+    if (chance === 0 || !random.chance(chance)) return null;
+    return random.pick(["duringFlush", "afterFlush", "afterFinish"] as const);
+  }
+
+  private crashIf(incarnation: number): void {
+    if (incarnation === this.incarnation) this.crash();
   }
 
   /** A paused process wakes up: everything that arrived meanwhile is handled now. */
   resume(): void {
-    const core = this.core;
-    if (core === null || this.paused) return;
-    const inbox = this.inbox;
-    this.inbox = [];
-    core.tick(this.localNow());
-    for (const message of inbox) {
-      if (this.core !== core) return;
-      core.step(message, this.localNow());
-      this.afterInput(core);
-    }
-    if (this.core === core) this.afterInput(core);
+    if (this.paused) return;
+    for (const work of this.deferred.splice(0)) work();
   }
 
-  request(operation: ClientOperation): void {
-    const core = this.core;
-    if (core === null) return;
-    if (this.paused) {
-      // The request waits in the socket until the process runs again.
-      this.environment.queue.at(this.pausedUntilMs, () => this.request(operation));
+  receive(message: Message): void {
+    const pipeline = this.pipeline;
+    if (pipeline === null) return;
+    const environment = this.environment;
+    if (!environment.random.chance(environment.replyInRequestChance)) {
+      this.guarded(this.incarnation, () => pipeline.receive([message]));
       return;
     }
-    this.handleRequest(core, operation);
-    if (this.core === core) this.afterInput(core);
+    // The answers travel back in the peer's own request, once they may leave.
+    const incarnation = this.incarnation;
+    environment.pending(1);
+    this.guarded(incarnation, () =>
+      pipeline.receiveAndReply(message.from, [message]).then(
+        (answers) => {
+          environment.pending(-1);
+          if (incarnation !== this.incarnation) return;
+          for (const answer of answers) environment.send(answer);
+        },
+        (error: unknown) => {
+          environment.pending(-1);
+          environment.asyncError(error);
+        },
+      ),
+    );
   }
 
-  private handleRequest(core: RaftCore, operation: ClientOperation): void {
-    const environment = this.environment;
-    if (operation.kind === "write" || operation.kind === "cas") {
-      const data = encodeCommand(
-        operation.kind === "write"
-          ? {
-              operation: operation.id,
-              kind: "put",
-              key: operation.key,
-              value: operation.value ?? "",
-            }
-          : {
-              operation: operation.id,
-              kind: "cas",
-              key: operation.key,
-              expected: operation.expected,
-              value: operation.value ?? "",
-            },
-      );
-      const proposed = core.propose(data);
-      if (!proposed.ok) environment.complete(operation, "failed");
-      else this.pendingWrites.set(operation.id, operation);
-    } else if (operation.kind === "readIndex") {
-      const asked = core.readIndex(String(operation.id));
-      if (!asked.ok) environment.complete(operation, "failed");
-      else this.pendingReadIndex.set(String(operation.id), operation);
-    } else if (core.leaseValid(this.localNow())) {
-      // Lease reads and the read half of fenced writes: served once what is committed applied.
-      this.waitingReads.push({ operation, index: core.status().commitIndex });
-      this.serveReads();
-    } else {
-      environment.complete(operation, "failed");
+  private sendAll(messages: readonly Message[]): void {
+    for (const message of messages) this.environment.send(message);
+  }
+
+  private beforeSend(message: Message): void {
+    const core = this.core;
+    if (core === null) return;
+    this.environment.checker.beforeSend(this.id, message, this.disk.durable.durableHardState());
+    this.environment.checker.onAcknowledge(core, message);
+  }
+
+  private afterStep(): void {
+    const core = this.core;
+    if (core === null) return;
+    this.environment.checker.afterStep(core);
+    const { role, term } = core.status();
+    if (role === "leader" && this.leaderTerm !== term) {
+      this.leaderTerm = term;
+      this.environment.becameLeader(this);
     }
+  }
+
+  private leaderCall(): LeaderCall {
+    return <T>(leader: string, kind: string, body: unknown, timeoutMs?: number) =>
+      this.environment.call(
+        this.id,
+        leader,
+        kind,
+        body,
+        timeoutMs ?? simHostTiming.proposeTimeoutMs,
+      ) as Promise<T>;
+  }
+
+  /**
+   * The leader's side of a peer's call, as shoal's `/internal` routes answer it; null when the
+   * process is not running (the connection is refused). A paused process answers once it runs
+   * again; one that dies first never answers.
+   */
+  serve(kind: string, body: unknown): Promise<unknown> | null {
+    const sessions = this.sessions;
+    if (sessions === null) return null;
+    const route = (): Promise<unknown> => {
+      if (kind === "propose") {
+        const { request, command } = body as { request: string; command: KvCommand };
+        return sessions.proposeForPeer(command, request);
+      }
+      assert(kind === "read-index" || kind === "lease-read", `unknown peer route ${kind}`);
+      return sessions.readIndexForPeer(kind).then((read) => {
+        if (!read.ok) throw new ShoalError(read.code, read.message);
+        return read.value;
+      });
+    };
+    return new Promise((resolve, reject) =>
+      this.guarded(this.incarnation, () => route().then(resolve, reject)),
+    );
+  }
+
+  /** Runs `work` on the core now, or after the batch being flushed (a steward's change). */
+  withCore(work: (core: RaftCore) => void): void {
+    const pipeline = this.pipeline;
+    if (pipeline === null) return;
+    this.guarded(this.incarnation, () =>
+      pipeline.withCore(() => {
+        work(pipeline.core);
+        pipeline.drain();
+      }),
+    );
+  }
+
+  /** A client's request to this member, over its API: a write, a read at some consistency. */
+  request(operation: ClientOperation): void {
+    const sessions = this.sessions;
+    if (sessions === null) return;
+    const incarnation = this.incarnation;
+    this.guarded(incarnation, () => this.handle(sessions, operation, incarnation));
+  }
+
+  private handle(
+    sessions: ClientSessions<KvCommand>,
+    operation: ClientOperation,
+    incarnation: number,
+  ): void {
+    if (operation.kind === "write" || operation.kind === "cas") {
+      this.track(sessions.propose(commandOf(operation, 0)), incarnation, (result) =>
+        this.answered(operation, result),
+      );
+      return;
+    }
+    const level: ConsistencyLevel = operation.kind === "readIndex" ? "linearizable" : "leader";
+    this.track(sessions.readAt(level), incarnation, (read) => {
+      const { environment } = this;
+      if (!read.ok) return environment.complete(operation, "failed");
+      if (operation.kind === "fencedWrite") {
+        operation.expected = this.machine.get(operation.key);
+        return environment.forwardFenced(operation, this.machine.version(operation.key));
+      }
+      operation.readValue = this.machine.get(operation.key);
+      environment.complete(operation, "ok");
+    });
   }
 
   /** Proposes a fenced write that a leader (this one or an earlier one) derived from a read. */
   proposeFenced(operation: ClientOperation, version: number): void {
-    const core = this.core;
-    if (core === null) return;
-    if (this.paused) {
-      this.environment.queue.at(this.pausedUntilMs, () => this.proposeFenced(operation, version));
-      return;
-    }
-    const data = encodeCommand({
-      operation: operation.id,
-      kind: "fenced",
-      key: operation.key,
-      version,
-      value: operation.value ?? "",
-    });
-    const proposed = core.propose(data);
-    if (!proposed.ok) this.environment.complete(operation, "failed");
-    else this.pendingWrites.set(operation.id, operation);
-    this.afterInput(core);
+    const sessions = this.sessions;
+    if (sessions === null) return;
+    const incarnation = this.incarnation;
+    this.guarded(incarnation, () =>
+      this.track(sessions.proposeHere(commandOf(operation, version)), incarnation, (result) =>
+        this.answered(operation, result),
+      ),
+    );
   }
 
-  /** The simulator called the core directly (membership change, transfer). */
-  afterExternalInput(): void {
-    const core = this.core;
-    if (core !== null && !this.paused) this.afterInput(core);
-  }
-
-  private afterInput(core: RaftCore): void {
-    this.environment.checker.afterStep(core);
-    const term = core.status().term;
-    if (core.status().role === "leader" && this.leaderTerm !== term) {
-      this.leaderTerm = term;
-      this.environment.becameLeader(this);
-    }
-    while (this.core === core && core.hasReady()) {
-      const ready = core.ready();
-      if (!this.handleReady(core, ready)) return;
-      core.advance(ready);
-      this.environment.checker.afterStep(core);
-      this.maybeCompact(core);
-    }
-  }
-
-  /** Persist, send, apply, answer; returns false when a crash cut the batch short. */
-  private handleReady(core: RaftCore, ready: Ready): boolean {
-    const window = this.crashWindow();
-    if (window === "beforePersist") return this.crashNow();
-    this.persist(ready);
-    if (window === "afterPersist") return this.crashNow();
-    for (const message of [...ready.sendNow, ...ready.messages]) this.sendMessage(core, message);
-    const acknowledged = this.apply(ready);
-    if (window === "afterApply") return this.crashNow();
-    for (const [operation, ok] of acknowledged) {
+  private answered(operation: ClientOperation, result: Result<unknown>): void {
+    if (result.ok) {
+      const { ok } = result.value as KvResult;
       operation.ok = operation.kind === "cas" || operation.kind === "fencedWrite" ? ok : null;
       this.environment.complete(operation, "ok");
-    }
-    for (const readState of ready.readStates) {
-      const operation = this.pendingReadIndex.get(readState.context);
-      if (operation === undefined) continue;
-      this.pendingReadIndex.delete(readState.context);
-      this.waitingReads.push({ operation, index: readState.index });
-    }
-    this.serveReads();
-    assert(this.core === core);
-    return true;
-  }
-
-  private crashWindow(): CrashWindow {
-    const chance = this.environment.crashChance();
-    if (chance === 0 || !this.environment.random.chance(chance)) return null;
-    return this.environment.random.pick(["beforePersist", "afterPersist", "afterApply"] as const);
-  }
-
-  private crashNow(): false {
-    this.crash();
-    return false;
-  }
-
-  private persist(ready: Ready): void {
-    this.store.save(batchOf(ready));
-    if (ready.snapshot !== null) {
-      this.machine = KvMachine.restore(ready.snapshot.data, this.environment.fencing);
-      assert(this.machine.appliedIndex === ready.snapshot.meta.index, "snapshot image index");
-      this.images.set(ready.snapshot.meta.index, ready.snapshot.data);
-    }
-    const snapshotIndex = this.store.snapshotIndex();
-    for (const index of this.images.keys()) {
-      if (index < snapshotIndex) this.images.delete(index);
+    } else {
+      // Anything but a refusal (a timeout, a leader that did not answer) leaves the outcome
+      // unknown: the write may still apply, and the client moves on.
+      this.environment.complete(operation, refusedCodes.has(result.code) ? "failed" : "unknown");
     }
   }
 
-  private sendMessage(core: RaftCore, message: Message): void {
-    this.environment.checker.beforeSend(this.id, message, this.store.durableHardState());
-    this.environment.checker.onAcknowledge(core, message);
-    if (message.type === "snapshot") {
-      const data = this.images.get(message.snapshot.index);
-      assert(data !== undefined, `no image for snapshot ${message.snapshot.index}`);
-      this.environment.send({ ...message, data });
-      return;
-    }
-    this.environment.send(message);
+  /** Follows a client's call; its answer counts only if this process is still the one asked. */
+  private track<T>(promise: Promise<T>, incarnation: number, then: (value: T) => void): void {
+    const { environment } = this;
+    environment.pending(1);
+    promise.then(
+      (value) => {
+        environment.pending(-1);
+        if (incarnation === this.incarnation) then(value);
+      },
+      (error: unknown) => {
+        environment.pending(-1);
+        environment.asyncError(error);
+      },
+    );
   }
+}
 
-  private apply(ready: Ready): [ClientOperation, boolean][] {
-    const acknowledged: [ClientOperation, boolean][] = [];
-    for (const entry of ready.committedEntries) {
-      const result = this.machine.apply(entry);
-      // The checker records which operation the entry carried, to match acknowledgements to it.
-      this.environment.checker.onApply(this.id, entry, result?.operation ?? null);
-      if (result === null) continue;
-      const operation = this.pendingWrites.get(result.operation);
-      if (operation === undefined) continue;
-      this.pendingWrites.delete(result.operation);
-      operation.index = entry.index;
-      acknowledged.push([operation, result.ok]);
-    }
-    return acknowledged;
-  }
-
-  private serveReads(): void {
-    const applied = this.machine.appliedIndex;
-    const waiting: { operation: ClientOperation; index: number }[] = [];
-    for (const read of this.waitingReads) {
-      if (read.index > applied) {
-        waiting.push(read);
-        continue;
-      }
-      const { operation } = read;
-      if (operation.kind === "fencedWrite") {
-        operation.expected = this.machine.get(operation.key);
-        this.environment.forwardFenced(operation, this.machine.version(operation.key));
-        continue;
-      }
-      operation.readValue = this.machine.get(operation.key);
-      this.environment.complete(operation, "ok");
-    }
-    this.waitingReads = waiting;
-  }
-
-  private maybeCompact(core: RaftCore): void {
-    const every = this.environment.compactEvery;
-    if (every === 0 || this.core !== core) return;
-    const applied = this.machine.appliedIndex;
-    if (applied - core.snapshotMeta.index < every) return;
-    this.images.set(applied, this.machine.snapshot());
-    core.compact(applied);
+function commandOf(operation: ClientOperation, version: number): KvCommand {
+  const { id, key } = operation;
+  const value = operation.value ?? "";
+  switch (operation.kind) {
+    case "cas":
+      return { operation: id, kind: "cas", key, expected: operation.expected, value };
+    case "fencedWrite":
+      return { operation: id, kind: "fenced", key, version, value };
+    default:
+      return { operation: id, kind: "put", key, value };
   }
 }

@@ -133,8 +133,23 @@ export class SimNetwork {
     });
   }
 
-  private blocked(message: Message): boolean {
+  private blocked(message: { from: MemberId; to: MemberId }): boolean {
     return this.cut.size > 0 && this.cut.has(`${message.from}>${message.to}`);
+  }
+
+  /**
+   * One half of a call between members (a forwarded write, a read's index): delayed, lost or
+   * cut like a message, never duplicated (it rides one connection).
+   */
+  carry(from: MemberId, to: MemberId, run: () => void): void {
+    const link = { from, to };
+    if (this.blocked(link) || this.random.chance(this.faults.lossRate)) return;
+    const { delayMsMin, delayMsMax } = this.faults;
+    this.queue.after(this.random.between(delayMsMin, delayMsMax), () => {
+      if (this.blocked(link)) return;
+      this.trace.add(`call ${from}>${to}`);
+      run();
+    });
   }
 
   partition(groups: readonly (readonly MemberId[])[]): void {

@@ -1,11 +1,15 @@
-// The deterministic simulator: 1 to 7 members running the real Raft core over a faulty
-// network, with crashes, pauses, drifting clocks, membership changes, leadership transfers and
-// a client workload, all from one seed. A fault phase is followed by a healing phase; checkers
+// The deterministic simulator: 1 to 7 members running the real Raft host (its pipeline and
+// client sessions over the real core) on simulated disks, over a faulty network, with crashes,
+// power losses, pauses, drifting clocks, membership changes, leadership transfers and a client
+// workload that writes and reads through every member, all from one seed. A fault phase is followed by a healing phase; checkers
 // watch throughout and at the end.
 import { AssertionError } from "../../core/assert.ts";
+import { ShoalError } from "../../core/errors.ts";
+import type { HostBugs } from "../../raft/host/ports.ts";
 import type { RaftCore, RaftTiming } from "../../raft/raft-core.ts";
 import { SeededRandom } from "../../raft/seeded-random.ts";
 import type {
+  Entry,
   MemberId,
   Membership,
   MembershipChange,
@@ -16,6 +20,7 @@ import { noMember } from "../../raft/types.ts";
 import { checkAcknowledgedWrite, checkLogMatching, SafetyChecker, Violation } from "./checkers.ts";
 import { EventQueue } from "./event-queue.ts";
 import { drawProfile, type FaultProfile } from "./fault-profile.ts";
+import type { KvResult } from "./kv-machine.ts";
 import { checkHistory, type KvOperation, verdictFailure } from "./linearizability.ts";
 import type { ClientKind, ClientOperation, MemberEnvironment } from "./sim-member.ts";
 import { SimMember } from "./sim-member.ts";
@@ -31,8 +36,10 @@ function timingOf(profile: FaultProfile): RaftTiming {
   };
 }
 
-const tickMs = 10;
+/** A client gives up on an answer after this long: the outcome is then unknown. */
 const operationTimeoutMs = 2000;
+/** A client whose call has not returned after this long is replaced by a new one. */
+const clientPatienceMs = 1000;
 /** After healing, a leader must exist and writes must commit within this bound. */
 const livenessBoundMs = 3000;
 /** How long a member stays deaf after healing (leaveOneDeaf); well past an election. */
@@ -41,6 +48,8 @@ const deafMs = 3000;
 export interface SimulationOptions {
   readonly seed: number;
   readonly bugs?: RaftBugs;
+  /** Deliberate defects of the host pipeline and sessions (mutant campaigns only). */
+  readonly hostBugs?: HostBugs;
   /** False switches fencing off in the state machine, to show the checkers catch that. */
   readonly fencing?: boolean;
   /** Overrides of the profile drawn from the seed. */
@@ -81,6 +90,11 @@ export class Simulation {
   private readonly clockRandom: SeededRandom;
   private faultsActive = true;
   private events = 0;
+  /** Async work in flight (client calls, peer routes): its promises settle between events. */
+  private pendingAsync = 0;
+  private asyncFailure: unknown = null;
+  /** Where and when each write was first applied (a resent forwarded write applies once). */
+  private readonly appliedAt = new Map<number, { index: number; timeMs: number }>();
 
   constructor(private readonly options: SimulationOptions) {
     this.random = new SeededRandom(options.seed);
@@ -145,10 +159,22 @@ export class Simulation {
         inflightMessagesMax: this.profile.inflightMessagesMax,
       },
       bugs: this.options.bugs ?? {},
+      hostBugs: this.options.hostBugs ?? {},
       fencing: this.options.fencing ?? true,
       compactEvery: this.profile.compactEvery,
       crashChance: () => (this.faultsActive ? this.profile.crashInReadyChance : 0),
+      powerLossChance: this.profile.powerLossChance,
+      disk: () => (this.faultsActive ? this.profile.disk : calmDisk),
+      replyInRequestChance: this.profile.replyInRequestChance,
       send: (message: Message) => this.network.send(message),
+      call: (from, to, kind, body, timeoutMs) => this.call(from, to, kind, body, timeoutMs),
+      applied: (member, entry, result) => this.onApplied(member.id, entry, result),
+      pending: (delta) => {
+        this.pendingAsync += delta;
+      },
+      asyncError: (error) => {
+        this.asyncFailure ??= error;
+      },
       crashed: (member: SimMember) => this.scheduleRestart(member),
       becameLeader: (member: SimMember) => this.onBecameLeader(member),
       complete: (operation, outcome) => this.complete(operation, outcome),
@@ -160,13 +186,16 @@ export class Simulation {
     return this.members.find((member) => member.id === id);
   }
 
-  run(): SimulationResult {
+  async run(): Promise<SimulationResult> {
     let violation: string | null = null;
     const endMs = this.profile.faultPhaseMs + this.profile.healPhaseMs;
     try {
       this.schedule(endMs);
       while (this.queue.runNext(endMs)) {
         this.events++;
+        // The sessions' continuations run before the next event, as they would on a node.
+        if (this.pendingAsync > 0) await settleContinuations();
+        if (this.asyncFailure !== null) throw this.asyncFailure;
         this.checkLeases();
       }
       this.finalChecks();
@@ -308,14 +337,9 @@ export class Simulation {
     this.startMember(fresh);
   }
 
-  /** Starts a member and its ticks. */
+  /** Starts a member (its host ticks by itself). */
   private startMember(member: SimMember): void {
     member.start();
-    const tick = () => {
-      member.tick();
-      this.queue.after(tickMs, tick);
-    };
-    this.queue.at(this.queue.nowMs + this.random.between(0, tickMs - 1), tick);
   }
 
   /**
@@ -325,14 +349,12 @@ export class Simulation {
    */
   private removeWiped(): void {
     const leader = this.currentLeader();
-    const core = leader?.core;
-    if (core && !leader.paused) {
-      const { voters, learners } = core.status().membership;
-      const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
-      if (retired !== undefined) {
-        core.proposeMembership({ type: "remove", member: retired });
-        leader.afterExternalInput();
-      }
+    if (leader && !leader.paused) {
+      leader.withCore((core) => {
+        const { voters, learners } = core.status().membership;
+        const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
+        if (retired !== undefined) core.proposeMembership({ type: "remove", member: retired });
+      });
     }
     this.queue.after(200, () => this.removeWiped());
   }
@@ -347,20 +369,20 @@ export class Simulation {
 
   private changeMembership(): void {
     const leader = this.currentLeader();
-    const core = leader?.core;
-    if (!core || leader.paused) return;
-    const change = this.pickMembershipChange(core.status().membership, core.id);
-    if (change === null) return;
-    const proposed = core.proposeMembership(change);
-    this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
-    const demotesItself = change.member === core.id;
-    if (!proposed.ok && demotesItself && proposed.code === "E_CONFLICT") {
-      // A leader does not demote itself: it hands over, and the next leader demotes it.
-      this.leaderToDemote = core.id;
-      this.transferLeadership();
-      return;
-    }
-    leader.afterExternalInput();
+    if (!leader || leader.paused) return;
+    leader.withCore((core) => {
+      if (core.status().role !== "leader") return;
+      const change = this.pickMembershipChange(core.status().membership, core.id);
+      if (change === null) return;
+      const proposed = core.proposeMembership(change);
+      this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
+      const demotesItself = change.member === core.id;
+      if (!proposed.ok && demotesItself && proposed.code === "E_CONFLICT") {
+        // A leader does not demote itself: it hands over, and the next leader demotes it.
+        this.leaderToDemote = core.id;
+        this.handOver(core);
+      }
+    });
   }
 
   /**
@@ -397,13 +419,17 @@ export class Simulation {
 
   private transferLeadership(): void {
     const leader = this.currentLeader();
-    const core = leader?.core;
-    if (!core || leader.paused) return;
+    if (!leader || leader.paused) return;
+    leader.withCore((core) => {
+      if (core.status().role === "leader") this.handOver(core);
+    });
+  }
+
+  private handOver(core: RaftCore): void {
     const others = core.status().membership.voters.filter((id) => id !== core.id);
     if (others.length === 0) return;
     core.transferLeadership(this.random.pick(others));
     this.trace.add(`transfer ${core.id}`);
-    leader.afterExternalInput();
   }
 
   private heal(): void {
@@ -461,8 +487,14 @@ export class Simulation {
   private issueOperation(endMs: number): void {
     const stopMs = endMs - operationTimeoutMs - 500;
     if (this.queue.nowMs >= stopMs) return;
-    const pending = this.operations.filter((operation) => operation.status === "pending").length;
-    if (pending < this.profile.clients) this.startOperation();
+    // A call that hangs (a member cut off, one holding a write through an election) keeps its
+    // client a while; then another client takes its place, as users of a fleet do.
+    // At most twice as many calls in flight as clients, or the history grows too tangled to check.
+    const busySinceMs = this.queue.nowMs - clientPatienceMs;
+    const pending = this.operations.filter((operation) => operation.status === "pending");
+    const waiting = pending.filter((operation) => operation.callMs > busySinceMs).length;
+    const { clients } = this.profile;
+    if (waiting < clients && pending.length < clients * 2) this.startOperation();
     // Quiet spells, as a small fleet has between heartbeats: logs stay equal, so a member that
     // times out is as up-to-date as the leader, and only the vote refusal protects the lease.
     const quiet = this.faultsActive && this.random.chance(this.profile.quietSpellChance);
@@ -497,17 +529,29 @@ export class Simulation {
       index: 0,
     };
     this.operations.push(operation);
-    // Clients mostly find the leader (as shoal's API forwards to it), sometimes a stale one.
+    // Clients ask any member (shoal's API forwards writes and reads to the leader), and the
+    // leader more often than its share: a deposed one too, while it still believes it leads.
     const leader = this.currentLeader();
     const target =
-      leader !== null && this.random.chance(0.8)
+      leader !== null && !this.random.chance(this.profile.followerClientShare)
         ? leader
-        : this.random.pick(this.members.filter((member) => !this.wiped.has(member.id)));
+        : this.random.pick(this.members.filter((member) => this.inFleet(member, leader)));
     this.trace.add(`op ${id} ${kind} ${key} ${target?.id}`);
     this.queue.after(1, () => target?.request(operation));
     this.queue.after(operationTimeoutMs, () => {
       if (operation.status === "pending") operation.status = "unknown";
     });
+  }
+
+  /**
+   * A member clients use: one in the leader's configuration (a deposed leader or a cut-off
+   * member too), as a fleet's users know its nodes; any member not retired while none leads.
+   */
+  private inFleet(member: SimMember, leader: SimMember | null): boolean {
+    if (this.wiped.has(member.id)) return false;
+    const membership = leader?.core?.status().membership;
+    if (membership === undefined) return true;
+    return membership.voters.includes(member.id) || membership.learners.includes(member.id);
   }
 
   /** A compare-and-set mostly expects a value recently written to the key, so some succeed. */
@@ -537,11 +581,70 @@ export class Simulation {
     });
   }
 
-  private complete(operation: ClientOperation, outcome: "ok" | "failed"): void {
+  private complete(operation: ClientOperation, outcome: "ok" | "failed" | "unknown"): void {
     if (operation.status !== "pending") return;
     operation.status = outcome;
-    operation.returnMs = this.queue.nowMs;
+    if (outcome !== "unknown") operation.returnMs = this.queue.nowMs;
+    if (outcome === "ok" && isWrite(operation.kind)) {
+      operation.index = this.appliedAt.get(operation.id)?.index ?? Number.POSITIVE_INFINITY;
+    }
     this.trace.add(`done ${operation.id} ${outcome} ${operation.ok} ${operation.readValue}`);
+  }
+
+  /**
+   * One hop from `from` to `to`'s peer route over the simulated network: the request and the
+   * answer each travel as a message would (lost, late, cut). A refused connection is answered
+   * at once; a lost request or answer ends at the timeout, as an HTTP call's would.
+   */
+  private call(
+    from: MemberId,
+    to: MemberId,
+    kind: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    this.pendingAsync++;
+    return new Promise<unknown>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        this.pendingAsync--;
+        outcome();
+      };
+      const unanswered = (why: string) => () => reject(new ShoalError("E_NOT_READY", why));
+      this.queue.after(timeoutMs, () => settle(unanswered(`${to} did not answer in time`)));
+      this.network.carry(from, to, () => {
+        const answer = this.memberById(to)?.serve(kind, body) ?? null;
+        if (answer === null) {
+          this.network.carry(to, from, () => settle(unanswered(`${to} refused the connection`)));
+          return;
+        }
+        answer.then(
+          (value) => this.network.carry(to, from, () => settle(() => resolve(value))),
+          (error: unknown) => {
+            // A violation or a failed assertion in the route is the run's, not the caller's.
+            if (!(error instanceof ShoalError)) this.asyncFailure ??= error;
+            this.network.carry(to, from, () => settle(() => reject(error)));
+          },
+        );
+      });
+    });
+  }
+
+  /** An entry applied on a member: the checker's record, and where each write first applied. */
+  private onApplied(member: MemberId, entry: Entry, result: KvResult | null): void {
+    this.checker.onApply(member, entry, result?.operation ?? null);
+    if (result === null || result.duplicate) return;
+    const first = this.appliedAt.get(result.operation);
+    if (first === undefined) {
+      this.appliedAt.set(result.operation, { index: entry.index, timeMs: this.queue.nowMs });
+    } else if (first.index !== entry.index) {
+      throw new Violation(
+        "applied once",
+        `operation ${result.operation} applied at ${first.index} and again at ${entry.index}`,
+      );
+    }
   }
 
   // ---- Checks -------------------------------------------------------------------------------
@@ -631,10 +734,18 @@ export class Simulation {
     for (const operation of this.operations) {
       // A refused operation was never executed; one without an answer may or may not have been.
       if (operation.status === "failed") continue;
+      // A write without an answer that no member ever applied had no effect on any read (every
+      // member applies one log, and the convergence check saw them agree): it is left out, so
+      // the search need not try it at every point of the history.
+      const applied = isWrite(operation.kind) ? this.appliedAt.get(operation.id) : undefined;
+      if (operation.status !== "ok" && isWrite(operation.kind) && applied === undefined) continue;
       // Past the drift bound leases may overlap, so lease reads may be stale: only fencing
       // keeps the state correct, and that is what the rest of the history shows.
       if (operation.kind === "leaseRead" && this.profile.driftMode === "beyond") continue;
       const known = operation.status === "ok";
+      // A write without an answer took effect by the time a member applied it, which it does
+      // only once the write committed: any read that starts later must see it (or a later one).
+      const returnMs = known ? operation.returnMs : (applied?.timeMs ?? Number.POSITIVE_INFINITY);
       const isRead = operation.kind === "readIndex" || operation.kind === "leaseRead";
       const isCas = operation.kind === "cas" || operation.kind === "fencedWrite";
       history.push({
@@ -644,7 +755,7 @@ export class Simulation {
         value: isRead ? operation.readValue : operation.value,
         expected: operation.expected,
         callMs: operation.callMs,
-        returnMs: known ? operation.returnMs : Number.POSITIVE_INFINITY,
+        returnMs,
         ok: known && isCas ? operation.ok : null,
       });
     }
@@ -684,6 +795,13 @@ function isWrite(kind: ClientKind): boolean {
   return kind === "write" || kind === "cas" || kind === "fencedWrite";
 }
 
-export function runSimulation(options: SimulationOptions): SimulationResult {
+const calmDisk = { flushMsMax: 1, stallChance: 0, stallMsMax: 0 };
+
+/** Lets every promise continuation that is ready run (they queue no simulated time). */
+function settleContinuations(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
   return new Simulation(options).run();
 }
