@@ -50,6 +50,15 @@ interface EntryRow {
   data: Uint8Array;
 }
 
+function syncFile(path: string): void {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class LibsqlRaftLogStore implements RaftLogStore {
   private readonly db: Database;
   private readonly statements: Record<
@@ -71,6 +80,11 @@ export class LibsqlRaftLogStore implements RaftLogStore {
     this.db = openDatabase(path, "NORMAL");
     this.db.exec(schema);
     this.walFd = openSync(`${path}-wal`, constants.O_RDONLY | constants.O_CREAT);
+    // What a process that crashed wrote but did not flush may still be in the page cache only:
+    // read as durable, it could be acknowledged without a flush and then lost to a power cut.
+    // Flush it before anything is read.
+    fdatasyncSync(this.walFd);
+    syncFile(path);
     this.statements = {
       insertEntry: this.db.prepare(
         "INSERT INTO raft_entries (log_index, term, kind, data) VALUES (?, ?, ?, ?)",

@@ -15,9 +15,10 @@ export interface Mutant {
 /** The simulation options that switch the mutant on, in the core or in the host. */
 function withMutant(mutant: Mutant, seed: number): SimulationOptions {
   const on = { [mutant.bug]: true };
+  // Caught by what the mutant breaks, not by a checker that watches its mechanism.
   return hostBugNames.includes(mutant.bug as HostBugName)
-    ? { seed, hostBugs: on }
-    : { seed, bugs: on };
+    ? { seed, hostBugs: on, outcomesOnly: true }
+    : { seed, bugs: on, outcomesOnly: true };
 }
 
 /** The mechanisms the simulator must tell apart from their absence. */
@@ -50,6 +51,11 @@ export const mutants: readonly Mutant[] = [
   { bug: "answerAnyTerm", mechanism: "answer a proposal only for its own term" },
   { bug: "freshRequestIdOnResend", mechanism: "a forwarded write applied once" },
   { bug: "anyImage", mechanism: "snapshot image and metadata from one index" },
+  { bug: "skipSyncAtOpen", mechanism: "what a crashed process wrote is flushed before it is read" },
+  {
+    bug: "refuseAfterUnknownCopy",
+    mechanism: "a write an earlier copy may have applied is never reported refused",
+  },
 ];
 
 export interface Hunt {

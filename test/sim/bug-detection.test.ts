@@ -1,7 +1,10 @@
-// The checkers bite: with a deliberate defect switched on in the core, the simulator finds a
-// violation within a bounded number of seeds, and the correct core holds on those same seeds.
+// The checkers bite: with a deliberate defect switched on in the core or the host pipeline, the
+// simulator finds a violation within a bounded number of seeds, and the correct code holds on
+// those same seeds. The host's mutants count only outcomes (two leaders in a term, divergent
+// entries, a lost acknowledged write, a write applied twice, a stuck cluster).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { HostBugName } from "../../src/raft/host/ports.ts";
 import type { RaftBugName } from "../../src/raft/types.ts";
 import type { FaultProfile } from "../../src/testing/sim/fault-profile.ts";
 import { calmNetwork } from "../../src/testing/sim/sim-network.ts";
@@ -9,6 +12,12 @@ import { runSimulation } from "../../src/testing/sim/simulation.ts";
 
 interface Hunt {
   readonly bug: RaftBugName;
+  readonly seedsMax: number;
+  readonly profile?: Partial<FaultProfile>;
+}
+
+interface HostHunt {
+  readonly bug: HostBugName;
   readonly seedsMax: number;
   readonly profile?: Partial<FaultProfile>;
 }
@@ -61,6 +70,14 @@ const staleAppends: Partial<FaultProfile> = {
   network: { ...calmNetwork, staleReplayRate: 1 },
 };
 
+/** On the default mix, as `npm run sim:mutants` runs them. */
+const hostHunts: HostHunt[] = [
+  { bug: "skipFlush", seedsMax: 40 },
+  { bug: "sendBeforeFlush", seedsMax: 60 },
+  { bug: "answerAnyTerm", seedsMax: 150 },
+  { bug: "freshRequestIdOnResend", seedsMax: 200 },
+];
+
 const hunts: Hunt[] = [
   { bug: "voteTwiceInTerm", seedsMax: 100 },
   { bug: "skipPersistVote", seedsMax: 20 },
@@ -88,6 +105,21 @@ describe("the simulator finds every deliberate defect", () => {
       assert.ok(found !== null, `${hunt.bug} went unnoticed for ${hunt.seedsMax} seeds`);
       for (let seed = 1; seed <= found.seed; seed++) {
         const clean = await runSimulation({ seed, profile: hunt.profile });
+        assert.ok(clean.ok, `SEED=${seed} fails without the defect: ${clean.violation}`);
+      }
+    });
+  }
+
+  for (const hunt of hostHunts) {
+    it(`finds the host's ${hunt.bug} by its outcome within ${hunt.seedsMax} seeds`, async () => {
+      let found: number | null = null;
+      for (let seed = 1; seed <= hunt.seedsMax && found === null; seed++) {
+        const mutant = { seed, hostBugs: { [hunt.bug]: true }, outcomesOnly: true };
+        if (!(await runSimulation(mutant)).ok) found = seed;
+      }
+      assert.ok(found !== null, `${hunt.bug} went unnoticed for ${hunt.seedsMax} seeds`);
+      for (let seed = 1; seed <= found; seed++) {
+        const clean = await runSimulation({ seed });
         assert.ok(clean.ok, `SEED=${seed} fails without the defect: ${clean.violation}`);
       }
     });

@@ -372,11 +372,9 @@ export class RaftPipeline {
   private withSnapshotData(message: Message): Message[] {
     if (message.type !== "snapshot" || message.data !== null) return [message];
     const { images } = this.options;
-    let data = images.read(message.snapshot.index);
-    if (data === null && this.options.bugs?.anyImage) {
-      const newest = images.newestIndex();
-      data = newest === null ? null : images.read(newest);
-    }
+    // The mutant attaches whatever image is newest, as one image slot would.
+    const newest = this.options.bugs?.anyImage ? images.newestIndex() : null;
+    const data = images.read(newest ?? message.snapshot.index);
     if (data !== null) return [{ ...message, data }];
     this.options.observer?.warn?.("no image of the snapshot to send", {
       snapshotIndex: message.snapshot.index,

@@ -22,6 +22,10 @@ export interface HostTimers {
  * later turn, never from within `flush`).
  */
 export interface HostLogDisk {
+  /**
+   * What is on disk, flushed first: a process that crashed may have written what it never
+   * flushed, which must not pass for durable (it would be acknowledged without a flush).
+   */
   load(): PersistentState;
   write(batch: LogStoreBatch): void;
   flush(done: () => void, failed: (error: unknown) => void): void;
@@ -103,7 +107,11 @@ export interface HostBugs {
   readonly answerAnyTerm?: boolean;
   /** A resent forwarded write gets a fresh request id, so a second copy applies again. */
   readonly freshRequestIdOnResend?: boolean;
-  /** A snapshot is sent with the newest image, whatever index it holds, and installed unchecked. */
+  /** A forwarded write is reported refused although an earlier copy's fate is unknown. */
+  readonly refuseAfterUnknownCopy?: boolean;
+  /** The log disk reads what a crashed process wrote as durable, without flushing it first. */
+  readonly skipSyncAtOpen?: boolean;
+  /** A snapshot goes with the newest image, whatever index it holds, and is installed unchecked. */
   readonly anyImage?: boolean;
 }
 
@@ -115,4 +123,6 @@ export const hostBugNames: readonly HostBugName[] = [
   "answerAnyTerm",
   "freshRequestIdOnResend",
   "anyImage",
+  "skipSyncAtOpen",
+  "refuseAfterUnknownCopy",
 ];

@@ -218,11 +218,20 @@ export class ClientSessions<C> {
     let maybeDelivered = false;
     // A leader that answered it does not lead is asked again only in a later term.
     let refusedBy = { leader: "", term: -1 };
+    // A copy whose answer never came (a reset, a timeout) may be applied: a later copy's
+    // refusal then says nothing about the write, and the caller must not hear it was refused.
+    let maybeApplied = false;
+    const unlessApplied = (result: Result<unknown>): Result<unknown> => {
+      const refused = !result.ok && result.code === "E_NOT_LEADER";
+      return refused && maybeApplied && !bugs?.refuseAfterUnknownCopy ? heldTooLong(true) : result;
+    };
     for (;;) {
       if (this.closed) return fail("E_NOT_READY", "the node is shutting down");
       if (bugs?.freshRequestIdOnResend && maybeDelivered) request = this.options.newRequestId();
       const { role, leader, term } = this.core.status();
-      if (role === "leader") return this.proposeHere(command, maybeDelivered ? request : null);
+      if (role === "leader") {
+        return unlessApplied(await this.proposeHere(command, maybeDelivered ? request : null));
+      }
       if (leader && !(leader === refusedBy.leader && term === refusedBy.term)) {
         maybeDelivered = true;
         try {
@@ -233,10 +242,12 @@ export class ClientSessions<C> {
             this.options.forwardTimeoutMs,
           );
           const stale = !answer.ok && answer.code === "E_NOT_LEADER";
-          if (!stale || this.now() > deadline) return this.answeredByLeader(answer);
+          if (!stale || this.now() > deadline)
+            return unlessApplied(await this.answeredByLeader(answer));
           refusedBy = { leader, term };
         } catch (error) {
           if (!undelivered(error)) return failureOf(error);
+          maybeApplied = true;
         }
       }
       if (this.now() > deadline) return heldTooLong(maybeDelivered);

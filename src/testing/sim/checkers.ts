@@ -37,6 +37,15 @@ export class SafetyChecker {
   >();
   /** Whether the lease checker applies (clock drift stays within its bound). */
   checkLeases = true;
+  /**
+   * Whether the checks of mechanisms run (a vote durable before it is granted, nothing applied
+   * past the commit index, a leader's log only grows, a follower keeps what it acknowledged, a
+   * new leader holds every committed entry). Off, only outcomes count: two leaders in a term,
+   * members that hold or apply different entries at an index, lease holders that overlap, a
+   * lost acknowledged write, a stale read, a write applied twice, a cluster that stops. Mutant
+   * campaigns run so, so that a planted bug is caught by what it breaks, not by its flag.
+   */
+  checkMechanisms = true;
 
   onRestart(member: MemberId): void {
     this.commitSeen.delete(member);
@@ -45,6 +54,11 @@ export class SafetyChecker {
   /** After every input a member handled: leaders, commit and apply marks. */
   afterStep(core: RaftCore): void {
     const status = core.status();
+    if (!this.checkMechanisms) {
+      this.checkCommittedAgree(core, status.commitIndex);
+      if (status.role === "leader") this.checkOneLeader(core.id, status.term);
+      return;
+    }
     if (status.appliedIndex > status.commitIndex) {
       throw new Violation(
         "applied<=committed",
@@ -72,12 +86,16 @@ export class SafetyChecker {
     );
   }
 
-  private checkLeader(core: RaftCore, term: number, lastIndex: number): void {
+  private checkOneLeader(member: MemberId, term: number): void {
     const other = this.leaderOfTerm.get(term);
-    if (other !== undefined && other !== core.id) {
-      throw new Violation("one leader per term", `${other} and ${core.id} lead term ${term}`);
+    if (other !== undefined && other !== member) {
+      throw new Violation("one leader per term", `${other} and ${member} lead term ${term}`);
     }
-    this.leaderOfTerm.set(term, core.id);
+    this.leaderOfTerm.set(term, member);
+  }
+
+  private checkLeader(core: RaftCore, term: number, lastIndex: number): void {
+    this.checkOneLeader(core.id, term);
     const key = `${core.id}@${term}`;
     const previous = this.leaderLastIndex.get(key);
     if (previous !== undefined && previous.index >= core.status().firstIndex) {
@@ -134,6 +152,7 @@ export class SafetyChecker {
 
   /** Term and vote are durable before any message that depends on them leaves. */
   beforeSend(member: MemberId, message: Message, durable: HardState): void {
+    if (!this.checkMechanisms) return;
     if (message.type === "preVote" || message.type === "preVoteResponse") return;
     if (message.term > durable.term) {
       throw new Violation(

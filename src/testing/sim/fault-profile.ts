@@ -82,10 +82,46 @@ const memberCounts = [1, 2, 3, 3, 3, 3, 3, 4, 5, 5, 5, 5, 6, 7];
 
 /** Share of seeds that focus on elections during membership churn (see electionsUnderChurn). */
 const churnFocusShare = 0.15;
+/** Share of seeds that focus on the races of the Raft paper's figure 8 (see figureEight). */
+const figureEightShare = 0.08;
 
 export function drawProfile(random: SeededRandom): FaultProfile {
   const mixed = drawMixed(random);
-  return random.chance(churnFocusShare) ? electionsUnderChurn(mixed, random) : mixed;
+  const focus = random.next();
+  if (focus < churnFocusShare) return electionsUnderChurn(mixed, random);
+  if (focus < churnFocusShare + figureEightShare) return figureEight(mixed);
+  return mixed;
+}
+
+/**
+ * Three members and nothing but new leaders cut off soon after their election, whose no-ops are
+ * lost where they would be accepted while older entries sent one per append get through: a
+ * leader then finds an earlier term's entry on a majority, which it must not count as committed
+ * before an entry of its own term is (the Raft paper's figure 8).
+ */
+function figureEight(mixed: FaultProfile): FaultProfile {
+  return {
+    ...mixed,
+    members: 3,
+    spares: 0,
+    partitions: false,
+    crashes: false,
+    pauses: false,
+    membershipChanges: false,
+    wipes: false,
+    transfers: false,
+    lingeringDeafChance: 0,
+    appendEntriesMax: 1,
+    isolateNewLeaderChance: 0.8,
+    isolateNewLeaderDelayMsMax: 100,
+    faultIntervalMsMin: 4000,
+    faultIntervalMsMax: 5000,
+    // Elections come often here, and writes held through them overlap: a lighter load keeps
+    // the history checkable.
+    clients: Math.min(mixed.clients, 3),
+    keys: Math.max(mixed.keys, 3),
+    network: { ...mixed.network, ...quietNetwork, noopLossRate: 1 },
+  };
 }
 
 /**
@@ -172,19 +208,19 @@ function drawMixed(random: SeededRandom): FaultProfile {
   };
 }
 
+const quietNetwork: NetworkFaults = {
+  lossRate: 0,
+  duplicateRate: 0,
+  delayMsMin: 1,
+  delayMsMax: 5,
+  lateRate: 0,
+  lateMsMax: 0,
+  noopLossRate: 0,
+  staleReplayRate: 0,
+};
+
 function drawNetwork(random: SeededRandom, calm: boolean): NetworkFaults {
-  if (calm) {
-    return {
-      lossRate: 0,
-      duplicateRate: 0,
-      delayMsMin: 1,
-      delayMsMax: 5,
-      lateRate: 0,
-      lateMsMax: 0,
-      noopLossRate: 0,
-      staleReplayRate: 0,
-    };
-  }
+  if (calm) return quietNetwork;
   return {
     lossRate: random.pick([0, 0.01, 0.05, 0.2]),
     duplicateRate: random.pick([0, 0.01, 0.05]),

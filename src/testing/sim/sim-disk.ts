@@ -26,6 +26,8 @@ export class SimDisk implements HostLogDisk {
   readonly durable = new MemoryLogStore();
   /** Written since the last flush began, oldest first: a crash keeps a prefix at most. */
   private written: LogStoreBatch[] = [];
+  /** Written by a process that crashed before flushing it: readable, lost to a power cut. */
+  private cached: LogStoreBatch[] = [];
   /** Being flushed: until the flush is done, as exposed to a crash as any later write. */
   private inFlight: LogStoreBatch[] = [];
   /** Bumped by a crash: a flush under way when the process died never calls back. */
@@ -36,11 +38,29 @@ export class SimDisk implements HostLogDisk {
     private readonly queue: EventQueue,
     private readonly random: SeededRandom,
     private readonly timing: () => DiskTiming,
+    /** The mutant `skipSyncAtOpen`: what a crashed process left cached passes for durable. */
+    private readonly skipSyncAtOpen = false,
   ) {}
 
+  /** Flushes what a crashed process left in the cache (unless the mutant), then reads. */
   load(): PersistentState {
     assert(this.written.length === 0, "loading a disk with unflushed writes");
-    return this.durable.load();
+    if (!this.skipSyncAtOpen) this.syncCached();
+    return this.readable().load();
+  }
+
+  /** The disk as a reader sees it: durable, plus what is only in the cache. */
+  private readable(): MemoryLogStore {
+    if (this.cached.length === 0) return this.durable;
+    const view = new MemoryLogStore();
+    const { hardState, snapshot, entries } = this.durable.load();
+    view.save({ snapshot, compaction: null, entries, hardState });
+    for (const batch of this.cached) view.save(batch);
+    return view;
+  }
+
+  private syncCached(): void {
+    for (const batch of this.cached.splice(0)) this.durable.save(batch);
   }
 
   write(batch: LogStoreBatch): void {
@@ -58,18 +78,24 @@ export class SimDisk implements HostLogDisk {
     this.inFlight = batches;
     this.queue.after(delayMs, () => {
       if (generation !== this.generation) return;
+      // A flush syncs everything written before it, what an earlier process left cached too.
+      this.syncCached();
       for (const batch of batches) this.durable.save(batch);
       this.inFlight = [];
       done();
     });
   }
 
-  /** The process died: a prefix of what was written but not flushed reaches the disk. */
-  crash(): void {
+  /**
+   * The process died: a prefix of what was written but not flushed stays in the page cache,
+   * readable but not durable; a power loss takes what is only cached.
+   */
+  crash(powerLoss: boolean): void {
     this.generation++;
     const pending = [...this.inFlight, ...this.written];
     const kept = this.random.nextInt(pending.length + 1);
-    for (const batch of pending.slice(0, kept)) this.durable.save(batch);
+    this.cached.push(...pending.slice(0, kept));
+    if (powerLoss) this.cached = [];
     this.inFlight = [];
     this.written = [];
   }
@@ -82,14 +108,19 @@ export class SimImages implements HostSnapshotImages {
   private readonly images = new Map<number, Uint8Array>();
   private received: Uint8Array | null = null;
 
-  constructor(private readonly state: SimStateMachine) {}
+  constructor(
+    private readonly state: SimStateMachine,
+    /** The mutant `anyImage`: one image slot, whatever index the image holds (the old design). */
+    private readonly oneSlot = false,
+  ) {}
 
   has(index: number): boolean {
     return this.images.has(index);
   }
 
   read(index: number): Uint8Array | null {
-    return this.images.get(index) ?? null;
+    const newest = this.oneSlot ? this.newestIndex() : null;
+    return this.images.get(newest ?? index) ?? null;
   }
 
   newestIndex(): number | null {
@@ -121,7 +152,8 @@ export class SimImages implements HostSnapshotImages {
   }
 
   keepOnly(index: number): void {
-    for (const other of [...this.images.keys()]) if (other !== index) this.images.delete(other);
+    const kept = this.oneSlot ? (this.newestIndex() ?? index) : index;
+    for (const other of [...this.images.keys()]) if (other !== kept) this.images.delete(other);
   }
 
   /**

@@ -76,6 +76,8 @@ export interface MemberEnvironment {
     timeoutMs: number,
   ): Promise<unknown>;
   crashed(member: SimMember): void;
+  /** A member will crash in or right after a flush (a power cut may hit others too). */
+  crashingInFlush(member: SimMember): void;
   becameLeader(member: SimMember): void;
   applied(member: SimMember, entry: Entry, result: KvResult | null): void;
   complete(operation: ClientOperation, outcome: "ok" | "failed" | "unknown"): void;
@@ -107,6 +109,8 @@ export class SimMember {
   private deferred: (() => void)[] = [];
   incarnation = 0;
   private leaderTerm = 0;
+  /** Peers' calls this process is answering: a crash resets their connections. */
+  private serving: (() => void)[] = [];
 
   constructor(
     readonly id: MemberId,
@@ -119,8 +123,13 @@ export class SimMember {
     this.state = new SimStateMachine(environment.fencing, (entry, result) =>
       environment.applied(this, entry, result),
     );
-    this.images = new SimImages(this.state);
-    this.disk = new SimDisk(environment.queue, environment.random.fork(), () => environment.disk());
+    this.images = new SimImages(this.state, environment.hostBugs.anyImage === true);
+    this.disk = new SimDisk(
+      environment.queue,
+      environment.random.fork(),
+      () => environment.disk(),
+      environment.hostBugs.skipSyncAtOpen === true,
+    );
   }
 
   get core(): RaftCore | null {
@@ -203,14 +212,17 @@ export class SimMember {
 
   crash(): void {
     if (this.pipeline === null) return;
+    // Peers' calls under way see their connection reset.
+    for (const reset of this.serving.splice(0)) reset();
     this.pipeline.close();
     this.sessions?.close();
     this.pipeline = null;
     this.sessions = null;
     this.deferred = [];
     this.pausedUntilMs = 0;
-    this.disk.crash();
-    if (this.environment.random.chance(this.environment.powerLossChance)) {
+    const powerLoss = this.environment.random.chance(this.environment.powerLossChance);
+    this.disk.crash(powerLoss);
+    if (powerLoss) {
       const recorded = this.disk.durable.snapshotIndex();
       this.images.settle(recorded);
       const image = recorded === 0 ? null : this.images.restorable(recorded);
@@ -288,7 +300,9 @@ export class SimMember {
     const { random } = this.environment;
     const chance = this.environment.crashChance();
     if (chance === 0 || !random.chance(chance)) return null;
-    return random.pick(["duringFlush", "afterFlush", "afterFinish"] as const);
+    const window = random.pick(["duringFlush", "afterFlush", "afterFinish"] as const);
+    this.environment.crashingInFlush(this);
+    return window;
   }
 
   private crashIf(incarnation: number): void {
@@ -379,9 +393,26 @@ export class SimMember {
         return read.value;
       });
     };
-    return new Promise((resolve, reject) =>
-      this.guarded(this.incarnation, () => route().then(resolve, reject)),
-    );
+    return new Promise((resolve, reject) => {
+      const reset = () => reject(new ShoalError("E_NOT_READY", `${this.id} reset the connection`));
+      this.serving.push(reset);
+      const done = () => {
+        const at = this.serving.indexOf(reset);
+        if (at >= 0) this.serving.splice(at, 1);
+      };
+      this.guarded(this.incarnation, () =>
+        route().then(
+          (value) => {
+            done();
+            resolve(value);
+          },
+          (error: unknown) => {
+            done();
+            reject(error);
+          },
+        ),
+      );
+    });
   }
 
   /** Runs `work` on the core now, or after the batch being flushed (a steward's change). */

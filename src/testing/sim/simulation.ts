@@ -40,6 +40,16 @@ function timingOf(profile: FaultProfile): RaftTiming {
 const operationTimeoutMs = 2000;
 /** A client whose call has not returned after this long is replaced by a new one. */
 const clientPatienceMs = 1000;
+/** How often a membership change is followed at once by another (before the first commits). */
+const secondChangeChance = 0.3;
+/** How often a membership change is followed at once by a cut between old and new voters. */
+const splitOnChangeChance = 0.2;
+/** How often a leader that just appended a demotion loses its data dir (in runs with wipes). */
+const wipeAfterDemotionChance = 0.3;
+/** How often a crash in a flush comes with the leader cut off (a power cut hitting both). */
+const correlatedLossChance = 0.5;
+/** How often the liveness checks send a probe write to the leader while they watch. */
+const probeEveryMs = 300;
 /** After healing, a leader must exist and writes must commit within this bound. */
 const livenessBoundMs = 3000;
 /** How long a member stays deaf after healing (leaveOneDeaf); well past an election. */
@@ -50,6 +60,8 @@ export interface SimulationOptions {
   readonly bugs?: RaftBugs;
   /** Deliberate defects of the host pipeline and sessions (mutant campaigns only). */
   readonly hostBugs?: HostBugs;
+  /** Only outcomes count as violations, not the checks of mechanisms (mutant campaigns). */
+  readonly outcomesOnly?: boolean;
   /** False switches fencing off in the state machine, to show the checkers catch that. */
   readonly fencing?: boolean;
   /** Overrides of the profile drawn from the seed. */
@@ -90,6 +102,10 @@ export class Simulation {
   private readonly clockRandom: SeededRandom;
   private faultsActive = true;
   private events = 0;
+  /** Clients send nothing new until then (an aimed fault wants logs to stay equal). */
+  private hushedUntilMs = 0;
+  /** No new fault until then: an aimed fault plays out undisturbed. */
+  private faultsHeldUntilMs = 0;
   /** Async work in flight (client calls, peer routes): its promises settle between events. */
   private pendingAsync = 0;
   private asyncFailure: unknown = null;
@@ -101,6 +117,7 @@ export class Simulation {
     this.profile = { ...drawProfile(this.random.fork()), ...options.profile };
     this.clockRandom = this.random.fork();
     this.checker.checkLeases = this.profile.driftMode !== "beyond";
+    this.checker.checkMechanisms = !options.outcomesOnly;
     this.createMembers();
     this.network = new SimNetwork(
       this.queue,
@@ -176,6 +193,7 @@ export class Simulation {
         this.asyncFailure ??= error;
       },
       crashed: (member: SimMember) => this.scheduleRestart(member),
+      crashingInFlush: (member: SimMember) => this.alsoLoseLeader(member),
       becameLeader: (member: SimMember) => this.onBecameLeader(member),
       complete: (operation, outcome) => this.complete(operation, outcome),
       forwardFenced: (operation, version) => this.forwardFenced(operation, version),
@@ -213,6 +231,14 @@ export class Simulation {
     if (this.profile.membershipChanges) this.queue.at(1, () => this.churnMembership());
     this.queue.at(this.profile.faultPhaseMs, () => this.heal());
     this.queue.at(this.profile.faultPhaseMs + livenessBoundMs, () => this.checkLeaderExists());
+    this.probe(this.profile.faultPhaseMs + livenessBoundMs, livenessBoundMs / 2);
+  }
+
+  /** A probe write every few hundred milliseconds from `fromMs`, for `forMs`. */
+  private probe(fromMs: number, forMs: number): void {
+    for (let atMs = fromMs; atMs < fromMs + forMs; atMs += probeEveryMs) {
+      this.queue.at(atMs, () => this.startOperation(true));
+    }
   }
 
   // ---- Faults -----------------------------------------------------------------------------
@@ -220,6 +246,10 @@ export class Simulation {
   private injectFault(): void {
     if (!this.faultsActive) return;
     const profile = this.profile;
+    if (this.queue.nowMs < this.faultsHeldUntilMs) {
+      this.queue.after(this.faultsHeldUntilMs - this.queue.nowMs, () => this.injectFault());
+      return;
+    }
     const choices: (() => void)[] = [() => this.network.heal()];
     if (profile.partitions) {
       choices.push(() => this.network.partition(this.randomSplit()));
@@ -231,6 +261,7 @@ export class Simulation {
       );
     }
     if (profile.crashes) choices.push(() => this.random.pick(this.members).crash());
+    if (profile.crashes && profile.partitions) choices.push(() => this.restartIntoCampaign());
     if (profile.pauses) choices.push(() => this.pause(this.random.pick(this.members)));
     if (profile.membershipChanges) choices.push(() => this.changeMembership());
     if (profile.wipes && this.wiped.size === 0) choices.push(() => this.wipe());
@@ -264,6 +295,45 @@ export class Simulation {
     const follower = this.random.pick(others);
     this.network.cutOneWay(leader.id, follower);
     if (this.random.chance(0.5)) this.network.cutOneWay(follower, leader.id);
+  }
+
+  /**
+   * One follower is cut from the leader and will campaign soon; just before, enough others to
+   * make a quorum with it restart, while their acknowledgements still hold up the leader's
+   * lease. Only their refusal to vote right after a restart keeps them from electing it while
+   * that lease holds. Nothing else happens meanwhile, and clients write nothing new, so the
+   * candidate's log stays as up-to-date as theirs.
+   */
+  private restartIntoCampaign(): void {
+    const leader = this.currentLeader();
+    const voters = leader?.core?.status().membership.voters ?? [];
+    const followers = voters.filter((id) => id !== leader?.id && !this.wiped.has(id));
+    const needed = Math.floor(voters.length / 2);
+    if (leader === null || followers.length < needed + 1) return;
+    const candidate = this.random.pick(followers);
+    const others = followers.filter((id) => id !== candidate);
+    const restarted = others
+      .slice(this.random.nextInt(others.length - needed + 1))
+      .slice(0, needed);
+    this.network.cutOneWay(leader.id, candidate);
+    this.network.cutOneWay(candidate, leader.id);
+    const { electionTimeoutMsMin } = timingOf(this.profile);
+    const crashInMs = this.random.between(electionTimeoutMsMin / 2, electionTimeoutMsMin);
+    this.trace.add(`restart into campaign ${candidate} ${restarted.join(",")} ${crashInMs}`);
+    const quietMs = crashInMs + electionTimeoutMsMin * 2;
+    this.hushedUntilMs = this.queue.nowMs + quietMs;
+    this.faultsHeldUntilMs = this.queue.nowMs + quietMs;
+    this.queue.after(crashInMs, () => {
+      for (const id of restarted) {
+        const member = this.memberById(id);
+        if (!this.faultsActive || member === undefined || !member.running) continue;
+        member.crash();
+        // Back at once, before the leader's next heartbeat reaches it.
+        this.queue.after(this.random.between(1, 20), () => {
+          if (!member.running && !this.wiped.has(member.id)) member.start();
+        });
+      }
+    });
   }
 
   private isolateLeader(): void {
@@ -309,6 +379,20 @@ export class Simulation {
     this.queue.at(member.pausedUntilMs, () => member.resume());
   }
 
+  /**
+   * A follower about to crash with unflushed writes, and the leader cut off at the same time:
+   * what it acknowledged must have been on its disk, or a write the leader committed with its
+   * acknowledgement is lost with the next leader.
+   */
+  private alsoLoseLeader(member: SimMember): void {
+    const leader = this.currentLeader();
+    if (leader === null || leader === member || !this.random.chance(correlatedLossChance)) return;
+    this.trace.add(`lose leader ${leader.id} with ${member.id}`);
+    this.queue.after(this.random.between(0, 5), () => {
+      if (this.faultsActive) this.network.isolate(leader.id);
+    });
+  }
+
   private scheduleRestart(member: SimMember): void {
     const downMs = this.random.between(20, this.profile.downMsMax);
     this.queue.after(downMs, () => {
@@ -329,7 +413,10 @@ export class Simulation {
       (member) => member.running && membership.voters.includes(member.id),
     );
     if (candidates.length === 0) return;
-    const victim = this.random.pick(candidates);
+    this.wipeMember(this.random.pick(candidates));
+  }
+
+  private wipeMember(victim: SimMember): void {
     this.wiped.add(victim.id);
     victim.crash();
     const fresh = this.addMember(`${victim.id}w`, { voters: [], learners: [] });
@@ -371,18 +458,66 @@ export class Simulation {
     const leader = this.currentLeader();
     if (!leader || leader.paused) return;
     leader.withCore((core) => {
-      if (core.status().role !== "leader") return;
-      const change = this.pickMembershipChange(core.status().membership, core.id);
-      if (change === null) return;
-      const proposed = core.proposeMembership(change);
-      this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
-      const demotesItself = change.member === core.id;
-      if (!proposed.ok && demotesItself && proposed.code === "E_CONFLICT") {
-        // A leader does not demote itself: it hands over, and the next leader demotes it.
-        this.leaderToDemote = core.id;
-        this.handOver(core);
+      const before = core.status().membership.voters;
+      if (!this.proposeChange(core)) return;
+      // A steward that does not wait for its change to commit asks for the next one at once:
+      // the core must refuse it until the first has committed.
+      if (this.random.chance(secondChangeChance)) this.proposeChange(core);
+      if (this.faultsActive && this.random.chance(splitOnChangeChance)) {
+        this.splitOnChange(core, before);
       }
     });
+  }
+
+  /**
+   * The leader appends a follower's demotion that only that follower receives, and is then
+   * lost for good: the demoted member holds the longest log, so the others cannot win without
+   * it, and it must still campaign (in the configuration it is no voter of).
+   */
+  private loseLeaderAfterDemotion(leader: SimMember, demoted: MemberId): void {
+    this.network.partition([
+      [leader.id, demoted],
+      this.ids().filter((id) => id !== leader.id && id !== demoted),
+    ]);
+    this.queue.after(this.random.between(10, 50), () => {
+      if (!this.faultsActive) return;
+      // One wipe per run: two lost for good could be a majority.
+      if (leader.running && this.wiped.size === 0) this.wipeMember(leader);
+      this.network.heal();
+    });
+  }
+
+  /**
+   * Right after a change is appended, the leader and the voters it added are cut from the voters
+   * of before: each side may hold a quorum of the configuration it knows, and only one change
+   * at a time keeps the two quorums from being disjoint.
+   */
+  private splitOnChange(core: RaftCore, before: readonly MemberId[]): void {
+    const added = core.status().membership.voters.filter((id) => !before.includes(id));
+    const side = [core.id, ...added];
+    this.network.partition([side, this.ids().filter((id) => !side.includes(id))]);
+  }
+
+  /** Proposes one change on a leader's core; whether it was accepted. */
+  private proposeChange(core: RaftCore): boolean {
+    if (core.status().role !== "leader") return false;
+    const change = this.pickMembershipChange(core.status().membership, core.id);
+    if (change === null) return false;
+    const leader = this.memberById(core.id);
+    const demotesOther = change.type === "demote" && change.member !== core.id;
+    const loseLeader = this.profile.wipes && this.faultsActive && this.wiped.size === 0;
+    if (leader && demotesOther && loseLeader && this.random.chance(wipeAfterDemotionChance)) {
+      this.loseLeaderAfterDemotion(leader, change.member);
+    }
+    const proposed = core.proposeMembership(change);
+    this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
+    const demotesItself = change.member === core.id;
+    if (!proposed.ok && demotesItself && proposed.code === "E_CONFLICT") {
+      // A leader does not demote itself: it hands over, and the next leader demotes it.
+      this.leaderToDemote = core.id;
+      this.handOver(core);
+    }
+    return proposed.ok;
   }
 
   /**
@@ -434,6 +569,7 @@ export class Simulation {
 
   private heal(): void {
     this.faultsActive = false;
+    this.hushedUntilMs = 0;
     this.trace.add("heal");
     this.network.healForGood();
     this.network.setFaults(calmNetwork);
@@ -468,6 +604,7 @@ export class Simulation {
     this.trace.add(`deaf ${deaf.id}`);
     for (const other of this.ids()) this.network.cutOneWay(other, deaf.id);
     const sinceMs = this.queue.nowMs;
+    this.probe(sinceMs + livenessBoundMs / 2, deafMs - livenessBoundMs / 2);
     this.queue.after(deafMs, () => {
       this.checkWritesCommittedSince(sinceMs, "while one member was deaf");
       this.network.heal();
@@ -494,7 +631,8 @@ export class Simulation {
     const pending = this.operations.filter((operation) => operation.status === "pending");
     const waiting = pending.filter((operation) => operation.callMs > busySinceMs).length;
     const { clients } = this.profile;
-    if (waiting < clients && pending.length < clients * 2) this.startOperation();
+    const hushed = this.queue.nowMs < this.hushedUntilMs;
+    if (!hushed && waiting < clients && pending.length < clients * 2) this.startOperation();
     // Quiet spells, as a small fleet has between heartbeats: logs stay equal, so a member that
     // times out is as up-to-date as the leader, and only the vote refusal protects the lease.
     const quiet = this.faultsActive && this.random.chance(this.profile.quietSpellChance);
@@ -504,15 +642,21 @@ export class Simulation {
     this.queue.after(intervalMs, () => this.issueOperation(endMs));
   }
 
-  private startOperation(): void {
-    const kind = this.random.pick<ClientKind>([
-      "write",
-      "write",
-      "cas",
-      "readIndex",
-      "leaseRead",
-      "fencedWrite",
-    ]);
+  /**
+   * A client's operation, to a member it picks; a probe is a plain write to whoever leads now,
+   * so that the liveness checks do not hang on what the workload happened to do.
+   */
+  private startOperation(probe = false): void {
+    const kind: ClientKind = probe
+      ? "write"
+      : this.random.pick<ClientKind>([
+          "write",
+          "write",
+          "cas",
+          "readIndex",
+          "leaseRead",
+          "fencedWrite",
+        ]);
     const key = `k${this.random.nextInt(this.profile.keys)}`;
     const id = this.nextOperationId++;
     const operation: ClientOperation = {
@@ -533,7 +677,7 @@ export class Simulation {
     // leader more often than its share: a deposed one too, while it still believes it leads.
     const leader = this.currentLeader();
     const target =
-      leader !== null && !this.random.chance(this.profile.followerClientShare)
+      leader !== null && (probe || !this.random.chance(this.profile.followerClientShare))
         ? leader
         : this.random.pick(this.members.filter((member) => this.inFleet(member, leader)));
     this.trace.add(`op ${id} ${kind} ${key} ${target?.id}`);
@@ -722,7 +866,13 @@ export class Simulation {
 
   private checkAcknowledgedWrites(leader: SimMember): void {
     for (const operation of this.operations) {
-      if (operation.status !== "ok" || !isWrite(operation.kind)) continue;
+      if (!isWrite(operation.kind)) continue;
+      // A refused write was never applied: the client was told so and may try it again.
+      if (operation.status === "failed" && this.appliedAt.has(operation.id)) {
+        const at = this.appliedAt.get(operation.id)?.index;
+        throw new Violation("refused write applied", `operation ${operation.id} at ${at}`);
+      }
+      if (operation.status !== "ok") continue;
       const record = this.checker.appliedRecord(operation.index);
       const checked = checkAcknowledgedWrite(operation, leader.machine.appliedIndex, record);
       if (!checked.ok) throw new Violation("acknowledged write lost", checked.reason);
