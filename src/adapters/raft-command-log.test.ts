@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import { ProposalWaiters } from "../raft/host/sessions.ts";
 import type { Entry, Message, SnapshotMessage } from "../raft/types.ts";
 import type { Command } from "../state/commands.ts";
 import type { ApplyResult } from "../state/machine.ts";
@@ -13,7 +14,6 @@ import { seededRandom } from "../testing/prng.ts";
 import { openDatabase } from "./libsql.ts";
 import {
   type ForwardedAnswer,
-  ProposalWaiters,
   RaftCommandLog,
   type RaftCommandLogOptions,
 } from "./raft-command-log.ts";

@@ -34,7 +34,6 @@ import { syncPath, writeDurably } from "./data-dir.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 
-export { ProposalWaiters, type ScheduleTimer } from "../raft/host/sessions.ts";
 export type { ConsistencyLevel, ForwardedAnswer };
 /** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
 export type PeerSender = HostNetwork;

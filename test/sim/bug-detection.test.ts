@@ -6,7 +6,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { HostBugName } from "../../src/raft/host/ports.ts";
 import type { RaftBugName } from "../../src/raft/types.ts";
-import type { FaultProfile } from "../../src/testing/sim/fault-profile.ts";
+import {
+  type FaultProfile,
+  figureEightFaults,
+  quietCluster,
+} from "../../src/testing/sim/fault-profile.ts";
 import { calmNetwork } from "../../src/testing/sim/sim-network.ts";
 import { runSimulation } from "../../src/testing/sim/simulation.ts";
 
@@ -22,18 +26,7 @@ interface HostHunt {
   readonly profile?: Partial<FaultProfile>;
 }
 
-/** Three members and no other faults, so an aimed fault decides what happens. */
-const aimedBase: Partial<FaultProfile> = {
-  members: 3,
-  spares: 0,
-  partitions: false,
-  crashes: false,
-  pauses: false,
-  membershipChanges: false,
-  transfers: false,
-  faultIntervalMsMin: 4000,
-  faultIntervalMsMax: 5000,
-};
+const aimedBase: Partial<FaultProfile> = quietCluster;
 
 /** Leases overlap only in a narrow race; clocks at a wide drift bound make it likelier. */
 const leaseRace: Partial<FaultProfile> = {
@@ -54,13 +47,7 @@ const leaseRace: Partial<FaultProfile> = {
  * leader's no-op is lost, so a leader re-replicates an older term's entry to a majority
  * without any entry of its own term.
  */
-const figureEight: Partial<FaultProfile> = {
-  ...aimedBase,
-  appendEntriesMax: 1,
-  isolateNewLeaderChance: 0.8,
-  isolateNewLeaderDelayMsMax: 100,
-  network: { ...calmNetwork, noopLossRate: 1 },
-};
+const figureEight: Partial<FaultProfile> = figureEightFaults;
 
 /** Deposed leaders' appends arrive right after a member accepted the new leader's entries. */
 const staleAppends: Partial<FaultProfile> = {

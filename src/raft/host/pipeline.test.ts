@@ -10,6 +10,27 @@ import type { HostTimers } from "./ports.ts";
 const data = new TextEncoder().encode("x");
 const entry = (index: number, term: number): Entry => ({ index, term, kind: "command", data });
 
+/** Leader a's append to b in `term`, after `prev`, committing through `commitIndex`. */
+function append(
+  term: number,
+  prev: { index: number; term: number },
+  entries: Entry[],
+  commitIndex: number,
+): Message {
+  const { index: prevIndex, term: prevTerm } = prev;
+  return {
+    type: "append",
+    from: "a",
+    to: "b",
+    term,
+    prevIndex,
+    prevTerm,
+    entries,
+    commitIndex,
+    round: 1,
+  };
+}
+
 /** A follower's host whose disk flushes only when the test says so. */
 function follower(state: PersistentState) {
   const applied: Entry[] = [];
@@ -82,19 +103,7 @@ describe("the ready/flush pipeline", () => {
       host.applied.map((e) => `${e.index}@${e.term}`),
       ["1@1"],
     );
-    host.pipeline.receive([
-      {
-        type: "append",
-        from: "a",
-        to: "b",
-        term: 2,
-        prevIndex: 1,
-        prevTerm: 1,
-        entries: [entry(2, 2)],
-        commitIndex: 2,
-        round: 1,
-      },
-    ]);
+    host.pipeline.receive([append(2, { index: 1, term: 1 }, [entry(2, 2)], 2)]);
     host.runSoon();
     assert.equal(host.flushes.length, 1, "the batch that replaces 2@1 is flushing");
     // Applied now, 2@2 would be in the state while the disk still holds 2@1: a crash here
@@ -123,19 +132,7 @@ describe("the ready/flush pipeline", () => {
       entries: [entry(1, 1), entry(2, 1)],
     });
     host.pipeline.start();
-    host.pipeline.receive([
-      {
-        type: "append",
-        from: "a",
-        to: "b",
-        term: 1,
-        prevIndex: 2,
-        prevTerm: 1,
-        entries: [entry(3, 1)],
-        commitIndex: 2,
-        round: 1,
-      },
-    ]);
+    host.pipeline.receive([append(1, { index: 2, term: 1 }, [entry(3, 1)], 2)]);
     host.runSoon();
     assert.equal(host.flushes.length, 1);
     assert.deepEqual(

@@ -17,6 +17,18 @@ export interface NetworkFaults {
   readonly staleReplayRate: number;
 }
 
+/** A network that only delays, a little: the calm phase's, and the base of aimed profiles. */
+export const calmNetwork: NetworkFaults = {
+  lossRate: 0,
+  duplicateRate: 0,
+  delayMsMin: 1,
+  delayMsMax: 5,
+  lateRate: 0,
+  lateMsMax: 0,
+  noopLossRate: 0,
+  staleReplayRate: 0,
+};
+
 export type DriftMode = "within" | "bound" | "beyond";
 
 export interface FaultProfile {
@@ -102,27 +114,37 @@ export function drawProfile(random: SeededRandom): FaultProfile {
 function figureEight(mixed: FaultProfile): FaultProfile {
   return {
     ...mixed,
-    members: 3,
-    spares: 0,
-    partitions: false,
-    crashes: false,
-    pauses: false,
-    membershipChanges: false,
+    ...figureEightFaults,
     wipes: false,
-    transfers: false,
     lingeringDeafChance: 0,
-    appendEntriesMax: 1,
-    isolateNewLeaderChance: 0.8,
-    isolateNewLeaderDelayMsMax: 100,
-    faultIntervalMsMin: 4000,
-    faultIntervalMsMax: 5000,
     // Elections come often here, and writes held through them overlap: a lighter load keeps
     // the history checkable.
     clients: Math.min(mixed.clients, 3),
     keys: Math.max(mixed.keys, 3),
-    network: { ...mixed.network, ...quietNetwork, noopLossRate: 1 },
   };
 }
+
+/** Three members and no other faults, so that an aimed fault decides what happens. */
+export const quietCluster = {
+  members: 3,
+  spares: 0,
+  partitions: false,
+  crashes: false,
+  pauses: false,
+  membershipChanges: false,
+  transfers: false,
+  faultIntervalMsMin: 4000,
+  faultIntervalMsMax: 5000,
+} as const satisfies Partial<FaultProfile>;
+
+/** The faults of the figure-8 focus, also the aimed profile of the bug-detection test. */
+export const figureEightFaults = {
+  ...quietCluster,
+  appendEntriesMax: 1,
+  isolateNewLeaderChance: 0.8,
+  isolateNewLeaderDelayMsMax: 100,
+  network: { ...calmNetwork, noopLossRate: 1 },
+} as const satisfies Partial<FaultProfile>;
 
 /**
  * Every new leader proposes a change at once and is cut off at once, alone or with part of the
@@ -208,19 +230,8 @@ function drawMixed(random: SeededRandom): FaultProfile {
   };
 }
 
-const quietNetwork: NetworkFaults = {
-  lossRate: 0,
-  duplicateRate: 0,
-  delayMsMin: 1,
-  delayMsMax: 5,
-  lateRate: 0,
-  lateMsMax: 0,
-  noopLossRate: 0,
-  staleReplayRate: 0,
-};
-
 function drawNetwork(random: SeededRandom, calm: boolean): NetworkFaults {
-  if (calm) return quietNetwork;
+  if (calm) return calmNetwork;
   return {
     lossRate: random.pick([0, 0.01, 0.05, 0.2]),
     duplicateRate: random.pick([0, 0.01, 0.05]),

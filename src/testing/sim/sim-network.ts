@@ -5,23 +5,14 @@
 import type { SeededRandom } from "../../raft/seeded-random.ts";
 import type { AppendMessage, MemberId, Message } from "../../raft/types.ts";
 import type { EventQueue } from "./event-queue.ts";
-import type { NetworkFaults } from "./fault-profile.ts";
+import { calmNetwork, type NetworkFaults } from "./fault-profile.ts";
 import type { TraceHash } from "./trace-hash.ts";
 
 const healGraceMs = 100;
 /** Appends with entries remembered per receiver, for stale replays. */
 const replayableAppendsMax = 32;
 
-export const calmNetwork: NetworkFaults = {
-  lossRate: 0,
-  duplicateRate: 0,
-  delayMsMin: 1,
-  delayMsMax: 5,
-  lateRate: 0,
-  lateMsMax: 0,
-  noopLossRate: 0,
-  staleReplayRate: 0,
-};
+export { calmNetwork };
 
 export class SimNetwork {
   private faults: NetworkFaults = calmNetwork;

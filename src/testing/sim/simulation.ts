@@ -225,7 +225,7 @@ export class Simulation {
   }
 
   private schedule(endMs: number): void {
-    for (const member of this.members) this.startMember(member);
+    for (const member of this.members) member.start();
     this.queue.at(this.random.between(200, 600), () => this.injectFault());
     this.queue.at(1, () => this.issueOperation(endMs));
     if (this.profile.membershipChanges) this.queue.at(1, () => this.churnMembership());
@@ -421,12 +421,7 @@ export class Simulation {
     victim.crash();
     const fresh = this.addMember(`${victim.id}w`, { voters: [], learners: [] });
     this.trace.add(`wipe ${victim.id} as ${fresh.id}`);
-    this.startMember(fresh);
-  }
-
-  /** Starts a member (its host ticks by itself). */
-  private startMember(member: SimMember): void {
-    member.start();
+    fresh.start();
   }
 
   /**
