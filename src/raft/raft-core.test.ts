@@ -426,6 +426,40 @@ describe("membership", () => {
     assert.equal(!second.ok && second.code, "E_CONFLICT");
   });
 
+  it("a learner stands in when no voter can win: a voter lost under churn", () => {
+    const deadlocked = (bugs: RaftBugs) => {
+      const harness = new CoreHarness(["a", "b", "c"], { bugs });
+      // c hears nothing: its log stays empty, as a member that was deaf from the start.
+      harness.isolate("c");
+      harness.campaign("a");
+      harness.start("d", { voters: [], learners: [] });
+      assert.ok(harness.core("a").proposeMembership({ type: "addLearner", member: "d" }).ok);
+      harness.advanceTime(300);
+      // a alone appends d's promotion, which counts d's vote in a's configuration.
+      harness.isolate("a");
+      assert.ok(harness.core("a").proposeMembership({ type: "promote", member: "d" }).ok);
+      // b wins with c's vote, and its no-op reaches d but not c; then b is lost for good.
+      harness.heal();
+      harness.isolate("a");
+      harness.nowMs += harnessTiming.electionTimeoutMsMax * 2;
+      harness.core("b").tick(harness.nowMs);
+      const toC = (message: Message) => message.from === "b" && message.to === "c";
+      harness.deliverAll((message) => !(toC(message) && message.type === "append"));
+      assert.equal(harness.core("b").status().role, "leader");
+      assert.equal(harness.core("d").status().lastTerm, 2);
+      harness.crash("b");
+      harness.heal();
+      // a needs d's vote, which d's newer log refuses; c's empty log wins no one's: only d,
+      // a learner in its own configuration, can win (counting a's vote and c's).
+      harness.advanceTime(6000);
+      return harness.leaders();
+    };
+    // d wins, repairs the logs and, leading a configuration it is no voter of, steps down once
+    // its entry commits; then a voter wins.
+    assert.equal(deadlocked({}).length, 1);
+    assert.deepEqual(deadlocked({ learnerNeverStandsIn: true }), [], "the mutant elects no one");
+  });
+
   it("a leader removed by a committed change steps down", () => {
     const bugs = { leaderDemotesItself: true };
     const broken = new CoreHarness(["a", "b", "c"], { bugs });
@@ -547,14 +581,33 @@ describe("membership changes and elections", () => {
     return harness;
   }
 
-  it("a member whose demotion is not yet committed still campaigns", () => {
-    assert.deepEqual(demotedHoldsTheLongestLog({ demotedNeverCampaign: true }).leaders(), []);
+  it("a member whose demotion is not yet committed stands in", () => {
+    assert.deepEqual(demotedHoldsTheLongestLog({ learnerNeverStandsIn: true }).leaders(), []);
     const harness = demotedHoldsTheLongestLog({});
     const leaders = harness.leaders();
     assert.equal(leaders.length, 1);
     const membership = harness.core(leaders[0] as string).status().membership;
     assert.deepEqual(membership.voters, ["a", "c", "d"]);
     assert.ok(membership.voters.includes(leaders[0] as string), "the demoted member stepped down");
+  });
+
+  it("a sole voter's appends of a new term wait until that term is durable", () => {
+    const harness = new CoreHarness(["a"]);
+    harness.advanceTime(10);
+    harness.start("b", { voters: [], learners: [] });
+    assert.ok(harness.core("a").proposeMembership({ type: "addLearner", member: "b" }).ok);
+    harness.advanceTime(100);
+    harness.crash("a");
+    const core = harness.start("a");
+    harness.flush();
+    core.tick(harness.nowMs + harnessTiming.electionTimeoutMsMax * 2);
+    const ready = core.ready();
+    assert.equal(core.status().role, "leader");
+    assert.equal(ready.hardState?.term, 2);
+    assert.ok(ready.mustSync);
+    // Sent before the flush, an append of term 2 would outlive a crash that forgets term 2.
+    assert.deepEqual(ready.sendNow, []);
+    assert.ok(ready.messages.some((message) => message.type === "append" && message.to === "b"));
   });
 
   it("a new one-voter cluster leads on its first tick", () => {

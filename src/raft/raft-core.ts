@@ -213,7 +213,10 @@ export class RaftCore {
       this.tickLeader();
       return;
     }
-    if (!this.electable()) return;
+    if (!this.electable()) {
+      if (this.standsIn(nowMs)) this.campaign(this.bugs.noPreVote ? "vote" : "preVote", false);
+      return;
+    }
     // The only voter has no one to wait for, so a new one-node cluster leads at once instead of
     // after an election timeout; but a leader it heard from (one leaving the configuration, or
     // one it acknowledged before a restart) may still hold a lease, which it outlasts first.
@@ -225,17 +228,24 @@ export class RaftCore {
   }
 
   /**
-   * A voter of the latest configuration campaigns; so does one whose demotion or removal is
-   * appended but not yet known to be committed: it may hold the most up-to-date log, which
-   * the other voters of the configuration before cannot beat. Votes are still counted in the
-   * latest configuration, so this changes who may try, never who may win.
+   * A member that is no voter of its latest configuration (a learner, or one whose demotion it
+   * has appended) campaigns as a last resort, once a whole election timeout past its deadline
+   * has gone by without a leader: the voters had their turn. Voters may need it without knowing:
+   * a demoted member may hold the most up-to-date log, which the voters of the configuration
+   * before cannot beat; a voter whose uncommitted promotion of a learner counts that learner's
+   * vote never gets it if the learner's log beats its own, while the others may not beat that
+   * voter's log (a voter lost for good under membership churn). Votes are counted among the
+   * voters of its latest configuration, never its own: who may try grows, never who may win (a
+   * server not in its own latest configuration still starts elections, Raft thesis §4.2.2).
+   * Leading a configuration it is no voter of, it steps down once its first entry commits.
    */
+  private standsIn(nowMs: number): boolean {
+    if (this.bugs.learnerNeverStandsIn || !isMember(this.membership, this.id)) return false;
+    return nowMs >= this.electionDeadlineMs + this.timing.electionTimeoutMsMax;
+  }
+
   private electable(): boolean {
-    if (isVoter(this.membership, this.id)) return true;
-    if (this.bugs.demotedNeverCampaign || this.membershipIndex <= this.log.commitIndex) {
-      return false;
-    }
-    return isVoter(this.membershipAt(this.membershipIndex - 1), this.id);
+    return isVoter(this.membership, this.id);
   }
 
   step(message: Message, nowMs: number): void {
@@ -385,15 +395,19 @@ export class RaftCore {
     const changed = !sameHardState(hardState, this.emittedHardState);
     const install = this.snapshotInstall;
     const entries = this.log.unstableEntries();
-    const [sendNow, messages] = splitLeaderAppends(this.messages);
+    const termOrVoteChanged =
+      hardState.term !== this.emittedHardState.term ||
+      hardState.votedFor !== this.emittedHardState.votedFor;
+    // A leader's appends may leave before its own flush, but never before its term and vote are
+    // durable: a sole voter elects itself and sends in one batch, and a crash before the flush
+    // would let it win that term again and send other entries at the same indexes.
+    const [sendNow, messages] = termOrVoteChanged
+      ? [[], this.messages]
+      : splitLeaderAppends(this.messages);
     const ready: Ready = {
       hardState: changed ? hardState : null,
       mustSync:
-        entries.length > 0 ||
-        install !== null ||
-        this.compaction !== null ||
-        hardState.term !== this.emittedHardState.term ||
-        hardState.votedFor !== this.emittedHardState.votedFor,
+        entries.length > 0 || install !== null || this.compaction !== null || termOrVoteChanged,
       snapshot: install,
       compaction: this.compaction,
       entries,

@@ -179,7 +179,7 @@ export interface RaftBugs {
   readonly membershipBeforeOwnTermCommit?: boolean;
   readonly concurrentMembershipChanges?: boolean;
   readonly leaderDemotesItself?: boolean;
-  readonly demotedNeverCampaign?: boolean;
+  readonly learnerNeverStandsIn?: boolean;
   readonly soleVoterIgnoresLease?: boolean;
   readonly trustNonMembers?: boolean;
   readonly noPreVote?: boolean;
@@ -204,7 +204,7 @@ export const raftBugNames: readonly RaftBugName[] = [
   "membershipBeforeOwnTermCommit",
   "concurrentMembershipChanges",
   "leaderDemotesItself",
-  "demotedNeverCampaign",
+  "learnerNeverStandsIn",
   "soleVoterIgnoresLease",
   "trustNonMembers",
   "noPreVote",

@@ -10,11 +10,13 @@ import { runSimulation, type SimulationOptions } from "./sim/simulation.ts";
 export interface Mutant {
   readonly bug: RaftBugName | HostBugName;
   readonly mechanism: string;
+  /** A second mechanism removed with it: two layers of one defence, each covering the other. */
+  readonly alongWith?: RaftBugName;
 }
 
 /** The simulation options that switch the mutant on, in the core or in the host. */
 function withMutant(mutant: Mutant, seed: number): SimulationOptions {
-  const on = { [mutant.bug]: true };
+  const on = { [mutant.bug]: true, ...(mutant.alongWith ? { [mutant.alongWith]: true } : {}) };
   // Caught by what the mutant breaks, not by a checker that watches its mechanism.
   return hostBugNames.includes(mutant.bug as HostBugName)
     ? { seed, hostBugs: on, outcomesOnly: true }
@@ -45,7 +47,15 @@ export const mutants: readonly Mutant[] = [
   { bug: "soleVoterIgnoresLease", mechanism: "a sole voter outlasts a lease it heard of" },
   { bug: "trustNonMembers", mechanism: "votes and answers of non-members are dropped" },
   { bug: "leaderDemotesItself", mechanism: "the leader hands over before its demotion" },
-  { bug: "demotedNeverCampaign", mechanism: "a member whose demotion is uncommitted campaigns" },
+  {
+    bug: "soleVoterIgnoresLease",
+    alongWith: "leaderDemotesItself",
+    mechanism: "a sole voter outlasts a lease, and the leader hands over before its demotion",
+  },
+  {
+    bug: "learnerNeverStandsIn",
+    mechanism: "a member that is no voter campaigns when no voter can win",
+  },
   { bug: "skipFlush", mechanism: "fsync before acknowledging" },
   { bug: "sendBeforeFlush", mechanism: "flush before send where required" },
   { bug: "answerAnyTerm", mechanism: "answer a proposal only for its own term" },
@@ -94,7 +104,9 @@ function chosen(argv: readonly string[]): readonly Mutant[] {
 function row(found: Hunt): string {
   const seeds = found.seed === null ? `not caught in ${found.seedsRun}` : String(found.seed);
   const violation = (found.violation ?? "-").slice(0, 90);
-  return `| ${found.mutant.bug} | ${found.mutant.mechanism} | ${seeds} | ${violation} |`;
+  const { bug, alongWith, mechanism } = found.mutant;
+  const name = alongWith === undefined ? bug : `${bug} + ${alongWith}`;
+  return `| ${name} | ${mechanism} | ${seeds} | ${violation} |`;
 }
 
 async function main(): Promise<number> {

@@ -40,6 +40,18 @@ export interface FaultProfile {
   readonly crashes: boolean;
   /** Probability that one flush is cut short by a crash (during it, right after, after its batch). */
   readonly crashInReadyChance: number;
+  /**
+   * Probability that the flush of a member's own compaction is cut short by a crash: the new
+   * image is written, the log does not record it yet, and both images are on disk after restart.
+   */
+  readonly crashInCompactionChance: number;
+  /** Chance per leader compaction that the image race starts (see the simulation's imageRace). */
+  readonly imageRaceChance: number;
+  /**
+   * Probability that a crash in a flush is followed by a power cut soon after the restart, while
+   * the leader reaches only that member (see the simulation's powerCutAfterRestart).
+   */
+  readonly powerCutAfterRestartChance: number;
   /** Probability that a crash is a power loss: the state machine loses its unsynced writes. */
   readonly powerLossChance: number;
   readonly disk: DiskTiming;
@@ -55,6 +67,8 @@ export interface FaultProfile {
   /** The cut comes at once or up to this long after the election (mid-replication). */
   readonly isolateNewLeaderDelayMsMax: number;
   readonly membershipChanges: boolean;
+  /** Churn keeps at least this many voters: 3, or 1 (down to a sole voter; no wipes then). */
+  readonly votersMin: number;
   /** How often the leader proposes a membership change while faults last (about). */
   readonly membershipChangeIntervalMs: number;
   /** Chance that a new leader proposes a membership change at once, as an eager steward would. */
@@ -65,6 +79,11 @@ export interface FaultProfile {
    */
   readonly wipes: boolean;
   readonly transfers: boolean;
+  /**
+   * Chance that a leader handing over stops hearing the others right after, so it believes it
+   * leads until CheckQuorum deposes it, while clients that knew it keep reading from it.
+   */
+  readonly cutAfterTransferChance: number;
   /** "beyond": clocks drift just past the bound, so the lease checker is off and fencing counts. */
   readonly driftMode: DriftMode;
   /** The clock drift bound the cluster is configured for (and the simulator keeps to). */
@@ -157,6 +176,7 @@ function electionsUnderChurn(mixed: FaultProfile, random: SeededRandom): FaultPr
     members: random.pick([3, 4, 4, 5]),
     spares: random.between(1, 2),
     membershipChanges: true,
+    votersMin: 3,
     lingeringDeafChance: 0,
     changeOnElectionChance: 1,
     membershipChangeIntervalMs: 1000,
@@ -174,6 +194,7 @@ function drawMixed(random: SeededRandom): FaultProfile {
   const members = random.pick(memberCounts);
   const membershipChanges = members >= 3 && random.chance(0.4);
   const calm = random.chance(0.1);
+  const votersMin = random.pick([3, 3, 1]);
   return {
     members,
     spares: membershipChanges ? random.between(1, 2) : 0,
@@ -187,9 +208,11 @@ function drawMixed(random: SeededRandom): FaultProfile {
     isolateNewLeaderChance: calm ? 0 : random.pick([0, 0, 0.1, 0.3]),
     isolateNewLeaderDelayMsMax: random.pick([0, 50]),
     membershipChanges,
+    votersMin,
     membershipChangeIntervalMs: random.pick([100, 300, 1000]),
     changeOnElectionChance: random.pick([0, 0.3, 0.8]),
-    wipes: membershipChanges && random.chance(0.5),
+    // A wipe loses a member for good: with fewer than 3 voters that can be a quorum.
+    wipes: membershipChanges && votersMin === 3 && random.chance(0.5),
     transfers: members >= 2 && random.chance(0.4),
     driftMode: random.pick([
       "bound",
@@ -206,7 +229,7 @@ function drawMixed(random: SeededRandom): FaultProfile {
     electionJitterMs: random.pick([500, 500, 100, 30]),
     appendEntriesMax: random.pick([1, 4, 64, 256]),
     inflightMessagesMax: random.pick([1, 4, 64]),
-    compactEvery: random.pick([0, 20, 100]),
+    compactEvery: random.pick([0, 5, 20, 100]),
     lateFencedChance: random.pick([0, 0.2, 0.5]),
     clients: random.between(1, 6),
     keys: random.between(1, 5),
@@ -227,6 +250,10 @@ function drawMixed(random: SeededRandom): FaultProfile {
     },
     replyInRequestChance: random.pick([0, 0.5, 1]),
     followerClientShare: random.pick([0.2, 0.5, 0.8]),
+    cutAfterTransferChance: random.pick([0, 0.5, 1]),
+    crashInCompactionChance: random.pick([0, 0.2, 0.5]),
+    powerCutAfterRestartChance: random.pick([0, 0.3, 0.6]),
+    imageRaceChance: random.pick([0, 0.3, 1]),
   };
 }
 

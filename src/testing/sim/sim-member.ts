@@ -57,8 +57,11 @@ export interface MemberEnvironment {
   readonly hostBugs: HostBugs;
   /** Whether the state machine checks fenced writes' versions (false only in tests). */
   readonly fencing: boolean;
-  /** Probability that one flush is cut short by a crash (0 outside the fault phase). */
-  crashChance(): number;
+  /**
+   * Probability that one flush is cut short by a crash (0 outside the fault phase); `compacting`
+   * when the batch records the member's own compaction, whose image is already written.
+   */
+  crashChance(member: SimMember, compacting: boolean): number;
   /** Probability that a crash is a power loss, which also loses the state's unsynced writes. */
   readonly powerLossChance: number;
   disk(): DiskTiming;
@@ -208,9 +211,19 @@ export class SimMember {
     environment.checker.onRestart(this.id);
     environment.trace.add(`start ${this.id} ${this.incarnation}`);
     this.guarded(this.incarnation, () => pipeline.start());
+    const started = this.onNextStart;
+    this.onNextStart = null;
+    started?.();
   }
 
-  crash(): void {
+  /** Runs once right after the next start (an aimed fault waits for the restart). */
+  onNextStart: (() => void) | null = null;
+
+  /** Whether the next crash is a power loss (drawn when null). */
+  nextCrashPowerLoss: boolean | null = null;
+
+  /** The process dies; with a power loss (drawn unless given), the cache goes with it. */
+  crash(powerLoss?: boolean): void {
     if (this.pipeline === null) return;
     // Peers' calls under way see their connection reset.
     for (const reset of this.serving.splice(0)) reset();
@@ -220,9 +233,13 @@ export class SimMember {
     this.sessions = null;
     this.deferred = [];
     this.pausedUntilMs = 0;
-    const powerLoss = this.environment.random.chance(this.environment.powerLossChance);
-    this.disk.crash(powerLoss);
-    if (powerLoss) {
+    const lost =
+      powerLoss ??
+      this.nextCrashPowerLoss ??
+      this.environment.random.chance(this.environment.powerLossChance);
+    this.nextCrashPowerLoss = null;
+    this.disk.crash(lost);
+    if (lost) {
       const recorded = this.disk.durable.snapshotIndex();
       this.images.settle(recorded);
       const image = recorded === 0 ? null : this.images.restorable(recorded);
@@ -278,12 +295,17 @@ export class SimMember {
   private crashingDisk(): HostLogDisk {
     const disk = this.disk;
     const incarnation = this.incarnation;
+    let compacting = false;
     return {
       load: () => disk.load(),
-      write: (batch) => disk.write(batch),
+      write: (batch) => {
+        compacting ||= batch.compaction !== null;
+        return disk.write(batch);
+      },
       close: () => {},
       flush: (done) => {
-        const window = this.crashWindow();
+        const window = this.crashWindow(compacting);
+        compacting = false;
         const { queue } = this.environment;
         // Scheduled before the flush's own completion, so it falls before it even at 0 ms.
         if (window === "duringFlush") queue.after(0, () => this.crashIf(incarnation));
@@ -296,9 +318,9 @@ export class SimMember {
     };
   }
 
-  private crashWindow(): Crash | null {
+  private crashWindow(compacting: boolean): Crash | null {
     const { random } = this.environment;
-    const chance = this.environment.crashChance();
+    const chance = this.environment.crashChance(this, compacting);
     if (chance === 0 || !random.chance(chance)) return null;
     const window = random.pick(["duringFlush", "afterFlush", "afterFinish"] as const);
     this.environment.crashingInFlush(this);

@@ -106,6 +106,12 @@ export class Simulation {
   private hushedUntilMs = 0;
   /** No new fault until then: an aimed fault plays out undisturbed. */
   private faultsHeldUntilMs = 0;
+  /** A leader that handed over and hears no one: clients that knew it read from it until then. */
+  private deafOldLeader = { id: noMember, untilMs: 0 };
+  /** Members an aimed fault wants back soon after their crash. */
+  private readonly quickRestarts = new Set<MemberId>();
+  /** A follower cut off at a leader's compaction, to lag behind its next snapshot. */
+  private laggard: { leader: MemberId; follower: MemberId } | null = null;
   /** Async work in flight (client calls, peer routes): its promises settle between events. */
   private pendingAsync = 0;
   private asyncFailure: unknown = null;
@@ -179,7 +185,7 @@ export class Simulation {
       hostBugs: this.options.hostBugs ?? {},
       fencing: this.options.fencing ?? true,
       compactEvery: this.profile.compactEvery,
-      crashChance: () => (this.faultsActive ? this.profile.crashInReadyChance : 0),
+      crashChance: (member, compacting) => this.crashChance(member, compacting),
       powerLossChance: this.profile.powerLossChance,
       disk: () => (this.faultsActive ? this.profile.disk : calmDisk),
       replyInRequestChance: this.profile.replyInRequestChance,
@@ -193,7 +199,7 @@ export class Simulation {
         this.asyncFailure ??= error;
       },
       crashed: (member: SimMember) => this.scheduleRestart(member),
-      crashingInFlush: (member: SimMember) => this.alsoLoseLeader(member),
+      crashingInFlush: (member: SimMember) => this.crashingInFlush(member),
       becameLeader: (member: SimMember) => this.onBecameLeader(member),
       complete: (operation, outcome) => this.complete(operation, outcome),
       forwardFenced: (operation, version) => this.forwardFenced(operation, version),
@@ -379,6 +385,91 @@ export class Simulation {
     this.queue.at(member.pausedUntilMs, () => member.resume());
   }
 
+  /** How likely a member's flush is to be cut short by a crash now. */
+  private crashChance(member: SimMember, compacting: boolean): number {
+    if (!this.faultsActive) return 0;
+    const { crashes, crashInReadyChance, crashInCompactionChance } = this.profile;
+    if (!compacting || !crashes) return crashInReadyChance;
+    if (this.imageRace(member)) return 1;
+    return Math.max(crashInReadyChance, crashInCompactionChance);
+  }
+
+  /**
+   * Images of two indexes on one disk: a leader of three voters compacts, and one follower is
+   * cut off then; at a later compaction, once that follower is behind the snapshot the log
+   * records, the leader crashes in its flush (the new image written, the log not yet recording
+   * it), and comes back with the follower only, whose vote makes it leader again. Its first
+   * round sends that follower the recorded snapshot, with the image of that index and no other.
+   * Returns whether the crash is due.
+   */
+  private imageRace(leader: SimMember): boolean {
+    const status = leader.core?.status();
+    const voters = status?.membership.voters ?? [];
+    if (status?.role !== "leader" || voters.length !== 3) return false;
+    const race = this.laggard;
+    if (race === null) {
+      if (!this.random.chance(this.profile.imageRaceChance)) return false;
+      const follower = this.random.pick(voters.filter((id) => id !== leader.id));
+      this.laggard = { leader: leader.id, follower };
+      this.network.isolate(follower);
+      this.faultsHeldUntilMs = Math.max(this.faultsHeldUntilMs, this.queue.nowMs + 1500);
+      this.trace.add(`image race: ${follower} lags ${leader.id}`);
+      return false;
+    }
+    const lagging = this.memberById(race.follower)?.core?.status().lastIndex ?? 0;
+    if (race.leader !== leader.id || lagging >= leader.disk.durable.snapshotIndex()) return false;
+    this.laggard = null;
+    const pair = [leader.id, race.follower];
+    this.network.partition([pair, this.ids().filter((id) => !pair.includes(id))]);
+    this.faultsHeldUntilMs = this.queue.nowMs + 2000;
+    this.quickRestarts.add(leader.id);
+    // A power loss: the state falls back to the recorded snapshot's image, and the commit
+    // index written with the compaction is lost too, so nothing is applied before it leads
+    // (without one, the restart would compact to the newer image at once).
+    leader.nextCrashPowerLoss = true;
+    this.trace.add(`image race: ${leader.id} crashes in its compaction`);
+    return true;
+  }
+
+  private crashingInFlush(member: SimMember): void {
+    if (this.random.chance(this.profile.powerCutAfterRestartChance))
+      this.powerCutAfterRestart(member);
+    else this.alsoLoseLeader(member);
+  }
+
+  /**
+   * A follower about to crash with unflushed writes, while the leader reaches no one else: the
+   * follower restarts over what its crashed process left in the page cache, the leader sends the
+   * entries again and counts its answer, and the power goes before the follower's next flush
+   * (clients are hushed, so no new entry comes to flush). Then the leader is cut off and the
+   * others elect a leader without those entries. Only the flush at open, before the restarted
+   * process reads its log, keeps it from acknowledging what it then loses.
+   */
+  private powerCutAfterRestart(member: SimMember): void {
+    const leader = this.currentLeader();
+    const voters = leader?.core?.status().membership.voters ?? [];
+    if (leader === null || leader === member || !voters.includes(member.id)) return;
+    // The leader keeps just enough followers to commit with the restarted member's answer, so
+    // that without it those entries are on a minority.
+    const others = voters.filter((id) => id !== leader.id && id !== member.id);
+    const kept = others.slice(0, Math.floor(voters.length / 2) - 1);
+    const near = [leader.id, ...kept];
+    const far = this.ids().filter((id) => !near.includes(id) && id !== member.id);
+    this.network.partition([near, far]);
+    this.trace.add(`power cut after restart ${member.id} leader ${leader.id}`);
+    const heldMs = this.profile.downMsMax + 1000;
+    this.hushedUntilMs = this.queue.nowMs + heldMs;
+    this.faultsHeldUntilMs = this.queue.nowMs + heldMs;
+    member.nextCrashPowerLoss = false;
+    member.onNextStart = () => {
+      this.queue.after(this.random.between(20, 150), () => {
+        if (!this.faultsActive || !member.running) return;
+        member.crash(true);
+        this.network.partition([near, [...far, member.id]]);
+      });
+    };
+  }
+
   /**
    * A follower about to crash with unflushed writes, and the leader cut off at the same time:
    * what it acknowledged must have been on its disk, or a write the leader committed with its
@@ -394,7 +485,8 @@ export class Simulation {
   }
 
   private scheduleRestart(member: SimMember): void {
-    const downMs = this.random.between(20, this.profile.downMsMax);
+    const quick = this.quickRestarts.delete(member.id);
+    const downMs = this.random.between(20, quick ? 100 : this.profile.downMsMax);
     this.queue.after(downMs, () => {
       if (!member.running && !this.wiped.has(member.id)) member.start();
     });
@@ -517,8 +609,8 @@ export class Simulation {
 
   /**
    * Retired identities go first, then a departed leader; otherwise any single-server change,
-   * with voters kept between 3 and 5, so that churn runs through 4 and 5 voters. The voter to
-   * demote may be the leader itself.
+   * with voters kept between `votersMin` (3, or 1 for some seeds) and 5, so that churn runs
+   * through 4 and 5 voters, and down to a sole voter. The voter to demote may be the leader.
    */
   private pickMembershipChange(
     membership: Membership,
@@ -528,7 +620,8 @@ export class Simulation {
     const retired = [...voters, ...learners].find((id) => this.wiped.has(id));
     if (retired !== undefined) return { type: "remove", member: retired };
     const handedOver = this.leaderToDemote;
-    if (handedOver !== leaderId && voters.includes(handedOver) && voters.length > 3) {
+    const { votersMin } = this.profile;
+    if (handedOver !== leaderId && voters.includes(handedOver) && voters.length > votersMin) {
       this.leaderToDemote = noMember;
       return { type: "demote", member: handedOver };
     }
@@ -543,7 +636,9 @@ export class Simulation {
       if (voters.length < 5) options.push({ type: "promote", member: learner });
       options.push({ type: "remove", member: learner });
     }
-    if (voters.length > 3) options.push({ type: "demote", member: this.random.pick(voters) });
+    if (voters.length > votersMin) {
+      options.push({ type: "demote", member: this.random.pick(voters) });
+    }
     return options.length === 0 ? null : this.random.pick(options);
   }
 
@@ -560,6 +655,30 @@ export class Simulation {
     if (others.length === 0) return;
     core.transferLeadership(this.random.pick(others));
     this.trace.add(`transfer ${core.id}`);
+    if (this.random.chance(this.profile.cutAfterTransferChance)) this.deafenOldLeader(core.id);
+  }
+
+  /**
+   * The leader that just handed over stops hearing the others (its own messages, the TimeoutNow
+   * among them, still leave), so it leads on in its term until CheckQuorum deposes it while the
+   * new leader commits; clients that knew it keep reading from it meanwhile. Only its ReadIndex
+   * heartbeat round, which no one answers, keeps those reads from being stale.
+   */
+  private deafenOldLeader(id: MemberId): void {
+    for (const other of this.ids()) if (other !== id) this.network.cutOneWay(other, id);
+    const { electionTimeoutMsMax } = timingOf(this.profile);
+    this.deafOldLeader = { id, untilMs: this.queue.nowMs + electionTimeoutMsMax * 2 };
+    this.faultsHeldUntilMs = this.deafOldLeader.untilMs;
+    this.trace.add(`deafen old leader ${id}`);
+    this.queue.after(electionTimeoutMsMax * 2, () => this.faultsActive && this.network.heal());
+  }
+
+  /** A read while an old leader is deaf goes to it half the time. */
+  private deafOldLeaderFor(kind: ClientKind): SimMember | null {
+    const { id, untilMs } = this.deafOldLeader;
+    if (this.queue.nowMs >= untilMs || (kind !== "readIndex" && kind !== "leaseRead")) return null;
+    if (!this.random.chance(0.5)) return null;
+    return this.memberById(id) ?? null;
   }
 
   private heal(): void {
@@ -672,9 +791,10 @@ export class Simulation {
     // leader more often than its share: a deposed one too, while it still believes it leads.
     const leader = this.currentLeader();
     const target =
-      leader !== null && (probe || !this.random.chance(this.profile.followerClientShare))
+      this.deafOldLeaderFor(kind) ??
+      (leader !== null && (probe || !this.random.chance(this.profile.followerClientShare))
         ? leader
-        : this.random.pick(this.members.filter((member) => this.inFleet(member, leader)));
+        : this.random.pick(this.members.filter((member) => this.inFleet(member, leader))));
     this.trace.add(`op ${id} ${kind} ${key} ${target?.id}`);
     this.queue.after(1, () => target?.request(operation));
     this.queue.after(operationTimeoutMs, () => {
