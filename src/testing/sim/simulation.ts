@@ -655,7 +655,8 @@ export class Simulation {
     if (others.length === 0) return;
     core.transferLeadership(this.random.pick(others));
     this.trace.add(`transfer ${core.id}`);
-    if (this.random.chance(this.profile.cutAfterTransferChance)) this.deafenOldLeader(core.id);
+    const deafen = this.faultsActive && this.random.chance(this.profile.cutAfterTransferChance);
+    if (deafen) this.deafenOldLeader(core.id);
   }
 
   /**
