@@ -9,6 +9,10 @@ const wipes: Partial<FaultProfile> = {
   members: 3,
   spares: 1,
   membershipChanges: true,
+  // At 3 voters or more one wipe leaves a quorum.
+  votersMin: 3,
+  // As in the mix under churn: a deaf member may be the one a two-voter quorum needs.
+  lingeringDeafChance: 0,
   wipes: true,
 };
 const seeds = 40;
