@@ -45,8 +45,6 @@ export interface FaultProfile {
    * image is written, the log does not record it yet, and both images are on disk after restart.
    */
   readonly crashInCompactionChance: number;
-  /** Chance that a new leader crashes soon after its election and is back at once. */
-  readonly crashNewLeaderChance: number;
   /** Chance per leader compaction that the image race starts (see the simulation's imageRace). */
   readonly imageRaceChance: number;
   /**
@@ -256,7 +254,6 @@ function drawMixed(random: SeededRandom): FaultProfile {
     crashInCompactionChance: random.pick([0, 0.2, 0.5]),
     powerCutAfterRestartChance: random.pick([0, 0.3, 0.6]),
     imageRaceChance: random.pick([0, 0.3, 1]),
-    crashNewLeaderChance: random.pick([0, 0, 0.1, 0.3]),
   };
 }
 

@@ -354,10 +354,6 @@ export class Simulation {
     if (eager && this.random.chance(this.profile.changeOnElectionChance)) {
       this.queue.after(0, () => this.changeMembership());
     }
-    const { crashes, crashNewLeaderChance } = this.profile;
-    if (this.faultsActive && crashes && this.random.chance(crashNewLeaderChance)) {
-      this.crashNewLeader(member);
-    }
     if (!this.faultsActive || !this.random.chance(this.profile.isolateNewLeaderChance)) return;
     // The new leader alone is cut off: earlier cuts heal, so the leaders before it come back
     // with their own stray entries (the races of the Raft paper's figure 8).
@@ -433,23 +429,6 @@ export class Simulation {
     leader.nextCrashPowerLoss = true;
     this.trace.add(`image race: ${leader.id} crashes in its compaction`);
     return true;
-  }
-
-  /**
-   * A new leader crashes soon after its election, while it serves the writes followers held
-   * through the election and forwarded to it (some committed, none answered yet), and comes
-   * back at once as a follower that those followers still name as leader. Their writes are near
-   * the end of their hold: the restarted member's refusal, which may come after it, says
-   * nothing about a copy that may have applied.
-   */
-  private crashNewLeader(member: SimMember): void {
-    const delayMs = this.random.between(10, 120);
-    this.trace.add(`crash new leader ${member.id} in ${delayMs}`);
-    this.queue.after(delayMs, () => {
-      if (!this.faultsActive || !member.running) return;
-      this.quickRestarts.add(member.id);
-      member.crash();
-    });
   }
 
   private crashingInFlush(member: SimMember): void {
