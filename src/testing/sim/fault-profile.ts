@@ -175,20 +175,25 @@ function electionsUnderChurn(mixed: FaultProfile, random: SeededRandom): FaultPr
     ...mixed,
     members: random.pick([3, 4, 4, 5]),
     spares: random.between(1, 2),
-    membershipChanges: true,
-    votersMin: 3,
-    lingeringDeafChance: 0,
-    changeOnElectionChance: 1,
-    membershipChangeIntervalMs: 1000,
-    partitions: true,
-    isolateNewLeaderChance: 1,
-    isolateNewLeaderDelayMsMax: 0,
+    ...electionsUnderChurnFaults,
     crashes: random.chance(0.3),
-    pauses: false,
-    faultIntervalMsMin: 3000,
-    faultIntervalMsMax: 4000,
   };
 }
+
+/** The faults of the elections-under-churn focus, also an aimed profile of the fast tests. */
+export const electionsUnderChurnFaults = {
+  membershipChanges: true,
+  votersMin: 3,
+  lingeringDeafChance: 0,
+  changeOnElectionChance: 1,
+  membershipChangeIntervalMs: 1000,
+  partitions: true,
+  isolateNewLeaderChance: 1,
+  isolateNewLeaderDelayMsMax: 0,
+  pauses: false,
+  faultIntervalMsMin: 3000,
+  faultIntervalMsMax: 4000,
+} as const satisfies Partial<FaultProfile>;
 
 function drawMixed(random: SeededRandom): FaultProfile {
   const members = random.pick(memberCounts);
