@@ -90,54 +90,47 @@ function follower(state: PersistentState) {
   return { pipeline, applied, flushes, written, sent, runSoon };
 }
 
+/** A follower whose disk holds 1@1 (committed) and 2@1. */
+function holdingOneAndTwo() {
+  return follower({
+    hardState: { term: 1, votedFor: "", commitIndex: 1 },
+    snapshot: null,
+    entries: [entry(1, 1), entry(2, 1)],
+  });
+}
+
+function appliedOf(host: { applied: readonly Entry[] }): string[] {
+  return host.applied.map((e) => `${e.index}@${e.term}`);
+}
+
 describe("the ready/flush pipeline", () => {
   it("applies early only entries on disk as they are: never one a batch in flight replaces", () => {
     // On disk: 1@1 committed and applied, and 2@1, which a new leader's entry 2@2 replaces.
-    const host = follower({
-      hardState: { term: 1, votedFor: "", commitIndex: 1 },
-      snapshot: null,
-      entries: [entry(1, 1), entry(2, 1)],
-    });
+    const host = holdingOneAndTwo();
     host.pipeline.start();
-    assert.deepEqual(
-      host.applied.map((e) => `${e.index}@${e.term}`),
-      ["1@1"],
-    );
+    assert.deepEqual(appliedOf(host), ["1@1"]);
     host.pipeline.receive([append(2, { index: 1, term: 1 }, [entry(2, 2)], 2)]);
     host.runSoon();
     assert.equal(host.flushes.length, 1, "the batch that replaces 2@1 is flushing");
     // Applied now, 2@2 would be in the state while the disk still holds 2@1: a crash here
     // would bring the member back holding 2@1 as committed.
-    assert.deepEqual(
-      host.applied.map((e) => `${e.index}@${e.term}`),
-      ["1@1"],
-    );
+    assert.deepEqual(appliedOf(host), ["1@1"]);
     assert.ok(
       !host.sent.some((m) => m.type === "appendResponse"),
       "no acknowledgement before the flush",
     );
     host.flushes.shift()?.();
-    assert.deepEqual(
-      host.applied.map((e) => `${e.index}@${e.term}`),
-      ["1@1", "2@2"],
-    );
+    assert.deepEqual(appliedOf(host), ["1@1", "2@2"]);
     assert.ok(host.sent.some((m) => m.type === "appendResponse" && m.success && m.index === 2));
   });
 
   it("applies early what the disk already holds while a later batch flushes", () => {
     // On disk: 1@1 and 2@1, both in the leader's log; the append adds 3@1 and commits 2.
-    const host = follower({
-      hardState: { term: 1, votedFor: "", commitIndex: 1 },
-      snapshot: null,
-      entries: [entry(1, 1), entry(2, 1)],
-    });
+    const host = holdingOneAndTwo();
     host.pipeline.start();
     host.pipeline.receive([append(1, { index: 2, term: 1 }, [entry(3, 1)], 2)]);
     host.runSoon();
     assert.equal(host.flushes.length, 1);
-    assert.deepEqual(
-      host.applied.map((e) => `${e.index}@${e.term}`),
-      ["1@1", "2@1"],
-    );
+    assert.deepEqual(appliedOf(host), ["1@1", "2@1"]);
   });
 });

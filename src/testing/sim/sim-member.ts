@@ -105,6 +105,10 @@ export class SimMember {
   pipeline: RaftPipeline | null = null;
   private sessions: ClientSessions<KvCommand> | null = null;
   readonly disk: SimDisk;
+  /** Runs once right after the next start (an aimed fault waits for the restart). */
+  onNextStart: (() => void) | null = null;
+  /** Whether the next crash is a power loss (drawn when null). */
+  nextCrashPowerLoss: boolean | null = null;
   private readonly state: SimStateMachine;
   private readonly images: SimImages;
   pausedUntilMs = 0;
@@ -215,12 +219,6 @@ export class SimMember {
     this.onNextStart = null;
     started?.();
   }
-
-  /** Runs once right after the next start (an aimed fault waits for the restart). */
-  onNextStart: (() => void) | null = null;
-
-  /** Whether the next crash is a power loss (drawn when null). */
-  nextCrashPowerLoss: boolean | null = null;
 
   /** The process dies; with a power loss (drawn unless given), the cache goes with it. */
   crash(powerLoss?: boolean): void {
