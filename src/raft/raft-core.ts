@@ -278,7 +278,11 @@ export class RaftCore {
     this.assertNoReadyOutstanding();
     const refusal = this.proposalRefusal();
     if (refusal !== null) return refusal;
-    const refusedChange = this.membershipChangeRefusal(change);
+    // A leader may demote or remove itself, as in etcd and hashicorp/raft: it leads a
+    // configuration it is no voter of until the change commits, then steps down and hands over
+    // (onLeaderCommit); the sole-voter guard and the stand-in cover whoever is left. The steward
+    // still hands over first, which spares the cluster that interval.
+    const refusedChange = this.membershipChangeRefusal();
     if (refusedChange !== null) return refusedChange;
     const changed = applyMembershipChange(this.membership, change);
     if (!changed.ok) return changed;
@@ -291,20 +295,13 @@ export class RaftCore {
    * elsewhere, and two leaders could each commit a different configuration (Ongaro, raft-dev
    * 2015; etcd sets pendingConfIndex to its last index on election).
    */
-  private membershipChangeRefusal(change: MembershipChange): Result<never> | null {
+  private membershipChangeRefusal(): Result<never> | null {
     if (!this.bugs.concurrentMembershipChanges && this.membershipIndex > this.log.commitIndex) {
       return fail("E_CONFLICT", "a membership change is still uncommitted");
     }
     const ownTermCommitted = this.log.term(this.log.commitIndex) === this.term;
     if (!this.bugs.membershipBeforeOwnTermCommit && !ownTermCommitted) {
       return fail("E_NOT_READY", "a new leader changes membership once its first entry commits");
-    }
-    // A leader that demotes or removes itself leads a configuration it is not in, and the most
-    // up-to-date member may then be one that never campaigns: it hands over first (as the
-    // steward does), and the new leader makes the change.
-    const demotesItself = change.type === "demote" || change.type === "remove";
-    if (!this.bugs.leaderDemotesItself && demotesItself && change.member === this.id) {
-      return fail("E_CONFLICT", "the leader does not demote or remove itself: transfer first");
     }
     return null;
   }

@@ -178,7 +178,6 @@ export interface RaftBugs {
   readonly skipAppendTermCheck?: boolean;
   readonly membershipBeforeOwnTermCommit?: boolean;
   readonly concurrentMembershipChanges?: boolean;
-  readonly leaderDemotesItself?: boolean;
   readonly learnerNeverStandsIn?: boolean;
   readonly soleVoterIgnoresLease?: boolean;
   readonly trustNonMembers?: boolean;
@@ -203,7 +202,6 @@ export const raftBugNames: readonly RaftBugName[] = [
   "skipAppendTermCheck",
   "membershipBeforeOwnTermCommit",
   "concurrentMembershipChanges",
-  "leaderDemotesItself",
   "learnerNeverStandsIn",
   "soleVoterIgnoresLease",
   "trustNonMembers",

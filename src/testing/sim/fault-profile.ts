@@ -52,6 +52,11 @@ export interface FaultProfile {
    * the leader reaches only that member (see the simulation's powerCutAfterRestart).
    */
   readonly powerCutAfterRestartChance: number;
+  /**
+   * Chance per forwarded write's answer that it is lost while the leader hands over to the
+   * forwarder, which is cut off once it leads (see the simulation's loseAnswerToForwarder).
+   */
+  readonly loseAnswerToForwarderChance: number;
   /** Probability that a crash is a power loss: the state machine loses its unsynced writes. */
   readonly powerLossChance: number;
   readonly disk: DiskTiming;
@@ -119,9 +124,14 @@ const figureEightShare = 0.08;
 export function drawProfile(random: SeededRandom): FaultProfile {
   const mixed = drawMixed(random);
   const focus = random.next();
-  if (focus < churnFocusShare) return electionsUnderChurn(mixed, random);
-  if (focus < churnFocusShare + figureEightShare) return figureEight(mixed);
-  return mixed;
+  const focused =
+    focus < churnFocusShare
+      ? electionsUnderChurn(mixed, random)
+      : focus < churnFocusShare + figureEightShare
+        ? figureEight(mixed)
+        : mixed;
+  // Drawn last, so that every draw before it stayed what it was for each seed.
+  return { ...focused, loseAnswerToForwarderChance: random.pick([0, 0, 0.05, 0.2]) };
 }
 
 /**
@@ -146,6 +156,7 @@ function figureEight(mixed: FaultProfile): FaultProfile {
 /** Three members and no other faults, so that an aimed fault decides what happens. */
 export const quietCluster = {
   members: 3,
+  loseAnswerToForwarderChance: 0,
   spares: 0,
   partitions: false,
   crashes: false,
@@ -259,6 +270,7 @@ function drawMixed(random: SeededRandom): FaultProfile {
     crashInCompactionChance: random.pick([0, 0.2, 0.5]),
     powerCutAfterRestartChance: random.pick([0, 0.3, 0.6]),
     imageRaceChance: random.pick([0, 0.3, 1]),
+    loseAnswerToForwarderChance: 0, // drawn in drawProfile, after the focus
   };
 }
 

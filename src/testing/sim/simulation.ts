@@ -44,6 +44,10 @@ const clientPatienceMs = 1000;
 const secondChangeChance = 0.3;
 /** How often a membership change is followed at once by a cut between old and new voters. */
 const splitOnChangeChance = 0.2;
+/** Long enough for a lost answer's hand-over, the cut and the heal to play out undisturbed. */
+const answerLossHeldMs = 2500;
+/** Keeps the lost answer's draws apart from every other stream of the seed. */
+const answerSeedOffset = 0x5eed_a115;
 /** How often a leader that just appended a demotion loses its data dir (in runs with wipes). */
 const wipeAfterDemotionChance = 0.3;
 /** How often a crash in a flush comes with the leader cut off (a power cut hitting both). */
@@ -110,6 +114,13 @@ export class Simulation {
   private deafOldLeader = { id: noMember, untilMs: 0 };
   /** Members an aimed fault wants back soon after their crash. */
   private readonly quickRestarts = new Set<MemberId>();
+  /** A forwarder whose answer was lost as its leader handed over to it: cut off once it leads. */
+  private forwarderToDepose: MemberId = noMember;
+  /**
+   * Draws for the lost answer only, apart from the main stream: seeds where it never fires
+   * play out as they did before it existed.
+   */
+  private readonly answerRandom: SeededRandom;
   /** A follower cut off at a leader's compaction, to lag behind its next snapshot. */
   private laggard: { leader: MemberId; follower: MemberId } | null = null;
   /** Async work in flight (client calls, peer routes): its promises settle between events. */
@@ -122,6 +133,7 @@ export class Simulation {
     this.random = new SeededRandom(options.seed);
     this.profile = { ...drawProfile(this.random.fork()), ...options.profile };
     this.clockRandom = this.random.fork();
+    this.answerRandom = new SeededRandom(options.seed + answerSeedOffset);
     this.checker.checkLeases = this.profile.driftMode !== "beyond";
     this.checker.checkMechanisms = !options.outcomesOnly;
     this.createMembers();
@@ -349,6 +361,7 @@ export class Simulation {
 
   private onBecameLeader(member: SimMember): void {
     this.trace.add(`leader ${member.id} ${member.core?.status().term}`);
+    if (member.id === this.forwarderToDepose) this.deposeForwarder(member.id);
     // A steward may act the moment it leads, before its term's first entry has committed.
     const eager = this.profile.membershipChanges && this.faultsActive;
     if (eager && this.random.chance(this.profile.changeOnElectionChance)) {
@@ -375,6 +388,42 @@ export class Simulation {
     const [near, far] = this.randomSplit();
     const withLeader = (near ?? []).filter((other) => other !== id);
     this.network.partition([[id, ...withLeader], (far ?? []).filter((other) => other !== id)]);
+  }
+
+  /**
+   * A forwarded write applied, and its answer lost as the connection drops, while the leader
+   * hands over to the forwarder: the forwarder, holding the write, leads next and proposes its
+   * own copy, and is cut off before that copy commits. The caller must hear that the write may
+   * have been applied, not that it was refused. Returns whether the answer is lost.
+   */
+  private loseAnswerToForwarder(forwarder: MemberId, leaderId: MemberId, value: unknown): boolean {
+    const held = this.queue.nowMs < this.faultsHeldUntilMs;
+    if (!this.faultsActive || held || !(value as { ok?: boolean }).ok) return false;
+    if (!this.answerRandom.chance(this.profile.loseAnswerToForwarderChance)) return false;
+    const core = this.memberById(leaderId)?.core;
+    const status = core?.status();
+    if (status?.role !== "leader" || !status.membership.voters.includes(forwarder)) return false;
+    this.memberById(leaderId)?.withCore((leading) => {
+      if (leading.status().role === "leader") leading.transferLeadership(forwarder);
+    });
+    this.forwarderToDepose = forwarder;
+    this.faultsHeldUntilMs = this.queue.nowMs + answerLossHeldMs;
+    this.queue.after(answerLossHeldMs, () => {
+      this.forwarderToDepose = noMember;
+    });
+    this.trace.add(`lose answer ${leaderId} -> ${forwarder}`);
+    return true;
+  }
+
+  /** Cut off soon after it leads, and back once the others have elected a leader of their own. */
+  private deposeForwarder(id: MemberId): void {
+    this.forwarderToDepose = noMember;
+    const { electionTimeoutMsMax } = timingOf(this.profile);
+    const cutInMs = this.answerRandom.between(0, 40);
+    this.queue.after(cutInMs, () => this.faultsActive && this.network.isolateAlone(id));
+    const healInMs = cutInMs + electionTimeoutMsMax + 300;
+    this.queue.after(healInMs, () => this.faultsActive && this.network.heal());
+    this.trace.add(`depose ${id} in ${cutInMs}`);
   }
 
   private pause(member: SimMember): void {
@@ -596,14 +645,15 @@ export class Simulation {
     if (leader && demotesOther && loseLeader && this.random.chance(wipeAfterDemotionChance)) {
       this.loseLeaderAfterDemotion(leader, change.member);
     }
-    const proposed = core.proposeMembership(change);
-    this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
-    const demotesItself = change.member === core.id;
-    if (!proposed.ok && demotesItself && proposed.code === "E_CONFLICT") {
-      // A leader does not demote itself: it hands over, and the next leader demotes it.
+    if (change.member === core.id && this.answerRandom.chance(0.5)) {
+      // As the steward does: it hands over, and the next leader demotes it.
+      this.trace.add(`membership ${core.id} ${change.type} ${change.member} hand over first`);
       this.leaderToDemote = core.id;
       this.handOver(core);
+      return false;
     }
+    const proposed = core.proposeMembership(change);
+    this.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
     return proposed.ok;
   }
 
@@ -881,7 +931,11 @@ export class Simulation {
           return;
         }
         answer.then(
-          (value) => this.network.carry(to, from, () => settle(() => resolve(value))),
+          (value) => {
+            const lost = kind === "propose" && this.loseAnswerToForwarder(from, to, value);
+            const outcome = lost ? unanswered(`${to} reset the connection`) : () => resolve(value);
+            this.network.carry(to, from, () => settle(outcome));
+          },
           (error: unknown) => {
             // A violation or a failed assertion in the route is the run's, not the caller's.
             if (!(error instanceof ShoalError)) this.asyncFailure ??= error;
