@@ -78,6 +78,8 @@ const hostHunts: HostHunt[] = [
   { bug: "sendBeforeFlush", seedsMax: 300 },
   { bug: "answerAnyTerm", seedsMax: 150 },
   { bug: "freshRequestIdOnResend", seedsMax: 200 },
+  // Through the mix's lost answer: the forwarder leads next and is cut off with its own copy.
+  { bug: "refuseAfterUnknownCopy", seedsMax: 250 },
 ];
 
 const hunts: Hunt[] = [
@@ -93,6 +95,8 @@ const hunts: Hunt[] = [
   { bug: "noCheckQuorum", seedsMax: 400 },
   { bug: "transferKeepsLease", seedsMax: 100 },
   { bug: "learnerNeverStandsIn", seedsMax: 200 },
+  // A leader that demotes itself, leaving a sole voter that heard its lease.
+  { bug: "soleVoterIgnoresLease", seedsMax: 250 },
 ];
 
 describe("the simulator finds every deliberate defect", () => {
