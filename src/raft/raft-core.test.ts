@@ -473,6 +473,34 @@ describe("membership", () => {
     assert.equal(leaders.length, 1);
     assert.notEqual(leaders[0], "a");
   });
+
+  it("a leader that removed itself and lost its lead before the commit stands in", () => {
+    const removedAlone = (cutOff: boolean, bugs: RaftBugs) => {
+      const harness = new CoreHarness(["a", "b"], { bugs });
+      harness.campaign("a");
+      harness.advanceTime(200);
+      if (cutOff) harness.cut("a", "b");
+      assert.ok(harness.core("a").proposeMembership({ type: "remove", member: "a" }).ok);
+      if (cutOff) {
+        harness.advanceTime(1500); // CheckQuorum deposes a; only its log holds the removal
+        harness.heal();
+      } else {
+        harness.flush(); // the removal is on a's disk, its append still queued
+        harness.crash("a");
+        harness.start("a");
+      }
+      harness.advanceTime(10_000);
+      return harness;
+    };
+    for (const cutOff of [true, false]) {
+      const harness = removedAlone(cutOff, {});
+      // a wins with b's vote, commits its removal, steps down and hands over to b.
+      assert.deepEqual(harness.leaders(), ["b"]);
+      assert.deepEqual(harness.core("b").status().membership, { voters: ["b"], learners: [] });
+      const stuck = removedAlone(cutOff, { learnerNeverStandsIn: true });
+      assert.deepEqual(stuck.leaders(), [], "b cannot beat a's log, and a never campaigns");
+    }
+  });
 });
 
 describe("snapshots", () => {

@@ -237,11 +237,19 @@ export class RaftCore {
    * voter's log (a voter lost for good under membership churn). Votes are counted among the
    * voters of its latest configuration, never its own: who may try grows, never who may win (a
    * server not in its own latest configuration still starts elections, Raft thesis §4.2.2).
-   * Leading a configuration it is no voter of, it steps down once its first entry commits.
+   * Leading a configuration it is no voter of, it steps down once its first entry commits. A
+   * member whose own removal it has appended stands in while the removal is uncommitted: a
+   * leader that removed itself and lost its lead before the commit may hold the only log that
+   * carries the removal, and the others refuse to elect anyone without it.
    */
   private standsIn(nowMs: number): boolean {
-    if (this.bugs.learnerNeverStandsIn || !isMember(this.membership, this.id)) return false;
-    return nowMs >= this.electionDeadlineMs + this.timing.electionTimeoutMsMax;
+    if (this.bugs.learnerNeverStandsIn) return false;
+    if (nowMs < this.electionDeadlineMs + this.timing.electionTimeoutMsMax) return false;
+    if (isMember(this.membership, this.id)) return true;
+    return (
+      this.membershipIndex > this.log.commitIndex &&
+      isMember(this.membershipAt(this.log.commitIndex), this.id)
+    );
   }
 
   private electable(): boolean {
@@ -280,8 +288,9 @@ export class RaftCore {
     if (refusal !== null) return refusal;
     // A leader may demote or remove itself, as in etcd and hashicorp/raft: it leads a
     // configuration it is no voter of until the change commits, then steps down and hands over
-    // (onLeaderCommit); the sole-voter guard and the stand-in cover whoever is left. The steward
-    // still hands over first, which spares the cluster that interval.
+    // (onLeaderCommit). If it loses its lead first, the stand-in lets it campaign again (its
+    // log may be the only one holding the change), and the sole-voter guard outlasts its lease.
+    // The steward still hands over first, which spares the cluster that interval.
     const refusedChange = this.membershipChangeRefusal();
     if (refusedChange !== null) return refusedChange;
     const changed = applyMembershipChange(this.membership, change);

@@ -117,8 +117,8 @@ export class Simulation {
   /** A forwarder whose answer was lost as its leader handed over to it: cut off once it leads. */
   private forwarderToDepose: MemberId = noMember;
   /**
-   * Draws for the lost answer only, apart from the main stream: seeds where it never fires
-   * play out as they did before it existed.
+   * Draws for the lost answer and for how the driver demotes a leader, apart from the main
+   * stream, so that the lost answer's draws leave the rest of a seed's faults where they were.
    */
   private readonly answerRandom: SeededRandom;
   /** A follower cut off at a leader's compaction, to lag behind its next snapshot. */
