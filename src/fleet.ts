@@ -15,7 +15,9 @@ import {
 import { openDatabase } from "./adapters/libsql.ts";
 import { PeerClient } from "./adapters/peer-client.ts";
 import { decodeMessages, encodeMessages } from "./adapters/peer-codec.ts";
+import { streamKeys } from "./adapters/peer-frames.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
+import type { PeerStreamEndpoint } from "./adapters/peer-stream.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
 import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
@@ -101,6 +103,8 @@ export interface Fleet {
   log: RaftCommandLog;
   token: JoinToken;
   peer: PeerEndpoint;
+  /** Who may open a peer stream to this node, and what answers its frames. */
+  streams: PeerStreamEndpoint;
   client: PeerClient;
   /** Whether this node created the cluster on this start (it writes cluster.init as leader). */
   bootstrapped: boolean;
@@ -261,6 +265,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
       return client.call<JoinAnswer>(base, "join", body);
     },
   );
+  const streams = streamEndpoint(opened, key, peer.verifier);
   opened.start();
   // A node admitted before it crashed knows its configuration; one that never was asks again.
   const { voters, learners } = opened.status().membership;
@@ -269,6 +274,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     log: opened,
     token,
     peer,
+    streams,
     client,
     bootstrapped: bootstrap !== undefined,
     needsJoin,
@@ -390,6 +396,22 @@ function rememberUsage(usage: Map<string, HostUsage>, nodeId: string, report: Ho
   usage.set(nodeId, report);
   // Oldest first: a node that stopped heartbeating long ago is the one forgotten.
   if (usage.size > limits.heartbeatUsagesKeptMax) usage.delete(usage.keys().next().value ?? "");
+}
+
+/** Peer streams carry Raft messages only; the member's answers to a frame go back in one frame. */
+function streamEndpoint(
+  log: RaftCommandLog,
+  key: Buffer,
+  verifier: PeerVerifier,
+): PeerStreamEndpoint {
+  return {
+    verify: (request, header, now) => verifier.verify(request, header, now),
+    keys: (nonce, node) => streamKeys(key, nonce, node),
+    async answer(node, payload) {
+      const answers = await log.receiveAndReply(node, decodeMessages(JSON.parse(payload)));
+      return encodeMessages(answers);
+    },
+  };
 }
 
 function peerEndpoint(

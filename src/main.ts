@@ -1,6 +1,7 @@
 // The composition root: builds the real adapters and wires a node. The only file that sees
 // every layer. `bin/shoal` runs it.
 import { realpathSync } from "node:fs";
+import type http from "node:http";
 import { serve } from "@hono/node-server";
 import pino from "pino";
 import {
@@ -13,6 +14,7 @@ import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
+import { acceptPeerStreams } from "./adapters/peer-stream.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
@@ -195,6 +197,11 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     logger,
   });
   const server = await listen(api, options, logger);
+  const closeStreams = acceptPeerStreams(
+    server as http.Server,
+    () => fleet?.streams ?? null,
+    systemClock,
+  );
   // SIGTERM while joining stops the join; once running, runAgent handles it.
   const aborted = new AbortController();
   const stopSignal = () => aborted.abort();
@@ -216,6 +223,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   } catch (error) {
     // A node that cannot open its store or join must exit (and be restarted), not serve 503.
     api.close();
+    closeStreams();
     await closeServer(server);
     await discovery?.stop();
     (fleet as Fleet | null)?.close();
@@ -226,7 +234,8 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   }
   access = fleetAccess(opened.fleet, nodeId);
   serving = true;
-  return runNode(opened.fleet, opened.steward, { nodeId, options, logger, discovery, server, api });
+  const parts = { nodeId, options, logger, discovery, server, closeStreams, api };
+  return runNode(opened.fleet, opened.steward, parts);
 }
 
 function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: Logger): Steward {
@@ -253,6 +262,8 @@ interface NodeParts {
   logger: Logger;
   discovery: MdnsDiscovery | null;
   server: ReturnType<typeof serve>;
+  /** Ends the peer streams the server accepted (a closing server waits for its connections). */
+  closeStreams: () => void;
   api: { close(): void };
 }
 
@@ -308,6 +319,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
       await handOver(fleet, steward, nodeId, options, logger);
       await reconciler.stop();
       parts.api.close();
+      parts.closeStreams();
       await closeServer(parts.server);
       await parts.discovery?.stop();
       fleet.close();

@@ -1,14 +1,15 @@
-// Sends Raft messages to peers over HTTP: messages for one peer are batched into one signed POST
-// to /internal/raft, a few requests are kept in flight per peer (pipelining on keep-alive
-// connections), and a full queue drops messages — Raft resends what matters. The peer's answers
-// to a batch (acknowledgements, votes) come back in the response, not in a request of their own.
-
+// Sends Raft messages to peers: on one long-lived stream per peer (peer-stream.ts), batched
+// into frames, or, for snapshots and peers without streams, as signed POSTs to /internal/raft
+// with a few requests in flight per peer. A full queue or stream drops messages: Raft resends
+// what matters. The peer's answers (acknowledgements, votes) come back on the same stream or in
+// the response, not in a request of their own.
 import { signPeerRequest } from "../api/peer-auth.ts";
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
 import type { Message, SnapshotMessage } from "../raft/types.ts";
 import { postJson } from "./http-post.ts";
 import { decodeAnswers, encodeMessages } from "./peer-codec.ts";
+import { PeerStream } from "./peer-stream.ts";
 import type { PeerSender } from "./raft-command-log.ts";
 import { snapshotChunks, snapshotPath } from "./snapshot-chunks.ts";
 
@@ -21,6 +22,8 @@ export interface HttpPeerSenderOptions {
   onError?: (memberId: string, error: unknown) => void;
   /** Takes the peer's answers (acknowledgements, votes) that came back in the response. */
   onAnswers?: (messages: Message[]) => void;
+  /** Raft messages travel on a stream per peer (default); false sends a request per batch. */
+  streams?: boolean;
 }
 
 interface PeerQueue {
@@ -34,6 +37,11 @@ export class HttpPeerSender implements PeerSender {
   private readonly queues = new Map<string, PeerQueue>();
   /** Peers a snapshot is being sent to: one transfer per peer at a time. */
   private readonly snapshotting = new Set<string>();
+  private readonly streams = new Map<string, { stream: PeerStream; base: string }>();
+  /** When a peer's next stream may be opened, after one failed or closed. */
+  private readonly retryAt = new Map<string, number>();
+  /** Peers without streams (an older shoal), sent requests until then. */
+  private readonly fallbackUntil = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: HttpPeerSenderOptions) {}
@@ -59,15 +67,65 @@ export class HttpPeerSender implements PeerSender {
     return queue;
   }
 
-  /** Starts requests while the peer has queued messages and a free in-flight slot. */
+  /**
+   * Sends what the peer has queued: on its stream when one is open or opening, else (a snapshot,
+   * or a peer without streams) as requests while a slot is free.
+   */
   private pump(peer: string, queue: PeerQueue): void {
-    while (queue.messages.length > 0 && queue.inFlight < limits.peerRequestsInFlightMax) {
+    while (queue.messages.length > 0) {
+      const route = queue.messages[0]?.type === "snapshot" ? "requests" : this.streamTo(peer);
+      if (route === "wait") {
+        // A stream failed a moment ago: drop what is queued (Raft resends) until it may retry.
+        queue.messages = [];
+        return;
+      }
+      if (route === "requests" && queue.inFlight >= limits.peerRequestsInFlightMax) return;
       const batch = this.takeBatch(queue);
+      if (route !== "requests") {
+        route.send(encodeMessages(batch));
+        continue;
+      }
       queue.inFlight += 1;
       void this.post(peer, batch).finally(() => {
         queue.inFlight -= 1;
         this.pump(peer, queue);
       });
+    }
+  }
+
+  /** The peer's stream (opened now if need be), or how to send without one. */
+  private streamTo(peer: string): PeerStream | "requests" | "wait" {
+    if (this.options.streams === false) return "requests";
+    const now = performance.now();
+    if ((this.fallbackUntil.get(peer) ?? 0) > now) return "requests";
+    const base = this.options.resolve(peer);
+    if (!base) return "wait";
+    const current = this.streams.get(peer);
+    if (current && !current.stream.closed && current.base === base) return current.stream;
+    current?.stream.close();
+    if ((this.retryAt.get(peer) ?? 0) > now) return "wait";
+    this.retryAt.set(peer, now + limits.peerStreamRetryMs);
+    const { nodeId, key, clock } = this.options;
+    const stream = new PeerStream(base, {
+      nodeId,
+      key,
+      clock,
+      onAnswer: (payload) => this.answered(peer, payload),
+      onRefused: () =>
+        this.fallbackUntil.set(peer, performance.now() + limits.peerStreamFallbackMs),
+      onError: (error) => this.options.onError?.(peer, error),
+    });
+    this.streams.set(peer, { stream, base });
+    return stream;
+  }
+
+  private answered(peer: string, payload: string): void {
+    if (this.closed) return;
+    try {
+      const answers = decodeAnswers(payload);
+      if (answers.length > 0) this.options.onAnswers?.(answers);
+    } catch (error) {
+      this.options.onError?.(peer, error);
     }
   }
 
@@ -150,6 +208,8 @@ export class HttpPeerSender implements PeerSender {
   close(): void {
     this.closed = true;
     this.queues.clear();
+    for (const { stream } of this.streams.values()) stream.close();
+    this.streams.clear();
   }
 }
 

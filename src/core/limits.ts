@@ -52,6 +52,21 @@ export const limits = {
   peerAddressCacheMax: 1024,
   /** Keep-alive sockets to one peer: pipelined appends plus forwarded writes and reads. */
   peerSocketsMax: 16,
+  /** Frames held for a peer stream while it opens; beyond, messages are dropped. */
+  peerStreamWaitingMax: 256,
+  /** Bytes a peer stream may hold unsent (a slow or stuck peer); beyond, messages are dropped. */
+  peerStreamBufferBytesMax: 16 * 1024 * 1024,
+  /** Frames unanswered this long mean a dead path (a flush takes far less): reconnect. */
+  peerStreamSilenceMs: 2000,
+  peerStreamConnectTimeoutMs: 1000,
+  /** After a failed stream, the next attempt to the same peer waits this long. */
+  peerStreamRetryMs: 100,
+  /** A peer without streams (an older shoal) is sent requests for this long before asking again. */
+  peerStreamFallbackMs: 60_000,
+  /** An accepted stream with no frame for this long is closed (heartbeats are far more often). */
+  peerStreamIdleMs: 30_000,
+  /** Peer streams one node accepts at once (one per peer: a peer's new stream ends its old). */
+  peerStreamsMax: 64,
   /** mDNS browsers query once; shoal asks again this often, since peers come and go. */
   discoveryRequeryMs: 2000,
   /** A peer not heard of over mDNS for this long is no longer a candidate. */

@@ -4,10 +4,11 @@
 // core is left alone (it takes no input between handing out a batch and hearing it was
 // persisted); whatever arrives meanwhile waits its turn, so the next batch carries all of it.
 import { fail, type Result } from "../../core/errors.ts";
-import { batchOf, isEmptyBatch } from "../log-store.ts";
+import { batchOf, isEmptyBatch, type LogStoreBatch } from "../log-store.ts";
 import { RaftCore, type RaftCoreOptions } from "../raft-core.ts";
 import type {
   Entry,
+  HardState,
   Message,
   PersistentState,
   ReadState,
@@ -73,6 +74,12 @@ export class RaftPipeline {
   private tickPending = false;
   /** Work on the core that arrived while a batch was flushing, in arrival order. */
   private readonly waiting: { run: () => void; cancel: () => void }[] = [];
+  /**
+   * A newer commit index that was not written: a batch holding nothing else skips the disk (the
+   * core allows a lazy commit index, learned again from the leader after a restart), and the
+   * next batch that is written carries it.
+   */
+  private unwrittenHardState: HardState | null = null;
 
   constructor(private readonly options: PipelineOptions) {
     const { state } = options;
@@ -266,8 +273,9 @@ export class RaftPipeline {
       // index only after: whatever the moment of a crash, the image of what the log says is on
       // disk.
       if (ready.snapshot) this.options.images.writeReceived(ready.snapshot.data);
-      const batch = batchOf(ready);
-      if (!isEmptyBatch(batch)) this.options.disk.write(batch);
+      const batch = this.withUnwrittenHardState(batchOf(ready));
+      if (!ready.mustSync && onlyHardState(batch)) this.unwrittenHardState = batch.hardState;
+      else if (!isEmptyBatch(batch)) this.options.disk.write(batch);
       const mustSync = ready.mustSync && !this.options.bugs?.skipFlush;
       if (!mustSync) {
         this.deliver(ready.sendNow);
@@ -297,6 +305,12 @@ export class RaftPipeline {
     }
     this.releaseWaiters();
     this.maybeCompact();
+  }
+
+  private withUnwrittenHardState(batch: LogStoreBatch): LogStoreBatch {
+    const hardState = batch.hardState ?? this.unwrittenHardState;
+    this.unwrittenHardState = null;
+    return hardState === batch.hardState ? batch : { ...batch, hardState };
   }
 
   private flushed(ready: Ready): void {
@@ -421,4 +435,14 @@ export class RaftPipeline {
     for (const work of this.waiting.splice(0)) work.cancel();
     for (const waiter of [...this.replyWaiters]) this.resolveWaiter(waiter, []);
   }
+}
+
+/** A batch whose only news is the hard state (with no sync asked, only the commit index moved). */
+function onlyHardState(batch: LogStoreBatch): boolean {
+  return (
+    batch.hardState !== null &&
+    batch.entries.length === 0 &&
+    batch.snapshot === null &&
+    batch.compaction === null
+  );
 }
