@@ -1,39 +1,36 @@
-// Benchmarks of a real 3-node fleet on the lab (root only): commit latency through the leader's
-// API at concurrency 1, writes per second at concurrency 64 (load from wrk), leader failover: from
+// Benchmarks of a real 3-node fleet on the lab (root only): the store against etcd on the same
+// nodes (bench-store.ts), leader failover: from
 // kill -9 of the leader's agent to the first successful write through another node, over 10
 // kills, node loss: from killing a host to its tasks running (and answering HTTP) on the others,
-// over 5 losses, and leader host loss: from killing the leader's host to the next placement.
-import { execFile, spawnSync } from "node:child_process";
+// over 5 losses, and leader host loss: from killing the leader's host to the next placement;
+// then the store's growth row on a 10-node lab.
 import http from "node:http";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { waitFor } from "../src/testing/agent-process.ts";
 import { measureLoss, restore } from "../src/testing/failover-timeline.ts";
 import type { Lab } from "../src/testing/lab.ts";
 import {
-  formLabFleet,
+  joinLabFleet,
   LabApi,
   mdnsLab,
   runningTasks,
   webContainers,
 } from "../src/testing/lab-fleet.ts";
 import { type BenchRow, median, percentile } from "./bench-row.ts";
-
-const execFileAsync = promisify(execFile);
+import {
+  benchGrowth,
+  measureEtcd,
+  measureShoal,
+  type StoreFigures,
+  storeRows,
+} from "./bench-store.ts";
 
 const nodes = ["lab1", "lab2", "lab3"];
-const latencyWrites = 300;
-const throughputWorkers = 64;
-const throughputWarmupSeconds = 10;
-const throughputSeconds = 5;
-const throughputRuns = 3;
 const kills = 10;
 const nodeLosses = 5;
 const leaderLosses = 3;
 const goals = {
   failoverMedianMs: 1000,
   failoverMaxMs: 2000,
-  writesPerSecond: 3000,
   nodeLossMedianMs: 4000,
   nodeLossAnsweringMedianMs: 4500,
   /** An election, one fresh nodeDownAfterMs of grace for every node, then the placement. */
@@ -49,7 +46,7 @@ interface ClusterView {
 class FleetClient {
   // node:http with keep-alive: the load generator shares the machine's two cores with the
   // fleet, and fetch costs it about three times as much per request.
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: throughputWorkers });
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   constructor(
     private readonly lab: Lab,
@@ -115,98 +112,15 @@ function service(name: string) {
   return { name, replicas: 0, containers: [{ name: "c", image: "shoal-test/busybox:1" }] };
 }
 
-async function formFleet(lab: Lab): Promise<FleetClient> {
-  const api = await formLabFleet(lab, 3);
+/** etcd first, on lab1..lab3 with no agent running, then shoal's fleet on the same nodes. */
+async function etcdThenFleet(lab: Lab): Promise<{ client: FleetClient; etcd: StoreFigures }> {
+  await lab.up(nodes.length, { agents: 0 });
+  const etcd = await measureEtcd(nodes);
+  await lab.start("lab1");
+  const api = await joinLabFleet(lab, nodes.length);
   const client = new FleetClient(lab, api.token);
   await client.settledLeader();
-  return client;
-}
-
-async function commitLatency(client: FleetClient, leader: string): Promise<BenchRow[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < latencyWrites; i++) {
-    const started = performance.now();
-    const status = await client.post(leader, "/v1/services", service(`lat-${i}`));
-    if (status !== 201) throw new Error(`a write answered ${status}`);
-    samples.push(performance.now() - started);
-  }
-  samples.sort((a, b) => a - b);
-  const row = (name: string, value: number): BenchRow => ({
-    name,
-    value,
-    unit: "ms",
-    goal: "(measured)",
-    pass: true,
-  });
-  return [
-    row("3 voters: write via API p50 (concurrency 1)", percentile(samples, 50)),
-    row("3 voters: write via API p99 (concurrency 1)", percentile(samples, 99)),
-  ];
-}
-
-/**
- * Writes per second at concurrency 64: wrk (C, from Debian's `wrk`) keeps 64 PATCHes of 64
- * services in flight through the leader's API; every write is a Raft entry flushed on a quorum.
- * wrk rather than a Node client: at these rates a Node client took a fifth of the two cores the
- * fleet is measured on, wrk a few percent. One warm-up run, then the median of three.
- */
-async function throughput(lab: Lab, client: FleetClient, leader: string): Promise<BenchRow> {
-  const wrk = ensureWrk();
-  for (let w = 0; w < throughputWorkers; w++) {
-    const status = await client.post(leader, "/v1/services", service(`tp-${w}`));
-    if (status !== 201) throw new Error(`creating tp-${w} answered ${status}`);
-  }
-  const run = (seconds: number) => wrkRun(wrk, lab.base(leader), client.token, seconds);
-  await run(throughputWarmupSeconds);
-  const runs: number[] = [];
-  for (let i = 0; i < throughputRuns; i++) runs.push(await run(throughputSeconds));
-  console.error(`writes/s runs: ${runs.map((r) => Math.round(r)).join(", ")}`);
-  const perSecond = median(runs);
-  return {
-    name: `3 voters: writes/s via API (concurrency ${throughputWorkers}, median of ${throughputRuns})`,
-    value: perSecond,
-    unit: "writes/s",
-    goal: `>= ${goals.writesPerSecond} writes/s`,
-    pass: perSecond >= goals.writesPerSecond,
-  };
-}
-
-/** The path of wrk, installed from Debian's packages when it is missing. */
-function ensureWrk(): string {
-  const found = () => spawnSync("sh", ["-c", "command -v wrk"], { encoding: "utf8" }).stdout.trim();
-  if (found()) return found();
-  console.error("installing wrk (Debian's package) for the writes/s benchmark");
-  const install = () =>
-    spawnSync("apt-get", ["install", "-y", "-q", "wrk"], { stdio: "inherit" }).status === 0;
-  if (!install()) {
-    spawnSync("apt-get", ["update", "-q"], { stdio: "inherit" });
-    if (!install()) throw new Error("wrk is missing and apt-get could not install it");
-  }
-  return found();
-}
-
-/** One wrk run; throws if any write failed, else returns writes per second. */
-async function wrkRun(wrk: string, base: string, token: string, seconds: number): Promise<number> {
-  const args = [
-    "-t1",
-    `-c${throughputWorkers}`,
-    `-d${seconds}s`,
-    "--timeout",
-    "8s",
-    "-s",
-    join(import.meta.dirname, "bench-writes.lua"),
-    base,
-  ];
-  const env = { ...process.env, SHOAL_TOKEN: token, SHOAL_SERVICES: String(throughputWorkers) };
-  const { stdout } = await execFileAsync(wrk, args, { env });
-  const line = stdout.split("\n").find((l) => l.startsWith("shoal-bench "));
-  if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);
-  const field = (name: string) =>
-    Number(new RegExp(`${name}=(\\d+)`).exec(line)?.[1] ?? Number.NaN);
-  if (field("non2xx") > 0 || field("socket_errors") > 0) {
-    throw new Error(`writes failed under load: ${line}`);
-  }
-  return field("requests") / (field("duration_us") / 1e6);
+  return { client, etcd };
 }
 
 /** kill -9 of the leader's agent, then writes through another node until one succeeds. */
@@ -342,15 +256,20 @@ async function loseHost(lab: Lab, client: FleetClient, api: LabApi, role: "leade
 
 export async function benchFleet(): Promise<BenchRow[]> {
   const lab = mdnsLab();
+  let threeNodeP50Ms: number;
+  const rows: BenchRow[] = [];
   try {
-    const client = await formFleet(lab);
+    const { client, etcd } = await etcdThenFleet(lab);
     const leader = await client.settledLeader();
-    const rows = await commitLatency(client, leader);
-    rows.push(await throughput(lab, client, leader));
+    const shoal = await measureShoal(lab, new LabApi(lab, client.token), leader);
+    console.error(`shoal: ${JSON.stringify(shoal)}\netcd: ${JSON.stringify(etcd)}`);
+    rows.push(...storeRows(shoal, etcd));
+    threeNodeP50Ms = shoal.update.p50Ms;
     rows.push(...(await failover(lab, client)));
     rows.push(...(await nodeLoss(lab, client)));
-    return rows;
   } finally {
     await lab.down();
   }
+  rows.push(await benchGrowth(threeNodeP50Ms));
+  return rows;
 }

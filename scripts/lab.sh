@@ -2,10 +2,15 @@
 # The shoal lab: a fleet of N "machines" on this one machine, for multi-node end-to-end tests,
 # benchmarks and the failover demo. Each node is a network namespace on one bridge with its own
 # address, its own containerd + dockerd (own roots, socket, bridge subnet and cgroup parent), the
-# local test image loaded, and its own `shoal agent` with its own data dir and logs.
+# local test image loaded, and its own `shoal agent` with its own data dir and logs. A node
+# without an engine (`up --engines`) has no containerd or dockerd: its agent finds no engine and
+# is never given tasks, but votes, replicates and answers the API like any other.
 #
-#   lab.sh up N [--agents M]    fresh lab of N (1..7) nodes; waits until every agent is healthy
-#                               (--agents M: start agents on lab1..labM only, the rest by `start`)
+#   lab.sh up N [--agents M] [--engines E]
+#                               fresh lab of N (1..12) nodes; waits until every agent is healthy
+#                               (--agents M: start agents on lab1..labM only, the rest by `start`;
+#                               --engines E: only lab1..labE get an engine, the others run their
+#                               agent alone, so that 2 cores can hold a fleet of 10 or more)
 #   lab.sh down                 removes everything the lab made (also after a crash of this script)
 #   lab.sh kill NODE            a dead host: SIGKILL every process of the node, containers included
 #   lab.sh start NODE           starts what of the node is not running (engine, agent); waits for health
@@ -48,7 +53,7 @@ readonly chain=SHOAL-LAB
 readonly rule_comment=shoal-lab
 readonly cgroup_parent=shoal-lab
 readonly agent_port=7420
-readonly nodes_max=7
+readonly nodes_max=12
 readonly image="${SHOAL_TEST_IMAGE:-shoal-test/busybox:1}"
 readonly wait_seconds="${SHOAL_LAB_WAIT_SECONDS:-60}"
 
@@ -72,7 +77,7 @@ docker_sock_of() { echo "$run_root/lab$1/docker.sock"; }
 node_index() {
   local k="${1#shoal-}"
   k="${k#lab}"
-  [[ "$k" =~ ^[1-7]$ ]] || die "unknown node '$1' (expected lab1..lab$nodes_max)"
+  [[ "$k" =~ ^([1-9]|1[0-2])$ ]] || die "unknown node '$1' (expected lab1..lab$nodes_max)"
   [[ -e "/var/run/netns/$(ns_of "$k")" ]] || die "node lab$k is not in the lab (run 'lab.sh up N' first)"
   echo "$k"
 }
@@ -140,16 +145,19 @@ descendants() {
 # namespace, processes in its containers' cgroups, processes whose command line names its dirs
 # (a containerd-shim outlives a crashed script and a deleted namespace), and their descendants.
 node_pids() {
-  local k="${1:-}" label="lab${1:-}" roots=() pid ns dir
+  # With K, names end at the label (lab1 must not match lab10's dirs and cgroups).
+  local k="${1:-}" label="lab${1:-}" roots=() pid ns dir path_end="${1:+([^0-9]|$)}"
+  local cgroups=(-path "*/$cgroup_parent/$label*")
+  [[ -n "$k" ]] && cgroups=(\( -path "*/$cgroup_parent/$label" -o -path "*/$cgroup_parent/$label/*" \))
   for ns in /var/run/netns/shoal-lab${k:-*}; do
     [[ -e "$ns" ]] || continue
     while read -r pid; do roots+=("$pid"); done < <(ip netns pids "$(basename "$ns")" 2>/dev/null)
   done
   while read -r dir; do
     while read -r pid; do roots+=("$pid"); done <"$dir/cgroup.procs"
-  done < <(find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -path "*/$cgroup_parent/$label*" -type d 2>/dev/null)
+  done < <(find /sys/fs/cgroup -mindepth 1 -maxdepth 4 "${cgroups[@]}" -type d 2>/dev/null)
   while read -r pid; do roots+=("$pid"); done < <(
-    grep -lsaE "(/run|/var/lib)/shoal-lab/${label}" /proc/[0-9]*/cmdline 2>/dev/null |
+    grep -lsaE "(/run|/var/lib)/shoal-lab/${label}${path_end}" /proc/[0-9]*/cmdline 2>/dev/null |
       cut -d/ -f3
   )
   ((${#roots[@]} > 0)) || return 0
@@ -413,10 +421,19 @@ for_nodes() {
   ((failed == 0)) || die "$fn failed for at least one node (see above)"
 }
 
+# A node without an engine carries a mark in its run dir, kept across kill and start.
+has_engine() { [[ ! -e "$(run_dir_of "$1")/no-engine" ]]; }
+
 node_boot() {
   local k="$1"
+  has_engine "$k" || return 0
   engine_start "$k"
   engine_wait "$k"
+}
+
+node_image_load() {
+  has_engine "$1" || return 0
+  image_load "$1"
 }
 
 # --- commands -----------------------------------------------------------------------------------
@@ -440,16 +457,22 @@ cmd_down() {
 }
 
 cmd_up() {
-  local count="${1:-}" agents="${1:-}" started=$SECONDS k nodes=() with_agents=()
-  [[ "$count" =~ ^[1-7]$ ]] || die "usage: lab.sh up N [--agents M] (N from 1 to $nodes_max)"
-  if [[ "${2:-}" == "--agents" ]]; then
-    agents="${3:-}"
-    if ! [[ "$agents" =~ ^[0-7]$ ]] || ((agents > count)); then
-      die "--agents takes 0 to $count, not '$agents'"
+  local count="${1:-}" started=$SECONDS k nodes=() with_agents=()
+  local usage_line="usage: lab.sh up N [--agents M] [--engines E] (N from 1 to $nodes_max)"
+  [[ "$count" =~ ^([1-9]|1[0-2])$ ]] || die "$usage_line"
+  shift
+  local agents="$count" engines="$count"
+  while (($# > 0)); do
+    case "$1" in
+    --agents) agents="${2:-}" ;;
+    --engines) engines="${2:-}" ;;
+    *) die "$usage_line" ;;
+    esac
+    if ! [[ "${2:-}" =~ ^[0-9]+$ ]] || (($2 > count)); then
+      die "$1 takes 0 to $count, not '${2:-}'"
     fi
-  elif (($# > 1)); then
-    die "usage: lab.sh up N [--agents M]"
-  fi
+    shift 2
+  done
   [[ -x "$shoal_bin" ]] || die "$shoal_bin is missing"
   if [[ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" != 1 ]]; then
     say "note: net.bridge.bridge-nf-call-iptables is not 1: bridged traffic skips iptables, so 'partition' cannot work"
@@ -461,14 +484,18 @@ cmd_up() {
   bridge_up
   firewall_up
   mapfile -t nodes < <(seq 1 "$count")
-  for k in "${nodes[@]}"; do node_network_up "$k"; done
+  for k in "${nodes[@]}"; do
+    node_network_up "$k"
+    mkdir -p "$(run_dir_of "$k")"
+    ((k <= engines)) || touch "$(run_dir_of "$k")/no-engine"
+  done
   for_nodes node_boot "${nodes[@]}"
-  for_nodes image_load "${nodes[@]}"
+  for_nodes node_image_load "${nodes[@]}"
   rm -f "$run_root/image.tar"
   mapfile -t with_agents < <(seq 1 "$agents")
   for k in "${with_agents[@]}"; do agent_start "$k"; done
   ((agents == 0)) || for_nodes agent_wait "${with_agents[@]}"
-  say "up: $count node(s), $agents agent(s) healthy in $((SECONDS - started))s"
+  say "up: $count node(s), $engines engine(s), $agents agent(s) healthy in $((SECONDS - started))s"
 }
 
 cmd_kill() {
@@ -495,7 +522,7 @@ node_reset() {
 # Starts what of the node is not running (engine, agent) without touching what runs.
 node_start() {
   local k="$1"
-  if ! engine_answers "$k" >/dev/null 2>&1; then
+  if has_engine "$k" && ! engine_answers "$k" >/dev/null 2>&1; then
     node_reset "$k"
     node_boot "$k"
   fi
@@ -562,14 +589,17 @@ process_cell() {
 }
 
 cmd_status() {
-  local k run health
+  local k run health containerd dockerd
   printf '%-6s %-11s %-12s %-16s %-16s %-16s %s\n' node address namespace containerd dockerd agent health
   for k in $(lab_nodes); do
     run="$(run_dir_of "$k")"
     if healthy "$k"; then health=ok; else health=down; fi
+    containerd="-" dockerd="-"
+    if has_engine "$k"; then
+      containerd="$(process_cell "$run/containerd.pid")" dockerd="$(process_cell "$run/dockerd.pid")"
+    fi
     printf '%-6s %-11s %-12s %-16s %-16s %-16s %s\n' "$(name_of "$k")" "$(address_of "$k")" \
-      "$(ns_of "$k")" "$(process_cell "$run/containerd.pid")" "$(process_cell "$run/dockerd.pid")" \
-      "$(process_cell "$run/agent.pid")" "$health"
+      "$(ns_of "$k")" "$containerd" "$dockerd" "$(process_cell "$run/agent.pid")" "$health"
   done
   if iptables -S "$chain" 2>/dev/null | grep -q DROP; then
     echo "partitions: $(iptables -S "$chain" 2>/dev/null | grep -c DROP) drop rule(s) on $bridge"

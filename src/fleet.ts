@@ -441,11 +441,11 @@ function peerEndpoint(
       }
       if (kind === "propose") {
         const { request, command } = forwardedSchema.parse(body);
-        return log.proposeForPeer(command, request);
+        return log.proposeForPeer(command, request, fromNode);
       }
       if (kind === "status") return memberReport(log, nodeId);
       if (kind === "read-index" || kind === "lease-read") {
-        const read = await log.readIndexForPeer(kind);
+        const read = await log.readIndexForPeer(kind, fromNode);
         if (!read.ok) throw new ShoalError(read.code, read.message);
         return read.value;
       }

@@ -453,8 +453,8 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /** The leader's side of a forwarded proposal: the result and the index it is applied at. */
-  proposeForPeer(command: Command, requestId: string): Promise<ForwardedAnswer> {
-    return this.sessions.proposeForPeer(command, requestId);
+  proposeForPeer(command: Command, requestId: string, from?: string): Promise<ForwardedAnswer> {
+    return this.sessions.proposeForPeer(command, requestId, from);
   }
 
   /** Waits until this node's replica is fresh enough for a read at `consistency`. */
@@ -463,8 +463,11 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /** The leader's side of a follower's read: its commit index, under the lease or ReadIndex. */
-  readIndexForPeer(kind: "lease-read" | "read-index"): Promise<Result<{ index: number }>> {
-    return this.sessions.readIndexForPeer(kind);
+  readIndexForPeer(
+    kind: "lease-read" | "read-index",
+    from?: string,
+  ): Promise<Result<{ index: number }>> {
+    return this.sessions.readIndexForPeer(kind, from);
   }
 
   /** Proposes on this member only: E_NOT_LEADER unless it leads. */

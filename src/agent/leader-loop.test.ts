@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { fail, ok } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
 import { emptyPlan } from "../scheduler/plan-builder.ts";
 import type { Command } from "../state/commands.ts";
 import type { ApplyResult } from "../state/machine.ts";
-import { isEmptyPlan, needsEvaluation } from "./leader-loop.ts";
+import { coalesceDelayMs, isEmptyPlan, needsEvaluation } from "./leader-loop.ts";
 
 const entry = (command: Command, result: ApplyResult) => ({ index: 7, command, result });
 const scale = { type: "service.update" as const, at: 1, name: "web", replicas: 2 };
@@ -42,5 +43,14 @@ describe("which plans the leader proposes", () => {
     assert.equal(isEmptyPlan(emptyPlan()), true);
     assert.equal(isEmptyPlan({ ...emptyPlan(), completeDeployments: ["web"] }), false);
     assert.equal(isEmptyPlan({ ...emptyPlan(), rebalanced: ["web"] }), false);
+  });
+});
+
+describe("how long writes wait to share an evaluation", () => {
+  it("a few milliseconds while evaluations are quick, longer as they grow, never past the cap", () => {
+    assert.equal(coalesceDelayMs(0), limits.schedulerCoalesceMs);
+    assert.equal(coalesceDelayMs(0.5), limits.schedulerCoalesceMs);
+    assert.equal(coalesceDelayMs(10), 10 * limits.schedulerBusyFactor);
+    assert.equal(coalesceDelayMs(10_000), limits.schedulerCoalesceMaxMs);
   });
 });

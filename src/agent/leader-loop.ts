@@ -42,6 +42,12 @@ export function needsEvaluation(entry: AppliedEntry): boolean {
   return true;
 }
 
+/** How long writes wait to share an evaluation, after one that took `lastEvaluationMs`. */
+export function coalesceDelayMs(lastEvaluationMs: number): number {
+  const busy = lastEvaluationMs * limits.schedulerBusyFactor;
+  return Math.min(limits.schedulerCoalesceMaxMs, Math.max(limits.schedulerCoalesceMs, busy));
+}
+
 export function schedulerInput(
   view: StateView,
   now: number,
@@ -63,14 +69,17 @@ export class LeaderLoop {
   private running = false;
   private again = false;
   private timerDueAt = 0;
+  /** How long the last evaluation took (its synchronous part: reading the fleet, deciding). */
+  private lastEvaluationMs = 0;
 
   constructor(private readonly options: LeaderLoopOptions) {}
 
   start(): void {
     // Many writes applied close together need one evaluation, not one each: each reads the
-    // whole fleet, so a burst of writes waits a few milliseconds and shares it.
+    // whole fleet, so a burst of writes waits a few milliseconds (more when evaluations grow
+    // long) and shares it.
     this.unsubscribe = this.options.log.onApplied((entry) => {
-      if (needsEvaluation(entry)) this.trigger(limits.schedulerCoalesceMs);
+      if (needsEvaluation(entry)) this.trigger(coalesceDelayMs(this.lastEvaluationMs));
     });
     this.sweep = setInterval(() => this.trigger(), limits.schedulerSweepMs);
     this.trigger();
@@ -122,7 +131,9 @@ export class LeaderLoop {
   private async evaluateAndPropose(): Promise<number | null> {
     const { clock, newId, random, log } = this.options;
     const now = clock.now();
+    const started = clock.monotonic();
     const { plan, nextEvaluationAt } = evaluate(schedulerInput(log.view(), now, newId, random));
+    this.lastEvaluationMs = clock.monotonic() - started;
     if (isEmptyPlan(plan)) return nextEvaluationAt;
     const result = await log.propose({ type: "plan.apply", at: now, plan });
     // A stale plan lost a race with another change; the next evaluation sees that change.

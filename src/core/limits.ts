@@ -85,6 +85,14 @@ export const limits = {
   snapshotEntriesMax: 1_000_000,
   /** Writes applied within this many milliseconds share one scheduler evaluation. */
   schedulerCoalesceMs: 5,
+  /**
+   * After an evaluation that took E ms, the next one triggered by a write waits at least this
+   * many times E: evaluations read the whole fleet, and under a stream of writes they would
+   * otherwise take the leader's turn from the writes themselves (at most 1/(1+4) of it here).
+   */
+  schedulerBusyFactor: 4,
+  /** The longest a write waits for its evaluation, however long evaluations take. */
+  schedulerCoalesceMaxMs: 200,
   /** How long a starting node waits for its registration to commit before serving anyway. */
   registerWaitMs: 5000,
   /** The leader reviews the voters (and other leader duties) this often. */

@@ -417,6 +417,44 @@ describe("membership", () => {
     assert.deepEqual(harness.core("b").status().membership.voters, ["a", "b", "c", "d"]);
   });
 
+  it("a write commits and is applied before any message for a learner leaves; learners get it at the tick", () => {
+    const sentToLearner = (bugs: RaftBugs) => {
+      const harness = new CoreHarness(["a", "b", "c"], { learners: ["d"], bugs });
+      harness.campaign("a");
+      harness.advanceTime(200);
+      const toD: string[] = [];
+      harness.propose("a", "write");
+      // Deliver everything but what goes to d, without letting time pass: the write commits.
+      harness.deliverAll((message) => {
+        if (message.to === "d") toD.push(message.type);
+        return message.to !== "d";
+      });
+      assert.deepEqual(harness.appliedCommands("a").at(-1), "write");
+      const beforeTick = [...toD];
+      harness.queue = harness.queue.filter((message) => message.to !== "d");
+      harness.advanceTime(10);
+      return { beforeTick, learnerHasIt: harness.appliedCommands("d").includes("write") };
+    };
+    assert.deepEqual(sentToLearner({}), { beforeTick: [], learnerHasIt: true });
+    assert.notDeepEqual(
+      sentToLearner({ eagerLearners: true }).beforeTick,
+      [],
+      "the mutant sends at once",
+    );
+  });
+
+  it("a learner that waits on the leader is sent the write and its commit at once", () => {
+    const harness = new CoreHarness(["a", "b", "c"], { learners: ["d"] });
+    harness.campaign("a");
+    harness.advanceTime(200);
+    harness.propose("a", "through-d");
+    harness.deliverAll();
+    assert.equal(harness.appliedCommands("d").includes("through-d"), false, "not before the tick");
+    harness.core("a").hurry("d");
+    harness.deliverAll();
+    assert.equal(harness.appliedCommands("d").includes("through-d"), true);
+  });
+
   it("allows one change at a time", () => {
     const harness = threeMembers();
     harness.advanceTime(200);

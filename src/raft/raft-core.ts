@@ -142,6 +142,14 @@ export class RaftCore {
   private readsAwaitingCommit: string[] = [];
   private broadcastPending = false;
   private commitBroadcastPending = false;
+  /**
+   * Learners are sent new entries and commits on the leader's ticks, not on every write: their
+   * acknowledgements count for nothing, and a message per write to each of them took the
+   * leader's turn (and the machine's cores) from the voters'. Set when something waits for them.
+   */
+  private learnersPending = false;
+  /** Learners that wait on the leader (a write or a read through them): sent to at once. */
+  private readonly hurried = new Set<MemberId>();
 
   // Output waiting for the next ready().
   private messages: Message[] = [];
@@ -631,6 +639,8 @@ export class RaftCore {
     this.quorumRoundStartMs = this.nowMs;
     this.heartbeatDeadlineMs = this.nowMs + this.timing.heartbeatMs;
     this.startRound(false);
+    // A new term reaches every member at once, learners too: they learn their new leader.
+    for (const [member] of this.progress) this.hurried.add(member);
     // The no-op lets this term commit, and with it every entry of earlier terms.
     this.appendAsLeader("noop", noData);
   }
@@ -647,6 +657,8 @@ export class RaftCore {
     this.readsAwaitingCommit = [];
     this.broadcastPending = false;
     this.commitBroadcastPending = false;
+    this.learnersPending = false;
+    this.hurried.clear();
   }
 
   private resetElectionTimer(): void {
@@ -816,7 +828,13 @@ export class RaftCore {
     if (message.from === this.transferTarget && progress.match === this.log.lastIndex) {
       this.sendTimeoutNow(message.from);
     }
-    this.replicateTo(message.from, progress, false);
+    // A learner far behind (catching up) is sent more at once; one nearly level, at the tick.
+    const catchingUp = progress.match + raftLimits.appendEntriesMax <= this.log.lastIndex;
+    if (!this.lazyLearner(message.from) || catchingUp) {
+      this.replicateTo(message.from, progress, false);
+    } else if (progress.next <= this.log.lastIndex) {
+      this.learnersPending = true;
+    }
   }
 
   private handleRejection(
@@ -857,6 +875,7 @@ export class RaftCore {
       // a late timeout-now may still start an election that bypasses the vote refusal.
       this.transferTarget = noMember;
     }
+    this.replicateLearners();
     if (this.nowMs < this.heartbeatDeadlineMs) return;
     this.heartbeatDeadlineMs = this.nowMs + this.timing.heartbeatMs;
     const quorumSilent = this.nowMs >= this.quorumRoundStartMs + this.timing.electionTimeoutMsMin;
@@ -966,11 +985,38 @@ export class RaftCore {
   private flushLeader(): void {
     if (this.role !== "leader") return;
     if (this.pendingReads.some((read) => read.round > this.round)) this.startRound(true);
-    if (!this.broadcastPending && !this.commitBroadcastPending) return;
+    if (!this.broadcastPending && !this.commitBroadcastPending && this.hurried.size === 0) return;
     const allowEmpty = this.commitBroadcastPending;
+    const news = this.broadcastPending || this.commitBroadcastPending;
     this.broadcastPending = false;
     this.commitBroadcastPending = false;
-    for (const [member, progress] of this.progress) this.replicateTo(member, progress, allowEmpty);
+    for (const [member, progress] of this.progress) {
+      if (this.hurried.has(member)) this.replicateTo(member, progress, true);
+      else if (!this.lazyLearner(member)) this.replicateTo(member, progress, allowEmpty);
+      else if (news) this.learnersPending = true;
+    }
+    this.hurried.clear();
+  }
+
+  private lazyLearner(member: MemberId): boolean {
+    return !this.bugs.eagerLearners && this.membership.learners.includes(member);
+  }
+
+  /** Sends learners what waited for them since the last tick. */
+  private replicateLearners(): void {
+    if (!this.learnersPending) return;
+    this.learnersPending = false;
+    for (const [member, progress] of this.progress) {
+      if (this.lazyLearner(member)) this.replicateTo(member, progress, true);
+    }
+  }
+
+  /**
+   * A learner waits on this leader (a write or a read it passed on is answered): it is sent
+   * the log and the commit index now rather than at the next tick. Ignored unless leading.
+   */
+  hurry(member: MemberId): void {
+    if (this.role === "leader" && this.progress.has(member)) this.hurried.add(member);
   }
 
   private replicateTo(member: MemberId, progress: Progress, allowEmpty: boolean): void {
@@ -1049,6 +1095,8 @@ export class RaftCore {
     const entry: Entry = { index: this.log.lastIndex + 1, term: this.term, kind, data };
     this.appendToLog([entry]);
     this.broadcastPending = true;
+    // A change of membership reaches every member at once: one demoted or added learns it.
+    if (kind === "membership") for (const [member] of this.progress) this.hurried.add(member);
     this.maybeCommit();
     return { index: entry.index, term: entry.term };
   }

@@ -189,6 +189,8 @@ export interface RaftBugs {
   readonly readIndexBeforeOwnTermCommit?: boolean;
   readonly transferKeepsLease?: boolean;
   readonly truncateOnStaleAppend?: boolean;
+  /** Learners are sent every write at once, as voters are (the answer waits for those sends). */
+  readonly eagerLearners?: boolean;
 }
 
 export type RaftBugName = keyof RaftBugs;

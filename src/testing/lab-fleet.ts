@@ -86,9 +86,26 @@ export function runningTasks(service: LabService): LabTask[] {
   return service.tasks.filter((t) => t.desired === "running" && t.state === "running");
 }
 
-/** Starts lab1..labN, joins lab2.. with lab1's token, and waits for voters and ready engines. */
-export async function formLabFleet(lab: Lab, count: number): Promise<LabApi> {
-  await lab.up(count, { agents: 1 });
+/**
+ * Starts lab1..labN, joins lab2.. with lab1's token, and waits for voters and ready engines
+ * (on lab1..lab`engines`, all by default; the others run their agent without one).
+ */
+export async function formLabFleet(
+  lab: Lab,
+  count: number,
+  options: { engines?: number } = {},
+): Promise<LabApi> {
+  await lab.up(count, { agents: 1, engines: options.engines });
+  return joinLabFleet(lab, count, options);
+}
+
+/** On a lab that is up with lab1's agent only: joins lab2..labN and waits as formLabFleet. */
+export async function joinLabFleet(
+  lab: Lab,
+  count: number,
+  options: { engines?: number } = {},
+): Promise<LabApi> {
+  const engines = options.engines ?? count;
   const joinToken = readFileSync(join(labDataDir("lab1"), "join.token"), "utf8").trim();
   for (let index = 2; index <= count; index += 1) {
     await lab.start(labName(index), { agentArgs: ["--token", joinToken] });
@@ -100,9 +117,11 @@ export async function formLabFleet(lab: Lab, count: number): Promise<LabApi> {
     return view?.voters.length === voters ? view : null;
   });
   // Placed before every engine answers, tasks would not spread over all the nodes.
-  await waitFor(`${count} nodes ready with their engines`, async () => {
+  await waitFor(`${count} nodes ready, ${engines} with their engines`, async () => {
     const list = await api.nodes("lab1").catch(() => []);
-    return list.filter((n) => n.status === "ready" && n.engineReady).length === count ? list : null;
+    const ready = list.filter((n) => n.status === "ready");
+    const withEngine = ready.filter((n) => n.engineReady);
+    return ready.length === count && withEngine.length === engines ? list : null;
   });
   return api;
 }

@@ -10,7 +10,7 @@ const repoRoot = join(import.meta.dirname, "..", "..");
 export const labScript = join(repoRoot, "scripts", "lab.sh");
 export const labProbeScript = join(repoRoot, "scripts", "lab-multicast-probe.mjs");
 
-export const labNodesMax = 7;
+export const labNodesMax = 12;
 export const labBridge = "shoal-lab0";
 export const labAgentPort = 7420;
 
@@ -110,14 +110,17 @@ export class Lab {
 
   /**
    * A fresh lab of `count` nodes (anything left over is removed first). Agents run and answer
-   * health on lab1..lab`agents` (all by default); `start` brings up the others later.
+   * health on lab1..lab`agents` (all by default); `start` brings up the others later. Only
+   * lab1..lab`engines` (all by default) get an engine; the others run their agent alone.
    */
-  async up(count: number, options: { agents?: number } = {}): Promise<void> {
+  async up(count: number, options: { agents?: number; engines?: number } = {}): Promise<void> {
     if (!Number.isInteger(count) || count < 1 || count > labNodesMax) {
       throw new Error(`a lab has 1 to ${labNodesMax} nodes, not ${count}`);
     }
     const agents = String(options.agents ?? count);
-    await this.script(["up", String(count), "--agents", agents], callBoundsMs.up);
+    const engines = String(options.engines ?? count);
+    const args = ["up", String(count), "--agents", agents, "--engines", engines];
+    await this.script(args, callBoundsMs.up);
     this.count = count;
   }
 
@@ -260,14 +263,15 @@ function tail(text: string, lines = 15): string {
 /** A status cell is a pid, or "PID(dead)" / "none(dead)". */
 function parseProcess(cell: string): LabProcess {
   const pid = Number.parseInt(cell, 10);
-  return { pid: Number.isNaN(pid) ? null : pid, alive: !cell.endsWith("(dead)") };
+  // "-": a node without an engine has no such process.
+  return { pid: Number.isNaN(pid) ? null : pid, alive: cell !== "-" && !cell.endsWith("(dead)") };
 }
 
 export function parseStatus(text: string): LabNodeStatus[] {
   const rows = text
     .split("\n")
     .map((line) => line.trim().split(/\s+/))
-    .filter((cells) => /^lab\d$/.test(cells[0] ?? "") && cells.length === 7);
+    .filter((cells) => /^lab\d+$/.test(cells[0] ?? "") && cells.length === 7);
   return rows.map(([name, address, namespace, containerd, dockerd, agent, health]) => ({
     name: name ?? "",
     address: address ?? "",

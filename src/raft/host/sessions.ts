@@ -268,9 +268,19 @@ export class ClientSessions<C> {
   }
 
   /** The leader's side of a forwarded proposal: the result and the index it is applied at. */
-  async proposeForPeer(command: C, requestId: string): Promise<ForwardedAnswer> {
+  async proposeForPeer(command: C, requestId: string, from?: string): Promise<ForwardedAnswer> {
     const result = await this.proposeHere(command, requestId);
+    if (from !== undefined) this.hurry(from);
     return { ...result, appliedIndex: this.options.machine.appliedIndex() };
+  }
+
+  /** The member `from` waits to apply what this leader answered: send it the log now. */
+  private hurry(from: string): void {
+    const { pipeline } = this.options;
+    pipeline.withCore(() => {
+      this.core.hurry(from);
+      pipeline.drainSoon();
+    });
   }
 
   /** Proposes on this member only: E_NOT_LEADER unless it leads. */
@@ -313,13 +323,17 @@ export class ClientSessions<C> {
   }
 
   /** The leader's side of a follower's read: its commit index, under the lease or ReadIndex. */
-  async readIndexForPeer(kind: "lease-read" | "read-index"): Promise<Result<{ index: number }>> {
+  async readIndexForPeer(
+    kind: "lease-read" | "read-index",
+    from?: string,
+  ): Promise<Result<{ index: number }>> {
     if (kind === "read-index") {
       const barrier = await this.readBarrier();
       if (!barrier.ok) return barrier;
     } else if (!this.isLeader()) {
       return fail("E_NOT_LEADER", "this member does not hold the lease");
     }
+    if (from !== undefined) this.hurry(from);
     return { ok: true, value: { index: this.core.status().commitIndex } };
   }
 

@@ -399,16 +399,16 @@ export class SimMember {
    * process is not running (the connection is refused). A paused process answers once it runs
    * again; one that dies first never answers.
    */
-  serve(kind: string, body: unknown): Promise<unknown> | null {
+  serve(kind: string, body: unknown, from: string): Promise<unknown> | null {
     const sessions = this.sessions;
     if (sessions === null) return null;
     const route = (): Promise<unknown> => {
       if (kind === "propose") {
         const { request, command } = body as { request: string; command: KvCommand };
-        return sessions.proposeForPeer(command, request);
+        return sessions.proposeForPeer(command, request, from);
       }
       assert(kind === "read-index" || kind === "lease-read", `unknown peer route ${kind}`);
-      return sessions.readIndexForPeer(kind).then((read) => {
+      return sessions.readIndexForPeer(kind, from).then((read) => {
         if (!read.ok) throw new ShoalError(read.code, read.message);
         return read.value;
       });

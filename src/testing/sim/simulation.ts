@@ -925,7 +925,7 @@ export class Simulation {
       const unanswered = (why: string) => () => reject(new ShoalError("E_NOT_READY", why));
       this.queue.after(timeoutMs, () => settle(unanswered(`${to} did not answer in time`)));
       this.network.carry(from, to, () => {
-        const answer = this.memberById(to)?.serve(kind, body) ?? null;
+        const answer = this.memberById(to)?.serve(kind, body, from) ?? null;
         if (answer === null) {
           this.network.carry(to, from, () => settle(unanswered(`${to} refused the connection`)));
           return;

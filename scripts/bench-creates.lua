@@ -1,0 +1,24 @@
+-- wrk script for `npm run bench`: POSTs services named <SHOAL_PREFIX>-<n>, n counting up (one
+-- thread), with the API token from SHOAL_TOKEN, and prints one summary line as bench-writes.lua.
+local prefix = os.getenv("SHOAL_PREFIX") or "create"
+local next_service = 0
+
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["authorization"] = "Bearer " .. (os.getenv("SHOAL_TOKEN") or "")
+
+request = function()
+  local body = '{"name":"' .. prefix .. '-' .. next_service ..
+    '","replicas":0,"containers":[{"name":"c","image":"shoal-test/busybox:1"}]}'
+  next_service = next_service + 1
+  return wrk.format(nil, "/v1/services", nil, body)
+end
+
+done = function(summary, latency, _)
+  local errors = summary.errors
+  io.write(string.format(
+    "shoal-bench requests=%d duration_us=%d non2xx=%d socket_errors=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
