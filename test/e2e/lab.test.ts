@@ -265,4 +265,23 @@ describe("the lab", () => {
     assert.equal(existsSync("/var/lib/shoal-lab"), false);
     assert.doesNotMatch(sh("find", "/sys/fs/cgroup", "-maxdepth", "2"), /shoal-lab/, "no cgroup");
   });
+
+  it("holds 11 nodes, those past --engines with an agent alone; killing lab1 leaves lab11 be", async () => {
+    await lab.up(11, { agents: 0, engines: 1 });
+    await lab.start("lab11");
+    await lab.start("lab1");
+    const status = await lab.status();
+    assert.equal(status.length, 11);
+    const eleventh = status.find((s) => s.name === "lab11");
+    assert.deepEqual(
+      [eleventh?.address, eleventh?.healthy, eleventh?.dockerd.pid, eleventh?.dockerd.alive],
+      ["10.77.0.21", true, null, false],
+      "lab11 answers health without an engine",
+    );
+    assert.ok(status.find((s) => s.name === "lab1")?.dockerd.alive, "lab1 has its engine");
+    await lab.kill("lab1");
+    assert.equal(await lab.healthy("lab1", 1000), false);
+    assert.ok(await lab.healthy("lab11"), "lab11's agent outlived lab1's kill");
+    await lab.down();
+  });
 });
