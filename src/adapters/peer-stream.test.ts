@@ -5,6 +5,7 @@ import http from "node:http";
 import net from "node:net";
 import { afterEach, describe, it } from "node:test";
 import { derivePeerKey, PeerVerifier, signPeerRequest } from "../api/peer-auth.ts";
+import { limits } from "../core/limits.ts";
 import { streamKeys } from "./peer-frames.ts";
 import {
   acceptPeerStreams,
@@ -248,6 +249,18 @@ describe("peer streams", () => {
     client.stream.send("hello");
     await until("refused", () => client.refused);
     assert.equal(client.stream.closed, true);
+  });
+
+  it("stay open while quiet for longer than it took to connect", async () => {
+    const served = await serve();
+    const client = open(served.base);
+    client.stream.send("first");
+    await until("the first answer", () => client.answers.length === 1);
+    await pause(limits.peerStreamConnectTimeoutMs + 300);
+    assert.equal(client.stream.closed, false);
+    client.stream.send("second");
+    await until("the second answer", () => client.answers.length === 2);
+    assert.deepEqual(client.errors, []);
   });
 
   it("close once sent frames go unanswered for too long", async () => {
