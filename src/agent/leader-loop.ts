@@ -120,8 +120,10 @@ export class LeaderLoop {
       this.running = false;
     }
     if (this.again) {
+      // Writes that came during the evaluation wait their turn as any write does: run at once,
+      // a long evaluation would follow itself back to back and starve the writes.
       this.again = false;
-      this.trigger();
+      this.trigger(coalesceDelayMs(this.lastEvaluationMs));
     } else if (wakeAt !== null) {
       this.trigger(Math.max(0, wakeAt - this.options.clock.now()));
     }
