@@ -341,6 +341,7 @@ export class RaftCommandLog implements CommandLog {
         warn: (what, detail) =>
           console.error(`shoal: ${what}`, JSON.stringify({ node, ...detail })),
       },
+      diskFullRetryMs: limits.diskFullRetryMs,
       fatal: crash,
     });
     this.sessions = new ClientSessions<Command>({

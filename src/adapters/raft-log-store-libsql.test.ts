@@ -5,11 +5,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import type { RaftLogStore } from "../raft/log-store.ts";
+import type { LogStoreBatch, RaftLogStore } from "../raft/log-store.ts";
 import { batchOf } from "../raft/log-store.ts";
 import { RaftCore } from "../raft/raft-core.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
 import { runLogStoreContract } from "../testing/sim/log-store-contract.ts";
+import { Tmpfs, tmpfsUnavailable } from "../testing/tmpfs.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 
 const directory = mkdtempSync(join(tmpdir(), "shoal-raft-log-"));
@@ -79,4 +80,54 @@ it("restarts a Raft core from what it persisted in raft.db", () => {
   assert.equal(status.lastIndex, 2);
   assert.equal(new TextDecoder().decode(restarted.entryAt(2).data), "x");
   store.close();
+});
+
+/** One entry of 64 KiB at `index`, in term 1. */
+function bigEntry(index: number): LogStoreBatch {
+  const data = new Uint8Array(64 * 1024).fill(index % 251);
+  return {
+    snapshot: null,
+    compaction: null,
+    entries: [{ index, term: 1, kind: "command", data }],
+    hardState: null,
+  };
+}
+
+it("a write the full disk refuses fails with SQLITE_FULL, leaves nothing, and succeeds once space returns", {
+  skip: tmpfsUnavailable() ?? false,
+}, async () => {
+  const disk = Tmpfs.mount(1024 * 1024);
+  try {
+    const path = join(disk.path, "raft.db");
+    let store = new LibsqlRaftLogStore(path);
+    let refused: unknown = null;
+    let next = 1;
+    for (; next < 1000 && refused === null; next++) {
+      try {
+        store.write(bigEntry(next));
+      } catch (error) {
+        refused = error;
+      }
+    }
+    const failedAt = next - 1;
+    assert.ok(failedAt > 1, "some writes fit before the disk filled");
+    // The cause, not "cannot rollback - no transaction is active" from a second ROLLBACK.
+    assert.equal((refused as { code?: string }).code, "SQLITE_FULL");
+    // Nothing of the refused batch is in the log, and the store still reads.
+    assert.equal(store.load().entries.at(-1)?.index, failedAt - 1);
+    disk.resize(16 * 1024 * 1024);
+    store.write(bigEntry(failedAt));
+    store.write(bigEntry(failedAt + 1));
+    await store.flush();
+    store.close();
+    store = new LibsqlRaftLogStore(path);
+    const indexes = store.load().entries.map((entry) => entry.index);
+    assert.deepEqual(
+      indexes,
+      Array.from({ length: failedAt + 1 }, (_, i) => i + 1),
+    );
+    store.close();
+  } finally {
+    disk.unmount();
+  }
 });

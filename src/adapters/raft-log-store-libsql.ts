@@ -17,6 +17,7 @@ import type {
   SnapshotMeta,
 } from "../raft/types.ts";
 import { noMember } from "../raft/types.ts";
+import { rollBack } from "../state/db.ts";
 import { openDatabase } from "./libsql.ts";
 
 const schema = `
@@ -144,7 +145,9 @@ export class LibsqlRaftLogStore implements RaftLogStore {
       this.writeBatch(batch);
       this.db.exec("COMMIT");
     } catch (error) {
-      this.db.exec("ROLLBACK");
+      // Not a plain ROLLBACK: after SQLITE_FULL, SQLite has rolled back already, and a second
+      // one would fail and hide the cause (a node crashed on "no transaction is active").
+      rollBack(this.db);
       throw error;
     }
   }

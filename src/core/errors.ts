@@ -14,6 +14,10 @@ export const errorCodes = {
   E_NOT_READY: 503,
   E_DOCKER_UNAVAILABLE: 503,
   E_IMAGE_NOT_FOUND: 404,
+  // 507 Insufficient Storage, not 503: the request is good and the node is up, but it cannot
+  // store anything until someone frees space. The 503s above pass by themselves (an election,
+  // a busy log) and clients retry them at once; this one needs a person and says so in any log.
+  E_NO_SPACE: 507,
   E_INTERNAL: 500,
 } as const;
 
@@ -41,6 +45,20 @@ export class ShoalError extends Error {
 
 export function isShoalError(value: unknown): value is ShoalError {
   return value instanceof ShoalError;
+}
+
+/**
+ * The disk is full (ENOSPC, SQLITE_FULL): what the failed call was to write is not written, not
+ * even in part, and the same call may succeed once space is freed. Adapters throw it for their
+ * own errors of that kind; the Raft host waits and tries again instead of crashing.
+ */
+export function noSpaceError(what: string, cause: unknown): ShoalError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new ShoalError("E_NO_SPACE", `${what}: the disk is full (${reason})`, { cause });
+}
+
+export function isNoSpaceError(value: unknown): value is ShoalError {
+  return value instanceof ShoalError && value.code === "E_NO_SPACE";
 }
 
 /** The result of pure code that may fail in an expected way: returned, never thrown. */

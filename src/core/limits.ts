@@ -127,6 +127,16 @@ export const limits = {
   terminalTasksRetainMax: 500,
   taskDefinitionRevisionsRetainMax: 100,
   dbBusyTimeoutMs: 5000,
+  /**
+   * Free bytes on the data dir's file system below which a leader refuses proposals with
+   * E_NO_SPACE, as etcd raises its NOSPACE alarm: the room left lets the log finish what it has
+   * taken already (appends, applies, the WAL files' growth) and record the condition itself.
+   */
+  diskReserveBytes: 2 * 1024 * 1024,
+  /** Free space is read again (statfs) at most this often: cheap, never once per request. */
+  diskSpaceCheckMs: 200,
+  /** A batch that a full disk refused is written, flushed or applied again after this long. */
+  diskFullRetryMs: 1000,
 
   // Scheduler
   /** A task that ran at least this long before failing resets its service's failure streak. */
@@ -217,6 +227,8 @@ assert(limits.reconcileMs < limits.imagePullFailureMemoryMs);
 assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
 assert(limits.electionTimeoutMsMin < limits.electionTimeoutMsMax);
 assert(limits.requestBodyBytesMax * 1.5 <= limits.commandBytesMax, "a request fits a command");
+// A write accepted just before free space fell below the reserve still fits in it.
+assert(limits.requestBodyBytesMax <= limits.diskReserveBytes);
 assert(limits.clockDriftMax >= 0 && limits.clockDriftMax < 1);
 // A forwarded write outwaits the leader's own commit wait, so its answer is never cut off.
 assert(limits.forwardTimeoutMs > limits.proposeTimeoutMs);

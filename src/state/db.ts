@@ -74,9 +74,18 @@ export function inTransaction<T>(db: Database, work: () => T): T {
     db.exec("COMMIT");
     return result;
   } catch (error) {
-    db.exec("ROLLBACK");
+    rollBack(db);
     throw error;
   }
+}
+
+/**
+ * Rolls back the transaction under way, unless SQLite already did: it does so itself on some
+ * errors (SQLITE_FULL among them), and a second ROLLBACK would fail with "no transaction is
+ * active", hiding the error that mattered.
+ */
+export function rollBack(db: Database): void {
+  if (db.inTransaction) db.exec("ROLLBACK");
 }
 
 /** Reads one pragma's value. libsql's `pragma(..., { simple: true })` returns a row, not a value. */

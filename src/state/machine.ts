@@ -26,7 +26,7 @@ import {
 import { applyTaskReport, applyTaskRun, applyTaskStop } from "./apply-task.ts";
 import type { Command, CommandOf, CommandType } from "./commands.ts";
 import { ApplyContext } from "./context.ts";
-import { allRows, type Database, getRow, runSql } from "./db.ts";
+import { allRows, type Database, getRow, rollBack, runSql } from "./db.ts";
 import { migrate } from "./schema.ts";
 import { StateView } from "./views.ts";
 
@@ -129,7 +129,7 @@ export class StateMachine {
       this.applied = last;
       return results;
     } catch (error) {
-      this.run("ROLLBACK");
+      rollBack(this.db);
       throw error;
     }
   }

@@ -1,6 +1,6 @@
 // The state machine's tables in state.db, as versioned migrations. A migration runs once, in
 // order, inside one transaction; `PRAGMA user_version` records how far a database has come.
-import { type Database, pragmaValue } from "./db.ts";
+import { type Database, pragmaValue, rollBack } from "./db.ts";
 
 interface Migration {
   version: number;
@@ -82,7 +82,7 @@ export function migrate(db: Database): void {
       db.exec(`PRAGMA user_version = ${migration.version}`);
       db.exec("COMMIT");
     } catch (error) {
-      db.exec("ROLLBACK");
+      rollBack(db);
       throw error;
     }
   }

@@ -80,6 +80,7 @@ function follower(state: PersistentState) {
     tickMs: 10,
     waitingMax: 100,
     snapshotEntries: 0,
+    diskFullRetryMs: 1000,
     fatal: (error) => {
       throw error;
     },

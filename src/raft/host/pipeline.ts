@@ -3,7 +3,9 @@
 // (off the host's turn), send the rest, apply, answer reads, advance. Until a flush is done the
 // core is left alone (it takes no input between handing out a batch and hearing it was
 // persisted); whatever arrives meanwhile waits its turn, so the next batch carries all of it.
-import { fail, type Result } from "../../core/errors.ts";
+// A full disk is no crash: the batch it refused stays held, whole, and is tried again until it
+// goes through; meanwhile the core takes no new work and proposals hear E_NO_SPACE.
+import { fail, isNoSpaceError, type Result } from "../../core/errors.ts";
 import { batchOf, isEmptyBatch, type LogStoreBatch } from "../log-store.ts";
 import { RaftCore, type RaftCoreOptions } from "../raft-core.ts";
 import type {
@@ -41,8 +43,29 @@ export interface PipelineOptions {
   readonly snapshotEntries: number;
   readonly observer?: HostObserver | undefined;
   readonly bugs?: HostBugs | undefined;
-  /** An apply that throws, or a flush that fails: the host cannot go on (it crashes). */
+  /**
+   * A batch (or a snapshot image) that a full disk refused (E_NO_SPACE) is tried again after
+   * this long.
+   */
+  readonly diskFullRetryMs: number;
+  /**
+   * An apply that throws, or a flush that fails, for any other reason than a full disk: the
+   * host cannot go on (it crashes).
+   */
   readonly fatal: (error: unknown) => void;
+}
+
+/** The steps of a batch that must not run twice when a full disk interrupts it. */
+type Step = "persist" | "early" | "flush" | "install" | "restore" | "send";
+
+/** A batch the core handed out and has not heard the end of (advance), and how far it got. */
+interface HeldBatch {
+  readonly ready: Ready;
+  readonly batch: LogStoreBatch;
+  /** Nothing that depends on the batch happens before its flush is done. */
+  readonly mustSync: boolean;
+  /** Steps done: a retry after a full disk takes up the batch where it stopped. */
+  readonly done: Set<Step>;
 }
 
 /** A peer's request waiting for this member's answers; `stepped` once the core has seen it. */
@@ -68,8 +91,16 @@ export class RaftPipeline {
   private durableIndex: number;
   /** Peers whose requests wait for this member's answers (see `receiveAndReply`). */
   private readonly replyWaiters: ReplyWaiter[] = [];
-  /** True from writing a ready batch until its flush finished and the core advanced. */
-  private flushing = false;
+  /**
+   * The batch that holds the core: from writing a batch that must be synced until its flush is
+   * done, and while a full disk refuses it. Null while the core takes work.
+   */
+  private held: HeldBatch | null = null;
+  /** A full disk refused the held batch; it is tried again every `diskFullRetryMs`. */
+  private diskFullNow = false;
+  private cancelRetry: (() => void) | null = null;
+  /** A snapshot image a full disk refused is not tried again before this time. */
+  private snapshotRetryAtMs = 0;
   /** A tick fell during the flush under way; it runs once the flush is done. */
   private tickPending = false;
   /** Work on the core that arrived while a batch was flushing, in arrival order. */
@@ -96,6 +127,11 @@ export class RaftPipeline {
     return this.closed;
   }
 
+  /** Whether a full disk holds the log: nothing new is taken until the held batch goes through. */
+  get diskFull(): boolean {
+    return this.diskFullNow;
+  }
+
   now(): number {
     return this.options.timers.monotonic();
   }
@@ -107,7 +143,7 @@ export class RaftPipeline {
       // A tick during a flush runs right after it (one at most: it reads the clock then). Under
       // a stream of writes a flush is nearly always under way, and a skipped tick would starve
       // the heartbeat rounds that keep the lease.
-      if (this.flushing) this.tickPending = true;
+      if (this.held !== null) this.tickPending = true;
       else this.tick();
     });
   }
@@ -134,27 +170,33 @@ export class RaftPipeline {
   /**
    * Runs `work` on the core now, or after the batch being flushed, in arrival order. While a
    * disk stalls, work beyond `waitingMax` is cancelled (a write is refused, a message dropped:
-   * Raft sends again).
+   * Raft sends again); while a full disk holds the log, all of it is.
    */
   withCore(work: () => void, cancel: () => void = () => {}): void {
-    if (this.closed || this.waiting.length >= this.options.waitingMax) cancel();
-    else if (this.flushing) this.waiting.push({ run: work, cancel });
+    if (this.closed || this.diskFullNow || this.waiting.length >= this.options.waitingMax) cancel();
+    else if (this.held !== null) this.waiting.push({ run: work, cancel });
     else work();
+  }
+
+  /** Why work on the core was cancelled. */
+  private refusal(): Result<never> {
+    if (this.closed) return fail("E_NOT_READY", "the node is shutting down");
+    if (this.diskFullNow) {
+      return fail(
+        "E_NO_SPACE",
+        "this node's disk is full: its log takes nothing new until space is freed",
+      );
+    }
+    return fail("E_NOT_READY", "the log is busy: try again shortly");
   }
 
   /**
    * `withCore` for work that answers: resolves with what `work` returned when it ran, or with
-   * E_NOT_READY when it was cancelled.
+   * E_NOT_READY (E_NO_SPACE while a full disk holds the log) when it was cancelled.
    */
   onCore<T>(work: () => T | Promise<T>): Promise<T | Result<never>> {
     return new Promise<T | Result<never>>((resolve, reject) => {
-      const cancelled = () =>
-        resolve(
-          fail(
-            "E_NOT_READY",
-            this.closed ? "the node is shutting down" : "the log is busy: try again shortly",
-          ),
-        );
+      const cancelled = () => resolve(this.refusal());
       this.withCore(() => {
         try {
           resolve(work());
@@ -266,42 +308,12 @@ export class RaftPipeline {
    * finished only once its flush is done; the drain goes on from there.
    */
   drain(): void {
-    if (this.flushing || this.closed) return;
+    if (this.held !== null || this.closed) return;
     while (this.core.hasReady()) {
       const ready = this.core.ready();
-      // A received image is on disk before the log records its snapshot, and is named by its
-      // index only after: whatever the moment of a crash, the image of what the log says is on
-      // disk.
-      if (ready.snapshot) this.options.images.writeReceived(ready.snapshot.data);
-      const batch = this.withUnwrittenHardState(batchOf(ready));
-      if (!ready.mustSync && onlyHardState(batch)) this.unwrittenHardState = batch.hardState;
-      else if (!isEmptyBatch(batch)) this.options.disk.write(batch);
       const mustSync = ready.mustSync && !this.options.bugs?.skipFlush;
-      if (!mustSync) {
-        this.deliver(ready.sendNow);
-        this.finish(ready);
-        continue;
-      }
-      // From here the core is left alone until the flush is done, also by listeners of the
-      // entries applied below.
-      this.flushing = true;
-      // A leader's appends leave before its own flush (Raft thesis §10.2.1): followers write
-      // while the leader writes, and the leader counts itself only once it is on disk.
-      this.deliver(ready.sendNow);
-      if (this.options.bugs?.sendBeforeFlush) this.deliver(this.attachImages(ready.messages));
-      // Entries this batch replaces, or a snapshot replaces, are not on disk in their new form:
-      // what is on disk at those indexes is what the batch overwrites (seed 1995: a follower
-      // applied a new leader's entry early over the old one still on disk, crashed, and came
-      // back holding the old entry as committed).
-      const replacedFrom = batch.entries[0]?.index ?? (batch.snapshot?.index ?? Infinity) + 1;
-      this.durableIndex = Math.min(this.durableIndex, replacedFrom - 1);
-      // Committed entries this node already has on disk need not wait for this flush either.
-      this.applyEntries(ready.committedEntries.filter((entry) => entry.index <= this.durableIndex));
-      this.options.disk.flush(
-        () => this.flushed(ready),
-        (error) => this.flushFailed(error),
-      );
-      return;
+      const batch = this.withUnwrittenHardState(batchOf(ready));
+      if (!this.carry({ ready, batch, mustSync, done: new Set() })) return;
     }
     this.releaseWaiters();
     this.maybeCompact();
@@ -313,43 +325,169 @@ export class RaftPipeline {
     return hardState === batch.hardState ? batch : { ...batch, hardState };
   }
 
-  private flushed(ready: Ready): void {
+  /**
+   * Takes a batch as far as it goes: true once the core advanced past it, false while it waits
+   * for its flush or, refused by a full disk, for the next try. Any other failure propagates.
+   */
+  private carry(held: HeldBatch): boolean {
+    try {
+      return this.proceed(held);
+    } catch (error) {
+      if (!isNoSpaceError(error)) throw error;
+      this.stall(held, error);
+      return false;
+    }
+  }
+
+  private proceed(held: HeldBatch): boolean {
+    this.once(held, "persist", () => this.persist(held));
+    if (held.mustSync && !held.done.has("flush")) {
+      this.startFlush(held);
+      return false;
+    }
+    this.once(held, "early", () => this.sendEarly(held));
+    this.finish(held);
+    return true;
+  }
+
+  /** Runs a step of `held` unless it ran already; a step that throws counts as not run. */
+  private once(held: HeldBatch, step: Step, work: () => void): void {
+    if (held.done.has(step)) return;
+    work();
+    held.done.add(step);
+  }
+
+  /** Writes the batch in one transaction: all of it or, when the disk is full, none. */
+  private persist(held: HeldBatch): void {
+    const { ready, batch } = held;
+    // A received image is on disk before the log records its snapshot, and is named by its
+    // index only after: whatever the moment of a crash, the image of what the log says is on
+    // disk.
+    if (ready.snapshot) this.options.images.writeReceived(ready.snapshot.data);
+    if (!ready.mustSync && onlyHardState(batch)) this.unwrittenHardState = batch.hardState;
+    else if (!isEmptyBatch(batch)) this.options.disk.write(batch);
+  }
+
+  /** What may happen before the batch is durable: messages that do not depend on it leave. */
+  private sendEarly(held: HeldBatch): void {
+    const { ready, batch } = held;
+    // A leader's appends leave before its own flush (Raft thesis §10.2.1): followers write
+    // while the leader writes, and the leader counts itself only once it is on disk.
+    this.deliver(ready.sendNow);
+    if (!held.mustSync) return;
+    if (this.options.bugs?.sendBeforeFlush) this.deliver(this.attachImages(ready.messages));
+    // Entries this batch replaces, or a snapshot replaces, are not on disk in their new form:
+    // what is on disk at those indexes is what the batch overwrites (seed 1995: a follower
+    // applied a new leader's entry early over the old one still on disk, crashed, and came
+    // back holding the old entry as committed).
+    const replacedFrom = batch.entries[0]?.index ?? (batch.snapshot?.index ?? Infinity) + 1;
+    this.durableIndex = Math.min(this.durableIndex, replacedFrom - 1);
+  }
+
+  private startFlush(held: HeldBatch): void {
+    // From here the core is left alone until the flush is done, also by listeners of the
+    // entries applied below.
+    this.held = held;
+    this.once(held, "early", () => this.sendEarly(held));
+    // Committed entries this node already has on disk need not wait for this flush either.
+    const { committedEntries } = held.ready;
+    this.applyEntries(committedEntries.filter((entry) => entry.index <= this.durableIndex));
+    this.options.disk.flush(
+      () => this.flushed(held),
+      (error) => this.flushFailed(held, error),
+    );
+  }
+
+  private flushed(held: HeldBatch): void {
     if (this.closed) return;
-    this.flushing = false;
+    this.held = null;
+    held.done.add("flush");
+    const { ready } = held;
     this.durableIndex = Math.max(
       this.durableIndex,
       ready.entries.at(-1)?.index ?? 0,
       ready.snapshot?.meta.index ?? 0,
     );
-    this.finish(ready, !this.options.bugs?.sendBeforeFlush);
-    // Work that waited first (acknowledgements that arrived during the flush count before
-    // CheckQuorum judges), then the tick that fell in the flush, then the next drain, so one
-    // batch carries all of it. A tick that cannot run now stays pending for the next flush.
-    while (!this.flushing && this.waiting.length > 0) this.waiting.shift()?.run();
-    if (this.tickPending && !this.flushing) this.tick();
+    if (this.carry(held)) this.afterBatch();
+  }
+
+  /**
+   * Work that waited first (acknowledgements that arrived during the flush count before
+   * CheckQuorum judges), then the tick that fell in the flush, then the next drain, so one
+   * batch carries all of it. A tick that cannot run now stays pending for the next flush.
+   */
+  private afterBatch(): void {
+    if (this.diskFullNow) this.diskRecovered();
+    while (this.held === null && this.waiting.length > 0) this.waiting.shift()?.run();
+    if (this.tickPending && this.held === null) this.tick();
     else this.drain();
   }
 
-  /** A log that cannot reach its disk must not go on: crash, and start again from the log. */
-  private flushFailed(error: unknown): void {
+  /**
+   * A log that cannot reach its disk must not go on: crash, and start again from the log. A full
+   * disk is the exception: the batch waits and is tried again.
+   */
+  private flushFailed(held: HeldBatch, error: unknown): void {
     if (this.closed) return;
-    this.options.fatal(error);
+    if (!isNoSpaceError(error)) {
+      this.options.fatal(error);
+      return;
+    }
+    // A failed flush may have lost what the write left in the page cache (Linux marks pages of
+    // a failed write-back clean), so a later flush that succeeds would prove nothing of them:
+    // the next try writes the batch again, whole, before it flushes.
+    held.done.delete("persist");
+    this.stall(held, error);
+  }
+
+  /**
+   * A full disk refused a step of `held`: the batch keeps the core (nothing new is taken) and is
+   * tried again later. Work that waited for it would wait as long as the disk stays full, so it
+   * is refused now: proposals hear E_NO_SPACE, peers' messages are dropped (Raft sends again).
+   */
+  private stall(held: HeldBatch, error: unknown): void {
+    this.held = held;
+    if (!this.diskFullNow) {
+      this.diskFullNow = true;
+      this.options.observer?.warn?.("the disk is full: the log takes nothing new and waits", {
+        error: error instanceof Error ? error.message : String(error),
+        retryMs: this.options.diskFullRetryMs,
+      });
+      for (const work of this.waiting.splice(0)) work.cancel();
+    }
+    this.cancelRetry = this.options.timers.after(this.options.diskFullRetryMs, () => {
+      this.cancelRetry = null;
+      if (this.closed) return;
+      this.held = null;
+      if (this.carry(held)) this.afterBatch();
+    });
+  }
+
+  private diskRecovered(): void {
+    this.diskFullNow = false;
+    this.options.observer?.warn?.("the disk takes writes again: the log goes on", {});
   }
 
   /** Everything after a batch is durable: snapshot swap, send, apply, answer reads, advance. */
-  private finish(ready: Ready, send = true): void {
+  private finish(held: HeldBatch): void {
     const { images } = this.options;
-    if (ready.snapshot) {
-      images.installReceived(ready.snapshot.meta.index);
-      this.options.machine.restore(ready.snapshot.data);
-      // Nothing was applied entry by entry, but the applied index moved: waiters look again.
-      for (const listener of this.appliedListeners) listener([], []);
+    const { ready } = held;
+    const snapshot = ready.snapshot;
+    if (snapshot) {
+      this.once(held, "install", () => images.installReceived(snapshot.meta.index));
+      this.once(held, "restore", () => {
+        this.options.machine.restore(snapshot.data);
+        // Nothing was applied entry by entry, but the applied index moved: waiters look again.
+        for (const listener of this.appliedListeners) listener([], []);
+      });
     }
     // Images are attached before older ones go: a snapshot message of this batch may still name
-    // the image this batch's compaction replaces.
-    if (send) this.deliver(this.attachImages(ready.messages));
+    // the image this batch's compaction replaces. (The mutant sent them before the flush.)
+    if (!(held.mustSync && this.options.bugs?.sendBeforeFlush)) {
+      this.once(held, "send", () => this.deliver(this.attachImages(ready.messages)));
+    }
     // The log now records this snapshot: older images are no longer needed.
-    const recorded = ready.snapshot?.meta.index ?? ready.compaction?.index;
+    const recorded = snapshot?.meta.index ?? ready.compaction?.index;
     if (recorded !== undefined) images.keepOnly(recorded);
     this.applyEntries(ready.committedEntries);
     for (const read of ready.readStates) for (const listener of this.readListeners) listener(read);
@@ -370,8 +508,11 @@ export class RaftPipeline {
     try {
       results = machine.applyAll(fresh);
     } catch (error) {
-      // An apply that throws is a bug, and the log cannot go on past an entry it could not
-      // apply: a restart replays from the last good index.
+      // A full disk refused the one transaction whole: nothing was applied, and the same
+      // entries are applied once it takes writes again.
+      if (isNoSpaceError(error)) throw error;
+      // An apply that throws otherwise is a bug, and the log cannot go on past an entry it
+      // could not apply: a restart replays from the last good index.
       this.options.fatal(error);
       throw error;
     }
@@ -416,10 +557,22 @@ export class RaftPipeline {
     if (applied < recorded) return;
     const { images } = this.options;
     if (applied === recorded && (recorded === 0 || images.has(recorded))) return;
+    if (this.now() < this.snapshotRetryAtMs) return;
     // The image first, then the compaction (written to the log by the drain); the older image
     // stays until the log records this one (see `finish`). Retaking a missing image of the
     // recorded snapshot compacts nothing.
-    images.take(applied);
+    try {
+      images.take(applied);
+    } catch (error) {
+      if (!isNoSpaceError(error)) throw error;
+      // No image, no compaction: the log keeps its entries until a later try finds room.
+      this.snapshotRetryAtMs = this.now() + this.options.diskFullRetryMs;
+      this.options.observer?.warn?.("no room for a snapshot image: the log is compacted later", {
+        index: applied,
+        error: error.message,
+      });
+      return;
+    }
     this.core.compact(applied);
     this.drain();
   }
@@ -432,6 +585,7 @@ export class RaftPipeline {
   close(): void {
     this.closed = true;
     this.stopTicker?.();
+    this.cancelRetry?.();
     for (const work of this.waiting.splice(0)) work.cancel();
     for (const waiter of [...this.replyWaiters]) this.resolveWaiter(waiter, []);
   }

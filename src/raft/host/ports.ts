@@ -19,7 +19,8 @@ export interface HostTimers {
 /**
  * The Raft log on disk, with writing and flushing apart: `write` is in the page cache at once,
  * `flush` makes everything written so far durable, off the host's turn, then calls back (in a
- * later turn, never from within `flush`).
+ * later turn, never from within `flush`). A full disk is reported as E_NO_SPACE (see
+ * `noSpaceError`): a `write` so refused wrote nothing of its batch.
  */
 export interface HostLogDisk {
   /**
@@ -34,7 +35,8 @@ export interface HostLogDisk {
 
 /**
  * The replicated state machine. It applies committed entries in order, each once; a command
- * entry's result goes to the proposal that waits for it (null for no-ops and membership).
+ * entry's result goes to the proposal that waits for it (null for no-ops and membership). An
+ * `applyAll` or `restore` that a full disk refuses throws E_NO_SPACE and changed nothing.
  */
 export interface HostStateMachine {
   appliedIndex(): number;
@@ -46,7 +48,8 @@ export interface HostStateMachine {
 /**
  * State images of snapshots, each named by the index it was taken at, so an image never stands
  * for another snapshot than its own. The log on disk says which snapshot is current; an image
- * received from the leader waits apart until the log records it.
+ * received from the leader waits apart until the log records it. A write that a full disk
+ * refuses throws E_NO_SPACE and leaves no part of an image behind.
  */
 export interface HostSnapshotImages {
   has(index: number): boolean;
@@ -63,6 +66,16 @@ export interface HostSnapshotImages {
   installReceived(index: number): void;
   /** Removes every image but `index`'s, once the log records the snapshot at `index`. */
   keepOnly(index: number): void;
+}
+
+/**
+ * Free space on the disk of the data dir, against a reserve kept for what the log has taken
+ * already. Read cheaply: the adapter measures it at most every so often, never per call.
+ */
+export interface HostDiskSpace {
+  /** Whether free space is below the reserve: this node then refuses proposals as leader. */
+  short(): boolean;
+  readonly reserveBytes: number;
 }
 
 /** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */

@@ -5,7 +5,7 @@
 import { fail, type Result, ShoalError } from "../../core/errors.ts";
 import type { MembershipChange } from "../types.ts";
 import type { RaftPipeline } from "./pipeline.ts";
-import type { HostBugs, HostStateMachine, HostTimers, LeaderCall } from "./ports.ts";
+import type { HostBugs, HostDiskSpace, HostStateMachine, HostTimers, LeaderCall } from "./ports.ts";
 
 export type ConsistencyLevel = "local" | "leader" | "linearizable";
 
@@ -26,6 +26,13 @@ export interface SessionOptions<C> {
   readonly proposeTimeoutMs: number;
   readonly leaderHoldMs: number;
   readonly forwardTimeoutMs: number;
+  /** Free space on this node's disk; absent, it never runs short (the simulator). */
+  readonly space?: HostDiskSpace | undefined;
+  /**
+   * Commands a leader takes even with free space below the reserve: the node's own report of
+   * its disk, as etcd lets its NOSPACE alarm through (tiny, and the reserve is kept for it).
+   */
+  readonly mayUseReserve?: ((command: C) => boolean) | undefined;
   readonly bugs?: HostBugs | undefined;
 }
 
@@ -71,6 +78,8 @@ export class ProposalWaiters {
     private readonly timeoutMs: number,
     private readonly schedule: ScheduleTimer,
     private readonly bugs: HostBugs = {},
+    /** Whether a full disk holds the log: a proposal then waits for space, not for a quorum. */
+    private readonly diskFull: () => boolean = () => false,
   ) {}
 
   /**
@@ -87,10 +96,24 @@ export class ProposalWaiters {
         // Only its own waiter: a newer one at the same index waits for its own entry.
         if (this.waiters.get(index) !== waiter) return;
         this.waiters.delete(index);
-        resolve(fail("E_NO_QUORUM", `not committed within ${this.timeoutMs} ms; it may still be`));
+        resolve(this.timedOut());
       }, this.timeoutMs);
       this.waiters.set(index, waiter);
     });
+  }
+
+  /**
+   * The fate of a proposal not applied in time is unknown: it may still commit, also when the
+   * disk that holds it back was full (E_NO_SPACE would say it was refused, which it was not).
+   */
+  private timedOut(): Result<unknown> {
+    if (this.diskFull()) {
+      return fail(
+        "E_NOT_READY",
+        `not committed within ${this.timeoutMs} ms: this node's disk is full; the write may still be applied once space is freed, read before repeating it`,
+      );
+    }
+    return fail("E_NO_QUORUM", `not committed within ${this.timeoutMs} ms; it may still be`);
   }
 
   /** A waiter whose index now holds an entry of another term lost its proposal to a new leader. */
@@ -171,6 +194,7 @@ export class ClientSessions<C> {
       options.proposeTimeoutMs,
       (callback, ms) => options.timers.after(ms, callback),
       options.bugs,
+      () => options.pipeline.diskFull,
     );
     options.pipeline.onApplied((entries, results) => {
       entries.forEach((entry, i) => {
@@ -283,8 +307,13 @@ export class ClientSessions<C> {
     });
   }
 
-  /** Proposes on this member only: E_NOT_LEADER unless it leads. */
+  /**
+   * Proposes on this member only: E_NOT_LEADER unless it leads, E_NO_SPACE while its disk is
+   * short of space (its own proposals and those forwarded to it alike).
+   */
   async proposeHere(command: C, requestId: string | null = null): Promise<Result<unknown>> {
+    const refused = this.spaceRefusal(command);
+    if (refused !== null) return refused;
     const data = this.options.encode(command, requestId);
     const { pipeline } = this.options;
     // Proposing and waiting happen in one turn: the answer cannot come before the waiter.
@@ -294,6 +323,20 @@ export class ClientSessions<C> {
       pipeline.drainSoon();
       return this.proposals.wait(proposed.value.index, proposed.value.term);
     });
+  }
+
+  /**
+   * A leader whose disk has less free space than the reserve refuses proposals before the disk
+   * fills: a refused write is certain not to apply, while one the disk cannot take holds the log.
+   */
+  private spaceRefusal(command: C): Result<never> | null {
+    const { space, mayUseReserve } = this.options;
+    if (space === undefined || this.core.status().role !== "leader") return null;
+    if (!space.short() || mayUseReserve?.(command)) return null;
+    return fail(
+      "E_NO_SPACE",
+      `free space on the leader's disk is below its reserve of ${space.reserveBytes} bytes: writes are refused until space is freed`,
+    );
   }
 
   /**

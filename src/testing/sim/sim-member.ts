@@ -44,6 +44,7 @@ export const simHostTiming = {
   leaderHoldMs: 1000,
   forwardTimeoutMs: 1800,
   waitingMax: 1000,
+  diskFullRetryMs: 200,
 } as const;
 
 export interface MemberEnvironment {
@@ -194,6 +195,7 @@ export class SimMember {
         stepped: () => this.afterStep(),
       },
       bugs: environment.hostBugs,
+      diskFullRetryMs: simHostTiming.diskFullRetryMs,
       fatal: (error) => {
         throw error;
       },
