@@ -95,8 +95,12 @@ const hunts: Hunt[] = [
   { bug: "noCheckQuorum", seedsMax: 400 },
   { bug: "transferKeepsLease", seedsMax: 100 },
   { bug: "learnerNeverStandsIn", seedsMax: 200 },
-  // A leader that demotes itself, leaving a sole voter that heard its lease.
-  { bug: "soleVoterIgnoresLease", seedsMax: 250 },
+  // A leader that demotes itself, leaving a sole voter that heard its lease. Since learners are
+  // sent writes on ticks the default mix first catches it at seed 1062 (110 before): the
+  // longest hunt here, kept on the default mix because an aimed profile (2-3 members, one voter
+  // allowed, changes every 100 ms) also finds a liveness failure of the correct core, which
+  // waits for its own investigation.
+  { bug: "soleVoterIgnoresLease", seedsMax: 1100 },
 ];
 
 describe("the simulator finds every deliberate defect", () => {
