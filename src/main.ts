@@ -16,6 +16,7 @@ import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
 import { acceptPeerStreams } from "./adapters/peer-stream.ts";
 import { systemClock } from "./adapters/system-clock.ts";
+import { DiskReporter } from "./agent/disk-reporter.ts";
 import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
@@ -192,6 +193,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     store: () => (fleet && serving ? { view: fleet.log.view(), log: fleet.log } : null),
     peer: () => fleet?.peer ?? null,
     fleet: () => access,
+    disk: () => fleet?.log.disk() ?? null,
     clock: systemClock,
     newId,
     logger,
@@ -306,13 +308,22 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     logger,
   });
   fleet.onHeartbeat((fromNode) => detector.heard(fromNode));
+  const disk = new DiskReporter({
+    log,
+    nodeId,
+    disk: () => log.disk(),
+    clock: systemClock,
+    logger,
+  });
   reconciler.start();
   leader.start();
   detector.start();
+  disk.start();
   logger.info({ cluster: clusterId, appliedIndex: log.view().appliedIndex() }, "node ready");
   return {
     nodeId,
     async stop() {
+      disk.stop();
       detector.stop();
       leader.stop();
       steward.stop();

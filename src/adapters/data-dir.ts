@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
@@ -39,11 +40,24 @@ export function syncPath(path: string): void {
  */
 export function writeDurably(path: string, content: string | Uint8Array, mode = 0o644): void {
   const temporary = `${path}.tmp`;
-  writeFileSync(temporary, content, { mode });
-  chmodSync(temporary, mode);
-  syncPath(temporary);
+  writeWhole(temporary, content, mode);
   renameSync(temporary, path);
   syncPath(dirname(path));
+}
+
+/**
+ * Writes `path` and syncs it; a write that fails (a full disk) removes what it wrote, so the
+ * space it took is free again.
+ */
+export function writeWhole(path: string, content: string | Uint8Array, mode = 0o644): void {
+  try {
+    writeFileSync(path, content, { mode });
+    chmodSync(path, mode);
+    syncPath(path);
+  } catch (error) {
+    rmSync(path, { force: true });
+    throw error;
+  }
 }
 
 /** What a start found of this node's identity: the id it runs under, and any id it retired. */

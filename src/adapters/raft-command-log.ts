@@ -3,11 +3,12 @@
 // machine. This file holds only what is libSQL's and the file system's; the host decides what
 // is persisted, flushed, sent and applied when.
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Clock } from "../core/clock.ts";
-import type { Result } from "../core/errors.ts";
+import { noSpaceError, type Result } from "../core/errors.ts";
 import { newId } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
+import type { DiskStatus } from "../core/types.ts";
 import { RaftPipeline } from "../raft/host/pipeline.ts";
 import type {
   HostNetwork,
@@ -30,7 +31,8 @@ import { type Command, decodeProposal, encodeProposal } from "../state/commands.
 import type { Database } from "../state/db.ts";
 import { type ApplyResult, StateMachine } from "../state/machine.ts";
 import { StateView } from "../state/views.ts";
-import { syncPath, writeDurably } from "./data-dir.ts";
+import { syncPath, writeDurably, writeWhole } from "./data-dir.ts";
+import { DiskSpace, diskStatus, isDiskFullError, orNoSpace } from "./disk-space.ts";
 import { openDatabase } from "./libsql.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 
@@ -162,13 +164,24 @@ class SnapshotImages implements HostSnapshotImages {
     if (stale.length > 0) syncPath(this.dir);
   }
 
-  /** Writes the image of state.db (at `index`) whole and durably, before raft.db records it. */
+  /**
+   * Writes the image of state.db (at `index`) whole and durably, before raft.db records it. On a
+   * full disk, what was written of it goes again, and the host tries later.
+   */
   take(index: number): void {
     const path = this.pathOf(index);
-    rmSync(`${path}.tmp`, { force: true });
-    this.state().prepare("VACUUM INTO ?").run(`${path}.tmp`);
-    syncPath(`${path}.tmp`);
-    renameSync(`${path}.tmp`, path);
+    const temporary = `${path}.tmp`;
+    rmSync(temporary, { force: true });
+    try {
+      orNoSpace(`taking snapshot image ${index}`, () => {
+        this.state().prepare("VACUUM INTO ?").run(temporary);
+        syncPath(temporary);
+      });
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      throw error;
+    }
+    renameSync(temporary, path);
     syncPath(this.dir);
   }
 
@@ -191,13 +204,15 @@ class SnapshotImages implements HostSnapshotImages {
 
   /** A received image on disk before raft.db records its snapshot. */
   writeReceived(image: Uint8Array): void {
-    writeDurably(this.receivedPath, image);
+    orNoSpace("writing a received snapshot image", () => writeDurably(this.receivedPath, image));
   }
 
   /** raft.db recorded the received snapshot at `index`: its image becomes that index's. */
   installReceived(index: number): void {
-    renameSync(this.receivedPath, this.pathOf(index));
-    syncPath(this.dir);
+    orNoSpace("installing a received snapshot image", () => {
+      renameSync(this.receivedPath, this.pathOf(index));
+      syncPath(this.dir);
+    });
   }
 }
 
@@ -216,6 +231,8 @@ export interface RaftCommandLogOptions {
   bootstrap?: Membership | undefined;
   /** Applied entries past the last snapshot before a new one is taken (default: raftLimits). */
   snapshotEntries?: number | undefined;
+  /** Free space in the data dir; by default measured there (tests give their own figures). */
+  diskSpace?: DiskSpace | undefined;
 }
 
 /** The host's timers over Node's, on the node's monotonic clock. */
@@ -266,7 +283,8 @@ class StateDbMachine implements HostStateMachine {
       if (entry.kind !== "command") return { index: entry.index, command: null, requestId: null };
       return { index: entry.index, ...decodeProposal(entry.data) };
     });
-    const results = this.machine.applyAll(batch);
+    // One transaction: a full disk refuses all of it, and the host applies the batch later.
+    const results = orNoSpace("applying to state.db", () => this.machine.applyAll(batch));
     const applied: AppliedEntry[] = [];
     batch.forEach(({ index, command }, i) => {
       if (command !== null) applied.push({ index, command, result: results[i] as ApplyResult });
@@ -275,11 +293,17 @@ class StateDbMachine implements HostStateMachine {
     return batch.map(({ command }, i) => (command === null ? null : (results[i] ?? null)));
   }
 
-  /** Replaces state.db with the leader's image, taken at the snapshot's index. */
+  /**
+   * Replaces state.db with the leader's image, taken at the snapshot's index. The image is on
+   * disk before the old state closes: a full disk refuses it with the old state still open.
+   */
   restore(image: Uint8Array): void {
+    const incoming = `${this.path}.tmp`;
+    orNoSpace("writing a snapshot image over state.db", () => writeWhole(incoming, image));
     this.db.close();
     for (const suffix of ["-wal", "-shm"]) rmSync(`${this.path}${suffix}`, { force: true });
-    writeDurably(this.path, image);
+    renameSync(incoming, this.path);
+    syncPath(dirname(this.path));
     this.db = openDatabase(this.path, "NORMAL");
     this.machine = new StateMachine(this.db);
   }
@@ -297,6 +321,7 @@ export class RaftCommandLog implements CommandLog {
   private readonly images: SnapshotImages;
   /** raft.db records a snapshot whose image is gone (a crash of an older version): retake it. */
   private readonly imageMissing: boolean;
+  private readonly space: DiskSpace;
 
   constructor(private readonly options: RaftCommandLogOptions) {
     this.store = new LibsqlRaftLogStore(join(options.dataDir, "raft.db"));
@@ -319,14 +344,17 @@ export class RaftCommandLog implements CommandLog {
     this.imageMissing = recorded > 0 && !this.images.has(recorded);
     const timers = nodeTimers(options.clock);
     const node = options.nodeId;
+    this.space = options.diskSpace ?? new DiskSpace(options.dataDir, () => timers.monotonic());
     this.pipeline = new RaftPipeline({
       core: { id: node, bootstrap: options.bootstrap, random: options.random },
       state,
       disk: {
         load: () => this.store.load(),
-        write: (batch) => this.store.write(batch),
+        write: (batch) => orNoSpace("writing raft.db", () => this.store.write(batch)),
         flush: (done, failed) => {
-          this.store.flush().then(done, failed);
+          this.store.flush().then(done, (error) => {
+            failed(isDiskFullError(error) ? noSpaceError("flushing raft.db", error) : error);
+          });
         },
         close: () => this.store.close(),
       },
@@ -355,6 +383,9 @@ export class RaftCommandLog implements CommandLog {
       proposeTimeoutMs: limits.proposeTimeoutMs,
       leaderHoldMs: limits.leaderHoldMs,
       forwardTimeoutMs: limits.forwardTimeoutMs,
+      space: this.space,
+      // The node's report of its own disk is let through the reserve, which is kept for it.
+      mayUseReserve: (command) => command.type === "node.disk",
     });
   }
 
@@ -363,7 +394,12 @@ export class RaftCommandLog implements CommandLog {
    * entry applied (a sole voter elects itself on its first tick). For tests, benchmarks and tools
    * that need the real store without peers.
    */
-  static async openLone(dataDir: string, nodeId: string, clock: Clock): Promise<RaftCommandLog> {
+  static async openLone(
+    dataDir: string,
+    nodeId: string,
+    clock: Clock,
+    diskSpace?: DiskSpace,
+  ): Promise<RaftCommandLog> {
     const fresh = !existsSync(join(dataDir, "raft.db"));
     const log = new RaftCommandLog({
       nodeId,
@@ -372,6 +408,7 @@ export class RaftCommandLog implements CommandLog {
       random: new SeededRandom(1),
       sender: { send() {} },
       bootstrap: fresh ? { voters: [nodeId], learners: [] } : undefined,
+      diskSpace,
     });
     log.start();
     const deadline = clock.monotonic() + limits.proposeTimeoutMs;
@@ -441,6 +478,11 @@ export class RaftCommandLog implements CommandLog {
 
   isLeader(): boolean {
     return this.sessions.isLeader();
+  }
+
+  /** This node's disk, as it sees it now: read locally, never from the store. */
+  disk(): DiskStatus {
+    return diskStatus(this.space, this.pipeline.diskFull);
   }
 
   leaseRemainingMs(): number {

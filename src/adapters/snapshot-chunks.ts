@@ -10,6 +10,7 @@ import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
 import type { Message, SnapshotMessage } from "../raft/types.ts";
+import { orNoSpace } from "./disk-space.ts";
 import { decodeMessages, encodeMessages } from "./peer-codec.ts";
 
 export const snapshotPath = "/internal/snapshot";
@@ -74,15 +75,30 @@ export class SnapshotAssembler {
     if (this.received + bytes.length > chunk.total) {
       throw new ShoalError("E_VALIDATION", "snapshot chunks exceed the announced size");
     }
-    const fd = openSync(this.path, "a");
-    try {
-      writeSync(fd, bytes);
-    } finally {
-      closeSync(fd);
-    }
+    this.append(bytes);
     this.received += bytes.length;
     if (chunk.message === null) return null;
     return this.finish(chunk);
+  }
+
+  /**
+   * A chunk the full disk refuses ends the transfer and frees what it took: the leader hears
+   * E_NO_SPACE and sends the snapshot again later, from the start.
+   */
+  private append(bytes: Buffer): void {
+    try {
+      orNoSpace("receiving a snapshot", () => {
+        const fd = openSync(this.path, "a");
+        try {
+          writeSync(fd, bytes);
+        } finally {
+          closeSync(fd);
+        }
+      });
+    } catch (error) {
+      this.begin("");
+      throw error;
+    }
   }
 
   private begin(transfer: string): void {

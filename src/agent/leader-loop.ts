@@ -138,8 +138,9 @@ export class LeaderLoop {
     this.lastEvaluationMs = clock.monotonic() - started;
     if (isEmptyPlan(plan)) return nextEvaluationAt;
     const result = await log.propose({ type: "plan.apply", at: now, plan });
-    // A stale plan lost a race with another change; the next evaluation sees that change.
-    if (!result.ok) this.again = true;
+    // A stale plan lost a race with another change; the next evaluation sees that change. A
+    // leader whose disk is full refuses at once: the sweep tries again, not a busy loop.
+    if (!result.ok && result.code !== "E_NO_SPACE") this.again = true;
     return nextEvaluationAt;
   }
 }

@@ -26,10 +26,18 @@ export function createApi(node: ApiNode): Api {
     c.json(errorBody("E_NOT_FOUND", `no route ${c.req.method} ${c.req.path}`), 404),
   );
 
+  // Health answers while the disk is full too: the node is up, serves reads and says why it
+  // refuses writes in `disk`.
   app.get("/v1/health", (c) => {
     const store = node.store();
     if (!store) return c.json({ status: "starting", node: node.nodeId }, 503);
-    return c.json({ status: "ok", node: node.nodeId, appliedIndex: store.view.appliedIndex() });
+    const disk = node.disk?.() ?? null;
+    return c.json({
+      status: "ok",
+      node: node.nodeId,
+      appliedIndex: store.view.appliedIndex(),
+      ...(disk ? { disk } : {}),
+    });
   });
 
   app.route("/internal", internalRoutes(node));

@@ -2,6 +2,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { Result } from "../core/errors.ts";
 import type { IdGenerator } from "../core/ids.ts";
+import type { DiskStatus } from "../core/types.ts";
 import type { CommandLog } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
 import type { PeerVerifier } from "./peer-auth.ts";
@@ -70,4 +71,6 @@ export interface ApiNode {
   peer?: () => PeerEndpoint | null;
   /** The replicated store's reads and status; absent on a store without replication (tests). */
   fleet?: () => FleetAccess | null;
+  /** This node's disk as it measures it now (not from the store); null before the store opens. */
+  disk?: () => DiskStatus | null;
 }

@@ -9,7 +9,7 @@ import type {
   renderTaskDefinition,
 } from "../api/render.ts";
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
-import type { NodeInfo, ShoalEvent } from "../core/types.ts";
+import type { DiskStatus, NodeInfo, ShoalEvent } from "../core/types.ts";
 import type { servicePatchSchema, serviceSpecSchema, taskRunSchema } from "../state/spec.ts";
 import { SseParser } from "./sse.ts";
 import { normalizeAddress } from "./target.ts";
@@ -49,12 +49,17 @@ export interface ClusterView {
   appliedIndex: number;
   stateHash: string;
   nodes: NodeView[];
+  /** The node that answered. */
+  answeredBy: string;
+  /** The answering node's own disk, measured as it answered; null when unknown. */
+  disk: DiskStatus | null;
 }
 
 export interface HealthView {
   status: string;
   node: string;
   appliedIndex?: number;
+  disk?: DiskStatus;
 }
 
 export interface TaskFilter {

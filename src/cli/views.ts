@@ -1,5 +1,5 @@
 // The tables and inspect blocks the verbs print, one function per shape the API returns.
-import type { NodeInfo } from "../core/types.ts";
+import type { DiskStatus, NodeInfo } from "../core/types.ts";
 import type { ClusterView, ServiceDetail, ServiceView, TaskView } from "./client.ts";
 import { ago, fields, labelsText, portText, shortId, table } from "./format.ts";
 
@@ -21,6 +21,7 @@ export function nodesTable(
     node.status,
     node.role ?? "-",
     node.engineReady ? "ok" : "down",
+    node.diskFull ? "full" : "ok",
     node.arch,
     String(node.cpus),
     `${node.memoryMb} MB`,
@@ -28,8 +29,8 @@ export function nodesTable(
     labelsText(node.labels),
     ago(node.updatedAt, now),
   ]);
-  const headers = ["ID", "NAME", "ADDRESS", "STATUS", "ROLE", "ENGINE", "ARCH", "CPUS", "MEMORY"];
-  return table([...headers, "LOAD / FREE", "LABELS", "UPDATED"], rows);
+  const headers = ["ID", "NAME", "ADDRESS", "STATUS", "ROLE", "ENGINE", "DISK", "ARCH", "CPUS"];
+  return table([...headers, "MEMORY", "LOAD / FREE", "LABELS", "UPDATED"], rows);
 }
 
 export function servicesTable(services: ServiceView[], now: number): string {
@@ -80,7 +81,18 @@ export function clusterBlock(cluster: ClusterView): string {
     ["voters", String(cluster.voters?.length ?? 0)],
     ["learners", String(cluster.learners?.length ?? 0)],
     ["applied index", String(cluster.appliedIndex)],
+    ...(cluster.disk ? [["this node's disk", diskText(cluster.disk)] as [string, string]] : []),
   ]);
+}
+
+const megabytes = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+
+/** The answering node's disk, and why it refuses writes when it does. */
+export function diskText(disk: DiskStatus): string {
+  const free = disk.freeBytes === null ? "free space unknown" : `${megabytes(disk.freeBytes)} free`;
+  const room = `${free}, reserve ${megabytes(disk.reserveBytes)}`;
+  if (disk.status === "ok") return `ok (${room})`;
+  return `FULL (${room}): this node refuses writes (E_NO_SPACE) until space is freed in its data dir`;
 }
 
 export function serviceBlock(service: ServiceDetail, now: number): string {
@@ -174,6 +186,7 @@ export function nodeBlock(node: NodeInfo, now: number): string {
     ["address", node.address],
     ["status", node.status],
     ["engine", node.engineReady ? "ok" : `down: ${node.engineMessage}`],
+    ["disk", node.diskFull ? "full: takes no new tasks" : "ok"],
     ["os/arch", `${node.os}/${node.arch}`],
     ["cpus", String(node.cpus)],
     ["memory", `${node.memoryMb} MB`],

@@ -134,6 +134,8 @@ export interface NodeInfo {
   /** Whether the node's container engine answers; a node without one takes no tasks. */
   engineReady: boolean;
   engineMessage: string;
+  /** Whether the node said its disk is full; such a node takes no new tasks. */
+  diskFull: boolean;
   version: string;
   registeredAt: number;
   updatedAt: number;
@@ -199,6 +201,17 @@ export interface Deployment {
   reason: string;
   createdAt: number;
   updatedAt: number;
+}
+
+/**
+ * A node's disk as the node itself sees it: `full` while free space is below the reserve (it
+ * refuses writes as leader) or while its log waits for space to write what it has taken.
+ */
+export interface DiskStatus {
+  status: "ok" | "full";
+  /** Free bytes in the data dir; null when they could not be measured. */
+  freeBytes: number | null;
+  reserveBytes: number;
 }
 
 export interface ClusterInfo {

@@ -33,6 +33,18 @@ describe("scheduler: feasibility", () => {
     assert.match(plan.events[0]?.message ?? "", /^2 task\(s\) of web wait: .*; 0 node\(s\) ready$/);
   });
 
+  it("places no new task on a node whose disk is full, and leaves its running tasks there", () => {
+    const input = schedulerInput({
+      nodes: [node("full", { diskFull: true }), node("roomy")],
+      services: [service("web", { replicas: 3 })],
+      taskDefinitions: [definition("web")],
+      tasks: [task("kept", "web", "full")],
+    });
+    const { plan } = evaluate(input);
+    assert.deepEqual(plan.stop, [], "the task on the full node keeps running");
+    assert.deepEqual(createdPerNode(plan), { roomy: 2 });
+  });
+
   it("reserves cpu across tasks, including those placed earlier in the same plan", () => {
     const input = schedulerInput({
       nodes: [node("n1", { cpus: 1 }), node("n2", { cpus: 1 })],

@@ -7,7 +7,7 @@ import { cpuToMilli, type TaskDemand } from "./demand.ts";
 
 export interface NodeUsage {
   node: NodeInfo;
-  /** Ready and with a working engine: the only nodes that take new tasks. */
+  /** Ready, with a working engine and room on its disk: the only nodes that take new tasks. */
   schedulable: boolean;
   cpuMilliFree: number;
   memoryMbFree: number;
@@ -21,7 +21,7 @@ export interface NodeUsage {
 export type DemandLookup = (task: Pick<Task, "taskDefinition">) => TaskDemand;
 
 export function isSchedulable(node: NodeInfo): boolean {
-  return node.status === "ready" && node.engineReady;
+  return node.status === "ready" && node.engineReady && !node.diskFull;
 }
 
 function emptyUsage(node: NodeInfo): NodeUsage {

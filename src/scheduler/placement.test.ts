@@ -145,6 +145,18 @@ describe("scheduler: global services", () => {
     assert.deepEqual(plan.create, []);
   });
 
+  it("keeps a task on a node whose disk filled, and starts none on one that has no task", () => {
+    const input = schedulerInput({
+      nodes: [fleet[0]!, node("b", { diskFull: true }), node("c", { diskFull: true })],
+      services: [global()],
+      taskDefinitions: [definition("agent")],
+      tasks: [task("on-a", "agent", "a"), task("on-b", "agent", "b")],
+    });
+    const { plan } = evaluate(input);
+    assert.deepEqual(plan.stop, []);
+    assert.deepEqual(plan.create, []);
+  });
+
   it("grows onto a node that comes back and keeps one task per node", () => {
     let input = schedulerInput({
       nodes: [fleet[0]!, { ...fleet[1]!, status: "down" }],

@@ -28,6 +28,7 @@ export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     userLabels: {},
     engineReady: true,
     engineMessage: "",
+    diskFull: false,
     version: "0.1.0",
     registeredAt: 0,
     updatedAt: 0,

@@ -110,6 +110,37 @@ export function applyNodeEngine(
   return ok(null);
 }
 
+const megabytes = (bytes: number | null): string =>
+  bytes === null ? "unknown" : `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+
+/** A node's disk filled or has room again: recorded once per change, with an event. */
+export function applyNodeDisk(ctx: ApplyContext, command: CommandOf<"node.disk">): Result<unknown> {
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  if (node.diskFull === command.full) return ok(null);
+  ctx.run(
+    "UPDATE nodes SET disk_full = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+    command.full ? 1 : 0,
+    command.at,
+    node.id,
+  );
+  const free = `${megabytes(command.freeBytes)} free, reserve ${megabytes(command.reserveBytes)}`;
+  ctx.event(
+    command.full
+      ? {
+          type: "node.disk_full",
+          message: `disk of node ${node.name} is full (${free}): it refuses writes as leader and takes no new tasks`,
+          node: node.id,
+        }
+      : {
+          type: "node.disk_ok",
+          message: `disk of node ${node.name} has room again (${free})`,
+          node: node.id,
+        },
+  );
+  return ok(null);
+}
+
 /**
  * A node that left on purpose (`shoal node rm`, `shoal agent --leave`) keeps its row, as ECS keeps
  * a deregistered instance, but takes no work: its tasks stop and the scheduler places them anew.

@@ -114,6 +114,16 @@ export const commandSchema = z.discriminatedUnion("type", [
     ready: z.boolean(),
     message: z.string().max(limits.commandTextBytesMax),
   }),
+  // A node's own word on its disk: full while free space is below its reserve or its log waits
+  // for space. Leaders take it even then (the reserve is kept for it), as etcd its NOSPACE alarm.
+  z.strictObject({
+    type: z.literal("node.disk"),
+    at,
+    nodeId: z.string(),
+    full: z.boolean(),
+    freeBytes: z.number().int().nonnegative().nullable(),
+    reserveBytes: z.number().int().nonnegative(),
+  }),
   z.strictObject({ type: z.literal("node.leave"), at, nodeId: z.string() }),
   // Judged by the leader: `rowVersion` is the version of the node's row it read, so a node that
   // spoke, registered or changed since makes the command change nothing (fencing).

@@ -444,3 +444,43 @@ describe("history bounds", () => {
     assert.equal(row.hi - row.lo + 1, row.n, "the kept events are the newest, without gaps");
   });
 });
+
+describe("a node's disk", () => {
+  const disk = (at: number, full: boolean) =>
+    ({
+      type: "node.disk",
+      at,
+      nodeId: "n1",
+      full,
+      freeBytes: full ? 512 * 1024 : 40 * 1024 * 1024,
+      reserveBytes: 2 * 1024 * 1024,
+    }) as const;
+  const diskEvents = (sm: StateMachine) =>
+    sm.view
+      .events()
+      .filter((event) => event.type.startsWith("node.disk"))
+      .map((event) => event.type);
+
+  it("records a change of the node's disk on its row and as one event, and a repeat as nothing", () => {
+    const { sm, apply } = machine();
+    apply(register(1));
+    const before = sm.view.nodeById("n1");
+    assert.equal(before?.diskFull, false);
+    assert.equal(apply(disk(2, true)).ok, true);
+    const full = sm.view.nodeById("n1");
+    assert.equal(full?.diskFull, true);
+    assert.ok((full?.rowVersion ?? 0) > (before?.rowVersion ?? 0), "fences plans read before");
+    apply(disk(3, true));
+    assert.equal(sm.view.nodeById("n1")?.rowVersion, full?.rowVersion, "a repeat changes nothing");
+    apply(disk(4, false));
+    assert.equal(sm.view.nodeById("n1")?.diskFull, false);
+    assert.deepEqual(diskEvents(sm), ["node.disk_full", "node.disk_ok"]);
+    assert.match(sm.view.events().at(-1)?.message ?? "", /^disk of node pi has room again/);
+  });
+
+  it("refuses the report of a node it does not know", () => {
+    const { apply } = machine();
+    const refused = apply(disk(1, true));
+    assert.equal(refused.ok ? "" : refused.code, "E_NOT_FOUND");
+  });
+});

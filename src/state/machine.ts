@@ -7,6 +7,7 @@ import { limits } from "../core/limits.ts";
 import {
   applyClusterInit,
   applyNodeActivate,
+  applyNodeDisk,
   applyNodeDown,
   applyNodeDrain,
   applyNodeEngine,
@@ -39,6 +40,7 @@ export const handlers: Handlers = {
   "cluster.init": applyClusterInit,
   "node.register": applyNodeRegister,
   "node.engine": applyNodeEngine,
+  "node.disk": applyNodeDisk,
   "node.leave": applyNodeLeave,
   "node.down": applyNodeDown,
   "node.up": applyNodeUp,

@@ -60,6 +60,7 @@ export function nodeFromRow(row: Row): NodeInfo {
     userLabels: parseLabels(row.user_labels),
     engineReady: int(row.engine_ready) === 1,
     engineMessage: text(row.engine_message),
+    diskFull: int(row.disk_full) === 1,
     version: text(row.version),
     registeredAt: int(row.registered_at),
     updatedAt: int(row.updated_at),

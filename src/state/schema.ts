@@ -70,6 +70,11 @@ export const migrations: readonly Migration[] = [
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
       CREATE INDEX deployments_by_service ON deployments (service, id);`,
   },
+  {
+    // A node whose disk is full takes no new tasks (node.disk sets it).
+    version: 5,
+    sql: "ALTER TABLE nodes ADD COLUMN disk_full INTEGER NOT NULL DEFAULT 0;",
+  },
 ];
 
 export function migrate(db: Database): void {

@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DiskSpace } from "../adapters/disk-space.ts";
 import { RaftCommandLog } from "../adapters/raft-command-log.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { ApiNode } from "../api/context.ts";
@@ -16,9 +17,12 @@ export interface TestNode {
   dispose(): void;
 }
 
-export async function openTestNode(): Promise<TestNode> {
+/** A node whose disk has `freeBytes()` free (measured at each call), 10 GB unless told. */
+export async function openTestNode(options: { freeBytes?: () => number } = {}): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), "shoal-api-"));
-  const log = await RaftCommandLog.openLone(dir, "node-1", systemClock);
+  const freeBytes = options.freeBytes ?? (() => 10 * 1024 ** 3);
+  const space = new DiskSpace(dir, () => systemClock.monotonic(), undefined, freeBytes, 0);
+  const log = await RaftCommandLog.openLone(dir, "node-1", systemClock, space);
   let time = 1_000_000;
   let id = 0;
   await log.propose({
@@ -45,6 +49,7 @@ export async function openTestNode(): Promise<TestNode> {
   const node: ApiNode = {
     nodeId: "node-1",
     store: () => ({ view: log.view(), log }),
+    disk: () => log.disk(),
     clock: { now: () => (time += 1), monotonic: () => time },
     newId: () => `task-${++id}`,
     logger: silent,

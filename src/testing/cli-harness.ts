@@ -36,8 +36,10 @@ export interface CliHarness {
 /** A fixed "now" a minute after the test node's clock starts, so relative times are stable. */
 export const harnessNow = 1_060_000;
 
-export async function openCliHarness(): Promise<CliHarness> {
-  const test = await openTestNode();
+export async function openCliHarness(
+  options: Parameters<typeof openTestNode>[0] = {},
+): Promise<CliHarness> {
+  const test = await openTestNode(options);
   const api = createApi(test.node);
   const dir = mkdtempSync(join(tmpdir(), "shoal-cli-"));
   const fetch: Fetch = async (input, init) => api.app.request(input, init);

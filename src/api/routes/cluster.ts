@@ -75,6 +75,8 @@ export function clusterRoutes(node: ApiNode): Hono {
       learners: status.learners,
       members: status.members.map((m) => ({ ...m, name: names.get(m.id) ?? null })),
       answeredBy: node.nodeId,
+      // The answering node's own disk, measured now: the store may not take writes to say it.
+      disk: node.disk?.() ?? null,
       appliedIndex: view.appliedIndex(),
       snapshotIndex: status.snapshotIndex,
       stateHash: view.stateHash(),
