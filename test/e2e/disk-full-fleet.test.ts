@@ -93,6 +93,10 @@ describe("a follower whose disk fills", () => {
       return h.disk?.status === "full" ? h : null;
     });
     assert.equal(health.disk?.status, "full");
+    assert.ok(
+      (await appliedIndex(full)) < (await appliedIndex(leader)),
+      "lab3 holds back what its disk cannot take",
+    );
     const nodes = await waitFor("the fleet knows lab3's disk is full", async () => {
       const list = await api.get<NodeRow[]>(leader, "/v1/nodes?consistency=leader");
       return list.find((n) => n.name === full)?.diskFull ? list : null;
