@@ -404,12 +404,17 @@ function streamEndpoint(
   key: Buffer,
   verifier: PeerVerifier,
 ): PeerStreamEndpoint {
+  const nodeId = log.status().id;
   return {
+    nodeId,
     verify: (request, header, now) => verifier.verify(request, header, now),
-    keys: (nonce, node) => streamKeys(key, nonce, node),
+    keys: (nonce, name) => streamKeys(key, nonce, name),
     async answer(node, payload) {
-      const answers = await log.receiveAndReply(node, decodeMessages(JSON.parse(payload)));
-      return encodeMessages(answers);
+      // Only what the stream's sender says to this member is stepped.
+      const messages = decodeMessages(JSON.parse(payload)).filter(
+        (message) => message.from === node && message.to === nodeId,
+      );
+      return encodeMessages(await log.receiveAndReply(node, messages));
     },
   };
 }

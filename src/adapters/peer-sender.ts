@@ -108,6 +108,7 @@ export class HttpPeerSender implements PeerSender {
     const { nodeId, key, clock } = this.options;
     const stream = new PeerStream(base, {
       nodeId,
+      peerId: peer,
       key,
       clock,
       onAnswer: (payload) => this.answered(peer, payload),

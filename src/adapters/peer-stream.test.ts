@@ -22,6 +22,8 @@ interface Served {
   base: string;
   /** Every frame payload the endpoint answered, with its verified sender. */
   received: { node: string; payload: string }[];
+  /** Connections the server still holds, upgraded ones included. */
+  connections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -36,12 +38,16 @@ async function listen(server: net.Server): Promise<number> {
 }
 
 /** A server accepting streams signed with `key`, answering each frame with `answer-<payload>`. */
-async function serve(answer = (payload: string) => `answer-${payload}`): Promise<Served> {
+async function serve(
+  answer = (payload: string) => `answer-${payload}`,
+  nodeId = "node-x",
+): Promise<Served> {
   const received: Served["received"] = [];
   const verifier = new PeerVerifier(key);
   const endpoint: PeerStreamEndpoint = {
+    nodeId,
     verify: (request, header, now) => verifier.verify(request, header, now),
-    keys: (nonce, node) => streamKeys(key, nonce, node),
+    keys: (nonce, name) => streamKeys(key, nonce, name),
     async answer(node, payload) {
       received.push({ node, payload });
       return answer(payload);
@@ -53,6 +59,10 @@ async function serve(answer = (payload: string) => `answer-${payload}`): Promise
   const served = {
     base: `http://127.0.0.1:${port}`,
     received,
+    connections: () =>
+      new Promise<number>((resolve, reject) =>
+        server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      ),
     close: async () => {
       closeStreams();
       await new Promise((resolve) => server.close(resolve));
@@ -71,7 +81,7 @@ interface Opened {
 
 function open(
   base: string,
-  options: { nodeId?: string; peerKey?: Buffer; silenceMs?: number } = {},
+  options: { nodeId?: string; peerId?: string; peerKey?: Buffer; silenceMs?: number } = {},
 ) {
   const opened: Opened = {
     stream: null as unknown as PeerStream,
@@ -81,6 +91,7 @@ function open(
   };
   opened.stream = new PeerStream(base, {
     nodeId: options.nodeId ?? "node-a",
+    peerId: options.peerId ?? "node-x",
     key: options.peerKey ?? key,
     clock: systemClock,
     onAnswer: (payload) => opened.answers.push(payload),
@@ -100,6 +111,26 @@ async function until(what: string, test: () => boolean, ms = 3000): Promise<void
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** The status an upgrade request with `headers` gets at `url`. */
+function upgrade(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const request = http.request(url, {
+      agent: false,
+      headers: { ...headers, connection: "Upgrade", upgrade: peerStreamProtocol },
+    });
+    request.on("upgrade", (response, socket) => {
+      socket.destroy();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("response", (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("error", reject);
+    request.end();
+  });
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -159,35 +190,45 @@ describe("peer streams", () => {
     assert.match(String(stranger.errors[0]), /401/);
 
     // The same signed upgrade request twice: the second is a replay.
-    const signed = signPeerRequest(
-      key,
-      "node-a",
-      { method: "GET", path: peerStreamPath, body: "" },
-      Date.now(),
-    );
+    const path = `${peerStreamPath}?from=node-a&to=node-x`;
+    const signed = signPeerRequest(key, "node-a", { method: "GET", path, body: "" }, Date.now());
     const statuses: number[] = [];
-    for (let i = 0; i < 2; i++) {
-      statuses.push(
-        await new Promise<number>((resolve, reject) => {
-          const request = http.request(`${served.base}${peerStreamPath}`, {
-            agent: false,
-            headers: { ...signed, connection: "Upgrade", upgrade: peerStreamProtocol },
-          });
-          request.on("upgrade", (response, socket) => {
-            socket.destroy();
-            resolve(response.statusCode ?? 0);
-          });
-          request.on("response", (response) => {
-            response.resume();
-            resolve(response.statusCode ?? 0);
-          });
-          request.on("error", reject);
-          request.end();
-        }),
-      );
-    }
+    for (let i = 0; i < 2; i++) statuses.push(await upgrade(`${served.base}${path}`, signed));
     assert.deepEqual(statuses, [101, 401]);
     assert.deepEqual(served.received, [], "no frame reached the member");
+  });
+
+  it("open only at the member they were signed for, and only under the signer's name", async () => {
+    const x = await serve();
+    const y = await serve(undefined, "node-y");
+    // A stream to x, its upgrade captured and sent to y instead.
+    const path = `${peerStreamPath}?from=node-a&to=node-x`;
+    const signed = signPeerRequest(key, "node-a", { method: "GET", path, body: "" }, Date.now());
+    assert.equal(await upgrade(`${y.base}${path}`, signed), 421);
+    // The sender's name in the path is signed too.
+    const renamed = `${peerStreamPath}?from=node-b&to=node-x`;
+    assert.equal(await upgrade(`${x.base}${renamed}`, signed), 401);
+    assert.equal(await upgrade(`${x.base}${path}`, signed), 101);
+    assert.deepEqual([...x.received, ...y.received], []);
+  });
+
+  it("leave no refused upgrade open, whatever its path, even when the client keeps its end", async () => {
+    const served = await serve();
+    const port = Number(new URL(served.base).port);
+    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    cleanups.push(() => {
+      socket.destroy();
+    });
+    const answered = new Promise<string>((resolve) => {
+      socket.once("data", (chunk) => resolve(chunk.toString()));
+    });
+    socket.write(
+      "GET /v1/health HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n",
+    );
+    assert.match(await answered, /^HTTP\/1.1 404/);
+    const deadline = Date.now() + 2000;
+    while ((await served.connections()) > 0 && Date.now() < deadline) await pause(10);
+    assert.equal(await served.connections(), 0);
   });
 
   it("end when a frame is changed on the way, before the member sees it", async () => {

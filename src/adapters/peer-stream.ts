@@ -22,6 +22,8 @@ export const peerStreamProtocol = "shoal-raft/1";
 
 export interface PeerStreamOptions {
   readonly nodeId: string;
+  /** The member this stream goes to: signed into the upgrade, so it opens there only. */
+  readonly peerId: string;
   readonly key: Buffer;
   readonly clock: Clock;
   /** The answer frames' payloads (encoded Raft messages), in order. */
@@ -35,6 +37,16 @@ export interface PeerStreamOptions {
 
 type State = "connecting" | "open" | "closed";
 
+/** The signed path of a stream from `from` to `to`. */
+function streamPathOf(from: string, to: string): string {
+  return `${peerStreamPath}?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+}
+
+/** What a stream's keys are bound to: both of its ends, in order. */
+export function streamName(from: string, to: string): string {
+  return `${from}>${to}`;
+}
+
 /** The connecting end: frames out, answers back. Once closed it stays closed (make a new one). */
 export class PeerStream {
   private state: State = "connecting";
@@ -46,6 +58,8 @@ export class PeerStream {
   /** Frames sent and not yet answered, and when a frame last came back. */
   private unanswered = 0;
   private heardAt: number;
+  private request: http.ClientRequest | null = null;
+  private cancelConnectDeadline: (() => void) | null = null;
 
   constructor(
     base: string,
@@ -78,6 +92,8 @@ export class PeerStream {
     if (this.state === "closed") return;
     this.state = "closed";
     this.waiting = [];
+    this.cancelConnectDeadline?.();
+    this.request?.destroy();
     this.socket?.destroy();
     if (error !== undefined) this.options.onError?.(error);
   }
@@ -100,27 +116,34 @@ export class PeerStream {
 
   private connect(base: string): void {
     const nonce = randomBytes(16).toString("hex");
-    const { nodeId, key, clock } = this.options;
+    const { nodeId, peerId, key, clock } = this.options;
+    const path = streamPathOf(nodeId, peerId);
     const signed = signPeerRequest(
       key,
       nodeId,
-      { method: "GET", path: peerStreamPath, body: "" },
+      { method: "GET", path, body: "" },
       clock.now(),
       nonce,
     );
-    const request = http.request(`${base}${peerStreamPath}`, {
+    const request = http.request(`${base}${path}`, {
       method: "GET",
       agent: false,
       headers: { ...signed, connection: "Upgrade", upgrade: peerStreamProtocol },
-      timeout: limits.peerStreamConnectTimeoutMs,
     });
+    this.request = request;
+    // Until the upgrade is answered whole, however slowly bytes trickle in.
+    const deadline = setTimeout(
+      () => this.close(new Error("the peer stream did not open in time")),
+      limits.peerStreamConnectTimeoutMs,
+    );
+    this.cancelConnectDeadline = () => clearTimeout(deadline);
     request.on("upgrade", (response, socket, head) => {
       if (response.headers.upgrade !== peerStreamProtocol) {
         socket.destroy();
         this.refused();
         return;
       }
-      this.opened(socket, streamKeys(key, nonce, nodeId), head);
+      this.opened(socket, streamKeys(key, nonce, streamName(nodeId, peerId)), head);
     });
     request.on("response", (response) => {
       response.resume();
@@ -128,7 +151,6 @@ export class PeerStream {
       if (response.statusCode === 404) this.refused();
       else this.close(new Error(`the peer refused a stream: HTTP ${response.statusCode}`));
     });
-    request.on("timeout", () => request.destroy(new Error("the peer stream did not open in time")));
     request.on("error", (error) => this.close(error));
     request.end();
   }
@@ -144,6 +166,8 @@ export class PeerStream {
       return;
     }
     this.state = "open";
+    this.cancelConnectDeadline?.();
+    this.request = null;
     this.socket = socket;
     this.encoder = new FrameEncoder(keys.up);
     this.decoder = new FrameDecoder(keys.down, limits.peerBodyBytesMax);
@@ -176,14 +200,16 @@ function noDelay(socket: Duplex): void {
 
 /** What the accepting end needs of the node: who may open a stream, and what answers a frame. */
 export interface PeerStreamEndpoint {
+  /** This node's member id: a stream signed for another member is refused here. */
+  readonly nodeId: string;
   /** The verified sender of a signed upgrade request, or a refusal. */
   verify(
     request: { method: string; path: string; body: string },
     header: (name: string) => string | undefined,
     now: number,
   ): { ok: true; value: string } | { ok: false; message: string };
-  /** The keys of a stream opened with `nonce` by `node`. */
-  keys(nonce: string, node: string): StreamKeys;
+  /** The keys of a stream opened with `nonce`, named `from>to` (see `streamName`). */
+  keys(nonce: string, name: string): StreamKeys;
   /** Answers one frame's payload from `node` with the payload of the answer frame. */
   answer(node: string, payload: string): Promise<string>;
 }
@@ -203,7 +229,9 @@ export function acceptPeerStreams(
   server.on("upgrade", (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const accepted = acceptedOrRefusal(request, endpoint(), open, clock.now());
     if (typeof accepted === "string") {
-      socket.end(`HTTP/1.1 ${accepted}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      // Ended at once: an upgraded socket is past the server's own header and request timeouts.
+      const refusal = `HTTP/1.1 ${accepted}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+      socket.end(refusal, () => socket.destroy());
       return;
     }
     open.get(accepted.node)?.destroy();
@@ -232,20 +260,26 @@ function acceptedOrRefusal(
   open: ReadonlyMap<string, Duplex>,
   now: number,
 ): Accepted | string {
-  if (request.url !== peerStreamPath || request.method !== "GET") return "404 Not Found";
+  const url = new URL(request.url ?? "/", "http://peer");
+  if (url.pathname !== peerStreamPath || request.method !== "GET") return "404 Not Found";
   if (request.headers.upgrade !== peerStreamProtocol) return "400 Bad Request";
   if (!endpoint) return "503 Service Unavailable";
+  const from = url.searchParams.get("from") ?? "";
+  // The path names both ends and is signed: a stream captured on its way to one member cannot
+  // be opened at another, nor under another sender's name.
+  if (url.searchParams.get("to") !== endpoint.nodeId) return "421 Misdirected Request";
+  const path = streamPathOf(from, endpoint.nodeId);
   const header = (name: string) => {
     const value = request.headers[name];
     return typeof value === "string" ? value : undefined;
   };
-  const verified = endpoint.verify({ method: "GET", path: peerStreamPath, body: "" }, header, now);
-  if (!verified.ok) return "401 Unauthorized";
+  const verified = endpoint.verify({ method: "GET", path, body: "" }, header, now);
+  if (!verified.ok || verified.value !== from) return "401 Unauthorized";
   if (!open.has(verified.value) && open.size >= limits.peerStreamsMax) {
     return "503 Service Unavailable";
   }
   const nonce = header(peerHeaders.nonce) ?? "";
-  return { endpoint, node: verified.value, keys: endpoint.keys(nonce, verified.value) };
+  return { endpoint, node: from, keys: endpoint.keys(nonce, streamName(from, endpoint.nodeId)) };
 }
 
 function serveStream(socket: Duplex, accepted: Accepted, head: Buffer): void {

@@ -56,8 +56,8 @@ export const limits = {
   peerStreamWaitingMax: 256,
   /** Bytes a peer stream may hold unsent (a slow or stuck peer); beyond, messages are dropped. */
   peerStreamBufferBytesMax: 16 * 1024 * 1024,
-  /** Frames unanswered this long mean a dead path (a flush takes far less): reconnect. */
-  peerStreamSilenceMs: 2000,
+  /** Frames unanswered this long mean a dead path (as long as a peer request may take). */
+  peerStreamSilenceMs: 10_000,
   peerStreamConnectTimeoutMs: 1000,
   /** After a failed stream, the next attempt to the same peer waits this long. */
   peerStreamRetryMs: 100,

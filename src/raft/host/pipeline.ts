@@ -235,6 +235,8 @@ export class RaftPipeline {
   private step(messages: readonly Message[]): void {
     const now = this.now();
     for (const message of messages) {
+      // Another member's message (a request replayed here from its way there) is not ours.
+      if (message.to !== this.core.id) continue;
       if (message.type === "snapshot" && !this.imageMatches(message)) continue;
       this.core.step(message, now);
     }
