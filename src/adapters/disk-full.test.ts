@@ -138,4 +138,9 @@ it("measures free space at most once per interval, not once per question", () =>
   now = 200;
   assert.equal(space.short(), false, "120 free, measured again");
   assert.equal(measured, 2);
+  // After a write (a checkpoint may have taken megabytes), the next question measures again.
+  space.wrote();
+  space.short();
+  space.short();
+  assert.equal(measured, 3);
 });

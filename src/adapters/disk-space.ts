@@ -34,7 +34,12 @@ export function freeBytesOf(path: string): number {
   return stats.bavail * stats.bsize;
 }
 
-/** Free space in the data dir against the reserve, measured at most every `checkMs`. */
+/**
+ * Free space in the data dir against the reserve, measured at most every `checkMs`, and again
+ * after the node wrote (`wrote`): a write may take megabytes at once (a WAL checkpoint), and a
+ * figure from before it would let the next writes through the reserve. So at most one statfs
+ * per batch the log writes, shared by every proposal of the batch, never one per request.
+ */
 export class DiskSpace implements HostDiskSpace {
   private free = Number.POSITIVE_INFINITY;
   private measuredAtMs = Number.NEGATIVE_INFINITY;
@@ -65,6 +70,11 @@ export class DiskSpace implements HostDiskSpace {
   short(): boolean {
     return this.freeBytes() < this.reserveBytes;
   }
+
+  /** The node wrote to the disk: the next question measures again. */
+  wrote(): void {
+    this.measuredAtMs = Number.NEGATIVE_INFINITY;
+  }
 }
 
 /** The node's disk as the health route shows it: full when short or when the log is held. */
@@ -75,5 +85,6 @@ export function diskStatus(space: DiskSpace, logHeld: boolean): DiskStatus {
     status: full ? "full" : "ok",
     freeBytes: Number.isFinite(freeBytes) ? freeBytes : null,
     reserveBytes: space.reserveBytes,
+    logHeld,
   };
 }

@@ -329,6 +329,7 @@ export class RaftCommandLog implements CommandLog {
     const state = this.store.load();
     const recorded = state.snapshot?.index ?? 0;
     this.state = new StateDbMachine(join(options.dataDir, "state.db"), (entries) => {
+      this.space.wrote();
       for (const entry of entries) {
         for (const listener of this.listeners) notify(listener, entry);
       }
@@ -350,7 +351,10 @@ export class RaftCommandLog implements CommandLog {
       state,
       disk: {
         load: () => this.store.load(),
-        write: (batch) => orNoSpace("writing raft.db", () => this.store.write(batch)),
+        write: (batch) => {
+          orNoSpace("writing raft.db", () => this.store.write(batch));
+          this.space.wrote();
+        },
         flush: (done, failed) => {
           this.store.flush().then(done, (error) => {
             failed(isDiskFullError(error) ? noSpaceError("flushing raft.db", error) : error);

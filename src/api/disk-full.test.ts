@@ -33,6 +33,7 @@ it("refuses writes while free space is below the reserve, keeps serving reads, a
     status: "ok",
     freeBytes: free,
     reserveBytes: limits.diskReserveBytes,
+    logHeld: false,
   });
   free = limits.diskReserveBytes - 1;
   const applied = test.log.view().appliedIndex();

@@ -17,20 +17,20 @@ after(() => h.dispose());
 it("shows this node's disk in `shoal status`, full with the reason, then ok again", async () => {
   const roomy = await h.run(["status"]);
   assert.equal(roomy.code, 0, roomy.stderr);
-  assert.match(roomy.stdout, /^this node's disk:\s+ok \(10240\.0 MB free, reserve 2\.0 MB\)$/m);
+  assert.match(roomy.stdout, /^this node's disk:\s+ok \(10240\.0 MB free, reserve 4\.0 MB\)$/m);
   free = 1024 * 1024;
   const full = await h.run(["status"]);
   assert.equal(full.code, 0, full.stderr);
   assert.match(
     full.stdout,
-    /^this node's disk:\s+FULL \(1\.0 MB free, reserve 2\.0 MB\): this node refuses writes \(E_NO_SPACE\)/m,
+    /^this node's disk:\s+FULL \(1\.0 MB free, reserve 4\.0 MB\): this node refuses writes \(E_NO_SPACE\)/m,
   );
   const refused = await h.run(["service", "create", "-f", h.file("s.json", service)]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /below its reserve.*\(E_NO_SPACE\)\n$/);
   free = 10 * 1024 ** 3;
   assert.match((await h.run(["status"])).stdout, /^this node's disk:\s+ok/m);
-  assert.ok(limits.diskReserveBytes === 2 * 1024 * 1024, "the figures above assume the reserve");
+  assert.ok(limits.diskReserveBytes === 4 * 1024 * 1024, "the figures above assume the reserve");
 });
 
 it("shows each node's recorded disk in `shoal node ls` and `node inspect`", async () => {

@@ -92,7 +92,8 @@ export function diskText(disk: DiskStatus): string {
   const free = disk.freeBytes === null ? "free space unknown" : `${megabytes(disk.freeBytes)} free`;
   const room = `${free}, reserve ${megabytes(disk.reserveBytes)}`;
   if (disk.status === "ok") return `ok (${room})`;
-  return `FULL (${room}): this node refuses writes (E_NO_SPACE) until space is freed in its data dir`;
+  const held = disk.logHeld ? "; its log waits for space to write what it took" : "";
+  return `FULL (${room}): this node refuses writes (E_NO_SPACE) until space is freed in its data dir${held}`;
 }
 
 export function serviceBlock(service: ServiceDetail, now: number): string {

@@ -212,6 +212,8 @@ export interface DiskStatus {
   /** Free bytes in the data dir; null when they could not be measured. */
   freeBytes: number | null;
   reserveBytes: number;
+  /** The disk refused a write of the log, which waits for space (and takes nothing new). */
+  logHeld: boolean;
 }
 
 export interface ClusterInfo {

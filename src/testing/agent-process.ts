@@ -52,7 +52,7 @@ export function docker(...args: string[]): string {
 }
 
 export class AgentProcess {
-  readonly dataDir = mkdtempSync(join(tmpdir(), "shoal-e2e-"));
+  readonly dataDir: string;
   port = 0;
   /**
    * What runs shoal: the sources through bin/shoal unless told otherwise, e.g. a release binary
@@ -65,9 +65,22 @@ export class AgentProcess {
   clusterId = "";
   token = "";
 
-  constructor(options: { command?: readonly string[]; healthTimeoutMs?: number } = {}) {
+  constructor(
+    options: {
+      command?: readonly string[];
+      healthTimeoutMs?: number;
+      /** Where the data dir goes (a tmpfs of the test's, say); a fresh temporary one if absent. */
+      dataDir?: string;
+    } = {},
+  ) {
     this.command = options.command ?? [shoalBin];
     this.healthTimeoutMs = options.healthTimeoutMs ?? 30_000;
+    this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "shoal-e2e-"));
+  }
+
+  /** The agent's process id while it runs (to show it is the same process after a while). */
+  get pid(): number | null {
+    return this.child?.exitCode === null ? (this.child.pid ?? null) : null;
   }
 
   get base(): string {

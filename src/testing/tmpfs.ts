@@ -26,7 +26,11 @@ const fillChunkBytes = 1024 * 1024;
 export class Tmpfs {
   private mounted = true;
 
-  private constructor(readonly path: string) {}
+  private constructor(
+    readonly path: string,
+    /** The size it was mounted with or last resized to. */
+    public sizeBytes: number,
+  ) {}
 
   /** Mounts a tmpfs of `sizeBytes` on a new folder under the system's temporary folder. */
   static mount(sizeBytes: number): Tmpfs {
@@ -37,7 +41,7 @@ export class Tmpfs {
       rmdirSync(path);
       throw error;
     }
-    return new Tmpfs(path);
+    return new Tmpfs(path, sizeBytes);
   }
 
   freeBytes(): number {
@@ -48,19 +52,29 @@ export class Tmpfs {
   /** Changes the size without unmounting: what is on it stays, and running processes see it. */
   resize(sizeBytes: number): void {
     execFileSync("mount", ["-o", `remount,size=${sizeBytes}`, this.path]);
+    this.sizeBytes = sizeBytes;
+  }
+
+  /** Grows it (never shrinks) so that at least `freeBytes` are free. */
+  ensureFree(freeBytes: number): void {
+    const missing = freeBytes - this.freeBytes();
+    if (missing > 0) this.resize(this.sizeBytes + Math.ceil(missing / 4096) * 4096);
   }
 
   /**
-   * Writes `name` until the file system is full (ENOSPC), as `dd if=/dev/zero` would, then
-   * returns the bytes written. Everything else that writes there now gets ENOSPC too.
+   * Appends to `name` until no more than `leaveBytes` are free (by default until the file system
+   * is full, ENOSPC, as `dd if=/dev/zero` would), then returns the bytes written. With nothing
+   * left, everything else that writes there gets ENOSPC too.
    */
-  fill(name: string): number {
+  fill(name: string, leaveBytes = 0): number {
     const fd = openSync(join(this.path, name), "a");
     let written = 0;
     try {
       for (let chunk = fillChunkBytes; chunk >= 512; ) {
+        const room = this.freeBytes() - leaveBytes;
+        if (room < 512) break;
         try {
-          written += writeSync(fd, Buffer.alloc(chunk));
+          written += writeSync(fd, Buffer.alloc(Math.min(chunk, room)));
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
           chunk /= 2;
