@@ -16,6 +16,7 @@ import {
 import { dirname, join } from "node:path";
 import { ShoalError } from "../core/errors.ts";
 import { StateView } from "../state/views.ts";
+import { isDiskFullError } from "./disk-space.ts";
 import { joinTokenPath } from "./join-token.ts";
 import { openDatabase } from "./libsql.ts";
 
@@ -98,7 +99,7 @@ export function loadNodeIdentity(dir: string, newId: () => string): NodeIdentity
   if (kept === null) return { id: createNodeId(dir, newId), retired: null };
   const reason = amnesiaOf(raftLog, tracesOf(dir, kept));
   if (reason === null) {
-    if (raftLog?.owner === null && !raftLog.legacy) stampRaftLog(join(dir, raftLogFile), kept);
+    if (raftLog?.owner === null && !raftLog.legacy) stampWhenThereIsRoom(dir, kept);
     return { id: kept, retired: null };
   }
   const folder = retireReplica(dir, kept);
@@ -231,6 +232,19 @@ function refuseForeignRaftLog(dir: string, raftLog: RaftLogFacts | null, kept: s
       : `${log} belongs to node ${owner}, not to node ${kept} of node.id: put back the node's own raft.db or node.id, ${asideHint}`,
     { details: { raftLogOwner: owner, nodeId: kept } },
   );
+}
+
+/**
+ * A node whose disk filled before its raft.db was stamped (the stamp comes at the start after
+ * the one that made raft.db) starts all the same: the stamp waits for a start with room.
+ */
+function stampWhenThereIsRoom(dir: string, id: string): void {
+  try {
+    stampRaftLog(join(dir, raftLogFile), id);
+  } catch (error) {
+    if (!isDiskFullError(error)) throw error;
+    console.error(`shoal: no room to stamp ${join(dir, raftLogFile)} with its node; next start`);
+  }
 }
 
 /** Stamps an unstamped raft.db with its node (durably: the owner table is synchronous=FULL). */

@@ -8,6 +8,7 @@ import { it } from "node:test";
 import type { Command } from "../state/commands.ts";
 import { StateMachine } from "../state/machine.ts";
 import { Tmpfs, tmpfsUnavailable } from "../testing/tmpfs.ts";
+import { loadNodeIdentity } from "./data-dir.ts";
 import { DiskSpace, freeBytesOf, isDiskFullError } from "./disk-space.ts";
 import { openDatabase } from "./libsql.ts";
 import { RaftCommandLog } from "./raft-command-log.ts";
@@ -143,4 +144,26 @@ it("measures free space at most once per interval, not once per question", () =>
   space.short();
   space.short();
   assert.equal(measured, 3);
+});
+
+it("a node whose disk filled before its raft.db was stamped starts all the same", {
+  skip: tmpfsUnavailable() ?? false,
+}, async () => {
+  const disk = Tmpfs.mount(16 * 1024 * 1024);
+  try {
+    const dir = join(disk.path, "data");
+    mkdirSync(dir);
+    // The first start makes node.id before raft.db exists: the stamp comes at the next start.
+    assert.equal(loadNodeIdentity(dir, () => "node1a").id, "node1a");
+    const log = await RaftCommandLog.openLone(dir, "node1a", systemClock);
+    await log.propose({ type: "cluster.init", at: 1, clusterId: "c", apiToken: "t" });
+    log.close();
+    disk.fill("filler");
+    assert.deepEqual(
+      loadNodeIdentity(dir, () => "other"),
+      { id: "node1a", retired: null },
+    );
+  } finally {
+    disk.unmount();
+  }
 });

@@ -438,7 +438,7 @@ export class RaftPipeline {
     // A failed flush may have lost what the write left in the page cache (Linux marks pages of
     // a failed write-back clean), so a later flush that succeeds would prove nothing of them:
     // the next try writes the batch again, whole, before it flushes.
-    held.done.delete("persist");
+    if (!this.options.bugs?.flushAgainWithoutWrite) held.done.delete("persist");
     this.stall(held, error);
   }
 

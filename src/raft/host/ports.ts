@@ -126,6 +126,10 @@ export interface HostBugs {
   readonly skipSyncAtOpen?: boolean;
   /** A snapshot goes with the newest image, whatever index it holds, and is installed unchecked. */
   readonly anyImage?: boolean;
+  /** After a flush the full disk failed, the batch is flushed again without being rewritten. */
+  readonly flushAgainWithoutWrite?: boolean;
+  /** A proposal held by a full disk is told E_NO_SPACE (refused) at its timeout. */
+  readonly refuseHeldProposals?: boolean;
 }
 
 export type HostBugName = keyof HostBugs;
@@ -138,4 +142,7 @@ export const hostBugNames: readonly HostBugName[] = [
   "anyImage",
   "skipSyncAtOpen",
   "refuseAfterUnknownCopy",
+  // Caught on the diskFull profile only (test/sim/disk-full.test.ts), not on the default mix.
+  "flushAgainWithoutWrite",
+  "refuseHeldProposals",
 ];

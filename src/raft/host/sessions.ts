@@ -109,7 +109,7 @@ export class ProposalWaiters {
   private timedOut(): Result<unknown> {
     if (this.diskFull()) {
       return fail(
-        "E_NOT_READY",
+        this.bugs.refuseHeldProposals ? "E_NO_SPACE" : "E_NOT_READY",
         `not committed within ${this.timeoutMs} ms: this node's disk is full; the write may still be applied once space is freed, read before repeating it`,
       );
     }

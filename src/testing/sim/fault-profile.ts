@@ -85,6 +85,12 @@ export interface FaultProfile {
   readonly wipes: boolean;
   readonly transfers: boolean;
   /**
+   * A member's disk fills for a while: its log refuses writes, flushes fail (losing what they
+   * carried) and applies are refused. Off unless asked for (test/sim/disk-full.test.ts), so the
+   * seeds of the other campaigns keep their paths.
+   */
+  readonly diskFull: boolean;
+  /**
    * Chance that a leader handing over stops hearing the others right after, so it believes it
    * leads until CheckQuorum deposes it, while clients that knew it keep reading from it.
    */
@@ -230,6 +236,7 @@ function drawMixed(random: SeededRandom): FaultProfile {
     // A wipe loses a member for good: with fewer than 3 voters that can be a quorum.
     wipes: membershipChanges && votersMin === 3 && random.chance(0.5),
     transfers: members >= 2 && random.chance(0.4),
+    diskFull: false,
     driftMode: random.pick([
       "bound",
       "bound",

@@ -4,7 +4,7 @@
 // torn last batch is discarded, as a database discards a half-written transaction). A power
 // loss also sets the state machine back to the image of the snapshot the log records.
 import { assert } from "../../core/assert.ts";
-import type { Result } from "../../core/errors.ts";
+import { noSpaceError, type Result } from "../../core/errors.ts";
 import type { HostLogDisk, HostSnapshotImages, HostStateMachine } from "../../raft/host/ports.ts";
 import type { LogStoreBatch } from "../../raft/log-store.ts";
 import { MemoryLogStore } from "../../raft/memory-log-store.ts";
@@ -19,6 +19,18 @@ export interface DiskTiming {
   /** ...except, this often, a stall of up to `stallMsMax`. */
   readonly stallChance: number;
   readonly stallMsMax: number;
+}
+
+/** Whether a member's disk is full now: every write to it (log, images, state) is refused. */
+export interface Fullness {
+  full: boolean;
+}
+
+const enospc = () => Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+
+/** Throws what an adapter throws on a full disk, when the disk is full. */
+function refuseWhenFull(fullness: Fullness, what: string): void {
+  if (fullness.full) throw noSpaceError(what, enospc());
 }
 
 export class SimDisk implements HostLogDisk {
@@ -40,6 +52,7 @@ export class SimDisk implements HostLogDisk {
     private readonly timing: () => DiskTiming,
     /** The mutant `skipSyncAtOpen`: what a crashed process left cached passes for durable. */
     private readonly skipSyncAtOpen = false,
+    readonly fullness: Fullness = { full: false },
   ) {}
 
   /** Flushes what a crashed process left in the cache (unless the mutant), then reads. */
@@ -64,10 +77,15 @@ export class SimDisk implements HostLogDisk {
   }
 
   write(batch: LogStoreBatch): void {
+    refuseWhenFull(this.fullness, "writing the log");
     this.written.push(batch);
   }
 
-  flush(done: () => void): void {
+  /**
+   * On a full disk the flush fails and what it carried is lost (a failed write-back drops its
+   * pages): only a batch written again after it can become durable.
+   */
+  flush(done: () => void, failed: (error: unknown) => void = () => {}): void {
     const batches = this.written;
     this.written = [];
     const generation = this.generation;
@@ -78,6 +96,11 @@ export class SimDisk implements HostLogDisk {
     this.inFlight = batches;
     this.queue.after(delayMs, () => {
       if (generation !== this.generation) return;
+      if (this.fullness.full) {
+        this.inFlight = [];
+        failed(noSpaceError("flushing the log", enospc()));
+        return;
+      }
       // A flush syncs everything written before it, what an earlier process left cached too.
       this.syncCached();
       for (const batch of batches) this.durable.save(batch);
@@ -112,6 +135,7 @@ export class SimImages implements HostSnapshotImages {
     private readonly state: SimStateMachine,
     /** The mutant `anyImage`: one image slot, whatever index the image holds (the old design). */
     private readonly oneSlot = false,
+    private readonly fullness: Fullness = { full: false },
   ) {}
 
   has(index: number): boolean {
@@ -129,6 +153,7 @@ export class SimImages implements HostSnapshotImages {
   }
 
   take(index: number): void {
+    refuseWhenFull(this.fullness, "taking a snapshot image");
     assert(this.state.appliedIndex() === index, "an image taken at another index than applied");
     this.images.set(index, this.state.kv.snapshot());
   }
@@ -142,6 +167,7 @@ export class SimImages implements HostSnapshotImages {
   }
 
   writeReceived(image: Uint8Array): void {
+    refuseWhenFull(this.fullness, "writing a received snapshot image");
     this.received = image;
   }
 
@@ -184,6 +210,7 @@ export class SimStateMachine implements HostStateMachine {
   constructor(
     private readonly fencing: boolean,
     private readonly applied: (entry: Entry, result: KvResult | null) => void,
+    private readonly fullness: Fullness = { full: false },
   ) {
     this.kv = new KvMachine(fencing);
   }
@@ -192,7 +219,9 @@ export class SimStateMachine implements HostStateMachine {
     return this.kv.appliedIndex;
   }
 
+  /** One transaction, as state.db's: a full disk refuses all of it. */
   applyAll(entries: readonly Entry[]): (Result<unknown> | null)[] {
+    refuseWhenFull(this.fullness, "applying entries");
     return entries.map((entry) => {
       const result = this.kv.apply(entry);
       this.applied(entry, result);

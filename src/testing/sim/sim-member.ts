@@ -12,7 +12,7 @@ import type { Entry, MemberId, Membership, Message, RaftBugs } from "../../raft/
 import type { SafetyChecker } from "./checkers.ts";
 import type { EventQueue } from "./event-queue.ts";
 import { encodeProposal, type KvCommand, type KvMachine, type KvResult } from "./kv-machine.ts";
-import { type DiskTiming, SimDisk, SimImages, SimStateMachine } from "./sim-disk.ts";
+import { type DiskTiming, type Fullness, SimDisk, SimImages, SimStateMachine } from "./sim-disk.ts";
 import type { TraceHash } from "./trace-hash.ts";
 
 /**
@@ -91,16 +91,20 @@ export interface MemberEnvironment {
   pending(delta: number): void;
   /** An error thrown in async work (a violation, an assertion): it ends the run. */
   asyncError(error: unknown): void;
+  /** The member's full disk held its log (it waits and tries again). */
+  logHeld(member: SimMember): void;
+  /** A client's write was refused with E_NO_SPACE. */
+  refusedNoSpace(): void;
 }
 
 type Crash = "duringFlush" | "afterFlush" | "afterFinish";
 
 /**
  * Codes whose failure says the write was not applied (and will not be): this member does not
- * lead, or the entry at the proposal's index is another term's. Timeouts (E_NO_QUORUM) and
+ * lead, the entry at the proposal's index is another term's, or its disk is full. Timeouts (E_NO_QUORUM) and
  * leaders that did not answer (E_NOT_READY) leave the outcome unknown.
  */
-const refusedCodes = new Set(["E_NOT_LEADER", "E_CONFLICT"]);
+const refusedCodes = new Set(["E_NOT_LEADER", "E_CONFLICT", "E_NO_SPACE"]);
 
 export class SimMember {
   pipeline: RaftPipeline | null = null;
@@ -112,6 +116,8 @@ export class SimMember {
   nextCrashPowerLoss: boolean | null = null;
   private readonly state: SimStateMachine;
   private readonly images: SimImages;
+  /** The member's disk is full while set (the simulation fills and empties it). */
+  readonly fullness: Fullness = { full: false };
   pausedUntilMs = 0;
   /** Work that arrived while the process was paused, run when it resumes. */
   private deferred: (() => void)[] = [];
@@ -128,15 +134,18 @@ export class SimMember {
     /** The cluster's first membership for founding members, empty for members who join later. */
     private readonly bootstrap: Membership,
   ) {
-    this.state = new SimStateMachine(environment.fencing, (entry, result) =>
-      environment.applied(this, entry, result),
+    this.state = new SimStateMachine(
+      environment.fencing,
+      (entry, result) => environment.applied(this, entry, result),
+      this.fullness,
     );
-    this.images = new SimImages(this.state, environment.hostBugs.anyImage === true);
+    this.images = new SimImages(this.state, environment.hostBugs.anyImage === true, this.fullness);
     this.disk = new SimDisk(
       environment.queue,
       environment.random.fork(),
       () => environment.disk(),
       environment.hostBugs.skipSyncAtOpen === true,
+      this.fullness,
     );
   }
 
@@ -193,6 +202,9 @@ export class SimMember {
       observer: {
         sent: (message) => this.beforeSend(message),
         stepped: () => this.afterStep(),
+        warn: (what) => {
+          if (what.startsWith("the disk is full")) environment.logHeld(this);
+        },
       },
       bugs: environment.hostBugs,
       diskFullRetryMs: simHostTiming.diskFullRetryMs,
@@ -303,17 +315,20 @@ export class SimMember {
         return disk.write(batch);
       },
       close: () => {},
-      flush: (done) => {
+      flush: (done, failed) => {
         const window = this.crashWindow(compacting);
         compacting = false;
         const { queue } = this.environment;
         // Scheduled before the flush's own completion, so it falls before it even at 0 ms.
         if (window === "duringFlush") queue.after(0, () => this.crashIf(incarnation));
-        disk.flush(() => {
-          if (window === "afterFlush") return this.crashIf(incarnation);
-          this.guarded(incarnation, done);
-          if (window === "afterFinish") queue.after(0, () => this.crashIf(incarnation));
-        });
+        disk.flush(
+          () => {
+            if (window === "afterFlush") return this.crashIf(incarnation);
+            this.guarded(incarnation, done);
+            if (window === "afterFinish") queue.after(0, () => this.crashIf(incarnation));
+          },
+          (error) => this.guarded(incarnation, () => failed(error)),
+        );
       },
     };
   }
@@ -500,7 +515,9 @@ export class SimMember {
       this.environment.complete(operation, "ok");
     } else {
       // Anything but a refusal (a timeout, a leader that did not answer) leaves the outcome
-      // unknown: the write may still apply, and the client moves on.
+      // unknown: the write may still apply, and the client moves on. E_NO_SPACE is a refusal:
+      // the linearizability checker holds the host to it (never applied).
+      if (result.code === "E_NO_SPACE") this.environment.refusedNoSpace();
       this.environment.complete(operation, refusedCodes.has(result.code) ? "failed" : "unknown");
     }
   }

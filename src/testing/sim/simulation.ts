@@ -85,6 +85,10 @@ export interface SimulationResult {
   readonly wiped: number;
   /** Fenced writes the state machine refused because their key changed after the read. */
   readonly fencedRefused: number;
+  /** Times a member's full disk held its log (profile `diskFull`). */
+  readonly logHolds: number;
+  /** Client writes refused with E_NO_SPACE (profile `diskFull`). */
+  readonly refusedNoSpace: number;
   readonly simulatedMs: number;
 }
 
@@ -106,6 +110,8 @@ export class Simulation {
   private readonly clockRandom: SeededRandom;
   private faultsActive = true;
   private events = 0;
+  private logHolds = 0;
+  private refusedNoSpace = 0;
   /** Clients send nothing new until then (an aimed fault wants logs to stay equal). */
   private hushedUntilMs = 0;
   /** No new fault until then: an aimed fault plays out undisturbed. */
@@ -212,6 +218,13 @@ export class Simulation {
       },
       crashed: (member: SimMember) => this.scheduleRestart(member),
       crashingInFlush: (member: SimMember) => this.crashingInFlush(member),
+      refusedNoSpace: () => {
+        this.refusedNoSpace++;
+      },
+      logHeld: (member: SimMember) => {
+        this.logHolds++;
+        this.trace.add(`log held ${member.id}`);
+      },
       becameLeader: (member: SimMember) => this.onBecameLeader(member),
       complete: (operation, outcome) => this.complete(operation, outcome),
       forwardFenced: (operation, version) => this.forwardFenced(operation, version),
@@ -284,6 +297,7 @@ export class Simulation {
     if (profile.membershipChanges) choices.push(() => this.changeMembership());
     if (profile.wipes && this.wiped.size === 0) choices.push(() => this.wipe());
     if (profile.transfers) choices.push(() => this.transferLeadership());
+    if (profile.diskFull) choices.push(() => this.fillDisk(this.random.pick(this.members)));
     this.random.pick(choices)();
     this.queue.after(
       this.random.between(profile.faultIntervalMsMin, profile.faultIntervalMsMax),
@@ -424,6 +438,17 @@ export class Simulation {
     const healInMs = cutInMs + electionTimeoutMsMax + 300;
     this.queue.after(healInMs, () => this.faultsActive && this.network.heal());
     this.trace.add(`depose ${id} in ${cutInMs}`);
+  }
+
+  /** A member's disk is full for a while: its log waits, and must lose nothing it took. */
+  private fillDisk(member: SimMember): void {
+    if (member.fullness.full) return;
+    const durationMs = this.random.between(50, 4000);
+    member.fullness.full = true;
+    this.trace.add(`disk full ${member.id} ${durationMs}`);
+    this.queue.after(durationMs, () => {
+      member.fullness.full = false;
+    });
   }
 
   private pause(member: SimMember): void {
@@ -738,6 +763,7 @@ export class Simulation {
     this.trace.add("heal");
     this.network.healForGood();
     this.network.setFaults(calmNetwork);
+    for (const member of this.members) member.fullness.full = false;
     this.removeWiped();
     for (const member of this.members) {
       if (this.wiped.has(member.id)) continue;
@@ -1106,6 +1132,8 @@ export class Simulation {
         (operation) =>
           operation.kind === "fencedWrite" && operation.status === "ok" && operation.ok === false,
       ).length,
+      logHolds: this.logHolds,
+      refusedNoSpace: this.refusedNoSpace,
       simulatedMs: this.queue.nowMs,
     };
   }
