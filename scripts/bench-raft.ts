@@ -83,7 +83,8 @@ class MemoryCluster {
   private drain(core: RaftCore): void {
     while (core.hasReady()) {
       const ready = core.ready();
-      for (const message of ready.messages) this.queue.push(message);
+      // A leader's appends leave in sendNow (before its flush), the rest in messages.
+      for (const message of [...ready.sendNow, ...ready.messages]) this.queue.push(message);
       core.advance(ready);
       const applied = core.status().appliedIndex;
       if (applied - core.snapshotMeta.index >= compactEvery) core.compact(applied);
