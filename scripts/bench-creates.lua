@@ -14,11 +14,4 @@ request = function()
   return wrk.format(nil, "/v1/services", nil, body)
 end
 
-done = function(summary, latency, _)
-  local errors = summary.errors
-  io.write(string.format(
-    "shoal-bench requests=%d duration_us=%d non2xx=%d socket_errors=%d p50_us=%d p99_us=%d\n",
-    summary.requests, summary.duration, errors.status,
-    errors.connect + errors.read + errors.write + errors.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
+dofile((os.getenv("SHOAL_BENCH_SCRIPTS") or "scripts") .. "/bench-summary.lua")

@@ -69,7 +69,12 @@ export async function wrkRun(
     join(import.meta.dirname, script),
     base,
   ];
-  const env = { ...process.env, SHOAL_SERVICES: String(connectionsMax), ...options.env };
+  const env = {
+    ...process.env,
+    SHOAL_SERVICES: String(connectionsMax),
+    SHOAL_BENCH_SCRIPTS: import.meta.dirname,
+    ...options.env,
+  };
   const { stdout } = await execFileAsync(wrk, args, { env });
   const line = stdout.split("\n").find((l) => l.startsWith("shoal-bench "));
   if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);

@@ -22,8 +22,6 @@ export interface HttpPeerSenderOptions {
   onError?: (memberId: string, error: unknown) => void;
   /** Takes the peer's answers (acknowledgements, votes) that came back in the response. */
   onAnswers?: (messages: Message[]) => void;
-  /** Raft messages travel on a stream per peer (default); false sends a request per batch. */
-  streams?: boolean;
 }
 
 interface PeerQueue {
@@ -95,7 +93,6 @@ export class HttpPeerSender implements PeerSender {
 
   /** The peer's stream (opened now if need be), or how to send without one. */
   private streamTo(peer: string): PeerStream | "requests" | "wait" {
-    if (this.options.streams === false) return "requests";
     const now = performance.now();
     if ((this.fallbackUntil.get(peer) ?? 0) > now) return "requests";
     const base = this.options.resolve(peer);

@@ -133,29 +133,23 @@ describe("scheduler: global services", () => {
     assert.deepEqual(plan.stop.map((s) => s.taskId).sort(), ["on-a", "on-c"]);
   });
 
-  it("keeps a task where the engine stopped answering for a moment, placing none there", () => {
-    const input = schedulerInput({
-      nodes: [fleet[0]!, node("b", { engineReady: false }), node("c", { engineReady: false })],
-      services: [global()],
-      taskDefinitions: [definition("agent")],
-      tasks: [task("on-a", "agent", "a"), task("on-b", "agent", "b")],
+  const unplaceable = [
+    ["where the engine stopped answering for a moment", { engineReady: false }],
+    ["on a node whose disk filled", { diskFull: true }],
+  ] as const;
+  for (const [where, state] of unplaceable) {
+    it(`keeps a task ${where}, and starts none on such a node that has no task`, () => {
+      const input = schedulerInput({
+        nodes: [fleet[0]!, node("b", state), node("c", state)],
+        services: [global()],
+        taskDefinitions: [definition("agent")],
+        tasks: [task("on-a", "agent", "a"), task("on-b", "agent", "b")],
+      });
+      const { plan } = evaluate(input);
+      assert.deepEqual(plan.stop, []);
+      assert.deepEqual(plan.create, []);
     });
-    const { plan } = evaluate(input);
-    assert.deepEqual(plan.stop, []);
-    assert.deepEqual(plan.create, []);
-  });
-
-  it("keeps a task on a node whose disk filled, and starts none on one that has no task", () => {
-    const input = schedulerInput({
-      nodes: [fleet[0]!, node("b", { diskFull: true }), node("c", { diskFull: true })],
-      services: [global()],
-      taskDefinitions: [definition("agent")],
-      tasks: [task("on-a", "agent", "a"), task("on-b", "agent", "b")],
-    });
-    const { plan } = evaluate(input);
-    assert.deepEqual(plan.stop, []);
-    assert.deepEqual(plan.create, []);
-  });
+  }
 
   it("grows onto a node that comes back and keeps one task per node", () => {
     let input = schedulerInput({
