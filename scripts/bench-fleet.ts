@@ -270,6 +270,6 @@ export async function benchFleet(): Promise<BenchRow[]> {
   } finally {
     await lab.down();
   }
-  rows.push(await benchGrowth(threeNodeP50Ms));
+  rows.push(...(await benchGrowth(threeNodeP50Ms)));
   return rows;
 }

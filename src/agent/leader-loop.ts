@@ -56,7 +56,7 @@ export function schedulerInput(
 ): SchedulerInput {
   const tasks = view.activeTasks();
   const services = view.services();
-  const taskDefinitions = view.referencedTaskDefinitions();
+  const taskDefinitions = view.referencedTaskDefinitions(tasks);
   const deployments = view.deploymentsInProgress();
   const nodes = view.nodes();
   return { nodes, services, taskDefinitions, tasks, deployments, now, newId, random };

@@ -19,6 +19,7 @@ import {
   taskDefinitionFromRow,
   taskFromRow,
 } from "./rows.ts";
+import { deepFreeze, ServiceMirror } from "./service-mirror.ts";
 import { stateHash } from "./state-hash.ts";
 
 export interface TaskFilter {
@@ -47,14 +48,7 @@ function definitionCacheOf(db: Database): Map<string, TaskDefinition> {
   return cache;
 }
 
-/** Cached values are shared by every reader: none of them may change one. */
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
-}
+const mirrors = new WeakMap<Database, ServiceMirror>();
 
 export class StateView {
   constructor(private readonly db: Database) {}
@@ -110,8 +104,21 @@ export class StateView {
     return this.nodeById(idOrName) ?? this.nodeByName(idOrName);
   }
 
-  services(): Service[] {
-    return this.many("SELECT * FROM services ORDER BY name").map(serviceFromRow);
+  /** Outside a transaction from memory (service-mirror.ts): the scheduler reads all each time. */
+  services(): readonly Service[] {
+    if (this.db.inTransaction) {
+      return this.many("SELECT * FROM services ORDER BY name").map(serviceFromRow);
+    }
+    return this.mirror().services();
+  }
+
+  private mirror(): ServiceMirror {
+    let mirror = mirrors.get(this.db);
+    if (!mirror) {
+      mirror = new ServiceMirror(this.db);
+      mirrors.set(this.db, mirror);
+    }
+    return mirror;
   }
 
   service(name: string): Service | null {
@@ -154,14 +161,13 @@ export class StateView {
     return definition;
   }
 
-  /** The revisions some service or active task runs, in one query (the scheduler reads them all). */
-  referencedTaskDefinitions(): TaskDefinition[] {
-    return this.many(
-      `SELECT * FROM task_definitions WHERE (family, revision) IN (
-         SELECT td_family, td_revision FROM services
-         UNION SELECT td_family, td_revision FROM tasks WHERE ${activeTaskCondition})
-       ORDER BY family, revision`,
-    ).map(taskDefinitionFromRow);
+  /**
+   * The revisions some service or one of `tasks` runs, ordered by family and revision: the
+   * scheduler's, which already holds the active tasks. Outside transactions only.
+   */
+  referencedTaskDefinitions(tasks: readonly Task[]): TaskDefinition[] {
+    const refs = [...this.services(), ...tasks].map((item) => item.taskDefinition);
+    return this.mirror().definitions(refs);
   }
 
   latestRevision(family: string): number {
