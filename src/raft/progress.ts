@@ -14,6 +14,8 @@ export class Progress {
   inflight: number[] = [];
   /** The latest heartbeat round this follower acknowledged in the current term. */
   acknowledgedRound = 0;
+  /** The commit index the latest append to this member carried. */
+  commitSent = 0;
   snapshotIndex = 0;
   snapshotSentAtMs = 0;
   /** When the follower last answered; a new leader counts its election as a fresh hearing. */

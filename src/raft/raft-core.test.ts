@@ -455,6 +455,65 @@ describe("membership", () => {
     assert.equal(harness.appliedCommands("d").includes("through-d"), true);
   });
 
+  it("a commit reaches the voters in the next append or at the tick, not in an empty append each", () => {
+    const noticed = (bugs: RaftBugs) => {
+      const harness = new CoreHarness(["a", "b", "c"], { bugs });
+      harness.campaign("a");
+      harness.advanceTime(200);
+      harness.propose("a", "first");
+      const sent: string[] = [];
+      harness.deliverAll((message) => {
+        if (message.type === "append") sent.push(`${message.to}:${message.entries.length}`);
+        return true;
+      });
+      const appliedOnB = harness.appliedCommands("b").includes("first");
+      harness.advanceTime(10);
+      return { sent, appliedOnB, afterTick: harness.appliedCommands("b").includes("first") };
+    };
+    // One append each with the entry; the commit waits for the tick (or the next write).
+    assert.deepEqual(noticed({}), { sent: ["b:1", "c:1"], appliedOnB: false, afterTick: true });
+    const eager = noticed({ eagerCommitNotices: true });
+    assert.deepEqual(eager.sent, ["b:1", "c:1", "b:0", "c:0"], "the mutant sends empty appends");
+    assert.equal(eager.appliedOnB, true);
+  });
+
+  it("the next write's append carries the commit: no notice at the tick then", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    harness.propose("a", "first");
+    harness.deliverAll();
+    harness.propose("a", "second");
+    harness.deliverAll();
+    assert.ok(harness.appliedCommands("b").includes("first"));
+    const sent: string[] = [];
+    harness.propose("a", "third");
+    harness.deliverAll((message) => {
+      if (message.type === "append" && message.to === "b") sent.push(`${message.entries.length}`);
+      return true;
+    });
+    harness.nowMs += 10;
+    harness.core("a").tick(harness.nowMs);
+    harness.deliverAll((message) => {
+      if (message.type === "append" && message.to === "b")
+        sent.push(`tick:${message.entries.length}`);
+      return true;
+    });
+    assert.deepEqual(sent, ["1", "tick:0"], "one notice for the last commit, at the tick");
+    assert.ok(harness.appliedCommands("b").includes("third"));
+  });
+
+  it("a voter that waits on the leader is sent the commit at once", () => {
+    const harness = threeMembers();
+    harness.advanceTime(200);
+    harness.propose("a", "through-b");
+    harness.deliverAll();
+    assert.equal(harness.appliedCommands("b").includes("through-b"), false);
+    harness.core("a").hurry("b");
+    harness.deliverAll();
+    assert.equal(harness.appliedCommands("b").includes("through-b"), true);
+    assert.equal(harness.appliedCommands("c").includes("through-b"), false, "c waits for the tick");
+  });
+
   it("allows one change at a time", () => {
     const harness = threeMembers();
     harness.advanceTime(200);

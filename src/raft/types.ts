@@ -191,6 +191,8 @@ export interface RaftBugs {
   readonly truncateOnStaleAppend?: boolean;
   /** Learners are sent every write at once, as voters are (the answer waits for those sends). */
   readonly eagerLearners?: boolean;
+  /** Every commit is sent to every voter at once, in an empty append if need be. */
+  readonly eagerCommitNotices?: boolean;
 }
 
 export type RaftBugName = keyof RaftBugs;
