@@ -5,7 +5,7 @@
 import { assert } from "../core/assert.ts";
 import type { Service, TaskDefinition } from "../core/types.ts";
 import { allRows, type Database, getRow, runSql } from "./db.ts";
-import { serviceFromRow, taskDefinitionFromRow } from "./rows.ts";
+import { serviceFromRow } from "./rows.ts";
 
 /**
  * TEMP objects live on this connection only: they are in no file, no snapshot image and no
@@ -40,6 +40,11 @@ function refKey(ref: TaskDefinitionRef): string {
   return `${ref.revision}:${ref.family}`;
 }
 
+/** SQLite's BINARY order for the ASCII names shoal allows. */
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Cached values are shared by every reader: none of them may change one. */
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
@@ -71,36 +76,30 @@ export class ServiceMirror {
   services(): readonly Service[] {
     this.catchUp();
     if (this.sorted === null) {
-      const names = [...this.byName.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const names = [...this.byName.keys()].sort(byCodeUnit);
       this.sorted = Object.freeze(names.map((name) => this.byName.get(name) as Service));
     }
     return this.sorted;
   }
 
   /** The definitions of `refs`, each once, ordered as SQL's `ORDER BY family, revision`. */
-  definitions(refs: Iterable<TaskDefinitionRef>): TaskDefinition[] {
+  definitions(
+    refs: Iterable<TaskDefinitionRef>,
+    read: (ref: TaskDefinitionRef) => TaskDefinition | null,
+  ): TaskDefinition[] {
     assert(!this.db.inTransaction);
     const next = new Map<string, TaskDefinition>();
     for (const ref of refs) {
       const key = refKey(ref);
       if (next.has(key)) continue;
-      const definition = this.definitionsByRef.get(key) ?? this.readDefinition(ref);
+      const definition = this.definitionsByRef.get(key) ?? read(ref);
       if (definition) next.set(key, definition);
     }
     // Kept: what this call returned, so the cache never outgrows what the fleet references.
     this.definitionsByRef = next;
     return [...next.values()].sort(
-      (a, b) => (a.family < b.family ? -1 : a.family > b.family ? 1 : 0) || a.revision - b.revision,
+      (a, b) => byCodeUnit(a.family, b.family) || a.revision - b.revision,
     );
-  }
-
-  private readDefinition(ref: TaskDefinitionRef): TaskDefinition | null {
-    const row = getRow(
-      this.db,
-      "SELECT * FROM task_definitions WHERE family = ? AND revision = ?",
-      [ref.family, ref.revision],
-    );
-    return row ? deepFreeze(taskDefinitionFromRow(row)) : null;
   }
 
   /** Parses again the services written since the last read. */

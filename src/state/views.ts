@@ -167,7 +167,7 @@ export class StateView {
    */
   referencedTaskDefinitions(tasks: readonly Task[]): TaskDefinition[] {
     const refs = [...this.services(), ...tasks].map((item) => item.taskDefinition);
-    return this.mirror().definitions(refs);
+    return this.mirror().definitions(refs, (ref) => this.taskDefinition(ref.family, ref.revision));
   }
 
   latestRevision(family: string): number {
