@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../src/testing/agent-process.ts";
+import { probeStatus } from "../src/testing/https.ts";
 import { type BenchRow, median } from "./bench-row.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -25,10 +26,7 @@ function startAgent(dataDir: string, port: number): ChildProcess {
 }
 
 async function healthy(port: number): Promise<boolean> {
-  const response = await fetch(`http://127.0.0.1:${port}/v1/health`, {
-    signal: AbortSignal.timeout(500),
-  }).catch(() => null);
-  return response?.status === 200;
+  return (await probeStatus(`https://127.0.0.1:${port}/v1/health`, 500)) === 200;
 }
 
 /** Starts an agent on a fresh data dir and resolves with the ms until health answered 200. */

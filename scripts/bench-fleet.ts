@@ -4,10 +4,12 @@
 // kills, node loss: from killing a host to its tasks running (and answering HTTP) on the others,
 // over 5 losses, and leader host loss: from killing the leader's host to the next placement;
 // then the store's growth row on a 10-node lab.
-import http from "node:http";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import { join } from "node:path";
 import { waitFor } from "../src/testing/agent-process.ts";
 import { measureLoss, restore } from "../src/testing/failover-timeline.ts";
-import type { Lab } from "../src/testing/lab.ts";
+import { type Lab, labDataDir } from "../src/testing/lab.ts";
 import {
   joinLabFleet,
   LabApi,
@@ -44,19 +46,27 @@ interface ClusterView {
 }
 
 class FleetClient {
-  // node:http with keep-alive: the load generator shares the machine's two cores with the
-  // fleet, and fetch costs it about three times as much per request.
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  // node:https with keep-alive: the load generator shares the machine's two cores with the
+  // fleet, and fetch costs it about three times as much per request. Any node of the CA answers.
+  private readonly agent: https.Agent;
 
   constructor(
     private readonly lab: Lab,
     readonly token: string,
-  ) {}
+  ) {
+    const ca = readFileSync(join(labDataDir("lab1"), "ca.pem"), "utf8");
+    this.agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 64,
+      ca: [ca],
+      checkServerIdentity: () => undefined,
+    });
+  }
 
   send(method: string, node: string, path: string, body: unknown, timeoutMs = 8000) {
     const text = JSON.stringify(body);
     return new Promise<number>((resolve, reject) => {
-      const request = http.request(
+      const request = https.request(
         `${this.lab.base(node)}${path}`,
         {
           method,
@@ -84,7 +94,7 @@ class FleetClient {
   }
 
   async get<T>(node: string, path: string): Promise<T> {
-    const response = await fetch(`${this.lab.base(node)}${path}`, {
+    const response = await this.lab.fetch(node, path, {
       headers: { authorization: `Bearer ${this.token}` },
       signal: AbortSignal.timeout(3000),
     });

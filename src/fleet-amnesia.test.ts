@@ -6,63 +6,36 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { type ServerType, serve } from "@hono/node-server";
 import { loadNodeIdentity } from "./adapters/data-dir.ts";
-import { systemClock } from "./adapters/system-clock.ts";
-import { createApi } from "./api/app.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
-import { freePort, waitFor } from "./testing/agent-process.ts";
+import { waitFor } from "./testing/agent-process.ts";
+import { type FleetMember, startFleetMember } from "./testing/fleet-member.ts";
 
-interface Member {
-  id: string;
-  port: number;
-  fleet: Fleet;
-  server: ServerType;
-}
-
-const silent = { info() {}, warn() {}, error() {} };
 const dirs: string[] = [];
-const running = new Set<Member>();
+const running = new Set<FleetMember<Fleet>>();
 let idsMade = 0;
 
-after(() => {
-  for (const member of running) stop(member);
+after(async () => {
+  for (const member of running) await stop(member);
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function stop(member: Member): void {
-  member.fleet.close();
-  member.server.close();
+async function stop(member: FleetMember<Fleet>): Promise<void> {
+  await member.stop();
   running.delete(member);
 }
 
 /** Starts a member in `dataDir` as main.ts does; its id is whatever loadNodeIdentity says. */
 async function start(dataDir: string, options: { token?: string; join?: number[] } = {}) {
   const id = loadNodeIdentity(dataDir, () => `node${String(++idsMade).padStart(3, "0")}`).id;
-  const port = await freePort();
-  let fleet: Fleet | null = null;
-  const api = createApi({
-    nodeId: id,
-    store: () => (fleet ? { view: fleet.log.view(), log: fleet.log } : null),
-    peer: () => fleet?.peer ?? null,
-    clock: systemClock,
-    newId: () => `t${Date.now()}`,
-    logger: silent,
-  });
-  const server = serve({ fetch: api.app.fetch, hostname: "127.0.0.1", port });
-  const facts = { arch: "amd64", os: "linux", cpus: 2, memoryMb: 1024, version: "test" };
-  fleet = await openFleet({
-    nodeId: id,
+  const member = await startFleetMember({
+    openFleet,
+    id,
     dataDir,
     token: options.token,
-    join: (options.join ?? []).map((p) => `127.0.0.1:${p}`),
-    finder: null,
-    logger: silent,
-    registration: { name: id, address: "127.0.0.1", port, labels: {}, ...facts },
+    join: options.join,
   });
-  const member: Member = { id, port, fleet, server };
   running.add(member);
-  if (fleet.needsJoin) await fleet.join(AbortSignal.timeout(10_000));
   return member;
 }
 
@@ -83,7 +56,7 @@ it("a member that lost raft.db rejoins under a new id as a learner, its replica 
   const replica = member.fleet.log;
   await waitFor("the member's replica", async () => replica.view().cluster() !== null);
   assert.deepEqual(log.status().membership.learners, [member.id]);
-  stop(member);
+  await stop(member);
 
   rmSync(join(memberDir, "raft.db"));
   // No --token: the kept join.token names the cluster, as on any restart.

@@ -33,7 +33,13 @@ async function reportOf(
   const base = fleet.resolve(member);
   if (!base) return null;
   try {
-    return await fleet.client.call<MemberReport>(base, "status", {}, limits.memberStatusTimeoutMs);
+    return await fleet.client.call<MemberReport>(
+      member,
+      base,
+      "status",
+      {},
+      limits.memberStatusTimeoutMs,
+    );
   } catch {
     return null;
   }

@@ -1,87 +1,53 @@
+// Members over real mutual TLS on loopback: bootstrap, admission with the token, forwarded
+// writes, and what a machine without a certificate or with a wrong token achieves: nothing.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { type ServerType, serve } from "@hono/node-server";
-import { systemClock } from "./adapters/system-clock.ts";
-import { createApi } from "./api/app.ts";
+import { caDigest, nodeCertificateFacts } from "./adapters/cluster-ca.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
-import { freePort, waitFor } from "./testing/agent-process.ts";
+import { waitFor } from "./testing/agent-process.ts";
+import { type FleetMember, startFleetMember } from "./testing/fleet-member.ts";
 
-interface Member {
-  id: string;
-  port: number;
-  fleet: Fleet | null;
-  server: ServerType;
-}
-
-const silent = { info() {}, warn() {}, error() {} };
 const dirs: string[] = [];
-const members: Member[] = [];
+const members: FleetMember<Fleet>[] = [];
 
-async function member(id: string, token?: string, joinPorts: number[] = []): Promise<Member> {
+async function member(
+  id: string,
+  token?: string,
+  joinPorts: number[] = [],
+): Promise<FleetMember<Fleet>> {
   const dataDir = mkdtempSync(join(tmpdir(), `shoal-fleet-${id}-`));
   dirs.push(dataDir);
-  const port = await freePort();
-  const entry: Member = { id, port, fleet: null, server: undefined as unknown as ServerType };
-  const api = createApi({
-    nodeId: id,
-    store: () => (entry.fleet ? { view: entry.fleet.log.view(), log: entry.fleet.log } : null),
-    peer: () => entry.fleet?.peer ?? null,
-    clock: systemClock,
-    newId: () => `t${Date.now()}`,
-    logger: silent,
-  });
-  entry.server = serve({ fetch: api.app.fetch, hostname: "127.0.0.1", port });
-  members.push(entry);
-  const facts = {
-    arch: "amd64",
-    os: "linux",
-    cpus: 2,
-    memoryMb: 1024,
-    version: "test",
-    labels: {},
-  };
-  const fleet = await openFleet({
-    nodeId: id,
-    dataDir,
-    token,
-    join: joinPorts.map((p) => `127.0.0.1:${p}`),
-    finder: null,
-    logger: silent,
-    registration: { name: id, address: "127.0.0.1", port, ...facts },
-  });
-  entry.fleet = fleet;
-  if (fleet.needsJoin) await fleet.join(AbortSignal.timeout(10_000));
-  return entry;
+  const started = await startFleetMember({ openFleet, id, dataDir, token, join: joinPorts });
+  members.push(started);
+  return started;
 }
 
-after(() => {
-  for (const m of members) {
-    m.fleet?.close();
-    m.server.close();
-  }
+after(async () => {
+  for (const m of members) await m.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const container = { name: "c", image: "i", env: {}, ports: [], mounts: [], essential: true };
 
-describe("a fleet over HTTP on loopback", () => {
+describe("a fleet over mutual TLS on loopback", () => {
   it("bootstraps a cluster, admits a member with the token, and forwards its writes", async () => {
     const first = await member("aaaaaa1");
-    const log = first.fleet?.log;
-    assert.ok(log && first.fleet?.bootstrapped);
+    const log = first.fleet.log;
+    assert.ok(log && first.fleet.bootstrapped);
     await waitFor("a leader", async () => log.isLeader());
     const init = await log.propose({
       type: "cluster.init",
       at: 1,
-      clusterId: first.fleet?.token.clusterId ?? "",
+      clusterId: first.fleet.token.clusterId ?? "",
       apiToken: "api",
     });
     assert.equal(init.ok, true);
-    const second = await member("bbbbbb2", first.fleet?.token.text, [first.port]);
-    const joined = second.fleet?.log;
+    const second = await member("bbbbbb2", first.fleet.token.text, [first.port]);
+    const joined = second.fleet.log;
     assert.ok(joined);
     await waitFor("the member to receive the state", async () => joined.view().cluster() !== null);
     assert.deepEqual(log.status().membership.learners, ["bbbbbb2"]);
@@ -99,18 +65,65 @@ describe("a fleet over HTTP on loopback", () => {
     );
   });
 
-  it("refuses unsigned peer requests and joins with a wrong token, changing nothing", async () => {
+  it("refuses peer requests without a certificate and joins with a wrong token, changing nothing", async () => {
     const [first] = members;
-    assert.ok(first?.fleet);
+    assert.ok(first);
     const before = first.fleet.log.view().appliedIndex();
-    const unsigned = await fetch(`http://127.0.0.1:${first.port}/internal/raft`, {
-      method: "POST",
-      body: "{}",
-    });
-    assert.equal(unsigned.status, 401);
-    const wrongToken = `shoal1.${first.fleet.token.clusterId}.notthesecret`;
-    await assert.rejects(member("cccccc3", wrongToken, [first.port]), /refused this node's token/);
+    const anonymous = await insecurePost(first.port, "/internal/raft", "{}");
+    assert.equal(anonymous.status, 401);
+    const { clusterId, caDigest } = first.fleet.token;
+    const wrongToken = `shoal2.${clusterId}.${caDigest}.notthesecret`;
+    await assert.rejects(member("cccccc3", wrongToken, [first.port]), /join proof does not match/);
     assert.equal(first.fleet.log.view().appliedIndex(), before);
     assert.equal(first.fleet.log.view().nodeById("cccccc3"), null);
   });
+
+  it("a joiner whose token pins another CA refuses to join and says why, sending no proof", async () => {
+    const [first] = members;
+    assert.ok(first);
+    const before = first.fleet.log.view().appliedIndex();
+    const { clusterId, secret } = first.fleet.token;
+    const pinned = `shoal2.${clusterId}.${"0".repeat(64)}.${secret}`;
+    await assert.rejects(
+      member("dddddd4", pinned, [first.port]),
+      /serves a CA whose SHA-256 is [0-9a-f]{16}…, but the token pins 0{16}…: .*refusing to join/,
+    );
+    assert.equal(first.fleet.log.view().appliedIndex(), before);
+  });
+
+  it("a member's certificate names it, the CA is the token's, and the keys stay in the data dir", async () => {
+    const [first, second] = members;
+    assert.ok(first && second);
+    for (const m of [first, second]) {
+      const ca = readFileSync(join(m.dataDir, "ca.pem"), "utf8");
+      assert.equal(caDigest(ca), first.fleet.token.caDigest);
+      const both = readFileSync(join(m.dataDir, "node.pem"), "utf8");
+      const facts = nodeCertificateFacts(
+        both.replace(/-----BEGIN PRIVATE KEY-----[\s\S]+$/, ""),
+        ca,
+      );
+      assert.ok(facts.ok);
+      assert.equal(facts.value.nodeId, m.id);
+      assert.equal(statSync(join(m.dataDir, "node.pem")).mode & 0o777, 0o600);
+      assert.equal(statSync(join(m.dataDir, "ca.key")).mode & 0o777, 0o600);
+    }
+  });
 });
+
+/** A POST over TLS that trusts any server and shows no certificate: what any machine can send. */
+function insecurePost(port: number, path: string, body: string) {
+  return new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const request = https.request(
+      { host: "127.0.0.1", port, path, method: "POST", rejectUnauthorized: false },
+      (response) => {
+        let text = "";
+        response.on("data", (chunk) => {
+          text += chunk;
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, text }));
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}

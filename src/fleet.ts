@@ -1,29 +1,42 @@
 // The replicated store of a fleet node: the Raft command log, the peer transport, and how a node
-// comes to belong to a cluster — it resumes from its data dir, or bootstraps a new cluster, or
-// joins one with a token through any member it can reach (found over mDNS or given by --join).
-import { existsSync, rmSync } from "node:fs";
+// comes to belong to a cluster — it resumes from its data dir, or bootstraps a new cluster (and
+// its CA), or joins one with a token through any member it can reach (found over mDNS or given by
+// --join), receiving a certificate for its node id.
+import { X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import {
+  caDigest,
+  createClusterCa,
+  createNodeRequest,
+  type KeyedCertificate,
+  signNodeCertificate,
+} from "./adapters/cluster-ca.ts";
 import { writeSecret } from "./adapters/data-dir.ts";
+import { fetchPinnedCa, type JoinAnswer, requestAdmission } from "./adapters/join-client.ts";
 import {
   formatJoinToken,
   type JoinToken,
+  joinProof,
   joinTokenPath,
   parseJoinToken,
+  proofMatches,
   readJoinToken,
 } from "./adapters/join-token.ts";
 import { openDatabase } from "./adapters/libsql.ts";
 import { PeerClient } from "./adapters/peer-client.ts";
 import { decodeMessages, encodeMessages } from "./adapters/peer-codec.ts";
-import { streamKeys } from "./adapters/peer-frames.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
 import type { PeerStreamEndpoint } from "./adapters/peer-stream.ts";
+import type { PeerTls } from "./adapters/peer-tls.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
 import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
 import { systemClock } from "./adapters/system-clock.ts";
-import { EncodedJson, type PeerEndpoint } from "./api/context.ts";
-import { badSignatureMessage, derivePeerKey, PeerVerifier } from "./api/peer-auth.ts";
+import { readCa, readTlsIdentity, writeCa, writeNodeCertificate } from "./adapters/tls-files.ts";
+import type { TlsIdentity } from "./adapters/tls-listener.ts";
+import { EncodedJson, type JoinEndpoint, type PeerEndpoint } from "./api/context.ts";
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
@@ -60,6 +73,10 @@ export interface FleetOptions {
   listenBeforeBootstrapMs?: number | undefined;
   /** Applied entries between snapshots (`--snapshot-entries`); absent: the default. */
   snapshotEntries?: number | undefined;
+  /** The client side of this node's TLS; its identity changes once the node has a certificate. */
+  tls: PeerTls;
+  /** Serves a new certificate (bootstrap, admission, renewal) on the API's port and to peers. */
+  onIdentity: (identity: TlsIdentity) => void;
 }
 
 const registerSchema = z.strictObject({
@@ -76,14 +93,16 @@ const registerSchema = z.strictObject({
 });
 type RegisterBody = z.infer<typeof registerSchema>;
 
+/** What a joiner sends: its facts, its certificate request and a proof of the join secret. */
+const joinRequestSchema = registerSchema.extend({
+  csrPem: z.string().max(limits.pemBytesMax),
+  proof: z.string().max(128),
+});
+type JoinRequest = z.infer<typeof joinRequestSchema>;
+
 /** A write forwarded by a follower: the command and the request id that makes resending safe. */
 const forwardedSchema = z.strictObject({ request: requestIdSchema, command: commandSchema });
 export type Registration = Omit<RegisterBody, "nodeId">;
-
-interface JoinAnswer {
-  leader: string;
-  members: { id: string; address: string; port: number }[];
-}
 
 /** What a member says of itself to a peer (for `GET /v1/cluster`). */
 export interface MemberReport {
@@ -103,6 +122,8 @@ export interface Fleet {
   log: RaftCommandLog;
   token: JoinToken;
   peer: PeerEndpoint;
+  /** Where a joiner without a certificate asks for one. */
+  joins: JoinEndpoint;
   /** Who may open a peer stream to this node, and what answers its frames. */
   streams: PeerStreamEndpoint;
   client: PeerClient;
@@ -135,7 +156,7 @@ function resolver(log: () => RaftCommandLog | null, seeded: SeededAddresses) {
     if (cached && Date.now() - cached.at < limits.peerAddressCacheMs) return cached.base;
     const node = log()?.view().nodeById(memberId);
     if (!node) return seeded.get(memberId) ?? null;
-    const base = `http://${node.address}:${node.port}`;
+    const base = `https://${node.address}:${node.port}`;
     if (cache.size >= limits.peerAddressCacheMax) cache.clear();
     cache.set(memberId, { base, at: Date.now() });
     return base;
@@ -160,8 +181,14 @@ function refuseOneNodeLog(dataDir: string): void {
   }
 }
 
-/** Picks the token: the one given, else the one kept, else a new cluster's. */
-async function chooseToken(options: FleetOptions): Promise<{ token: JoinToken; fresh: boolean }> {
+interface ChosenToken {
+  token: JoinToken;
+  /** A new cluster's token: its CA was made here, with its key. */
+  ca: KeyedCertificate | null;
+}
+
+/** Picks the token: the one given, else the one kept, else a new cluster's, with its new CA. */
+async function chooseToken(options: FleetOptions): Promise<ChosenToken> {
   const kept = readJoinToken(options.dataDir);
   const given = options.token ? parseJoinToken(options.token) : null;
   if (kept && given && kept.clusterId !== given.clusterId) {
@@ -170,9 +197,65 @@ async function chooseToken(options: FleetOptions): Promise<{ token: JoinToken; f
       `this data dir belongs to cluster ${kept.clusterId}, the token to ${given.clusterId}`,
     );
   }
-  if (!kept && !given) await refuseWhenAClusterAnswers(options);
-  const token = kept ?? given ?? formatJoinToken(newId(), newToken());
-  return { token, fresh: !kept && !given };
+  const known = kept ?? given;
+  if (known) return { token: known, ca: null };
+  await refuseWhenAClusterAnswers(options);
+  const clusterId = newId();
+  const ca = await createClusterCa(clusterId, systemClock.now());
+  return { token: formatJoinToken(clusterId, caDigest(ca.certPem), newToken()), ca };
+}
+
+/** The names a node's certificate carries: its address, its host name, and loopback's. */
+function certificateNames(registration: { address: string; name: string }): string[] {
+  const names = [registration.address, registration.name, "localhost", "127.0.0.1", "::1"];
+  if (!registration.name.includes(".")) names.push(`${registration.name}.local`);
+  return names;
+}
+
+/** Signs `nodeId`'s request with this member's CA; only a member that holds the CA key can. */
+async function issueCertificate(
+  dataDir: string,
+  nodeId: string,
+  csrPem: string,
+  registration: { address: string; name: string },
+): Promise<{ certPem: string; ca: KeyedCertificate }> {
+  const ca = readCa(dataDir);
+  if (!ca) throw new ShoalError("E_NOT_READY", "this member holds no CA key to sign with");
+  const signed = await signNodeCertificate({
+    ca,
+    csrPem,
+    nodeId,
+    names: certificateNames(registration),
+    nowMs: systemClock.now(),
+  });
+  if (!signed.ok) throw new ShoalError(signed.code, signed.message);
+  return { certPem: signed.value, ca };
+}
+
+/** A new cluster's first node: its CA on disk, then its own certificate. */
+async function bootstrapIdentity(
+  options: FleetOptions,
+  ca: KeyedCertificate,
+): Promise<TlsIdentity> {
+  writeCa(options.dataDir, ca);
+  const { keyPem, csrPem } = await createNodeRequest(options.nodeId);
+  const { certPem } = await issueCertificate(
+    options.dataDir,
+    options.nodeId,
+    csrPem,
+    options.registration,
+  );
+  const identity = { certPem, keyPem, caPem: ca.certPem };
+  writeNodeCertificate(options.dataDir, identity);
+  return identity;
+}
+
+/** The node's kept certificate, when it is of the token's CA and not near its end. */
+function usableIdentity(dataDir: string, token: JoinToken): TlsIdentity | null {
+  const identity = readTlsIdentity(dataDir);
+  if (!identity || caDigest(identity.caPem) !== token.caDigest) return null;
+  const notAfter = Date.parse(new X509Certificate(identity.certPem).validTo);
+  return notAfter - systemClock.now() > limits.nodeCertExpiringMs ? identity : null;
 }
 
 /**
@@ -216,22 +299,25 @@ function logIsBlank(dataDir: string): boolean {
 export async function openFleet(options: FleetOptions): Promise<Fleet> {
   refuseOneNodeLog(options.dataDir);
   const wasKept = readJoinToken(options.dataDir) !== null;
-  const { token, fresh } = await chooseToken(options);
+  const { token, ca } = await chooseToken(options);
+  const fresh = ca !== null;
   if (fresh && !logIsBlank(options.dataDir)) {
     throw new ShoalError(
       "E_CONFLICT",
       `${options.dataDir} holds a cluster's log but no join.token: put the token back, or start with --token`,
     );
   }
-  const key = derivePeerKey(token.text);
-  const client = new PeerClient(options.nodeId, key, systemClock);
+  const identity = ca
+    ? await bootstrapIdentity(options, ca)
+    : usableIdentity(options.dataDir, token);
+  if (identity) options.onIdentity(identity);
+  const client = new PeerClient(options.tls);
   let log: RaftCommandLog | null = null;
   const seeded: SeededAddresses = new Map();
   const resolve = resolver(() => log, seeded);
   const sender = new HttpPeerSender({
     nodeId: options.nodeId,
-    key,
-    clock: systemClock,
+    tls: options.tls,
     resolve,
     onAnswers: (messages) => log?.receive(messages),
   });
@@ -247,7 +333,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     leaderCall: <T>(leaderId: string, kind: string, body: unknown, timeoutMs?: number) => {
       const base = resolve(leaderId);
       if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
-      return client.call<T>(base, kind, body, timeoutMs);
+      return client.call<T>(leaderId, base, kind, body, timeoutMs);
     },
   });
   const opened = log;
@@ -256,24 +342,28 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   if (!wasKept) writeSecret(joinTokenPath(options.dataDir), token.text);
   const assembler = new SnapshotAssembler(options.dataDir);
   const heartbeats: Heartbeats = { listener: () => {}, usage: new Map() };
-  const peer = peerEndpoint(
-    opened,
-    { key, nodeId: options.nodeId, assembler, heartbeats },
-    (leaderId, body) => {
+  const admission: Admission = {
+    dataDir: options.dataDir,
+    token,
+    log: opened,
+    forward: (leaderId, body) => {
       const base = resolve(leaderId);
       if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
-      return client.call<JoinAnswer>(base, "join", body);
+      return client.call<JoinAnswer>(leaderId, base, "join", body);
     },
-  );
-  const streams = streamEndpoint(opened, key, peer.verifier);
+  };
+  const peer = peerEndpoint(opened, { nodeId: options.nodeId, assembler, heartbeats, admission });
+  const streams = streamEndpoint(opened);
   opened.start();
-  // A node admitted before it crashed knows its configuration; one that never was asks again.
+  // A node admitted before it crashed knows its configuration and has its certificate; one that
+  // never was, or whose certificate ran out while it was away, asks again with the token.
   const { voters, learners } = opened.status().membership;
-  const needsJoin = voters.length + learners.length === 0;
+  const needsJoin = voters.length + learners.length === 0 || identity === null;
   return {
     log: opened,
     token,
     peer,
+    joins: joinEndpoint(admission),
     streams,
     client,
     bootstrapped: bootstrap !== undefined,
@@ -285,7 +375,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     usageOf: (nodeId) => heartbeats.usage.get(nodeId) ?? null,
     join: async (signal) => {
       try {
-        await joinUntilAdmitted(options, token, client, seeded, signal);
+        await joinUntilAdmitted(options, token, seeded, signal);
       } catch (error) {
         // A token the cluster refused is not kept: the next start must not retry it by itself.
         if (!wasKept && error instanceof ShoalError && error.code === "E_UNAUTHORIZED") {
@@ -308,40 +398,54 @@ function candidates(options: FleetOptions, token: JoinToken): string[] {
   return [...new Set(addresses)];
 }
 
+/** The request a joiner sends, made once per start: a new key, and the proof bound to it. */
+async function joinRequest(options: FleetOptions, token: JoinToken) {
+  const { keyPem, csrPem } = await createNodeRequest(options.nodeId);
+  const proof = joinProof(token.secret, options.nodeId, csrPem);
+  const body: JoinRequest = { nodeId: options.nodeId, ...options.registration, csrPem, proof };
+  return { keyPem, body };
+}
+
+/** Keeps what admission gave: the CA and its key, then this node's certificate, then serves it. */
+function keepAdmission(options: FleetOptions, keyPem: string, caPem: string, answer: JoinAnswer) {
+  writeCa(options.dataDir, { certPem: caPem, keyPem: answer.caKeyPem });
+  const identity = { certPem: answer.certPem, keyPem, caPem };
+  writeNodeCertificate(options.dataDir, identity);
+  options.onIdentity(identity);
+}
+
 /**
- * Asks every candidate in turn, round after round, until one admits this node. A refused
- * signature is final only when every member reached refused it: the token is wrong.
+ * Asks every candidate in turn, round after round, until one admits this node. A refusal is final
+ * only when every member reached refused: the CA is not the one the token pins, or the cluster
+ * does not take the token's secret.
  */
 async function joinUntilAdmitted(
   options: FleetOptions,
   token: JoinToken,
-  client: PeerClient,
   seeded: SeededAddresses,
   signal: AbortSignal,
 ): Promise<void> {
-  const body: RegisterBody = { nodeId: options.nodeId, ...options.registration };
+  const { keyPem, body } = await joinRequest(options, token);
   for (let round = 0; !signal.aborted; round++) {
     const addresses = candidates(options, token);
     const errors: ShoalError[] = [];
     for (const address of addresses) {
       try {
-        const answer = await client.call<JoinAnswer>(`http://${address}`, "join", body);
+        const caPem = await fetchPinnedCa(address, token);
+        const answer = await requestAdmission(address, caPem, body);
+        keepAdmission(options, keyPem, caPem, answer);
         for (const member of answer.members) {
-          seeded.set(member.id, `http://${member.address}:${member.port}`);
+          seeded.set(member.id, `https://${member.address}:${member.port}`);
         }
         // A leader that has not registered itself yet is at least where we asked.
-        if (!seeded.has(answer.leader)) seeded.set(answer.leader, `http://${address}`);
+        if (!seeded.has(answer.leader)) seeded.set(answer.leader, `https://${address}`);
         options.logger.info({ through: address }, "joined the cluster");
         return;
       } catch (error) {
         errors.push(error instanceof ShoalError ? error : new ShoalError("E_INTERNAL", `${error}`));
       }
     }
-    // Only a refused signature proves a wrong token; a clock too far off (a Pi before NTP) is
-    // refused too, but waiting for the clock to be set is the cure, not forgetting the token.
-    const refusedToken = (error: ShoalError) =>
-      error.code === "E_UNAUTHORIZED" && error.message.includes(badSignatureMessage);
-    if (errors.length > 0 && errors.every(refusedToken)) {
+    if (errors.length > 0 && errors.every((error) => error.code === "E_UNAUTHORIZED")) {
       throw new ShoalError(
         "E_UNAUTHORIZED",
         `cluster ${token.clusterId} refused this node's token: ${errors[0]?.message}`,
@@ -374,13 +478,19 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-type JoinForward = (leaderId: string, body: RegisterBody) => Promise<JoinAnswer>;
+/** What admitting a joiner takes: the token it must prove, and the leader to pass it on to. */
+interface Admission {
+  dataDir: string;
+  token: JoinToken;
+  log: RaftCommandLog;
+  forward: (leaderId: string, body: JoinRequest) => Promise<JoinAnswer>;
+}
 
 interface PeerParts {
-  key: Buffer;
   nodeId: string;
   assembler: SnapshotAssembler;
   heartbeats: Heartbeats;
+  admission: Admission;
 }
 
 interface Heartbeats {
@@ -399,35 +509,49 @@ function rememberUsage(usage: Map<string, HostUsage>, nodeId: string, report: Ho
 }
 
 /** Peer streams carry Raft messages only; the member's answers to a frame go back in one frame. */
-function streamEndpoint(
-  log: RaftCommandLog,
-  key: Buffer,
-  verifier: PeerVerifier,
-): PeerStreamEndpoint {
+function streamEndpoint(log: RaftCommandLog): PeerStreamEndpoint {
   const nodeId = log.status().id;
   return {
-    nodeId,
-    verify: (request, header, now) => verifier.verify(request, header, now),
-    keys: (nonce, name) => streamKeys(key, nonce, name),
+    // Any node of the CA may speak; the core changes nothing for one that is no member.
+    accepts: () => true,
     async answer(node, payload) {
-      // Only what the stream's sender says to this member is stepped.
-      const messages = decodeMessages(JSON.parse(payload)).filter(
-        (message) => message.from === node && message.to === nodeId,
-      );
-      return encodeMessages(await log.receiveAndReply(node, messages));
+      return encodeMessages(await log.receiveAndReply(node, ownMessages(payload, node, nodeId)));
     },
   };
 }
 
-function peerEndpoint(
-  log: RaftCommandLog,
-  parts: PeerParts,
-  forwardJoin: JoinForward,
-): PeerEndpoint {
-  const { nodeId, assembler } = parts;
-  const verifier = new PeerVerifier(parts.key);
+/** What `node` (named by its certificate) says to this member; anything else is dropped. */
+function ownMessages(body: unknown, node: string, nodeId: string) {
+  const parsed = typeof body === "string" ? JSON.parse(body) : body;
+  return decodeMessages(parsed).filter((message) => message.from === node && message.to === nodeId);
+}
+
+/** The public side of joining: the CA, and admission of a joiner that proves the secret. */
+function joinEndpoint(admission: Admission): JoinEndpoint {
   return {
-    verifier,
+    caPem: () => readFileSync(join(admission.dataDir, "ca.pem"), "utf8"),
+    admit: (body) => admitJoiner(admission, body),
+  };
+}
+
+/** Checks the proof here (and again at the leader), then admits or passes the joiner on. */
+async function admitJoiner(admission: Admission, body: unknown): Promise<JoinAnswer> {
+  const request = joinRequestSchema.parse(body);
+  if (!proofMatches(admission.token.secret, request.nodeId, request.csrPem, request.proof)) {
+    throw new ShoalError(
+      "E_UNAUTHORIZED",
+      "the join proof does not match this cluster's join secret (a different or rotated token?)",
+    );
+  }
+  const { role, leader } = admission.log.status();
+  // A member that is not the leader passes the join on, one hop.
+  if (role !== "leader" && leader) return admission.forward(leader, request);
+  return admit(admission, request);
+}
+
+function peerEndpoint(log: RaftCommandLog, parts: PeerParts): PeerEndpoint {
+  const { nodeId, assembler } = parts;
+  return {
     async handle(kind, body, fromNode) {
       if (kind === "heartbeat") {
         const { usage } = heartbeatSchema.parse(body ?? {});
@@ -436,12 +560,12 @@ function peerEndpoint(
         return { ok: true };
       }
       if (kind === "raft") {
-        const answers = await log.receiveAndReply(fromNode, decodeMessages(body));
+        const answers = await log.receiveAndReply(fromNode, ownMessages(body, fromNode, nodeId));
         return new EncodedJson(encodeMessages(answers));
       }
       if (kind === "snapshot") {
         const whole = assembler.accept(body);
-        if (whole) log.receive([whole]);
+        if (whole && whole.from === fromNode && whole.to === nodeId) log.receive([whole]);
         return { ok: true };
       }
       if (kind === "propose") {
@@ -454,13 +578,7 @@ function peerEndpoint(
         if (!read.ok) throw new ShoalError(read.code, read.message);
         return read.value;
       }
-      if (kind === "join") {
-        const request = registerSchema.parse(body);
-        const { role, leader } = log.status();
-        // A member that is not the leader passes the join on, one hop.
-        if (role !== "leader" && leader) return forwardJoin(leader, request);
-        return admit(log, request, nodeId);
-      }
+      if (kind === "join") return admitJoiner(parts.admission, body);
       throw new ShoalError("E_NOT_FOUND", `no peer route ${kind}`);
     },
   };
@@ -480,12 +598,18 @@ export function memberReport(log: RaftCommandLog, nodeId: string): MemberReport 
   };
 }
 
-/** The leader registers the newcomer and adds it as a learner; it answers with the members. */
-async function admit(log: RaftCommandLog, body: RegisterBody, selfId: string): Promise<JoinAnswer> {
+/**
+ * The leader registers the newcomer, adds it as a learner and signs its certificate; it answers
+ * with the members, the certificate and the CA's key (any member may lead, and the leader signs).
+ */
+async function admit(admission: Admission, body: JoinRequest): Promise<JoinAnswer> {
+  const { log } = admission;
   const { role, leader } = log.status();
   if (role !== "leader")
     throw new ShoalError("E_NOT_LEADER", `ask the leader (${leader || "unknown"})`);
-  const { nodeId, ...facts } = body;
+  const { nodeId, csrPem, proof: _proof, ...facts } = body;
+  // Signed first: a request that does not name its node changes nothing stored.
+  const { certPem, ca } = await issueCertificate(admission.dataDir, nodeId, csrPem, facts);
   const registered = await log.proposeHere({
     type: "node.register",
     at: systemClock.now(),
@@ -503,5 +627,5 @@ async function admit(log: RaftCommandLog, body: RegisterBody, selfId: string): P
     .view()
     .nodes()
     .map((n) => ({ id: n.id, address: n.address, port: n.port }));
-  return { leader: selfId, members };
+  return { leader: log.status().id, members, certPem, caKeyPem: ca.keyPem };
 }

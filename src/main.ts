@@ -2,8 +2,8 @@
 // every layer. `bin/shoal` runs it.
 import { realpathSync } from "node:fs";
 import type http from "node:http";
-import { serve } from "@hono/node-server";
 import pino from "pino";
+import { closeApiServer, listenApi, type Served } from "./adapters/api-server.ts";
 import {
   ensureDataDir,
   loadNodeIdentity,
@@ -16,6 +16,7 @@ import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
 import { acceptPeerStreams } from "./adapters/peer-stream.ts";
 import { systemClock } from "./adapters/system-clock.ts";
+import { peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
 import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
@@ -114,25 +115,13 @@ async function untilRegistered(steward: Steward, signal: AbortSignal): Promise<v
   }
 }
 
-async function listen(api: ReturnType<typeof createApi>, options: AgentOptions, logger: Logger) {
-  const server = serve({ fetch: api.app.fetch, hostname: options.bind, port: options.port });
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
-  });
-  logger.info(
-    { bind: options.bind, port: options.port, dataDir: options.dataDir },
-    "API listening",
-  );
-  return server;
-}
-
 interface Opening {
   nodeId: string;
   options: AgentOptions;
   logger: Logger;
   discovery: MdnsDiscovery | null;
   signal: AbortSignal;
+  served: Served;
   /** Called as soon as the store is open: peers may talk to it while it joins. */
   onOpened(fleet: Fleet): void;
 }
@@ -150,6 +139,8 @@ async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: S
     snapshotEntries: options.snapshotEntries,
     registration: registrationOf(options),
     logger,
+    tls: opening.served.tls,
+    onIdentity: (identity) => opening.served.setIdentity(identity),
   });
   opening.onOpened(fleet);
   discovery?.announce(announcementOf(options, nodeId, fleet.token.clusterId));
@@ -192,18 +183,28 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     nodeId,
     store: () => (fleet && serving ? { view: fleet.log.view(), log: fleet.log } : null),
     peer: () => fleet?.peer ?? null,
+    joins: () => fleet?.joins ?? null,
+    connectionPeer: (env) =>
+      peerOf((env as { incoming?: http.IncomingMessage } | undefined)?.incoming?.socket)?.nodeId ??
+      null,
     fleet: () => access,
     disk: () => fleet?.log.disk() ?? null,
     clock: systemClock,
     newId,
     logger,
   });
-  const server = await listen(api, options, logger);
-  const closeStreams = acceptPeerStreams(
-    server as http.Server,
-    () => fleet?.streams ?? null,
-    systemClock,
-  );
+  // A node that left (`shoal node rm`) is refused at its next handshake.
+  const isRevoked = (peerId: string) => fleet?.log.view().node(peerId)?.status === "left";
+  const served = await listenApi({
+    fetch: api.app.fetch,
+    dataDir: options.dataDir,
+    nodeId,
+    bind: options.bind,
+    port: options.port,
+    isRevoked,
+    logger,
+  });
+  const closeStreams = acceptPeerStreams(served.http, () => fleet?.streams ?? null);
   // SIGTERM while joining stops the join; once running, runAgent handles it.
   const aborted = new AbortController();
   const stopSignal = () => aborted.abort();
@@ -218,6 +219,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
       logger,
       discovery,
       signal: aborted.signal,
+      served,
       onOpened: (f) => {
         fleet = f;
       },
@@ -226,7 +228,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     // A node that cannot open its store or join must exit (and be restarted), not serve 503.
     api.close();
     closeStreams();
-    await closeServer(server);
+    await closeApiServer(served);
     await discovery?.stop();
     (fleet as Fleet | null)?.close();
     throw error;
@@ -236,7 +238,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   }
   access = fleetAccess(opened.fleet, nodeId);
   serving = true;
-  const parts = { nodeId, options, logger, discovery, server, closeStreams, api };
+  const parts = { nodeId, options, logger, discovery, served, closeStreams, api };
   return runNode(opened.fleet, opened.steward, parts);
 }
 
@@ -263,7 +265,7 @@ interface NodeParts {
   options: AgentOptions;
   logger: Logger;
   discovery: MdnsDiscovery | null;
-  server: ReturnType<typeof serve>;
+  served: Served;
   /** Ends the peer streams the server accepted (a closing server waits for its connections). */
   closeStreams: () => void;
   api: { close(): void };
@@ -302,7 +304,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
       const base = fleet.resolve(leaderId);
       if (!base) throw new Error(`no address for leader ${leaderId}`);
       const usage = hostUsage(systemClock.now());
-      await fleet.client.call(base, "heartbeat", { usage }, limits.agentHeartbeatMs);
+      await fleet.client.call(leaderId, base, "heartbeat", { usage }, limits.agentHeartbeatMs);
     },
     now: () => systemClock.now(),
     logger,
@@ -331,7 +333,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
       await reconciler.stop();
       parts.api.close();
       parts.closeStreams();
-      await closeServer(parts.server);
+      await closeApiServer(parts.served);
       await parts.discovery?.stop();
       fleet.close();
       logger.info({}, "node stopped");
@@ -359,19 +361,6 @@ async function handOver(
     return;
   }
   await steward.transferToBestVoter("leadership transfer on shutdown");
-}
-
-function closeServer(server: ReturnType<typeof serve>): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      if ("closeAllConnections" in server) server.closeAllConnections();
-    }, limits.shutdownGraceMs);
-    server.close(() => {
-      clearTimeout(force);
-      resolve();
-    });
-    if ("closeIdleConnections" in server) server.closeIdleConnections();
-  });
 }
 
 /** Runs a node until SIGTERM or SIGINT, then stops it; containers keep running for the next start. */

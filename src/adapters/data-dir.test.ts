@@ -43,7 +43,7 @@ function ids(...made: string[]): () => string {
   };
 }
 
-const joinToken = "shoal1.cluster1.secret\n";
+const joinToken = `shoal2.cluster1.${"ab".repeat(32)}.secret\n`;
 
 /**
  * A member's data dir as a run leaves it: node.id, join.token, and a real raft.db, state.db and

@@ -1,19 +1,16 @@
-// Signed JSON calls to a peer's /internal/:kind routes (joins, forwarded proposals).
+// JSON calls to a member's /internal/:kind routes (forwarded joins, proposals and reads) over
+// mutual TLS: the answer comes from the member named, or the call fails.
 
-import { signPeerRequest } from "../api/peer-auth.ts";
-import type { Clock } from "../core/clock.ts";
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { type PostAnswer, postJson } from "./http-post.ts";
+import type { PeerTls } from "./peer-tls.ts";
 
 export class PeerClient {
-  constructor(
-    private readonly nodeId: string,
-    private readonly key: Buffer,
-    private readonly clock: Clock,
-  ) {}
+  constructor(private readonly tls: PeerTls) {}
 
   async call<T>(
+    memberId: string,
     base: string,
     kind: string,
     payload: unknown,
@@ -21,15 +18,9 @@ export class PeerClient {
   ): Promise<T> {
     const path = `/internal/${kind}`;
     const body = JSON.stringify(payload);
-    const headers = signPeerRequest(
-      this.key,
-      this.nodeId,
-      { method: "POST", path, body },
-      this.clock.now(),
-    );
     let response: PostAnswer;
     try {
-      response = await postJson(`${base}${path}`, headers, body, timeoutMs);
+      response = await postJson(`${base}${path}`, this.tls.agentFor(memberId), body, timeoutMs);
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new ShoalError("E_NOT_READY", `peer ${base} does not answer (${reason})`, {

@@ -1,22 +1,21 @@
 // Sends Raft messages to peers: on one long-lived stream per peer (peer-stream.ts), batched
-// into frames, or, for snapshots and peers without streams, as signed POSTs to /internal/raft
-// with a few requests in flight per peer. A full queue or stream drops messages: Raft resends
-// what matters. The peer's answers (acknowledgements, votes) come back on the same stream or in
-// the response, not in a request of their own.
-import { signPeerRequest } from "../api/peer-auth.ts";
-import type { Clock } from "../core/clock.ts";
+// into frames, or, for snapshots and peers without streams, as POSTs to /internal/raft with a few
+// requests in flight per peer, all over mutual TLS. A full queue or stream drops messages: Raft
+// resends what matters. The peer's answers (acknowledgements, votes) come back on the same stream
+// or in the response, not in a request of their own; only what the peer asked says of itself to
+// this node is taken from them.
 import { limits } from "../core/limits.ts";
 import type { Message, SnapshotMessage } from "../raft/types.ts";
 import { postJson } from "./http-post.ts";
 import { decodeAnswers, encodeMessages } from "./peer-codec.ts";
 import { PeerStream } from "./peer-stream.ts";
+import type { PeerTls } from "./peer-tls.ts";
 import type { PeerSender } from "./raft-command-log.ts";
 import { snapshotChunks, snapshotPath } from "./snapshot-chunks.ts";
 
 export interface HttpPeerSenderOptions {
   nodeId: string;
-  key: Buffer;
-  clock: Clock;
+  tls: PeerTls;
   /** The base URL of a member (`http://10.0.0.5:7420`), or null while it is unknown. */
   resolve: (memberId: string) => string | null;
   onError?: (memberId: string, error: unknown) => void;
@@ -102,12 +101,9 @@ export class HttpPeerSender implements PeerSender {
     current?.stream.close();
     if ((this.retryAt.get(peer) ?? 0) > now) return "wait";
     this.retryAt.set(peer, now + limits.peerStreamRetryMs);
-    const { nodeId, key, clock } = this.options;
     const stream = new PeerStream(base, {
-      nodeId,
       peerId: peer,
-      key,
-      clock,
+      identity: this.options.tls.identity,
       onAnswer: (payload) => this.answered(peer, payload),
       onRefused: () =>
         this.fallbackUntil.set(peer, performance.now() + limits.peerStreamFallbackMs),
@@ -120,11 +116,29 @@ export class HttpPeerSender implements PeerSender {
   private answered(peer: string, payload: string): void {
     if (this.closed) return;
     try {
-      const answers = decodeAnswers(payload);
+      const answers = this.fromPeer(peer, decodeAnswers(payload));
       if (answers.length > 0) this.options.onAnswers?.(answers);
     } catch (error) {
       this.options.onError?.(peer, error);
     }
+  }
+
+  /**
+   * What `peer` says of itself to this node: its certificate proves who answered, and a message
+   * in its answer that claims another sender or another addressee is dropped and reported.
+   */
+  private fromPeer(peer: string, messages: Message[]): Message[] {
+    const own = messages.filter((m) => m.from === peer && m.to === this.options.nodeId);
+    if (own.length < messages.length) {
+      const stray = messages.find((m) => m.from !== peer || m.to !== this.options.nodeId);
+      this.options.onError?.(
+        peer,
+        new Error(
+          `dropped a ${stray?.type} from ${stray?.from} to ${stray?.to} in ${peer}'s answer`,
+        ),
+      );
+    }
+    return own;
   }
 
   /** Takes messages up to a body budget; a snapshot travels alone. */
@@ -152,10 +166,10 @@ export class HttpPeerSender implements PeerSender {
       await this.postSnapshot(peer, base, first);
       return;
     }
-    const answer = await this.postSigned(peer, base, raftPath, encodeMessages(batch));
+    const answer = await this.postTo(peer, base, raftPath, encodeMessages(batch));
     if (answer === null || this.closed) return;
     try {
-      const answers = decodeAnswers(answer);
+      const answers = this.fromPeer(peer, decodeAnswers(answer));
       if (answers.length > 0) this.options.onAnswers?.(answers);
     } catch (error) {
       this.options.onError?.(peer, error);
@@ -169,7 +183,7 @@ export class HttpPeerSender implements PeerSender {
     try {
       for (const chunk of snapshotChunks(message)) {
         if (this.closed) return;
-        const sent = await this.postSigned(peer, base, snapshotPath, JSON.stringify(chunk));
+        const sent = await this.postTo(peer, base, snapshotPath, JSON.stringify(chunk));
         if (sent === null) return;
       }
     } finally {
@@ -178,20 +192,15 @@ export class HttpPeerSender implements PeerSender {
   }
 
   /** The answer's body, or null when the peer refused or could not be reached. */
-  private async postSigned(
+  private async postTo(
     peer: string,
     base: string,
     path: string,
     body: string,
   ): Promise<string | null> {
-    const headers = signPeerRequest(
-      this.options.key,
-      this.options.nodeId,
-      { method: "POST", path, body },
-      this.options.clock.now(),
-    );
+    const agent = this.options.tls.agentFor(peer);
     try {
-      const answer = await postJson(`${base}${path}`, headers, body, limits.peerRequestTimeoutMs);
+      const answer = await postJson(`${base}${path}`, agent, body, limits.peerRequestTimeoutMs);
       if (answer.status === 200) return answer.text;
       this.options.onError?.(
         peer,

@@ -1,12 +1,14 @@
-// Peer streams between real sockets on loopback: what is delivered, what is refused, and what an
-// attacker on the path (a TCP proxy that changes, replays or injects bytes) achieves: nothing.
+// Peer streams between real sockets over mutual TLS on loopback: what is delivered, what is
+// refused, and what an attacker on the path (a TCP proxy that changes, replays or injects bytes)
+// or a machine with a certificate of another CA achieves: nothing.
 import assert from "node:assert/strict";
 import http from "node:http";
+import https from "node:https";
 import net from "node:net";
-import { afterEach, describe, it } from "node:test";
-import { derivePeerKey, PeerVerifier, signPeerRequest } from "../api/peer-auth.ts";
+import { afterEach, before, describe, it } from "node:test";
+import tls from "node:tls";
 import { limits } from "../core/limits.ts";
-import { streamKeys } from "./peer-frames.ts";
+import { TestCa } from "../testing/test-ca.ts";
 import {
   acceptPeerStreams,
   PeerStream,
@@ -14,13 +16,18 @@ import {
   peerStreamPath,
   peerStreamProtocol,
 } from "./peer-stream.ts";
-import { systemClock } from "./system-clock.ts";
+import { type TlsIdentity, TlsListener } from "./tls-listener.ts";
 
-const key = derivePeerKey("shoal1.cluster.secret");
+let ca: TestCa;
+let nodeA: TlsIdentity;
+before(async () => {
+  ca = await TestCa.create();
+  nodeA = await ca.identity("node-a");
+});
 
 interface Served {
   base: string;
-  /** Every frame payload the endpoint answered, with its verified sender. */
+  /** Every frame payload the endpoint answered, with the sender its certificate named. */
   received: { node: string; payload: string }[];
   /** Connections the server still holds, upgraded ones included. */
   connections(): Promise<number>;
@@ -37,35 +44,38 @@ async function listen(server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-/** A server accepting streams signed with `key`, answering each frame with `answer-<payload>`. */
+/** A member `nodeId` behind a TLS listener, answering each frame with `answer-<payload>`. */
 async function serve(
   answer = (payload: string) => `answer-${payload}`,
   nodeId = "node-x",
+  streams = true,
 ): Promise<Served> {
   const received: Served["received"] = [];
-  const verifier = new PeerVerifier(key);
   const endpoint: PeerStreamEndpoint = {
-    nodeId,
-    verify: (request, header, now) => verifier.verify(request, header, now),
-    keys: (nonce, name) => streamKeys(key, nonce, name),
+    accepts: () => true,
     async answer(node, payload) {
       received.push({ node, payload });
       return answer(payload);
     },
   };
   const server = http.createServer((_request, response) => response.writeHead(404).end());
-  const closeStreams = acceptPeerStreams(server, () => endpoint, systemClock);
-  const port = await listen(server);
+  const closeStreams = streams ? acceptPeerStreams(server, () => endpoint) : () => {};
+  const listener = new TlsListener(server, {
+    identity: await ca.identity(nodeId),
+    isRevoked: () => false,
+  });
+  await listener.listen(0, "127.0.0.1");
+  const port = (listener.server.address() as net.AddressInfo).port;
   const served = {
-    base: `http://127.0.0.1:${port}`,
+    base: `https://127.0.0.1:${port}`,
     received,
     connections: () =>
       new Promise<number>((resolve, reject) =>
-        server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+        listener.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
       ),
     close: async () => {
       closeStreams();
-      await new Promise((resolve) => server.close(resolve));
+      await listener.close();
     },
   };
   cleanups.push(served.close);
@@ -81,7 +91,7 @@ interface Opened {
 
 function open(
   base: string,
-  options: { nodeId?: string; peerId?: string; peerKey?: Buffer; silenceMs?: number } = {},
+  options: { peerId?: string; identity?: TlsIdentity; silenceMs?: number } = {},
 ) {
   const opened: Opened = {
     stream: null as unknown as PeerStream,
@@ -90,10 +100,8 @@ function open(
     refused: false,
   };
   opened.stream = new PeerStream(base, {
-    nodeId: options.nodeId ?? "node-a",
     peerId: options.peerId ?? "node-x",
-    key: options.peerKey ?? key,
-    clock: systemClock,
+    identity: options.identity ?? nodeA,
     onAnswer: (payload) => opened.answers.push(payload),
     onRefused: () => {
       opened.refused = true;
@@ -113,12 +121,13 @@ async function until(what: string, test: () => boolean, ms = 3000): Promise<void
   }
 }
 
-/** The status an upgrade request with `headers` gets at `url`. */
-function upgrade(url: string, headers: Record<string, string>): Promise<number> {
+/** The status an upgrade request gets at `url` from a client with `tlsOptions`. */
+function upgrade(url: string, tlsOptions: https.RequestOptions): Promise<number> {
   return new Promise<number>((resolve, reject) => {
-    const request = http.request(url, {
+    const request = https.request(url, {
+      ...tlsOptions,
       agent: false,
-      headers: { ...headers, connection: "Upgrade", upgrade: peerStreamProtocol },
+      headers: { connection: "Upgrade", upgrade: peerStreamProtocol },
     });
     request.on("upgrade", (response, socket) => {
       socket.destroy();
@@ -136,8 +145,9 @@ function upgrade(url: string, headers: Record<string, string>): Promise<number> 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * A TCP proxy in front of `target`: `alter` sees every chunk, in each direction, and returns
- * what is passed on (changed, repeated or dropped bytes).
+ * A TCP proxy in front of `target`: `alter` sees every chunk, in each direction, after the first
+ * `skip` chunks of that direction (the TLS handshake and the upgrade), and returns what is passed
+ * on (changed, repeated or dropped bytes).
  */
 async function proxy(
   target: string,
@@ -155,20 +165,32 @@ async function proxy(
   });
   const local = await listen(server);
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return `http://127.0.0.1:${local}`;
+  return `https://127.0.0.1:${local}`;
 }
 
-/** The bytes after the upgrade's headers in one direction: the frames. */
-function afterHeaders(chunk: Buffer, seen: { headers: boolean }): { head: Buffer; frames: Buffer } {
-  if (seen.headers) return { head: Buffer.alloc(0), frames: chunk };
-  const end = chunk.indexOf("\r\n\r\n");
-  if (end < 0) return { head: chunk, frames: Buffer.alloc(0) };
-  seen.headers = true;
-  return { head: chunk.subarray(0, end + 4), frames: chunk.subarray(end + 4) };
+/** Passes the first `count` chunks of a direction unchanged, then applies `alter`. */
+function after(count: number, alter: (chunk: Buffer) => Buffer) {
+  let seen = 0;
+  return (chunk: Buffer) => (seen++ < count ? chunk : alter(chunk));
 }
 
-describe("peer streams", () => {
-  it("deliver frames from the verified sender and bring one answer back for each", async () => {
+/** Flips a byte in the middle of a TLS record: its AEAD tag no longer matches. */
+function flip(chunk: Buffer): Buffer {
+  const copy = Buffer.from(chunk);
+  const at = Math.floor(copy.length / 2);
+  copy[at] = (copy[at] ?? 0) ^ 0x01;
+  return copy;
+}
+
+const clientOf = (identity: TlsIdentity) => ({
+  cert: identity.certPem,
+  key: identity.keyPem,
+  ca: [identity.caPem],
+  checkServerIdentity: () => undefined,
+});
+
+describe("peer streams over mutual TLS", () => {
+  it("deliver frames from the certificate's node and bring one answer back for each", async () => {
     const served = await serve();
     const client = open(served.base);
     for (const payload of ["one", "two", "three"]) assert.equal(client.stream.send(payload), true);
@@ -181,44 +203,45 @@ describe("peer streams", () => {
     assert.equal(client.stream.closed, false);
   });
 
-  it("are refused to a sender without the key, and to a replayed upgrade", async () => {
+  it("are refused to a client without a certificate, and to one of another CA", async () => {
     const served = await serve();
-    const stranger = open(served.base, { peerKey: derivePeerKey("another.cluster.token") });
-    stranger.stream.send("hello");
-    await until("the stranger's stream closed", () => stranger.stream.closed);
-    assert.equal(stranger.refused, false, "a 401 is not an older shoal");
-    assert.match(String(stranger.errors[0]), /401/);
-
-    // The same signed upgrade request twice: the second is a replay.
-    const path = `${peerStreamPath}?from=node-a&to=node-x`;
-    const signed = signPeerRequest(key, "node-a", { method: "GET", path, body: "" }, Date.now());
-    const statuses: number[] = [];
-    for (let i = 0; i < 2; i++) statuses.push(await upgrade(`${served.base}${path}`, signed));
-    assert.deepEqual(statuses, [101, 401]);
+    const url = `${served.base}${peerStreamPath}`;
+    const anonymous = { ca: [ca.caPem], checkServerIdentity: () => undefined };
+    assert.equal(await upgrade(url, anonymous), 401);
+    const other = await TestCa.create();
+    const stranger = await other.identity("node-a");
+    // It trusts our CA (it could fetch it), but its own certificate is of another CA.
+    assert.equal(await upgrade(url, { ...clientOf(stranger), ca: [ca.caPem] }), 401);
+    const client = open(served.base, { identity: { ...stranger, caPem: ca.caPem } });
+    client.stream.send("hello");
+    await until("the stranger's stream closed", () => client.stream.closed);
+    assert.equal(client.refused, false, "a 401 is not an older shoal");
     assert.deepEqual(served.received, [], "no frame reached the member");
   });
 
-  it("open only at the member they were signed for, and only under the signer's name", async () => {
-    const x = await serve();
+  it("open only at the member dialled: a server whose certificate names another is refused", async () => {
     const y = await serve(undefined, "node-y");
-    // A stream to x, its upgrade captured and sent to y instead.
-    const path = `${peerStreamPath}?from=node-a&to=node-x`;
-    const signed = signPeerRequest(key, "node-a", { method: "GET", path, body: "" }, Date.now());
-    assert.equal(await upgrade(`${y.base}${path}`, signed), 421);
-    // The sender's name in the path is signed too.
-    const renamed = `${peerStreamPath}?from=node-b&to=node-x`;
-    assert.equal(await upgrade(`${x.base}${renamed}`, signed), 401);
-    assert.equal(await upgrade(`${x.base}${path}`, signed), 101);
-    assert.deepEqual([...x.received, ...y.received], []);
+    // Dialled as node-x, answered by node-y (an address that moved, or someone in between).
+    const client = open(y.base, { peerId: "node-x" });
+    client.stream.send("append-1");
+    await until("the stream closed", () => client.stream.closed);
+    assert.match(String(client.errors[0]), /names node-y, not node-x/);
+    assert.deepEqual(y.received, [], "nothing was sent to the wrong member");
+    assert.deepEqual(client.answers, []);
   });
 
   it("leave no refused upgrade open, whatever its path, even when the client keeps its end", async () => {
     const served = await serve();
     const port = Number(new URL(served.base).port);
-    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    const socket = tls.connect({
+      port,
+      host: "127.0.0.1",
+      rejectUnauthorized: false,
+    });
     cleanups.push(() => {
       socket.destroy();
     });
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
     const answered = new Promise<string>((resolve) => {
       socket.once("data", (chunk) => resolve(chunk.toString()));
     });
@@ -231,62 +254,57 @@ describe("peer streams", () => {
     assert.equal(await served.connections(), 0);
   });
 
-  it("end when a frame is changed on the way, before the member sees it", async () => {
+  it("end when bytes are changed on the way, before the member sees a frame", async () => {
     const served = await serve();
-    const seen = { headers: false };
-    const base = await proxy(served.base, (direction, chunk) => {
-      if (direction === "down") return chunk;
-      const { head, frames } = afterHeaders(chunk, seen);
-      // The payload's first byte: a frame is a 4-byte length, the payload, then its MAC.
-      if (frames.length > 4) frames[4] = (frames[4] ?? 0) ^ 0x01;
-      return Buffer.concat([head, frames]);
-    });
-    const client = open(base);
-    client.stream.send("transfer-leadership");
-    await until("the stream closed", () => client.stream.closed);
-    assert.deepEqual(served.received, []);
-    assert.deepEqual(client.answers, []);
+    const client = open(served.base);
+    client.stream.send("warm-up");
+    await until("the first answer", () => client.answers.length === 1);
+    client.stream.close();
+    // The same again through a proxy that changes every byte sent once the handshake is done.
+    const up = after(2, flip);
+    const base = await proxy(served.base, (direction, chunk) =>
+      direction === "up" ? up(chunk) : chunk,
+    );
+    const attacked = open(base);
+    attacked.stream.send("transfer-leadership");
+    await until("the stream closed", () => attacked.stream.closed);
+    assert.deepEqual(
+      served.received.map((r) => r.payload),
+      ["warm-up"],
+    );
+    assert.deepEqual(attacked.answers, []);
   });
 
-  it("end when a frame is replayed or injected, after only the genuine one", async () => {
+  it("end when bytes are replayed, the copy never handed on", async () => {
     const served = await serve();
-    const seen = { headers: false };
-    const base = await proxy(served.base, (direction, chunk) => {
-      if (direction === "down") return chunk;
-      const { head, frames } = afterHeaders(chunk, seen);
-      return Buffer.concat([head, frames, frames]);
-    });
+    const up = after(2, (chunk) => Buffer.concat([chunk, chunk]));
+    const base = await proxy(served.base, (direction, chunk) =>
+      direction === "up" ? up(chunk) : chunk,
+    );
     const client = open(base);
     client.stream.send("append-17");
     await until("the stream closed", () => client.stream.closed);
-    assert.deepEqual(
-      served.received.map((r) => r.payload),
-      ["append-17"],
+    assert.ok(
+      served.received.filter((r) => r.payload === "append-17").length <= 1,
       "the copy was refused",
     );
   });
 
   it("drop an answer changed on the way back", async () => {
     const served = await serve();
-    const seen = { headers: false };
-    const base = await proxy(served.base, (direction, chunk) => {
-      if (direction === "up") return chunk;
-      const { head, frames } = afterHeaders(chunk, seen);
-      if (frames.length > 4) frames[4] = (frames[4] ?? 0) ^ 0x01;
-      return Buffer.concat([head, frames]);
-    });
+    const down = after(2, flip);
+    const base = await proxy(served.base, (direction, chunk) =>
+      direction === "down" ? down(chunk) : chunk,
+    );
     const client = open(base);
     client.stream.send("vote-request");
     await until("the stream closed", () => client.stream.closed);
     assert.deepEqual(client.answers, [], "the forged answer was never handed on");
-    assert.equal(served.received.length, 1);
   });
 
   it("tell an older shoal (no streams) from a refusal", async () => {
-    const server = http.createServer((_request, response) => response.writeHead(404).end());
-    const port = await listen(server);
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const client = open(`http://127.0.0.1:${port}`);
+    const served = await serve(undefined, "node-x", false);
+    const client = open(served.base);
     client.stream.send("hello");
     await until("refused", () => client.refused);
     assert.equal(client.stream.closed, true);
@@ -307,16 +325,12 @@ describe("peer streams", () => {
   it("close once sent frames go unanswered for too long", async () => {
     const served = await serve();
     let silent = false;
-    const seen = { headers: false };
-    const base = await proxy(served.base, (direction, chunk) => {
-      if (direction === "up" || !silent) return chunk;
-      const { head } = afterHeaders(chunk, seen);
-      return head;
-    });
+    const base = await proxy(served.base, (direction, chunk) =>
+      direction === "up" || !silent ? chunk : Buffer.alloc(0),
+    );
     const client = open(base, { silenceMs: 100 });
     client.stream.send("first");
     await until("the first answer", () => client.answers.length === 1);
-    seen.headers = true;
     silent = true;
     assert.equal(client.stream.send("second"), true);
     await pause(150);

@@ -1,31 +1,27 @@
-// Raft messages to one peer over one long-lived connection: a signed HTTP upgrade on the API's
-// port opens it, then both ends exchange MAC'd frames (peer-frames.ts). A request per batch cost
-// about 0.5 ms of CPU on the two ends together, several times per write; a frame costs a few
+// Raft messages to one peer over one long-lived connection: an HTTP upgrade on the API's port,
+// over mutual TLS, opens it; then both ends exchange frames (peer-frames.ts). A request per batch
+// cost about 0.5 ms of CPU on the two ends together, several times per write; a frame costs a few
 // microseconds. The accepting end answers every frame with one frame (the member's answers,
-// often none), so the connecting end knows a silent peer from a busy one.
-import { randomBytes } from "node:crypto";
-import http from "node:http";
+// often none), so the connecting end knows a silent peer from a busy one. Each end knows the other
+// by its certificate: the connecting end accepts only the member it dialled, the accepting end
+// takes the sender's id from the client certificate (tls-listener.ts).
+import type http from "node:http";
+import https from "node:https";
+import type net from "node:net";
 import type { Duplex } from "node:stream";
-import { peerHeaders, signPeerRequest } from "../api/peer-auth.ts";
-import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
-import {
-  FrameDecoder,
-  FrameEncoder,
-  FrameError,
-  type StreamKeys,
-  streamKeys,
-} from "./peer-frames.ts";
+import { FrameDecoder, FrameEncoder, FrameError } from "./peer-frames.ts";
+import { memberTlsOptions } from "./peer-tls.ts";
+import { peerOf, type TlsIdentity } from "./tls-listener.ts";
 
 export const peerStreamPath = "/internal/raft-stream";
 export const peerStreamProtocol = "shoal-raft/1";
 
 export interface PeerStreamOptions {
-  readonly nodeId: string;
-  /** The member this stream goes to: signed into the upgrade, so it opens there only. */
+  /** The member this stream goes to: a server whose certificate names another is refused. */
   readonly peerId: string;
-  readonly key: Buffer;
-  readonly clock: Clock;
+  /** This node's certificate and the CA it trusts. */
+  readonly identity: TlsIdentity;
   /** The answer frames' payloads (encoded Raft messages), in order. */
   readonly onAnswer: (payload: string) => void;
   /** The peer refused the upgrade (an older shoal): the caller falls back to requests. */
@@ -36,16 +32,6 @@ export interface PeerStreamOptions {
 }
 
 type State = "connecting" | "open" | "closed";
-
-/** The signed path of a stream from `from` to `to`. */
-function streamPathOf(from: string, to: string): string {
-  return `${peerStreamPath}?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
-}
-
-/** What a stream's keys are bound to: both of its ends, in order. */
-export function streamName(from: string, to: string): string {
-  return `${from}>${to}`;
-}
 
 /** The connecting end: frames out, answers back. Once closed it stays closed (make a new one). */
 export class PeerStream {
@@ -115,20 +101,12 @@ export class PeerStream {
   }
 
   private connect(base: string): void {
-    const nonce = randomBytes(16).toString("hex");
-    const { nodeId, peerId, key, clock } = this.options;
-    const path = streamPathOf(nodeId, peerId);
-    const signed = signPeerRequest(
-      key,
-      nodeId,
-      { method: "GET", path, body: "" },
-      clock.now(),
-      nonce,
-    );
-    const request = http.request(`${base}${path}`, {
+    const { peerId, identity } = this.options;
+    const request = https.request(`${base}${peerStreamPath}`, {
+      ...memberTlsOptions(identity, peerId),
       method: "GET",
       agent: false,
-      headers: { ...signed, connection: "Upgrade", upgrade: peerStreamProtocol },
+      headers: { connection: "Upgrade", upgrade: peerStreamProtocol },
     });
     this.request = request;
     // Until the upgrade is answered whole, however slowly bytes trickle in.
@@ -143,7 +121,7 @@ export class PeerStream {
         this.refused();
         return;
       }
-      this.opened(socket, streamKeys(key, nonce, streamName(nodeId, peerId)), head);
+      this.opened(socket, head);
     });
     request.on("response", (response) => {
       response.resume();
@@ -160,7 +138,7 @@ export class PeerStream {
     this.options.onRefused();
   }
 
-  private opened(socket: Duplex, keys: StreamKeys, head: Buffer): void {
+  private opened(socket: Duplex, head: Buffer): void {
     if (this.state === "closed") {
       socket.destroy();
       return;
@@ -169,8 +147,8 @@ export class PeerStream {
     this.cancelConnectDeadline?.();
     this.request = null;
     this.socket = socket;
-    this.encoder = new FrameEncoder(keys.up);
-    this.decoder = new FrameDecoder(keys.down, limits.peerBodyBytesMax);
+    this.encoder = new FrameEncoder();
+    this.decoder = new FrameDecoder(limits.peerBodyBytesMax);
     noDelay(socket);
     socket.on("data", (chunk: Buffer) => this.received(chunk));
     socket.on("error", (error) => this.close(error));
@@ -200,34 +178,24 @@ function noDelay(socket: Duplex): void {
 
 /** What the accepting end needs of the node: who may open a stream, and what answers a frame. */
 export interface PeerStreamEndpoint {
-  /** This node's member id: a stream signed for another member is refused here. */
-  readonly nodeId: string;
-  /** The verified sender of a signed upgrade request, or a refusal. */
-  verify(
-    request: { method: string; path: string; body: string },
-    header: (name: string) => string | undefined,
-    now: number,
-  ): { ok: true; value: string } | { ok: false; message: string };
-  /** The keys of a stream opened with `nonce`, named `from>to` (see `streamName`). */
-  keys(nonce: string, name: string): StreamKeys;
+  /** Whether `node` (named by its certificate) is one this member takes Raft messages from. */
+  accepts(node: string): boolean;
   /** Answers one frame's payload from `node` with the payload of the answer frame. */
   answer(node: string, payload: string): Promise<string>;
 }
 
 /**
- * Accepts peer streams on the API's server. A stream opens only after its upgrade request's
- * signature, time and nonce pass the same checks as any peer request; nothing of a frame is
- * used before its MAC is checked.
+ * Accepts peer streams on the API's server. A stream opens only on a connection whose client
+ * showed a valid, unrevoked certificate of the cluster's CA; nothing is read from any other.
  */
 export function acceptPeerStreams(
   server: http.Server,
   endpoint: () => PeerStreamEndpoint | null,
-  clock: Clock,
 ): () => void {
   // One stream per peer: a peer that opens a new one (after a silence) is done with the old.
   const open = new Map<string, Duplex>();
   server.on("upgrade", (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const accepted = acceptedOrRefusal(request, endpoint(), open, clock.now());
+    const accepted = acceptedOrRefusal(request, endpoint(), open);
     if (typeof accepted === "string") {
       // Ended at once: an upgraded socket is past the server's own header and request timeouts.
       const refusal = `HTTP/1.1 ${accepted}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
@@ -250,7 +218,6 @@ export function acceptPeerStreams(
 interface Accepted {
   endpoint: PeerStreamEndpoint;
   node: string;
-  keys: StreamKeys;
 }
 
 /** The stream to accept, or the status line of its refusal. */
@@ -258,32 +225,22 @@ function acceptedOrRefusal(
   request: http.IncomingMessage,
   endpoint: PeerStreamEndpoint | null,
   open: ReadonlyMap<string, Duplex>,
-  now: number,
 ): Accepted | string {
-  const url = new URL(request.url ?? "/", "http://peer");
+  const url = new URL(request.url ?? "/", "https://peer");
   if (url.pathname !== peerStreamPath || request.method !== "GET") return "404 Not Found";
+  const peer = peerOf(request.socket as net.Socket);
+  if (!peer) return "401 Unauthorized";
   if (request.headers.upgrade !== peerStreamProtocol) return "400 Bad Request";
   if (!endpoint) return "503 Service Unavailable";
-  const from = url.searchParams.get("from") ?? "";
-  // The path names both ends and is signed: a stream captured on its way to one member cannot
-  // be opened at another, nor under another sender's name.
-  if (url.searchParams.get("to") !== endpoint.nodeId) return "421 Misdirected Request";
-  const path = streamPathOf(from, endpoint.nodeId);
-  const header = (name: string) => {
-    const value = request.headers[name];
-    return typeof value === "string" ? value : undefined;
-  };
-  const verified = endpoint.verify({ method: "GET", path, body: "" }, header, now);
-  if (!verified.ok || verified.value !== from) return "401 Unauthorized";
-  if (!open.has(verified.value) && open.size >= limits.peerStreamsMax) {
+  if (!endpoint.accepts(peer.nodeId)) return "403 Forbidden";
+  if (!open.has(peer.nodeId) && open.size >= limits.peerStreamsMax) {
     return "503 Service Unavailable";
   }
-  const nonce = header(peerHeaders.nonce) ?? "";
-  return { endpoint, node: from, keys: endpoint.keys(nonce, streamName(from, endpoint.nodeId)) };
+  return { endpoint, node: peer.nodeId };
 }
 
 function serveStream(socket: Duplex, accepted: Accepted, head: Buffer): void {
-  const { endpoint, node, keys } = accepted;
+  const { endpoint, node } = accepted;
   socket.write(
     `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${peerStreamProtocol}\r\n\r\n`,
   );
@@ -292,8 +249,8 @@ function serveStream(socket: Duplex, accepted: Accepted, head: Buffer): void {
     // The leader heartbeats every member several times a second: a quiet stream is dead.
     socket.setTimeout(limits.peerStreamIdleMs, () => socket.destroy());
   }
-  const decoder = new FrameDecoder(keys.up, limits.peerBodyBytesMax);
-  const encoder = new FrameEncoder(keys.down);
+  const decoder = new FrameDecoder(limits.peerBodyBytesMax);
+  const encoder = new FrameEncoder();
   // Each answer leaves as it settles; its place in the stream is the order it is written in.
   const answer = (payload: string) => {
     endpoint.answer(node, payload).then(

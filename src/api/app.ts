@@ -9,6 +9,7 @@ import { errorBody, handleError } from "./errors.ts";
 import { clusterRoutes } from "./routes/cluster.ts";
 import { EventStreams, eventRoutes } from "./routes/events.ts";
 import { internalRoutes } from "./routes/internal.ts";
+import { joinRoutes } from "./routes/join.ts";
 import { serviceRoutes } from "./routes/services.ts";
 import { taskRoutes } from "./routes/tasks.ts";
 
@@ -41,6 +42,7 @@ export function createApi(node: ApiNode): Api {
   });
 
   app.route("/internal", internalRoutes(node));
+  app.route("/join", joinRoutes(node));
 
   // The cluster's API token never changes once the cluster exists: read it once, not per request.
   let apiToken: string | null = null;

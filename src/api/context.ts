@@ -5,7 +5,6 @@ import type { IdGenerator } from "../core/ids.ts";
 import type { DiskStatus } from "../core/types.ts";
 import type { CommandLog } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
-import type { PeerVerifier } from "./peer-auth.ts";
 
 export interface Logger {
   info(object: object, message?: string): void;
@@ -18,11 +17,17 @@ export class EncodedJson {
   constructor(readonly text: string) {}
 }
 
-/** The peer side of a node: its verifier and the handler of each /internal/:kind request. */
+/** The peer side of a node: the handler of each /internal/:kind request. */
 export interface PeerEndpoint {
-  verifier: PeerVerifier;
-  /** Handles a verified request from `fromNode`; unknown kinds throw E_NOT_FOUND. */
+  /** Handles a request from `fromNode` (named by its certificate); unknown kinds throw E_NOT_FOUND. */
   handle(kind: string, body: unknown, fromNode: string): Promise<unknown>;
+}
+
+/** Where a node without a certificate joins: the CA to pin, and admission. */
+export interface JoinEndpoint {
+  caPem(): string;
+  /** Admits a joiner whose request proves the join secret, or refuses it (E_UNAUTHORIZED). */
+  admit(body: unknown): Promise<unknown>;
 }
 
 export type Consistency = "local" | "leader" | "linearizable";
@@ -69,6 +74,13 @@ export interface ApiNode {
   logger: Logger;
   /** The peer endpoint once the node knows its cluster's join token; absent on one node. */
   peer?: () => PeerEndpoint | null;
+  /** The join endpoint once the node belongs to a cluster. */
+  joins?: () => JoinEndpoint | null;
+  /**
+   * The node whose valid, unrevoked certificate the request's connection showed (from the TLS
+   * handshake, never from a header); null for any other client.
+   */
+  connectionPeer?: (env: unknown) => string | null;
   /** The replicated store's reads and status; absent on a store without replication (tests). */
   fleet?: () => FleetAccess | null;
   /** This node's disk as it measures it now (not from the store); null before the store opens. */

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
+import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
+import { TlsListener } from "../adapters/tls-listener.ts";
 import { ShoalError } from "../core/errors.ts";
 import type { ShoalEvent } from "../core/types.ts";
 import { testApiToken } from "../testing/api-node.ts";
 import { type CliHarness, openCliHarness } from "../testing/cli-harness.ts";
+import { TestCa } from "../testing/test-ca.ts";
 import { ApiClient, errorFromResponse } from "./client.ts";
 import { SseParser } from "./sse.ts";
 
@@ -41,7 +44,7 @@ describe("SseParser", () => {
 
 describe("ApiClient", () => {
   const client = () =>
-    new ApiClient({ address: "http://node", token: testApiToken, fetch: h.fetch });
+    new ApiClient({ address: "https://node", token: testApiToken, fetch: h.fetch });
 
   it("returns parsed JSON and throws the server's code and message", async () => {
     const created = await client().createService(spec);
@@ -90,12 +93,12 @@ describe("ApiClient", () => {
   });
 
   it("names the address when no agent answers", async () => {
-    const nobody = new ApiClient({ address: "http://127.0.0.1:9/", token: "t" });
+    const nobody = new ApiClient({ address: "https://127.0.0.1:9/", token: "t", ca: "unused" });
     await assert.rejects(nobody.services(), (error: unknown) => {
       assert.ok(error instanceof ShoalError);
       assert.equal(
         error.message,
-        "no shoal agent answers at http://127.0.0.1:9: is `shoal agent` running?",
+        "no shoal agent answers at https://127.0.0.1:9: is `shoal agent` running?",
       );
       return true;
     });
@@ -112,28 +115,59 @@ describe("ApiClient", () => {
           reject(init.signal?.reason);
         });
       });
-    const slow = new ApiClient({ address: "http://node", token: "t", fetch: hang, timeoutMs: 20 });
+    const slow = new ApiClient({ address: "https://node", token: "t", fetch: hang, timeoutMs: 20 });
     await assert.rejects(slow.cluster(), /did not answer within 0\.02s/);
     await assert.rejects(slow.events().next(), /did not answer within 0\.02s/);
   });
 });
 
 describe("ApiClient over a real socket", () => {
-  it("talks to @hono/node-server with the real fetch, events included", async () => {
-    const server = serve({ fetch: h.api.app.fetch, hostname: "127.0.0.1", port: 0 });
-    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-    const { port } = server.address() as AddressInfo;
+  /** The harness's API behind the TLS listener with a certificate of `ca`. */
+  async function serveTls(ca: TestCa) {
+    const server = http.createServer(getRequestListener(h.api.app.fetch));
+    const listener = new TlsListener(server, {
+      identity: await ca.identity("node1"),
+      isRevoked: () => false,
+    });
+    await listener.listen(0, "127.0.0.1");
+    const { port } = listener.server.address() as AddressInfo;
+    return { port, close: () => listener.close() };
+  }
+
+  it("talks HTTPS to the API, trusting the cluster's CA, events included", async () => {
+    const ca = await TestCa.create();
+    const served = await serveTls(ca);
     try {
       const client = new ApiClient({
-        address: `127.0.0.1:${port}`,
+        address: `127.0.0.1:${served.port}`,
         token: testApiToken,
+        ca: ca.caPem,
       });
       assert.equal((await client.cluster()).id, "cluster-test");
       const events: ShoalEvent[] = [];
       for await (const event of client.events({ follow: false })) events.push(event);
       assert.ok(events.length > 0);
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await served.close();
+    }
+  });
+
+  it("sends nothing to a server of another CA, nor without a CA, and says why", async () => {
+    const served = await serveTls(await TestCa.create());
+    const other = await TestCa.create();
+    try {
+      const address = `127.0.0.1:${served.port}`;
+      const stranger = new ApiClient({ address, token: testApiToken, ca: other.caPem });
+      await assert.rejects(stranger.cluster(), (error: unknown) => {
+        assert.ok(error instanceof ShoalError);
+        assert.equal(error.code, "E_UNAUTHORIZED");
+        assert.match(error.message, /is not a node of this cluster's CA/);
+        return true;
+      });
+      const blind = new ApiClient({ address, token: testApiToken, ca: null });
+      await assert.rejects(blind.cluster(), /no CA to trust: give --ca FILE or SHOAL_CA/);
+    } finally {
+      await served.close();
     }
   });
 });

@@ -1,4 +1,4 @@
-// A typed client for the /v1 API over fetch. Every call returns the parsed JSON or throws a
+// A typed client for the /v1 API over HTTPS (https-fetch.ts). Every call returns the parsed JSON or throws a
 // ShoalError carrying the server's code and message, so the CLI prints one kind of failure.
 
 import type { z } from "zod";
@@ -11,6 +11,7 @@ import type {
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import type { DiskStatus, NodeInfo, ShoalEvent } from "../core/types.ts";
 import type { servicePatchSchema, serviceSpecSchema, taskRunSchema } from "../state/spec.ts";
+import { httpsFetch } from "./https-fetch.ts";
 import { SseParser } from "./sse.ts";
 import { normalizeAddress } from "./target.ts";
 
@@ -75,9 +76,11 @@ export type TaskRunInput = z.input<typeof taskRunSchema>;
 export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
 export interface ClientOptions {
-  /** `http://host:port` or a bare `host:port`. */
+  /** `https://host:port` or a bare `host:port`. */
   address: string;
   token: string;
+  /** The cluster CA the server must be of (PEM); null when none is known. */
+  ca?: string | null;
   /** Injectable so tests can answer from `app.request` without a socket. */
   fetch?: Fetch;
   timeoutMs?: number;
@@ -92,7 +95,7 @@ export class ApiClient {
   constructor(options: ClientOptions) {
     this.address = normalizeAddress(options.address);
     this.token = options.token;
-    this.fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.fetch = options.fetch ?? httpsFetch(options.ca ?? null);
     this.timeoutMs = options.timeoutMs ?? requestTimeoutMs;
   }
 
@@ -238,9 +241,14 @@ function timeoutError(timeoutMs: number): Error {
   return error;
 }
 
+/** Codes of a TLS verification that failed on time: a clock is wrong, here or there. */
+const clockCodes = new Set(["CERT_NOT_YET_VALID", "CERT_HAS_EXPIRED"]);
+
 function connectionError(address: string, timeoutMs: number, error: unknown): ShoalError {
+  if (error instanceof ShoalError) return error;
   const name = error instanceof Error ? error.name : "";
-  if (name === "TimeoutError") {
+  const cause = (error as { cause?: { name?: string; code?: unknown } }).cause;
+  if (name === "TimeoutError" || cause?.name === "TimeoutError") {
     return new ShoalError(
       "E_NOT_READY",
       `the shoal agent at ${address} did not answer within ${timeoutMs / 1000}s`,
@@ -249,8 +257,22 @@ function connectionError(address: string, timeoutMs: number, error: unknown): Sh
   }
   if (name === "AbortError")
     return new ShoalError("E_INTERNAL", "request aborted", { cause: error });
+  const code = String((error as { code?: unknown }).code ?? cause?.code ?? "");
+  if (clockCodes.has(code)) {
+    return new ShoalError(
+      "E_UNAUTHORIZED",
+      `the certificate of ${address} is not valid now (${code}): check the clocks of both machines`,
+      { cause: error },
+    );
+  }
+  if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO/.test(code) || /certificate/.test(String(error))) {
+    return new ShoalError(
+      "E_UNAUTHORIZED",
+      `${address} is not a node of this cluster's CA (${code || String(error)}); is --ca or SHOAL_CA the cluster's ca.pem?`,
+      { cause: error },
+    );
+  }
   // Refused means nothing listens; other codes (EHOSTUNREACH, ENOTFOUND) are worth naming.
-  const code = ((error as { cause?: { code?: unknown } }).cause?.code ?? "") as string;
   const why = code && code !== "ECONNREFUSED" ? ` (${code})` : "";
   return new ShoalError(
     "E_NOT_READY",

@@ -22,6 +22,8 @@ export interface CliContext {
 /** Options every verb that talks to the API accepts. */
 export interface TargetOptions {
   dataDir?: string;
+  /** The cluster's CA certificate file, for a node reached from another machine. */
+  ca?: string;
 }
 
 export function clientFor(context: CliContext, options: TargetOptions): ApiClient {

@@ -289,7 +289,7 @@ describe("shoal agent", () => {
       "--log-level",
       "debug",
       "--token",
-      "shoal1.abc123.Secret_-9",
+      "shoal2.abc123.abababababababababababababababababababababababababababababababab.Secret_-9",
       "--join",
       "10.0.0.6:7420",
       "--join",
@@ -300,7 +300,8 @@ describe("shoal agent", () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(result.calls, [
       {
-        token: "shoal1.abc123.Secret_-9",
+        token:
+          "shoal2.abc123.abababababababababababababababababababababababababababababababab.Secret_-9",
         join: ["10.0.0.6:7420", "pi-2.local:7420"],
         mdns: false,
         newCluster: false,
@@ -353,6 +354,15 @@ describe("shoal agent", () => {
     });
   }
 
+  it("refuses a join token of a fleet from before TLS, saying how to go on", async () => {
+    const result = await agent(["--token", "shoal1.abc123.secret"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /from before TLS \(shoal1\.…\).*re-form the fleet/);
+    assert.deepEqual(result.calls, []);
+    const short = await agent(["--token", "shoal2.abc123.secret"]);
+    assert.match(short.stderr, /shoal2\.<cluster>\.<ca-sha256>\.<secret>/);
+  });
+
   it("says which pull policies exist", async () => {
     const result = await agent(["--pull", "sometimes"]);
     assert.equal(result.code, 2);
@@ -397,9 +407,14 @@ describe("shoal token and version", () => {
   });
 
   it("prints the join token by default, and says where it looked when there is none", async () => {
-    const files = { "/home/pi/.local/share/shoal/join.token": "shoal1.abc.secret\n" };
+    const files = {
+      "/home/pi/.local/share/shoal/join.token": "shoal2.abc.d1.secret\n",
+      "/home/pi/.local/share/shoal/ca.pem": "-----BEGIN CERTIFICATE-----\n",
+    };
     const result = await ok(["token"], { env: {}, files });
-    assert.equal(result.stdout, "shoal1.abc.secret\n");
+    assert.equal(result.stdout, "shoal2.abc.d1.secret\n");
+    const ca = await ok(["token", "--ca"], { env: {}, files });
+    assert.equal(ca.stdout, "-----BEGIN CERTIFICATE-----\n");
     const missing = await h.run(["token", "--data-dir", "/nowhere"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /\/nowhere\/join\.token does not exist/);

@@ -21,10 +21,23 @@ describe("defaultDataDir", () => {
 });
 
 describe("resolveTarget", () => {
-  it("finds the local agent and its token file by default", () => {
-    const files = { "/var/lib/shoal/api.token": "tok\n" };
+  it("finds the local agent, its token file and its CA by default", () => {
+    const files = { "/var/lib/shoal/api.token": "tok\n", "/var/lib/shoal/ca.pem": "CA" };
     const target = resolveTarget({}, fakeSystem({ env: {}, uid: 0, files }));
-    assert.deepEqual(target, { address: "http://127.0.0.1:7420", token: "tok" });
+    assert.deepEqual(target, { address: "https://127.0.0.1:7420", token: "tok", ca: "CA" });
+  });
+
+  it("takes the CA from --ca, else SHOAL_CA, and refuses one it cannot read", () => {
+    const files = { "/a/api.token": "t", "/a/ca.pem": "local", "/x.pem": "flag", "/y.pem": "env" };
+    const system = fakeSystem({ env: { SHOAL_CA: "/y.pem" }, files });
+    assert.equal(resolveTarget({ dataDir: "/a", ca: "/x.pem" }, system).ca, "flag");
+    assert.equal(resolveTarget({ dataDir: "/a" }, system).ca, "env");
+    const plain = fakeSystem({ env: {}, files });
+    assert.equal(resolveTarget({ dataDir: "/a" }, plain).ca, "local");
+    assert.throws(
+      () => resolveTarget({ dataDir: "/a", ca: "/none.pem" }, plain),
+      /cannot read the CA file \/none\.pem/,
+    );
   });
 
   it("prefers --data-dir over SHOAL_DATA_DIR", () => {
@@ -37,17 +50,19 @@ describe("resolveTarget", () => {
   it("lets SHOAL_ADDR and SHOAL_API_TOKEN override", () => {
     const env = { SHOAL_ADDR: "10.0.0.5:7420", SHOAL_API_TOKEN: "remote" };
     assert.deepEqual(resolveTarget({}, fakeSystem({ env })), {
-      address: "http://10.0.0.5:7420",
+      address: "https://10.0.0.5:7420",
       token: "remote",
+      ca: null,
     });
   });
 
   it("normalizes and checks addresses", () => {
-    assert.equal(normalizeAddress("http://10.0.0.5:7420/"), "http://10.0.0.5:7420");
+    assert.equal(normalizeAddress("https://10.0.0.5:7420/"), "https://10.0.0.5:7420");
     assert.equal(normalizeAddress("https://pi.local"), "https://pi.local");
-    assert.equal(normalizeAddress("pi.local:7420"), "http://pi.local:7420");
+    assert.equal(normalizeAddress("pi.local:7420"), "https://pi.local:7420");
     assert.throws(() => normalizeAddress("ftp://pi"), ShoalError);
-    assert.throws(() => normalizeAddress("http://[bad"), ShoalError);
+    assert.throws(() => normalizeAddress("http://10.0.0.5:7420"), /HTTPS only/);
+    assert.throws(() => normalizeAddress("https://[bad"), ShoalError);
   });
 
   it("says where it looked for a missing or empty token", () => {

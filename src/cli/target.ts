@@ -20,6 +20,8 @@ export interface System {
 export interface Target {
   address: string;
   token: string;
+  /** The cluster CA to trust (PEM): SHOAL_CA's file, else the data dir's ca.pem; null if neither. */
+  ca: string | null;
 }
 
 export const tokenFileName = "api.token";
@@ -52,34 +54,66 @@ export function resolveDataDir(flag: string | undefined, system: System = realSy
   return flag ?? defaultDataDir(system);
 }
 
-/** Accepts `http://host:port`, `https://host:port` or a bare `host:port`. */
+/** Accepts `https://host:port` or a bare `host:port`; shoal speaks no plain HTTP. */
 export function normalizeAddress(text: string): string {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `https://${text}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
     throw new ShoalError("E_VALIDATION", `not an address: ${text}`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ShoalError("E_VALIDATION", `an address is http or https: ${text}`);
+  if (url.protocol !== "https:") {
+    throw new ShoalError("E_VALIDATION", `shoal's API is HTTPS only: ${text}`);
   }
   return `${url.protocol}//${url.host}`;
 }
 
 export function resolveTarget(
-  options: { dataDir?: string },
+  options: { dataDir?: string; ca?: string },
   system: System = realSystem(),
 ): Target {
   const address = system.env.SHOAL_ADDR
     ? normalizeAddress(system.env.SHOAL_ADDR)
-    : `http://127.0.0.1:${limits.apiPortDefault}`;
-  const token =
-    system.env.SHOAL_API_TOKEN || readApiToken(resolveDataDir(options.dataDir, system), system);
-  return { address, token };
+    : `https://127.0.0.1:${limits.apiPortDefault}`;
+  const dataDir = resolveDataDir(options.dataDir, system);
+  const token = system.env.SHOAL_API_TOKEN || readApiToken(dataDir, system);
+  return { address, token, ca: readCa(options.ca ?? system.env.SHOAL_CA, dataDir, system) };
 }
 
 export const joinTokenFileName = "join.token";
+
+/** `<data dir>/ca.pem`, written when the node created or joined a cluster. */
+export function readCaFile(dataDir: string, system: System = realSystem()): string {
+  const path = join(dataDir, "ca.pem");
+  try {
+    return system.readFile(path);
+  } catch (error) {
+    throw new ShoalError(
+      "E_NOT_FOUND",
+      `no CA certificate: ${path} does not exist (start \`shoal agent\` first)`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** The CA file given (`--ca`, SHOAL_CA), which must exist; else the data dir's, if there. */
+function readCa(given: string | undefined, dataDir: string, system: System): string | null {
+  if (given) {
+    try {
+      return system.readFile(given);
+    } catch (error) {
+      throw new ShoalError("E_VALIDATION", `cannot read the CA file ${given}`, { cause: error });
+    }
+  }
+  try {
+    return system.readFile(join(dataDir, "ca.pem"));
+  } catch {
+    return null;
+  }
+}
 
 /** The API token from `<data dir>/api.token`; a missing token says where it was looked for. */
 export function readApiToken(dataDir: string, system: System = realSystem()): string {

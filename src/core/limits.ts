@@ -8,6 +8,10 @@ export const limits = {
   requestBodyBytesMax: 1024 * 1024,
   listResultsMax: 1000,
   sseHeartbeatMs: 15_000,
+  /** A request's headers must arrive within this (Node's default is 60 s: far too long). */
+  httpHeadersTimeoutMs: 10_000,
+  /** A whole request (headers and body) must arrive within this (Node's default is 300 s). */
+  httpRequestTimeoutMs: 30_000,
   sseClientsMax: 64,
   eventsPageMax: 1000,
   shutdownGraceMs: 3000,
@@ -30,6 +34,28 @@ export const limits = {
   healthcheckIntervalMsMin: 1000,
   healthcheckIntervalMsMax: 3_600_000,
   healthcheckRetriesMax: 100,
+
+  // Trust
+  /** Certificates start this long before they are made: a Pi without a clock may lag behind. */
+  certBackdateMs: 60 * 60 * 1000,
+  caLifetimeMs: 10 * 365 * 24 * 60 * 60 * 1000,
+  /** A node's certificate lives this long (Swarm's default is 90 days, k3s's a year). */
+  nodeCertLifetimeMs: 30 * 24 * 60 * 60 * 1000,
+  /** A TLS handshake not done by then is ended (Node's default is 120 s). */
+  tlsHandshakeTimeoutMs: 5000,
+  /** Open connections from one client address; beyond, new ones are closed unread. */
+  connectionsPerClientMax: 64,
+  /** Bytes of one PEM certificate, key or request. */
+  pemBytesMax: 16 * 1024,
+  /** Bytes of a join request (a certificate request and the node's facts) and of its answer. */
+  joinRequestBytesMax: 64 * 1024,
+  joinAnswerBytesMax: 1024 * 1024,
+  /** Members listed in a join answer. */
+  joinMembersMax: 1024,
+  /** A kept certificate with less than this left is not used: the node asks to be admitted again. */
+  nodeCertExpiringMs: 60_000,
+  /** A node asks for a new certificate once less than this is left of its current one. */
+  nodeCertRenewBeforeMs: 10 * 24 * 60 * 60 * 1000,
 
   // Peers
   /** A signed peer request older or newer than this (by the sender's clock) is refused. */
@@ -223,6 +249,7 @@ export const limits = {
 
 export type Limits = typeof limits;
 
+assert(limits.nodeCertRenewBeforeMs < limits.nodeCertLifetimeMs);
 assert(limits.restartBackoffMsMin <= limits.restartBackoffMsMax);
 assert(limits.dockerRetryMsMin <= limits.dockerRetryMsMax);
 assert(limits.dockerEventsReconnectMsMin <= limits.dockerEventsReconnectMsMax);

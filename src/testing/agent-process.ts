@@ -1,11 +1,14 @@
 // Runs a real `shoal agent` process for end-to-end tests and benchmarks: its own data dir and
-// port on loopback, the real Docker engine, and an HTTP client that speaks to it with its token.
+// port on loopback, the real Docker engine, and an HTTPS client that speaks to it with its token,
+// trusting the CA in its data dir.
 // Everything it starts is cleaned up by `dispose()`, containers included.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Fetch } from "../cli/client.ts";
+import { fetchWithDataDirCa } from "./https.ts";
 
 const repoRoot = join(import.meta.dirname, "..", "..");
 const shoalBin = join(repoRoot, "bin", "shoal");
@@ -84,7 +87,12 @@ export class AgentProcess {
   }
 
   get base(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  /** fetch trusting this agent's cluster CA (its data dir's ca.pem). */
+  get fetch(): Fetch {
+    return fetchWithDataDirCa(this.dataDir);
   }
 
   /** Starts the agent (again, after a kill, on the same data dir and port) and waits for health. */
@@ -116,7 +124,7 @@ export class AgentProcess {
     const gone = () => child.exitCode !== null || child.signalCode !== null;
     await waitFor(
       "the agent to answer health",
-      async () => gone() || (await fetch(`${this.base}/v1/health`)).ok,
+      async () => gone() || (await this.fetch(`${this.base}/v1/health`)).ok,
       this.healthTimeoutMs,
     );
     if (gone()) {
@@ -146,7 +154,7 @@ export class AgentProcess {
   }
 
   async request(method: string, path: string, body?: unknown): Promise<Response> {
-    return fetch(`${this.base}${path}`, {
+    return this.fetch(`${this.base}${path}`, {
       method,
       headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),

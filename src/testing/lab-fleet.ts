@@ -46,7 +46,7 @@ export class LabApi {
   ) {}
 
   async call<T>(node: string, method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.lab.base(node)}${path}`, {
+    const response = await this.lab.fetch(node, path, {
       method,
       headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -73,7 +73,7 @@ export class LabApi {
 
   /** How many events of `type` the event log holds. */
   async eventCount(node: string, type: string): Promise<number> {
-    const response = await fetch(`${this.lab.base(node)}/v1/events?follow=false`, {
+    const response = await this.lab.fetch(node, "/v1/events?follow=false", {
       headers: { authorization: `Bearer ${this.token}` },
       signal: AbortSignal.timeout(5000),
     });

@@ -5,6 +5,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fetchWithDataDirCa, probeStatus } from "./https.ts";
 
 const repoRoot = join(import.meta.dirname, "..", "..");
 export const labScript = join(repoRoot, "scripts", "lab.sh");
@@ -174,7 +175,12 @@ export class Lab {
 
   /** The node's API base URL as the host reaches it. */
   base(node: LabNodeRef): string {
-    return `http://${nodeAddress(node)}:${labAgentPort}`;
+    return `https://${nodeAddress(node)}:${labAgentPort}`;
+  }
+
+  /** fetch against the node's API, trusting the cluster CA in its data dir. */
+  fetch(node: LabNodeRef, path: string, init?: RequestInit): Promise<Response> {
+    return fetchWithDataDirCa(labDataDir(node))(`${this.base(node)}${path}`, init);
   }
 
   /** The API token the node's agent wrote to its data dir. */
@@ -184,14 +190,8 @@ export class Lab {
 
   /** True when the node's `/v1/health` answers 200 within `timeoutMs`. */
   async healthy(node: LabNodeRef, timeoutMs = 2000): Promise<boolean> {
-    try {
-      const response = await fetch(`${this.base(node)}/v1/health`, {
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      return response.status === 200;
-    } catch {
-      return false;
-    }
+    // Health is public and a joiner has no certificate of the cluster yet: only the status counts.
+    return (await probeStatus(`${this.base(node)}/v1/health`, timeoutMs)) === 200;
   }
 
   private rememberArgs(node: LabNodeRef, options: StartOptions): void {

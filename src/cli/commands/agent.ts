@@ -157,9 +157,14 @@ export function collectJoin(text: string, previous: string[] = []): string[] {
 
 /** The shape only; whether the cluster accepts it is for the cluster to say. */
 function parseToken(text: string): string {
-  if (!/^shoal1\.[0-9a-z]+\.[A-Za-z0-9_-]+$/.test(text.trim())) {
+  if (text.trim().startsWith("shoal1.")) {
     throw new InvalidArgumentError(
-      "not a shoal join token (it looks like shoal1.<cluster>.<secret>)",
+      "a join token of a fleet from before TLS (shoal1.…): this version cannot join it; re-form the fleet (README, “Upgrading from shoal1”)",
+    );
+  }
+  if (!/^shoal2\.[0-9a-z]+\.[0-9a-f]{64}\.[A-Za-z0-9_-]+$/.test(text.trim())) {
+    throw new InvalidArgumentError(
+      "not a shoal join token (it looks like shoal2.<cluster>.<ca-sha256>.<secret>)",
     );
   }
   return text.trim();

@@ -30,7 +30,11 @@ export function guard<Args extends unknown[]>(
 
 /** `--data-dir` (to find the token) and `--json`, on every verb that reads from the API. */
 export function withApiOptions(command: Command, json = true): Command {
-  command.option("--data-dir <dir>", "the local node's data dir, to find the API token");
+  command.option("--data-dir <dir>", "the local node's data dir, to find the API token and CA");
+  command.option(
+    "--ca <file>",
+    "the cluster's CA certificate (default: SHOAL_CA, or the data dir's ca.pem)",
+  );
   if (json) command.option("--json", "print the API's JSON instead of a table");
   return command;
 }

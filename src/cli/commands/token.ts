@@ -1,12 +1,14 @@
 // `shoal token`: prints this node's join token (for `shoal agent --token` on another machine),
-// or with `--api` the API token, from the data dir, without asking a running agent.
+// with `--api` the API token, or with `--ca` the cluster's CA certificate, from the data dir,
+// without asking a running agent.
 import type { Command } from "commander";
 import type { CliContext } from "../context.ts";
-import { readApiToken, readJoinTokenFile, resolveDataDir } from "../target.ts";
+import { readApiToken, readCaFile, readJoinTokenFile, resolveDataDir } from "../target.ts";
 import { guard } from "./shared.ts";
 
 interface TokenOptions {
   api?: boolean;
+  ca?: boolean;
   dataDir?: string;
 }
 
@@ -15,10 +17,15 @@ export function registerToken(program: Command, context: CliContext): void {
     .command("token")
     .description("print the join token of this node's cluster (or with --api the API token)")
     .option("--api", "the API token (for SHOAL_API_TOKEN on other machines)")
+    .option("--ca", "the cluster's CA certificate (for SHOAL_CA or --ca on other machines)")
     .option("--data-dir <dir>", "the node's data dir")
     .action(
       guard(context, (options: TokenOptions) => {
         const dataDir = resolveDataDir(options.dataDir, context.system);
+        if (options.ca) {
+          context.out.write(readCaFile(dataDir, context.system));
+          return;
+        }
         const token = options.api
           ? readApiToken(dataDir, context.system)
           : readJoinTokenFile(dataDir, context.system);

@@ -1,0 +1,87 @@
+// The API's port: HTTPS for people, mutual TLS for peers, on one port. The TLS listener takes each
+// connection first (tls-listener.ts); the HTTP server behind it runs the API with Node's timeouts
+// shortened, and a node serves its kept certificate, or, before it belongs to a cluster, one that
+// no member trusts.
+import type http from "node:http";
+import { createAdaptorServer } from "@hono/node-server";
+import { limits } from "../core/limits.ts";
+import { temporaryIdentity } from "./cluster-ca.ts";
+import { PeerTls } from "./peer-tls.ts";
+import { systemClock } from "./system-clock.ts";
+import { readTlsIdentity } from "./tls-files.ts";
+import { type TlsIdentity, TlsListener } from "./tls-listener.ts";
+
+export interface Served {
+  http: http.Server;
+  listener: TlsListener;
+  /** The client side of this node's TLS (peer calls and streams). */
+  tls: PeerTls;
+  /** Serves a new certificate on the port and shows it to peers from now on. */
+  setIdentity(identity: TlsIdentity): void;
+}
+
+export interface ApiServerOptions {
+  fetch: (request: Request, env: unknown) => Response | Promise<Response>;
+  dataDir: string;
+  nodeId: string;
+  bind: string;
+  port: number;
+  /** Whether a node's certificates are revoked (it left the cluster). */
+  isRevoked: (nodeId: string) => boolean;
+  logger: {
+    info(object: object, message?: string): void;
+    warn(object: object, message?: string): void;
+  };
+}
+
+const clockAdvice =
+  "refused a peer certificate on time: check the clocks of both machines (a Pi has no clock until NTP answers)";
+
+/**
+ * Listens before the node belongs to a cluster (health answers, and the leader reaches a joiner
+ * as soon as it is a learner).
+ */
+export async function listenApi(options: ApiServerOptions): Promise<Served> {
+  const { logger } = options;
+  const identity =
+    readTlsIdentity(options.dataDir) ??
+    (await temporaryIdentity(options.nodeId, systemClock.now()));
+  const server = createAdaptorServer({ fetch: options.fetch }) as http.Server;
+  server.headersTimeout = limits.httpHeadersTimeoutMs;
+  server.requestTimeout = limits.httpRequestTimeoutMs;
+  const listener = new TlsListener(server, {
+    identity,
+    isRevoked: (peer) => options.isRevoked(peer.nodeId),
+    onRefused: (address, refusal) =>
+      logger.warn(
+        { address, reason: refusal.reason },
+        refusal.clock ? clockAdvice : "refused a peer certificate",
+      ),
+  });
+  await listener.listen(options.port, options.bind);
+  logger.info(
+    { bind: options.bind, port: options.port, dataDir: options.dataDir },
+    "API listening (HTTPS)",
+  );
+  const tls = new PeerTls(identity);
+  const setIdentity = (next: TlsIdentity) => {
+    listener.setIdentity(next);
+    tls.setIdentity(next);
+  };
+  return { http: server, listener, tls, setIdentity };
+}
+
+/** Closes the port: idle connections at once, the rest after a grace period. */
+export async function closeApiServer(served: Served): Promise<void> {
+  const server = served.http;
+  served.tls.closeAll();
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), limits.shutdownGraceMs);
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+  await served.listener.close();
+}

@@ -1,0 +1,135 @@
+// The joiner's side of joining, before it has a certificate: it fetches the CA a member serves,
+// trusts it only when its digest is the one its token pins, and then, over TLS verified against
+// that CA, sends its certificate request with a proof of the join secret. The secret itself never
+// travels.
+import https from "node:https";
+import type { PeerCertificate } from "node:tls";
+import { z } from "zod";
+import { ShoalError } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
+import { caDigest, nodeIdOfNames } from "./cluster-ca.ts";
+import type { JoinToken } from "./join-token.ts";
+
+export const joinPaths = { ca: "/join/ca", join: "/join" } as const;
+
+export const joinAnswerSchema = z.strictObject({
+  leader: z.string().max(64),
+  members: z
+    .array(
+      z.strictObject({ id: z.string().max(64), address: z.string().max(255), port: z.number() }),
+    )
+    .max(limits.joinMembersMax),
+  certPem: z.string().max(limits.pemBytesMax),
+  caKeyPem: z.string().max(limits.pemBytesMax),
+});
+export type JoinAnswer = z.infer<typeof joinAnswerSchema>;
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+function request(
+  url: string,
+  options: https.RequestOptions,
+  body: string | null,
+  timeoutMs: number,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const call = https.request(
+      url,
+      {
+        ...options,
+        method: body === null ? "GET" : "POST",
+        agent: false,
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: body === null ? {} : { "content-type": "application/json" },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limits.joinAnswerBytesMax) response.destroy(new Error("answer too large"));
+          else chunks.push(chunk);
+        });
+        response.on("end", () =>
+          resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+        );
+        response.on("error", reject);
+      },
+    );
+    call.on("error", reject);
+    call.end(body ?? undefined);
+  });
+}
+
+/** Accepts any member of the CA (the joiner dials an address, not a node). */
+function anyMember(_host: string, certificate: PeerCertificate): Error | undefined {
+  return nodeIdOfNames(certificate.subjectaltname)
+    ? undefined
+    : new Error("the server's certificate names no shoal node");
+}
+
+/** Refuses a CA whose digest the token does not pin; the message says what was found. */
+export function checkPinnedCa(token: JoinToken, address: string, caPem: string): void {
+  let found: string;
+  try {
+    found = caDigest(caPem);
+  } catch {
+    throw new ShoalError("E_UNAUTHORIZED", `${address} served no CA certificate`);
+  }
+  if (found !== token.caDigest) {
+    throw new ShoalError(
+      "E_UNAUTHORIZED",
+      `${address} serves a CA whose SHA-256 is ${found.slice(0, 16)}…, but the token pins ` +
+        `${token.caDigest.slice(0, 16)}…: it is not the cluster this token belongs to (or someone ` +
+        "is in between); refusing to join",
+    );
+  }
+}
+
+/** The CA a member at `address` serves, checked against the token's pin. */
+export async function fetchPinnedCa(address: string, token: JoinToken): Promise<string> {
+  // Unverified on purpose: nothing secret is sent, and the pin decides what is trusted.
+  const answer = await request(
+    `https://${address}${joinPaths.ca}`,
+    { rejectUnauthorized: false },
+    null,
+    limits.peerRequestTimeoutMs,
+  );
+  if (answer.status !== 200) {
+    throw new ShoalError("E_NOT_READY", `${address} answered ${answer.status} for its CA`);
+  }
+  checkPinnedCa(token, address, answer.text);
+  return answer.text;
+}
+
+/** Sends the request over TLS verified against the pinned CA; the member answers or refuses. */
+export async function requestAdmission(
+  address: string,
+  caPem: string,
+  body: unknown,
+): Promise<JoinAnswer> {
+  const answer = await request(
+    `https://${address}${joinPaths.join}`,
+    { ca: [caPem], checkServerIdentity: anyMember },
+    JSON.stringify(body),
+    limits.peerRequestTimeoutMs,
+  );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.text);
+  } catch {
+    throw new ShoalError("E_NOT_READY", `${address} answered ${answer.status}, not JSON`);
+  }
+  if (answer.status !== 200) {
+    const error = (parsed as { error?: { code?: string; message?: string } }).error;
+    const code = error?.code === "E_UNAUTHORIZED" ? "E_UNAUTHORIZED" : "E_NOT_READY";
+    throw new ShoalError(code, `${address}: ${error?.message ?? answer.status}`);
+  }
+  const checked = joinAnswerSchema.safeParse(parsed);
+  if (!checked.success)
+    throw new ShoalError("E_NOT_READY", `${address} answered a bad join answer`);
+  return checked.data;
+}

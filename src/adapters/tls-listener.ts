@@ -1,0 +1,165 @@
+// The API's port under TLS. A TLS server takes each connection first: it caps connections per
+// client address, ends handshakes that take too long, and reads the client's certificate (which is
+// optional: the CLI, a browser and a joiner have none). Only then is the connection handed to the
+// HTTP server, which learns who is on the other end from `peerOf(socket)`, never from a header.
+// (The HTTP server is plain node:http fed TLS sockets: under Bun, node:https does not expose the
+// client's certificate, while tls.createServer does.)
+import type http from "node:http";
+import type net from "node:net";
+import tls from "node:tls";
+import { limits } from "../core/limits.ts";
+import { nodeIdOfNames } from "./cluster-ca.ts";
+
+/** A node's certificate and key, and the CA whose certificates it trusts (all PEM). */
+export interface TlsIdentity {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+}
+
+/** Who a connection's client certificate says is on the other end. */
+export interface PeerOfSocket {
+  nodeId: string;
+  serial: string;
+}
+
+/** Why a client certificate was not taken; `clock` when the failure is one of time. */
+export interface RefusedCertificate {
+  reason: string;
+  clock: boolean;
+}
+
+export interface TlsListenerOptions {
+  identity: TlsIdentity;
+  /** Whether a certificate (by serial) or every certificate of a node is revoked. */
+  isRevoked: (peer: PeerOfSocket) => boolean;
+  onRefused?: (address: string, refusal: RefusedCertificate) => void;
+  connectionsPerClientMax?: number;
+  handshakeTimeoutMs?: number;
+}
+
+const timeErrors = new Set(["CERT_NOT_YET_VALID", "CERT_HAS_EXPIRED"]);
+const peers = new WeakMap<net.Socket, PeerOfSocket>();
+
+/** The node whose valid, unrevoked certificate this connection showed; null for other clients. */
+export function peerOf(socket: net.Socket | undefined): PeerOfSocket | null {
+  return socket ? (peers.get(socket) ?? null) : null;
+}
+
+function secureContextOf(identity: TlsIdentity): tls.SecureContextOptions {
+  return { cert: identity.certPem, key: identity.keyPem, ca: [identity.caPem] };
+}
+
+export class TlsListener {
+  readonly server: tls.Server;
+  private readonly perClient = new Map<string, number>();
+  private readonly byNode = new Map<string, Set<tls.TLSSocket>>();
+
+  constructor(
+    private readonly http: http.Server,
+    private readonly options: TlsListenerOptions,
+  ) {
+    this.server = tls.createServer({
+      ...secureContextOf(options.identity),
+      requestCert: true,
+      rejectUnauthorized: false,
+      handshakeTimeout: options.handshakeTimeoutMs ?? limits.tlsHandshakeTimeoutMs,
+      ALPNProtocols: ["http/1.1"],
+    });
+    this.server.on("connection", (socket: net.Socket) => this.admitted(socket));
+    this.server.on("secureConnection", (socket: tls.TLSSocket) => this.secured(socket));
+    // A failed handshake (a scanner, a client that does not trust us) is its client's problem.
+    this.server.on("tlsClientError", (_error, socket) => socket.destroy());
+  }
+
+  /** Serves a new certificate (a joiner's first, a renewal) to connections from now on. */
+  setIdentity(identity: TlsIdentity): void {
+    this.server.setSecureContext(secureContextOf(identity));
+  }
+
+  /** Ends every open connection of `nodeId` at once (its certificate was revoked). */
+  closeNode(nodeId: string): void {
+    for (const socket of this.byNode.get(nodeId) ?? []) socket.destroy();
+    this.byNode.delete(nodeId);
+  }
+
+  listen(port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const sockets of this.byNode.values()) for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Counts the TCP connection against its client address; over the cap it is ended unread. */
+  private admitted(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? "";
+    const count = (this.perClient.get(address) ?? 0) + 1;
+    const max = this.options.connectionsPerClientMax ?? limits.connectionsPerClientMax;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    this.perClient.set(address, count);
+    socket.once("close", () => {
+      const left = (this.perClient.get(address) ?? 1) - 1;
+      if (left <= 0) this.perClient.delete(address);
+      else this.perClient.set(address, left);
+    });
+  }
+
+  private secured(socket: tls.TLSSocket): void {
+    const peer = this.identify(socket);
+    if (peer === "revoked") {
+      socket.destroy();
+      return;
+    }
+    if (peer) {
+      peers.set(socket, peer);
+      let sockets = this.byNode.get(peer.nodeId);
+      if (!sockets) {
+        sockets = new Set();
+        this.byNode.set(peer.nodeId, sockets);
+      }
+      sockets.add(socket);
+      socket.once("close", () => this.forget(peer.nodeId, socket));
+    }
+    this.http.emit("connection", socket);
+  }
+
+  private forget(nodeId: string, socket: tls.TLSSocket): void {
+    const sockets = this.byNode.get(nodeId);
+    sockets?.delete(socket);
+    if (sockets?.size === 0) this.byNode.delete(nodeId);
+  }
+
+  /**
+   * The client's node, when it showed a certificate of this CA that is neither expired nor
+   * revoked; "revoked" ends the connection before a byte of HTTP is read.
+   */
+  private identify(socket: tls.TLSSocket): PeerOfSocket | "revoked" | null {
+    const certificate = socket.getPeerCertificate();
+    if (!certificate || Object.keys(certificate).length === 0) return null;
+    const address = socket.remoteAddress ?? "";
+    if (!socket.authorized) {
+      const code = String(socket.authorizationError ?? "");
+      this.options.onRefused?.(address, { reason: code, clock: timeErrors.has(code) });
+      return null;
+    }
+    const nodeId = nodeIdOfNames(certificate.subjectaltname);
+    if (!nodeId) return null;
+    const peer = { nodeId, serial: certificate.serialNumber.toLowerCase() };
+    if (this.options.isRevoked(peer)) {
+      this.options.onRefused?.(address, { reason: "revoked", clock: false });
+      return "revoked";
+    }
+    return peer;
+  }
+}

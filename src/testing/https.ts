@@ -1,0 +1,34 @@
+// fetch for tests and benchmarks that talk to real agents over HTTPS: trusting a data dir's CA
+// (the way the CLI does), or, for liveness probes of a node that has no certificate of its
+// cluster yet, trusting nothing and reading only the status.
+import { existsSync, readFileSync } from "node:fs";
+import https from "node:https";
+import { join } from "node:path";
+import type { Fetch } from "../cli/client.ts";
+import { httpsFetch } from "../cli/https-fetch.ts";
+
+/** A fetch trusting the CA in `dataDir` (read at each call: a joiner gets one later). */
+export function fetchWithDataDirCa(dataDir: string | (() => string)): Fetch {
+  return (input, init) => {
+    const dir = typeof dataDir === "string" ? dataDir : dataDir();
+    const path = join(dir, "ca.pem");
+    return httpsFetch(existsSync(path) ? readFileSync(path, "utf8") : null)(input, init);
+  };
+}
+
+/** The status of `GET url` over TLS without checking the certificate: for /v1/health only. */
+export function probeStatus(url: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const request = https.request(url, {
+      rejectUnauthorized: false,
+      agent: false,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    request.on("response", (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("error", () => resolve(0));
+    request.end();
+  });
+}
