@@ -237,6 +237,13 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     process.off("SIGINT", stopSignal);
   }
   access = fleetAccess(opened.fleet, nodeId);
+  // `shoal node rm`: the node's open connections end as soon as its leaving is applied here.
+  opened.fleet.log.onApplied(({ command }) => {
+    if (command.type === "node.leave" && command.nodeId !== nodeId) {
+      served.listener.closeNode(command.nodeId);
+      served.tls.forget(command.nodeId);
+    }
+  });
   serving = true;
   const parts = { nodeId, options, logger, discovery, served, closeStreams, api };
   return runNode(opened.fleet, opened.steward, parts);

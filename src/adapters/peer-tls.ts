@@ -63,6 +63,12 @@ export class PeerTls {
     return agent;
   }
 
+  /** Ends the connections to a member that left. */
+  forget(memberId: string): void {
+    this.agents.get(memberId)?.destroy();
+    this.agents.delete(memberId);
+  }
+
   closeAll(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();

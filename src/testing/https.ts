@@ -32,3 +32,31 @@ export function probeStatus(url: string, timeoutMs: number): Promise<number> {
     request.end();
   });
 }
+
+/**
+ * What any machine on the network can send: a request over TLS that trusts any server, with no
+ * client certificate or with `identity` (one of another CA, say). Resolves with the status.
+ */
+export function untrustedRequest(
+  url: string,
+  options: { method?: string; body?: string; identity?: { certPem: string; keyPem: string } } = {},
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.request(url, {
+      method: options.method ?? "POST",
+      rejectUnauthorized: false,
+      agent: false,
+      signal: AbortSignal.timeout(5000),
+      ...(options.identity ? { cert: options.identity.certPem, key: options.identity.keyPem } : {}),
+    });
+    request.on("response", (response) => {
+      let text = "";
+      response.on("data", (chunk) => {
+        text += chunk;
+      });
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, text }));
+    });
+    request.on("error", reject);
+    request.end(options.body);
+  });
+}

@@ -67,7 +67,7 @@ function live(): AgentProcess {
 }
 
 async function health(): Promise<{ status: string; disk: DiskStatus }> {
-  const response = await fetch(`${live().base}/v1/health`);
+  const response = await live().fetch(`${live().base}/v1/health`);
   assert.equal(response.status, 200, "health answers while the disk is full");
   return (await response.json()) as { status: string; disk: DiskStatus };
 }
@@ -91,6 +91,7 @@ async function shoalStatus(): Promise<{ code: number; stdout: string }> {
     ...process.env,
     SHOAL_ADDR: `127.0.0.1:${live().port}`,
     SHOAL_API_TOKEN: live().token,
+    SHOAL_CA: join(live().dataDir, "ca.pem"),
   };
   try {
     const { stdout } = await promisify(execFile)(shoalBin, ["status"], { env });

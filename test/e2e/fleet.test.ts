@@ -5,9 +5,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import tls from "node:tls";
+import { readTlsIdentity } from "../../src/adapters/tls-files.ts";
 import { waitFor } from "../../src/testing/agent-process.ts";
-import { labDataDir } from "../../src/testing/lab.ts";
+import { untrustedRequest } from "../../src/testing/https.ts";
+import { labDataDir, nodeAddress } from "../../src/testing/lab.ts";
 import { mdnsLab } from "../../src/testing/lab-fleet.ts";
+import { TestCa } from "../../src/testing/test-ca.ts";
 
 const shoalBin = join(import.meta.dirname, "..", "..", "bin", "shoal");
 
@@ -39,7 +43,7 @@ let joinToken = "";
 let apiToken = "";
 
 async function call(node: string, method: string, path: string, body?: unknown, timeoutMs = 8000) {
-  const response = await fetch(`${lab.base(node)}${path}`, {
+  const response = await lab.fetch(node, path, {
     method,
     headers: { authorization: `Bearer ${apiToken}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -304,6 +308,21 @@ describe("a fleet on the lab", () => {
 
   it("`shoal node rm` takes a node out of the configuration and keeps its row as left", async () => {
     const lab4 = (await cluster("lab4")).answeredBy;
+    // lab4's own certificate opens lab1's peer routes, and a connection stays open with it.
+    const identity = readTlsIdentity(labDataDir("lab4"));
+    assert.ok(identity);
+    const status = `${lab.base("lab1")}/internal/status`;
+    assert.equal((await untrustedRequest(status, { body: "{}", identity })).status, 200);
+    const open = tls.connect({
+      host: nodeAddress("lab1"),
+      port: 7420,
+      cert: identity.certPem,
+      key: identity.keyPem,
+      rejectUnauthorized: false,
+    });
+    const closed = new Promise((resolve) => open.once("close", resolve));
+    open.on("error", () => {});
+    await new Promise((resolve) => open.once("secureConnect", resolve));
     const removed = await lab.exec("lab1", [shoalBin, "node", "rm", "lab4"]);
     assert.equal(removed.code, 0, removed.stderr);
     assert.match(removed.stdout, /removed node lab4/);
@@ -315,6 +334,10 @@ describe("a fleet on the lab", () => {
     assert.equal(row?.status, "left");
     assert.equal(row?.role, null);
     assert.equal(view.voters.length, 3);
+    // Its open connection is gone, and its certificate is refused at the next handshake.
+    await closed;
+    const refused = await untrustedRequest(status, { body: "{}", identity }).catch(() => null);
+    assert.equal(refused, null, `answered ${JSON.stringify(refused)}`);
     await lab.kill("lab4");
   });
 
@@ -337,32 +360,28 @@ describe("a fleet on the lab", () => {
     });
   });
 
-  it("refuses unsigned peer requests and joins with a wrong token, changing nothing", async () => {
+  it("refuses peer requests without a certificate of the CA and joins with a wrong token, changing nothing", async () => {
     const before = await cluster("lab1");
+    const other = await TestCa.create();
+    const stranger = await other.identity(before.answeredBy);
     for (const kind of ["raft", "join", "propose"]) {
-      const unsigned = await fetch(`${lab.base("lab1")}/internal/${kind}`, {
-        method: "POST",
-        body: "{}",
-        signal: AbortSignal.timeout(5000),
-      });
-      assert.equal(unsigned.status, 401, kind);
+      const url = `${lab.base("lab1")}/internal/${kind}`;
+      const anonymous = await untrustedRequest(url, { body: "{}" });
+      assert.equal(anonymous.status, 401, kind);
+      // Another CA's certificate naming a member: refused just the same.
+      const forged = await untrustedRequest(url, { body: "{}", identity: stranger });
+      assert.equal(forged.status, 401, kind);
     }
-    const forged = await fetch(`${lab.base("lab1")}/internal/raft`, {
-      method: "POST",
-      headers: {
-        "x-shoal-node": "intruder",
-        "x-shoal-time": String(Date.now()),
-        "x-shoal-nonce": "abc",
-        "x-shoal-signature": "0".repeat(64),
-      },
-      body: "[]",
-      signal: AbortSignal.timeout(5000),
-    });
-    assert.equal(forged.status, 401);
-    const wrong = `shoal1.${before.id}.notthesecret`;
+    const token = readFileSync(join(labDataDir("lab1"), "join.token"), "utf8").trim();
+    const [, clusterId, digest] = token.split(".");
     await assert.rejects(
-      lab.start("lab5", { agentArgs: ["--token", wrong] }),
-      /refused this node's token/,
+      lab.start("lab5", { agentArgs: ["--token", `shoal2.${clusterId}.${digest}.notthesecret`] }),
+      /refused this node's token: .*join proof does not match/,
+    );
+    const elsewhere = `shoal2.${clusterId}.${"0".repeat(64)}.${token.split(".")[3]}`;
+    await assert.rejects(
+      lab.start("lab5", { agentArgs: ["--token", elsewhere] }),
+      /but the token pins 0{16}…: .*refusing to join/,
     );
     // Without a token, lab5 hears the cluster on the LAN and says how to join instead of
     // starting a second cluster by mistake.
@@ -376,7 +395,7 @@ describe("a fleet on the lab", () => {
   it("keeps two clusters on one LAN apart", async () => {
     await lab.start("lab5", { agentArgs: ["--new-cluster"] });
     const own = readFileSync(join(labDataDir("lab5"), "api.token"), "utf8").trim();
-    const response = await fetch(`${lab.base("lab5")}/v1/cluster`, {
+    const response = await lab.fetch("lab5", "/v1/cluster", {
       headers: { authorization: `Bearer ${own}` },
       signal: AbortSignal.timeout(5000),
     });

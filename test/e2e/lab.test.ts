@@ -27,13 +27,13 @@ function sh(file: string, ...args: string[]): string {
 
 /** Whether `from`'s namespace reaches `to`'s agent (curl inside the namespace, 2 s at most). */
 async function reaches(from: string, to: string): Promise<boolean> {
-  const url = `http://${nodeAddress(to)}:7420/v1/health`;
-  const result = await lab.exec(from, ["curl", "-sf", "--max-time", "2", "-o", "/dev/null", url]);
+  const url = `https://${nodeAddress(to)}:7420/v1/health`;
+  const result = await lab.exec(from, ["curl", "-sfk", "--max-time", "2", "-o", "/dev/null", url]);
   return result.code === 0;
 }
 
 async function selfOf(node: string): Promise<{ id: string; labels: Record<string, string> }> {
-  const response = await fetch(`${lab.base(node)}/v1/nodes`, {
+  const response = await lab.fetch(node, "/v1/nodes", {
     headers: { authorization: `Bearer ${lab.apiToken(node)}` },
     signal: AbortSignal.timeout(5000),
   });
@@ -143,7 +143,7 @@ describe("the lab", () => {
   });
 
   it("publishes a service's port on lab1's own address, from lab1's engine only", async () => {
-    const response = await fetch(`${lab.base("lab1")}/v1/services`, {
+    const response = await lab.fetch("lab1", "/v1/services", {
       method: "POST",
       headers: {
         authorization: `Bearer ${lab.apiToken("lab1")}`,

@@ -1,7 +1,9 @@
 // The whole path on one node, on real parts: a `shoal agent` process, its libSQL files, the real
 // Docker engine and HTTP. Bounds are generous; speed goals live in `npm run bench`.
 import assert from "node:assert/strict";
-import { request as httpRequest } from "node:http";
+import { readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Task } from "../../src/core/types.ts";
 import { AgentProcess, docker, waitFor } from "../../src/testing/agent-process.ts";
@@ -57,10 +59,13 @@ function postEarlyAnswer(
   url: string,
   token: string,
   body: string,
+  ca: string,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, {
+    const request = httpsRequest(url, {
       method: "POST",
+      ca: [ca],
+      checkServerIdentity: () => undefined,
       headers: {
         authorization: `Bearer ${token}`,
         "content-type": "application/json",
@@ -174,17 +179,22 @@ describe("one node on the real engine", () => {
       containers: [{ name: "c", image }],
       pad: "x".repeat(2 * 1024 * 1024),
     });
-    const big = await postEarlyAnswer(`${agent.base}/v1/services`, agent.token, body);
+    const big = await postEarlyAnswer(
+      `${agent.base}/v1/services`,
+      agent.token,
+      body,
+      readFileSync(join(agent.dataDir, "ca.pem"), "utf8"),
+    );
     assert.equal(big.status, 413);
     assert.equal(
       (JSON.parse(big.body) as { error: { code: string } }).error.code,
       "E_BODY_TOO_LARGE",
     );
-    const wrongToken = await fetch(`${agent.base}/v1/services`, {
+    const wrongToken = await agent.fetch(`${agent.base}/v1/services`, {
       headers: { authorization: "Bearer wrong" },
     });
     assert.equal(wrongToken.status, 401);
-    const malformed = await fetch(`${agent.base}/v1/services`, {
+    const malformed = await agent.fetch(`${agent.base}/v1/services`, {
       method: "POST",
       headers: { authorization: `Bearer ${agent.token}`, "content-type": "application/json" },
       body: "{not json",

@@ -17,8 +17,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { readTlsIdentity } from "../../src/adapters/tls-files.ts";
 import { AgentProcess, waitFor } from "../../src/testing/agent-process.ts";
+import { untrustedRequest } from "../../src/testing/https.ts";
+import { labDataDir } from "../../src/testing/lab.ts";
 import { formLabFleet, mdnsLab, runningTasks, webContainers } from "../../src/testing/lab-fleet.ts";
+import { TestCa } from "../../src/testing/test-ca.ts";
 import { version } from "../../src/version.ts";
 
 const run = promisify(execFile);
@@ -142,6 +146,24 @@ describe("release binaries", () => {
         assert.ok(node.healthy && node.agent.pid, `${node.name} is healthy`);
         const exe = realpathSync(`/proc/${node.agent.pid}/exe`);
         assert.equal(exe, realpathSync(join(dist, "shoal-linux-x64")), `${node.name}'s agent`);
+      }
+    });
+
+    it("refuses peers without a certificate of the CA under Bun's TLS too", async () => {
+      const stranger = await (await TestCa.create()).identity("lab1");
+      const own = readTlsIdentity(labDataDir("lab2"));
+      assert.ok(own);
+      for (const node of ["lab1", "lab2", "lab3"]) {
+        const url = `${lab.base(node)}/internal/status`;
+        assert.equal((await untrustedRequest(url, { body: "{}" })).status, 401, node);
+        const forged = await untrustedRequest(url, { body: "{}", identity: stranger });
+        assert.equal(forged.status, 401, `${node}: another CA's certificate`);
+        // The same request with a member's own certificate is answered: the refusals are the CA's.
+        assert.equal(
+          (await untrustedRequest(url, { body: "{}", identity: own })).status,
+          200,
+          node,
+        );
       }
     });
   });
