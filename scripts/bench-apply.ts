@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RaftCommandLog } from "../src/adapters/raft-command-log.ts";
 import { systemClock } from "../src/adapters/system-clock.ts";
+import { apiTokenFields } from "../src/testing/cluster-init.ts";
 import { type BenchRow, percentile } from "./bench-row.ts";
 
 const warmupCommands = 200;
@@ -15,7 +16,7 @@ export async function benchApply(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "shoal-bench-apply-"));
   const log = await RaftCommandLog.openLone(dir, "bench1", systemClock);
   try {
-    await log.propose({ type: "cluster.init", at: 1, clusterId: "bench", apiToken: "t" });
+    await log.propose({ type: "cluster.init", at: 1, clusterId: "bench", ...apiTokenFields("t") });
     const container = { name: "c", image: "i", env: {}, ports: [], mounts: [], essential: true };
     await log.propose({
       type: "service.create",

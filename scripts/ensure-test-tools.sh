@@ -2,7 +2,7 @@
 # Installs the Debian packages only the tests need (root): qemu-user and the arm64 C runtime run
 # the arm64 release binary, shellcheck checks install.sh, debootstrap makes the clean root that
 # install.sh is tested in, systemd-analyze checks the unit it writes. `npm start` needs none of
-# them.
+# them. tcpdump captures the lab bridge to show what a fleet sends in the clear: nothing.
 set -euo pipefail
 
 # need PATH PACKAGE...: installs the packages when PATH (a command or a file) is missing.
@@ -23,3 +23,4 @@ need /usr/aarch64-linux-gnu/lib/libgcc_s.so.1 libc6-arm64-cross libgcc-s1-arm64-
 need shellcheck shellcheck
 need debootstrap debootstrap
 need systemd-analyze systemd
+need tcpdump tcpdump

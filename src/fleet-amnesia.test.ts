@@ -9,6 +9,7 @@ import { after, it } from "node:test";
 import { loadNodeIdentity } from "./adapters/data-dir.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
 import { waitFor } from "./testing/agent-process.ts";
+import { apiTokenFields } from "./testing/cluster-init.ts";
 import { type FleetMember, startFleetMember } from "./testing/fleet-member.ts";
 
 const dirs: string[] = [];
@@ -50,7 +51,9 @@ it("a member that lost raft.db rejoins under a new id as a learner, its replica 
   const log = leader.fleet.log;
   await waitFor("a leader", async () => log.isLeader());
   const clusterId = leader.fleet.token.clusterId;
-  assert.ok((await log.propose({ type: "cluster.init", at: 1, clusterId, apiToken: "a" })).ok);
+  assert.ok(
+    (await log.propose({ type: "cluster.init", at: 1, clusterId, ...apiTokenFields("a") })).ok,
+  );
   const memberDir = dataDir();
   const member = await start(memberDir, { token: leader.fleet.token.text, join: [leader.port] });
   const replica = member.fleet.log;

@@ -9,6 +9,7 @@ import { after, describe, it } from "node:test";
 import { caDigest, nodeCertificateFacts } from "./adapters/cluster-ca.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
 import { waitFor } from "./testing/agent-process.ts";
+import { apiTokenFields } from "./testing/cluster-init.ts";
 import { type FleetMember, startFleetMember } from "./testing/fleet-member.ts";
 
 const dirs: string[] = [];
@@ -43,7 +44,7 @@ describe("a fleet over mutual TLS on loopback", () => {
       type: "cluster.init",
       at: 1,
       clusterId: first.fleet.token.clusterId ?? "",
-      apiToken: "api",
+      ...apiTokenFields("api"),
     });
     assert.equal(init.ok, true);
     const second = await member("bbbbbb2", first.fleet.token.text, [first.port]);

@@ -32,6 +32,7 @@ import type { PeerStreamEndpoint } from "./adapters/peer-stream.ts";
 import type { PeerTls } from "./adapters/peer-tls.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
+import { newClusterKey, readClusterKey, writeClusterKey } from "./adapters/secret-box.ts";
 import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { readCa, readTlsIdentity, writeCa, writeNodeCertificate } from "./adapters/tls-files.ts";
@@ -124,6 +125,8 @@ export interface Fleet {
   peer: PeerEndpoint;
   /** Where a joiner without a certificate asks for one. */
   joins: JoinEndpoint;
+  /** The key that opens the store's sealed secrets (`<data dir>/cluster.key`); throws without one. */
+  clusterKey(): Buffer;
   /** Who may open a peer stream to this node, and what answers its frames. */
   streams: PeerStreamEndpoint;
   client: PeerClient;
@@ -232,12 +235,13 @@ async function issueCertificate(
   return { certPem: signed.value, ca };
 }
 
-/** A new cluster's first node: its CA on disk, then its own certificate. */
+/** A new cluster's first node: its CA and cluster key on disk, then its own certificate. */
 async function bootstrapIdentity(
   options: FleetOptions,
   ca: KeyedCertificate,
 ): Promise<TlsIdentity> {
   writeCa(options.dataDir, ca);
+  writeClusterKey(options.dataDir, newClusterKey());
   const { keyPem, csrPem } = await createNodeRequest(options.nodeId);
   const { certPem } = await issueCertificate(
     options.dataDir,
@@ -364,6 +368,11 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     token,
     peer,
     joins: joinEndpoint(admission),
+    clusterKey: () => {
+      const key = readClusterKey(options.dataDir);
+      if (!key) throw new ShoalError("E_NOT_READY", `${options.dataDir} holds no cluster.key`);
+      return key;
+    },
     streams,
     client,
     bootstrapped: bootstrap !== undefined,
@@ -409,6 +418,7 @@ async function joinRequest(options: FleetOptions, token: JoinToken) {
 /** Keeps what admission gave: the CA and its key, then this node's certificate, then serves it. */
 function keepAdmission(options: FleetOptions, keyPem: string, caPem: string, answer: JoinAnswer) {
   writeCa(options.dataDir, { certPem: caPem, keyPem: answer.caKeyPem });
+  writeClusterKey(options.dataDir, Buffer.from(answer.clusterKey, "base64"));
   const identity = { certPem: answer.certPem, keyPem, caPem };
   writeNodeCertificate(options.dataDir, identity);
   options.onIdentity(identity);
@@ -627,5 +637,13 @@ async function admit(admission: Admission, body: JoinRequest): Promise<JoinAnswe
     .view()
     .nodes()
     .map((n) => ({ id: n.id, address: n.address, port: n.port }));
-  return { leader: log.status().id, members, certPem, caKeyPem: ca.keyPem };
+  const clusterKey = readClusterKey(admission.dataDir);
+  if (!clusterKey) throw new ShoalError("E_NOT_READY", "this member holds no cluster key");
+  return {
+    leader: log.status().id,
+    members,
+    certPem,
+    caKeyPem: ca.keyPem,
+    clusterKey: clusterKey.toString("base64"),
+  };
 }

@@ -15,6 +15,7 @@ import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
 import { acceptPeerStreams } from "./adapters/peer-stream.ts";
+import { seal, unseal } from "./adapters/secret-box.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
@@ -23,6 +24,7 @@ import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
 import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
+import { apiTokenHash } from "./api/auth.ts";
 import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
 import { newId, newToken } from "./core/ids.ts";
@@ -81,11 +83,15 @@ function announcementOf(options: AgentOptions, nodeId: string, clusterId: string
   return { nodeId, clusterId, address: advertisedAddress(options), port: options.port, version };
 }
 
-/** The line a person copies to another machine; said once, when the cluster is created. */
+/**
+ * How to add a machine; said once, when the cluster is created. The token itself is not printed:
+ * an agent's output ends up in the journal, and `shoal token` shows it to whoever may read the
+ * data dir.
+ */
 function printJoinLine(fleet: Fleet, options: AgentOptions): void {
-  const line = `shoal agent --token ${fleet.token.text}`;
   process.stdout.write(
-    `\nshoal: created cluster ${fleet.token.clusterId}. To add a machine, run there:\n\n  ${line}\n\n` +
+    `\nshoal: created cluster ${fleet.token.clusterId}. To add a machine, run \`shoal token\` here ` +
+      "and on the other machine:\n\n  shoal agent --token <what shoal token printed>\n\n" +
       `(where mDNS does not reach, add --join ${advertisedAddress(options)}:${options.port})\n\n`,
   );
 }
@@ -260,8 +266,16 @@ function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: 
       id: nodeId,
       ...registrationOf(options),
     }),
-    newApiToken: newToken,
-    onApiToken: (token) => writeApiToken(options.dataDir, token),
+    newApiToken: () => {
+      const token = newToken();
+      return { apiTokenHash: apiTokenHash(token), apiTokenSealed: seal(fleet.clusterKey(), token) };
+    },
+    onApiToken: (sealed) => {
+      const token = unseal(fleet.clusterKey(), sealed);
+      if (token) writeApiToken(options.dataDir, token);
+      else
+        logger.error({}, "the API token in the store does not open with this node's cluster.key");
+    },
     now: () => systemClock.now(),
     logger,
   });

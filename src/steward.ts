@@ -14,9 +14,10 @@ export interface StewardOptions {
   clusterId: string;
   /** This node's registration, proposed once per start. */
   registration: () => Command;
-  newApiToken: () => string;
-  /** Called with the cluster's API token whenever this node's copy may be missing or stale. */
-  onApiToken: (token: string) => void;
+  /** A new cluster's API token, as the store keeps it: its hash and its sealed copy. */
+  newApiToken: () => { apiTokenHash: string; apiTokenSealed: string };
+  /** Called with the sealed API token whenever this node's api.token may be missing or stale. */
+  onApiToken: (sealed: string) => void;
   now: () => number;
   logger: {
     info(object: object, message?: string): void;
@@ -64,7 +65,7 @@ export class Steward {
   }
 
   private keepApiToken(): void {
-    const token = this.options.log.view().cluster()?.apiToken;
+    const token = this.options.log.view().cluster()?.apiTokenSealed;
     if (!token || token === this.apiToken) return;
     this.options.onApiToken(token);
     this.apiToken = token;
@@ -84,7 +85,7 @@ export class Steward {
         type: "cluster.init",
         at: this.options.now(),
         clusterId: this.options.clusterId,
-        apiToken: this.options.newApiToken(),
+        ...this.options.newApiToken(),
       });
       if (created.ok) this.options.logger.info({ cluster: this.options.clusterId }, "created");
       return;

@@ -46,7 +46,11 @@ export async function listenApi(options: ApiServerOptions): Promise<Served> {
   const identity =
     readTlsIdentity(options.dataDir) ??
     (await temporaryIdentity(options.nodeId, systemClock.now()));
-  const server = createAdaptorServer({ fetch: options.fetch }) as http.Server;
+  const server = createAdaptorServer({
+    fetch: options.fetch,
+    // Header and request timeouts are enforced on this interval (Node's default is 30 s).
+    serverOptions: { connectionsCheckingInterval: limits.httpTimeoutsCheckMs },
+  }) as http.Server;
   server.headersTimeout = limits.httpHeadersTimeoutMs;
   server.requestTimeout = limits.httpRequestTimeoutMs;
   const listener = new TlsListener(server, {

@@ -17,6 +17,7 @@ import { after, describe, it } from "node:test";
 import { ShoalError } from "../core/errors.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
 import { waitFor } from "../testing/agent-process.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
 import { loadNodeIdentity } from "./data-dir.ts";
 import { openDatabase } from "./libsql.ts";
 import { RaftCommandLog } from "./raft-command-log.ts";
@@ -53,7 +54,12 @@ async function memberDir(id: string): Promise<string> {
   const dir = freshDir();
   assert.equal(loadNodeIdentity(dir, ids(id)).id, id);
   const log = await RaftCommandLog.openLone(dir, id, systemClock);
-  const init = await log.propose({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "a" });
+  const init = await log.propose({
+    type: "cluster.init",
+    at: 1,
+    clusterId: "c1",
+    ...apiTokenFields("a"),
+  });
   assert.equal(init.ok, true);
   log.snapshotNow();
   await waitFor("a snapshot image", async () => snapshotImages(dir).length > 0);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { it } from "node:test";
 import type { Command } from "../state/commands.ts";
 import { StateMachine } from "../state/machine.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
 import { Tmpfs, tmpfsUnavailable } from "../testing/tmpfs.ts";
 import { loadNodeIdentity } from "./data-dir.ts";
 import { DiskSpace, freeBytesOf, isDiskFullError } from "./disk-space.ts";
@@ -51,7 +52,7 @@ it("holds a write the full disk refuses and applies it once the disk has room", 
     // No reserve: this test is about the disk itself refusing, past any reserve.
     const space = new DiskSpace(dir, () => systemClock.monotonic(), 0, freeBytesOf, 0);
     log = await RaftCommandLog.openLone(dir, "node-1", systemClock, space);
-    await log.propose({ type: "cluster.init", at: 1, clusterId: "c", apiToken: "t" });
+    await log.propose({ type: "cluster.init", at: 1, clusterId: "c", ...apiTokenFields("t") });
     assert.equal((await log.propose(create("first"))).ok, true);
     disk.fill("filler");
     const held = log.propose(create("held"));
@@ -87,7 +88,7 @@ it("a state.db transaction the full disk refuses fails whole with SQLITE_FULL, a
   const disk = Tmpfs.mount(1024 * 1024);
   try {
     const machine = new StateMachine(openDatabase(join(disk.path, "state.db"), "NORMAL"));
-    machine.apply({ type: "cluster.init", at: 1, clusterId: "c", apiToken: "t" }, 1);
+    machine.apply({ type: "cluster.init", at: 1, clusterId: "c", ...apiTokenFields("t") }, 1);
     let index = 2;
     let refused: unknown = null;
     for (; index < 200 && refused === null; index++) {
@@ -156,7 +157,7 @@ it("a node whose disk filled before its raft.db was stamped starts all the same"
     // The first start makes node.id before raft.db exists: the stamp comes at the next start.
     assert.equal(loadNodeIdentity(dir, () => "node1a").id, "node1a");
     const log = await RaftCommandLog.openLone(dir, "node1a", systemClock);
-    await log.propose({ type: "cluster.init", at: 1, clusterId: "c", apiToken: "t" });
+    await log.propose({ type: "cluster.init", at: 1, clusterId: "c", ...apiTokenFields("t") });
     log.close();
     disk.fill("filler");
     assert.deepEqual(

@@ -21,6 +21,8 @@ export const joinAnswerSchema = z.strictObject({
     .max(limits.joinMembersMax),
   certPem: z.string().max(limits.pemBytesMax),
   caKeyPem: z.string().max(limits.pemBytesMax),
+  /** The cluster key (base64): it opens the secrets the store keeps sealed. */
+  clusterKey: z.string().max(128),
 });
 export type JoinAnswer = z.infer<typeof joinAnswerSchema>;
 

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { limits } from "../core/limits.ts";
 import { waitFor } from "../testing/agent-process.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
 import { RaftCommandLog } from "./raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 import { systemClock } from "./system-clock.ts";
@@ -47,7 +48,12 @@ const container = { name: "c", image: "i", env: {}, ports: [], mounts: [], essen
 const open = (dir: string) => RaftCommandLog.openLone(dir, "lone1", systemClock);
 
 async function writeTwo(log: RaftCommandLog): Promise<void> {
-  const init = await log.propose({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
+  const init = await log.propose({
+    type: "cluster.init",
+    at: 1,
+    clusterId: "c1",
+    ...apiTokenFields("t"),
+  });
   assert.equal(init.ok, true);
   const created = await log.propose({
     type: "service.create",

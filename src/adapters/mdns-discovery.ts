@@ -66,11 +66,15 @@ export class MdnsDiscovery {
 
   start(): void {
     this.publish(this.options.announcement);
+    this.browse();
+    this.timer = setInterval(() => this.requery(), limits.discoveryRequeryMs);
+  }
+
+  private browse(): void {
     this.browser = this.bonjour.find({ type: serviceType, protocol: "tcp" }, (service) =>
       this.record(service),
     );
     this.browser.on("txt-update", (service: Service) => this.record(service));
-    this.timer = setInterval(() => this.requery(), limits.discoveryRequeryMs);
   }
 
   /** Announces again with new fields, e.g. the cluster id once this node has joined one. */
@@ -92,21 +96,42 @@ export class MdnsDiscovery {
     this.service.on("error", (error: Error) => this.options.onError(error));
   }
 
+  /**
+   * Keeps a peer as the newest entry; past `discoveryPeersMax` the oldest is forgotten. An
+   * announcement is only an address to try (the join token's CA pin decides), and anyone on the
+   * LAN can send them: what they cost is bounded.
+   */
   private record(service: Service): void {
     const peer = peerOf(service, this.options.now());
-    if (peer && peer.nodeId !== this.options.announcement.nodeId) this.seen.set(peer.nodeId, peer);
+    if (!peer || peer.nodeId === this.options.announcement.nodeId) return;
+    this.seen.delete(peer.nodeId);
+    this.seen.set(peer.nodeId, peer);
+    if (this.seen.size > limits.discoveryPeersMax)
+      this.seen.delete(this.seen.keys().next().value ?? "");
   }
 
   private requery(): void {
     if (!this.browser) return;
+    this.expire();
+    // The browser keeps every service it heard until a goodbye that a crashed or hostile sender
+    // never sends: past the bound it starts afresh, and live peers answer the next query.
+    if (this.browser.services.length > limits.discoveryPeersMax) {
+      this.browser.stop();
+      this.browse();
+      return;
+    }
     for (const service of this.browser.services) this.record(service);
     this.browser.update();
   }
 
-  /** Peers seen recently, newest first; `clusterId` narrows to one cluster. */
-  peers(clusterId?: string): DiscoveredPeer[] {
+  private expire(): void {
     const horizon = this.options.now() - limits.discoveryPeerTtlMs;
     for (const [id, peer] of this.seen) if (peer.seenAt < horizon) this.seen.delete(id);
+  }
+
+  /** Peers seen recently, newest first; `clusterId` narrows to one cluster. */
+  peers(clusterId?: string): DiscoveredPeer[] {
+    this.expire();
     return [...this.seen.values()]
       .filter((peer) => clusterId === undefined || peer.clusterId === clusterId)
       .sort((a, b) => b.seenAt - a.seenAt);

@@ -12,7 +12,7 @@ import type { Duplex } from "node:stream";
 import { limits } from "../core/limits.ts";
 import { FrameDecoder, FrameEncoder, FrameError } from "./peer-frames.ts";
 import { memberTlsOptions } from "./peer-tls.ts";
-import { peerOf, type TlsIdentity } from "./tls-listener.ts";
+import { headersArrived, peerOf, type TlsIdentity } from "./tls-listener.ts";
 
 export const peerStreamPath = "/internal/raft-stream";
 export const peerStreamProtocol = "shoal-raft/1";
@@ -195,6 +195,7 @@ export function acceptPeerStreams(
   // One stream per peer: a peer that opens a new one (after a silence) is done with the old.
   const open = new Map<string, Duplex>();
   server.on("upgrade", (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    headersArrived(socket as net.Socket);
     const accepted = acceptedOrRefusal(request, endpoint(), open);
     if (typeof accepted === "string") {
       // Ended at once: an upgraded socket is past the server's own header and request timeouts.

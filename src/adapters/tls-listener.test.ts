@@ -80,6 +80,7 @@ describe("TLS listener", () => {
         refusals.push(`${refusal.reason}${refusal.clock ? " (clock)" : ""}`),
       connectionsPerClientMax: 4,
       handshakeTimeoutMs: 300,
+      headersTimeoutMs: 400,
     });
     await listener.listen(0, "127.0.0.1");
     port = (listener.server.address() as AddressInfo).port;
@@ -133,6 +134,29 @@ describe("TLS listener", () => {
     await new Promise((resolve) => socket.once("close", resolve));
     const elapsed = performance.now() - started;
     assert.ok(elapsed >= 250 && elapsed < 5000, `closed after ${elapsed} ms`);
+  });
+
+  it("ends a connection whose first request's headers do not arrive in time", async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const started = performance.now();
+    socket.write("GET / HTTP/1.1\r\nhost: x\r\n");
+    await new Promise((resolve) => socket.once("close", resolve));
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 300 && elapsed < 5000, `closed after ${elapsed} ms`);
+  });
+
+  it("keeps a connection whose request arrived in time", async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const answered = new Promise((resolve) => socket.once("data", resolve));
+    socket.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    await answered;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(socket.destroyed, false, "a keep-alive connection outlives the header deadline");
+    socket.destroy();
   });
 
   it("caps open connections per client address", async () => {

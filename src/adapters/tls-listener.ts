@@ -36,10 +36,24 @@ export interface TlsListenerOptions {
   onRefused?: (address: string, refusal: RefusedCertificate) => void;
   connectionsPerClientMax?: number;
   handshakeTimeoutMs?: number;
+  /** From the handshake to the first request's headers (default: limits.httpHeadersTimeoutMs). */
+  headersTimeoutMs?: number;
 }
 
 const timeErrors = new Set(["CERT_NOT_YET_VALID", "CERT_HAS_EXPIRED"]);
 const peers = new WeakMap<net.Socket, PeerOfSocket>();
+/** Connections whose first request's headers have not arrived yet, with their deadline. */
+const headerDeadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
+
+/**
+ * The first request's headers arrived (an upgrade's handler says so itself). Node's own header
+ * timeout does not watch connections handed to a server that never listened, and Bun has none.
+ */
+export function headersArrived(socket: net.Socket | undefined): void {
+  if (!socket) return;
+  clearTimeout(headerDeadlines.get(socket));
+  headerDeadlines.delete(socket);
+}
 
 /** The node whose valid, unrevoked certificate this connection showed; null for other clients. */
 export function peerOf(socket: net.Socket | undefined): PeerOfSocket | null {
@@ -68,6 +82,7 @@ export class TlsListener {
     });
     this.server.on("connection", (socket: net.Socket) => this.admitted(socket));
     this.server.on("secureConnection", (socket: tls.TLSSocket) => this.secured(socket));
+    http.on("request", (request: { socket: net.Socket }) => headersArrived(request.socket));
     // A failed handshake (a scanner, a client that does not trust us) is its client's problem.
     this.server.on("tlsClientError", (_error, socket) => socket.destroy());
   }
@@ -121,6 +136,12 @@ export class TlsListener {
       socket.destroy();
       return;
     }
+    const headersMs = this.options.headersTimeoutMs ?? limits.httpHeadersTimeoutMs;
+    headerDeadlines.set(
+      socket,
+      setTimeout(() => socket.destroy(), headersMs),
+    );
+    socket.once("close", () => headersArrived(socket));
     if (peer) {
       peers.set(socket, peer);
       let sockets = this.byNode.get(peer.nodeId);

@@ -49,7 +49,7 @@ export function createApi(node: ApiNode): Api {
   app.use(
     "/v1/*",
     requireToken(() => {
-      apiToken ??= node.store()?.view.cluster()?.apiToken ?? null;
+      apiToken ??= node.store()?.view.cluster()?.apiTokenHash ?? null;
       return apiToken;
     }),
   );

@@ -12,6 +12,8 @@ export const limits = {
   httpHeadersTimeoutMs: 10_000,
   /** A whole request (headers and body) must arrive within this (Node's default is 300 s). */
   httpRequestTimeoutMs: 30_000,
+  /** How often the HTTP server looks for requests past those timeouts. */
+  httpTimeoutsCheckMs: 1000,
   sseClientsMax: 64,
   eventsPageMax: 1000,
   shutdownGraceMs: 3000,
@@ -97,6 +99,8 @@ export const limits = {
   discoveryRequeryMs: 2000,
   /** A peer not heard of over mDNS for this long is no longer a candidate. */
   discoveryPeerTtlMs: 15_000,
+  /** Peers an mDNS browser keeps (anyone on the LAN can announce): the oldest go first. */
+  discoveryPeersMax: 256,
   /** A node with no token listens this long for an existing cluster before creating one. */
   discoveryBootstrapWaitMs: 1500,
 

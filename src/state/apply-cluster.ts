@@ -11,9 +11,10 @@ export function applyClusterInit(
 ): Result<unknown> {
   if (ctx.view.cluster()) return fail("E_CONFLICT", "the cluster is already initialised");
   ctx.run(
-    "INSERT INTO cluster (id, api_token, created_at) VALUES (?, ?, ?)",
+    "INSERT INTO cluster (id, api_token_hash, api_token_sealed, created_at) VALUES (?, ?, ?, ?)",
     command.clusterId,
-    command.apiToken,
+    command.apiTokenHash,
+    command.apiTokenSealed,
     command.at,
   );
   ctx.event({ type: "cluster.created", message: `cluster ${command.clusterId} created` });

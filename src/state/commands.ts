@@ -98,7 +98,10 @@ export const commandSchema = z.discriminatedUnion("type", [
     type: z.literal("cluster.init"),
     at,
     clusterId: z.string(),
-    apiToken: z.string(),
+    /** SHA-256 of the API token (hex): what a request's bearer token is checked against. */
+    apiTokenHash: z.string().regex(/^[0-9a-f]{64}$/),
+    /** The API token sealed under the cluster key (secret-box.ts), for each member's api.token. */
+    apiTokenSealed: z.string().max(1024),
   }),
   z.strictObject({
     type: z.literal("node.register"),

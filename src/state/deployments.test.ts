@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
 import { emptyPlan } from "../scheduler/plan-builder.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
 import type { Command, CommandOf } from "./commands.ts";
 import { StateMachine } from "./machine.ts";
 import { container, register } from "./test-harness.ts";
@@ -12,7 +13,7 @@ const pi = { arch: "arm64", cpus: 4, memoryMb: 4096 };
 function machine() {
   const sm = new StateMachine(openDatabase(":memory:", "NORMAL"));
   const apply = (command: Command) => sm.apply(command, sm.appliedIndex() + 1);
-  apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
+  apply({ type: "cluster.init", at: 1, clusterId: "c1", ...apiTokenFields("t") });
   apply(register(2, { ...pi, labels: { zone: "garage" } }));
   return { sm, apply };
 }

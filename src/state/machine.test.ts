@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
 import { fail } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
 import type { Command } from "./commands.ts";
 import { handlers, StateMachine } from "./machine.ts";
 import { container, register } from "./test-harness.ts";
@@ -31,7 +32,7 @@ function dump(sm: StateMachine): string {
 }
 
 function withNodeAndService(apply: ReturnType<typeof machine>["apply"]): void {
-  apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" });
+  apply({ type: "cluster.init", at: 1, clusterId: "c1", ...apiTokenFields("t") });
   apply(register(2));
   apply({ type: "service.create", at: 3, name: "web", replicas: 1, containers: [container] });
 }
@@ -171,7 +172,7 @@ describe("state machine", () => {
   it("crashes on an entry applied out of order", () => {
     const { sm } = machine();
     assert.throws(() =>
-      sm.apply({ type: "cluster.init", at: 1, clusterId: "c", apiToken: "t" }, 2),
+      sm.apply({ type: "cluster.init", at: 1, clusterId: "c", ...apiTokenFields("t") }, 2),
     );
   });
 

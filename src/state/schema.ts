@@ -75,6 +75,14 @@ export const migrations: readonly Migration[] = [
     version: 5,
     sql: "ALTER TABLE nodes ADD COLUMN disk_full INTEGER NOT NULL DEFAULT 0;",
   },
+  {
+    // The API token is kept as its hash and sealed under the cluster key, never in plaintext.
+    version: 6,
+    sql: `
+      ALTER TABLE cluster ADD COLUMN api_token_hash TEXT NOT NULL DEFAULT '';
+      ALTER TABLE cluster ADD COLUMN api_token_sealed TEXT NOT NULL DEFAULT '';
+      ALTER TABLE cluster DROP COLUMN api_token;`,
+  },
 ];
 
 export function migrate(db: Database): void {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
 import { fail } from "../core/errors.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
 import type { Command } from "./commands.ts";
 import { allRows, type Database } from "./db.ts";
 import { handlers, StateMachine } from "./machine.ts";
@@ -33,7 +34,7 @@ function steps(sm: StateMachine): (() => void)[] {
 function machine(): { db: Database; sm: StateMachine } {
   const db = openDatabase(":memory:", "NORMAL");
   const sm = new StateMachine(db);
-  sm.apply({ type: "cluster.init", at: 1, clusterId: "c1", apiToken: "t" }, 1);
+  sm.apply({ type: "cluster.init", at: 1, clusterId: "c1", ...apiTokenFields("t") }, 1);
   sm.apply(register(2), 2);
   return { db, sm };
 }

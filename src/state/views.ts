@@ -31,7 +31,10 @@ export interface TaskFilter {
 
 export interface ClusterRecord {
   id: string;
-  apiToken: string;
+  /** SHA-256 of the API token, hex. */
+  apiTokenHash: string;
+  /** The API token sealed under the cluster key. */
+  apiTokenSealed: string;
   createdAt: number;
 }
 
@@ -71,11 +74,14 @@ export class StateView {
   }
 
   cluster(): ClusterRecord | null {
-    const row = this.one("SELECT id, api_token, created_at FROM cluster LIMIT 1");
+    const row = this.one(
+      "SELECT id, api_token_hash, api_token_sealed, created_at FROM cluster LIMIT 1",
+    );
     if (!row) return null;
     return {
       id: String(row.id),
-      apiToken: String(row.api_token),
+      apiTokenHash: String(row.api_token_hash),
+      apiTokenSealed: String(row.api_token_sealed),
       createdAt: Number(row.created_at),
     };
   }

@@ -8,6 +8,7 @@ import { DiskSpace } from "../adapters/disk-space.ts";
 import { RaftCommandLog } from "../adapters/raft-command-log.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { ApiNode } from "../api/context.ts";
+import { apiTokenFields } from "./cluster-init.ts";
 
 export const testApiToken = "test-api-token";
 
@@ -29,7 +30,7 @@ export async function openTestNode(options: { freeBytes?: () => number } = {}): 
     type: "cluster.init",
     at: time,
     clusterId: "cluster-test",
-    apiToken: testApiToken,
+    ...apiTokenFields(testApiToken),
   });
   await log.propose({
     type: "node.register",
