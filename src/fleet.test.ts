@@ -11,6 +11,7 @@ import { type Fleet, openFleet } from "./fleet.ts";
 import { waitFor } from "./testing/agent-process.ts";
 import { apiTokenFields } from "./testing/cluster-init.ts";
 import { type FleetMember, startFleetMember } from "./testing/fleet-member.ts";
+import { fetchWithDataDirCa } from "./testing/https.ts";
 
 const dirs: string[] = [];
 const members: FleetMember<Fleet>[] = [];
@@ -90,6 +91,50 @@ describe("a fleet over mutual TLS on loopback", () => {
       /serves a CA whose SHA-256 is [0-9a-f]{16}…, but the token pins 0{16}…: .*refusing to join/,
     );
     assert.equal(first.fleet.log.view().appliedIndex(), before);
+  });
+
+  it("rotates the join secret: the old token joins no node, members are unaffected", async () => {
+    const [first, second] = members;
+    assert.ok(first && second);
+    const old = first.fleet.token.text;
+    const fresh = await first.fleet.secrets.rotateJoinSecret();
+    assert.notEqual(fresh, old);
+    await assert.rejects(member("eeeeee5", old, [first.port]), /join proof does not match/);
+    // A member asked is not the leader: it checks the proof against the store's secret too.
+    await waitFor(
+      "the rotation on the member",
+      async () => second.fleet.secrets.joinSecret() === fresh.split(".")[3],
+    );
+    await assert.rejects(member("ffffff6", old, [second.port]), /join proof does not match/);
+    const third = await member("gggggg7", fresh, [second.port]);
+    await waitFor(
+      "the new member's replica",
+      async () => third.fleet.log.view().cluster() !== null,
+    );
+    const write = await second.fleet.log.propose({
+      type: "node.label",
+      at: 3,
+      nodeId: "bbbbbb2",
+      set: { a: "b" },
+      remove: [],
+    });
+    assert.equal(write.ok, true, "the old members still write");
+  });
+
+  it("rotates the API token: once applied, the old one gets 401 on every node", async () => {
+    const [first, second] = members;
+    assert.ok(first && second);
+    const fresh = await second.fleet.secrets.rotateApiToken();
+    const index = first.fleet.log.view().appliedIndex();
+    for (const m of [first, second]) {
+      await waitFor("the rotation applied", async () => m.fleet.log.view().appliedIndex() >= index);
+      const ask = (token: string) =>
+        fetchWithDataDirCa(m.dataDir)(`https://127.0.0.1:${m.port}/v1/services`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+      assert.equal((await ask("api")).status, 401, `${m.id}: the old token`);
+      assert.equal((await ask(fresh)).status, 200, `${m.id}: the new token`);
+    }
   });
 
   it("a member's certificate names it, the CA is the token's, and the keys stay in the data dir", async () => {

@@ -13,7 +13,7 @@ import {
   type KeyedCertificate,
   signNodeCertificate,
 } from "./adapters/cluster-ca.ts";
-import { writeSecret } from "./adapters/data-dir.ts";
+import { writeApiToken, writeSecret } from "./adapters/data-dir.ts";
 import { fetchPinnedCa, type JoinAnswer, requestAdmission } from "./adapters/join-client.ts";
 import {
   formatJoinToken,
@@ -32,18 +32,25 @@ import type { PeerStreamEndpoint } from "./adapters/peer-stream.ts";
 import type { PeerTls } from "./adapters/peer-tls.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
-import { newClusterKey, readClusterKey, writeClusterKey } from "./adapters/secret-box.ts";
+import {
+  newClusterKey,
+  readClusterKey,
+  seal,
+  unseal,
+  writeClusterKey,
+} from "./adapters/secret-box.ts";
 import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { readCa, readTlsIdentity, writeCa, writeNodeCertificate } from "./adapters/tls-files.ts";
 import type { TlsIdentity } from "./adapters/tls-listener.ts";
+import { apiTokenHash } from "./api/auth.ts";
 import { EncodedJson, type JoinEndpoint, type PeerEndpoint } from "./api/context.ts";
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
 import { type HostUsage, hostUsageSchema } from "./host-usage.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
-import { commandSchema, requestIdSchema } from "./state/commands.ts";
+import { type Command, commandSchema, requestIdSchema } from "./state/commands.ts";
 
 /** Where a node looks for members of a cluster besides `--join`: mDNS, or nothing. */
 export interface PeerFinder {
@@ -125,8 +132,8 @@ export interface Fleet {
   peer: PeerEndpoint;
   /** Where a joiner without a certificate asks for one. */
   joins: JoinEndpoint;
-  /** The key that opens the store's sealed secrets (`<data dir>/cluster.key`); throws without one. */
-  clusterKey(): Buffer;
+  /** The cluster's secrets in the store, sealed, and this node's copies of them. */
+  secrets: FleetSecrets;
   /** Who may open a peer stream to this node, and what answers its frames. */
   streams: PeerStreamEndpoint;
   client: PeerClient;
@@ -346,9 +353,11 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   if (!wasKept) writeSecret(joinTokenPath(options.dataDir), token.text);
   const assembler = new SnapshotAssembler(options.dataDir);
   const heartbeats: Heartbeats = { listener: () => {}, usage: new Map() };
+  const secrets = fleetSecrets(options.dataDir, opened, token);
   const admission: Admission = {
     dataDir: options.dataDir,
     token,
+    secrets,
     log: opened,
     forward: (leaderId, body) => {
       const base = resolve(leaderId);
@@ -368,11 +377,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     token,
     peer,
     joins: joinEndpoint(admission),
-    clusterKey: () => {
-      const key = readClusterKey(options.dataDir);
-      if (!key) throw new ShoalError("E_NOT_READY", `${options.dataDir} holds no cluster.key`);
-      return key;
-    },
+    secrets,
     streams,
     client,
     bootstrapped: bootstrap !== undefined,
@@ -396,6 +401,75 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     close: () => {
       sender.close();
       opened.close();
+    },
+  };
+}
+
+/**
+ * The cluster's secrets: the API token (kept as its hash and sealed) and the join secret (sealed),
+ * under the cluster key; each node writes its own api.token and join.token from them.
+ */
+export interface FleetSecrets {
+  /** What a new cluster's `cluster.init` carries. */
+  initial(): { apiTokenHash: string; apiTokenSealed: string; joinSecretSealed: string };
+  /** The join secret joiners must prove now: the store's, or before the cluster row, the token's. */
+  joinSecret(): string;
+  keepApiToken(sealed: string): void;
+  keepJoinSecret(sealed: string): void;
+  /** Proposes a new API token; resolves with it once committed. */
+  rotateApiToken(): Promise<string>;
+  /** Proposes a new join secret; resolves with the new join token once committed. */
+  rotateJoinSecret(): Promise<string>;
+}
+
+function fleetSecrets(dataDir: string, log: RaftCommandLog, token: JoinToken): FleetSecrets {
+  const key = () => {
+    const found = readClusterKey(dataDir);
+    if (!found) throw new ShoalError("E_NOT_READY", `${dataDir} holds no cluster.key`);
+    return found;
+  };
+  const open = (sealed: string, what: string) => {
+    const plain = unseal(key(), sealed);
+    if (plain === null)
+      throw new ShoalError("E_INTERNAL", `the ${what} does not open with this node's cluster.key`);
+    return plain;
+  };
+  const sealedApiToken = (apiToken: string) => ({
+    apiTokenHash: apiTokenHash(apiToken),
+    apiTokenSealed: seal(key(), apiToken),
+  });
+  const joinTokenOf = (secret: string) =>
+    formatJoinToken(token.clusterId, token.caDigest, secret).text;
+  const propose = async (command: Command) => {
+    const result = await log.propose(command);
+    if (!result.ok) throw new ShoalError(result.code, result.message);
+  };
+  return {
+    initial: () => ({ ...sealedApiToken(newToken()), joinSecretSealed: seal(key(), token.secret) }),
+    joinSecret: () => {
+      const sealed = log.view().cluster()?.joinSecretSealed;
+      return sealed ? open(sealed, "join secret") : token.secret;
+    },
+    keepApiToken: (sealed) => writeApiToken(dataDir, open(sealed, "API token")),
+    keepJoinSecret: (sealed) =>
+      writeSecret(joinTokenPath(dataDir), joinTokenOf(open(sealed, "join secret"))),
+    rotateApiToken: async () => {
+      const apiToken = newToken();
+      await propose({
+        type: "cluster.rotate-api-token",
+        at: systemClock.now(),
+        ...sealedApiToken(apiToken),
+      });
+      return apiToken;
+    },
+    rotateJoinSecret: async () => {
+      const secret = newToken();
+      await propose({
+        type: "cluster.rotate-join-secret",
+        at: systemClock.now(),
+        joinSecretSealed: seal(key(), secret),
+      });
+      return joinTokenOf(secret);
     },
   };
 }
@@ -492,6 +566,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 interface Admission {
   dataDir: string;
   token: JoinToken;
+  secrets: FleetSecrets;
   log: RaftCommandLog;
   forward: (leaderId: string, body: JoinRequest) => Promise<JoinAnswer>;
 }
@@ -547,7 +622,9 @@ function joinEndpoint(admission: Admission): JoinEndpoint {
 /** Checks the proof here (and again at the leader), then admits or passes the joiner on. */
 async function admitJoiner(admission: Admission, body: unknown): Promise<JoinAnswer> {
   const request = joinRequestSchema.parse(body);
-  if (!proofMatches(admission.token.secret, request.nodeId, request.csrPem, request.proof)) {
+  if (
+    !proofMatches(admission.secrets.joinSecret(), request.nodeId, request.csrPem, request.proof)
+  ) {
     throw new ShoalError(
       "E_UNAUTHORIZED",
       "the join proof does not match this cluster's join secret (a different or rotated token?)",

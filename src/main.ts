@@ -4,18 +4,12 @@ import { realpathSync } from "node:fs";
 import type http from "node:http";
 import pino from "pino";
 import { closeApiServer, listenApi, type Served } from "./adapters/api-server.ts";
-import {
-  ensureDataDir,
-  loadNodeIdentity,
-  type NodeIdentity,
-  writeApiToken,
-} from "./adapters/data-dir.ts";
+import { ensureDataDir, loadNodeIdentity, type NodeIdentity } from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
 import { acceptPeerStreams } from "./adapters/peer-stream.ts";
-import { seal, unseal } from "./adapters/secret-box.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
@@ -24,10 +18,9 @@ import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
 import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
-import { apiTokenHash } from "./api/auth.ts";
 import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
-import { newId, newToken } from "./core/ids.ts";
+import { newId } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
 import { FailureDetector } from "./failure-detector.ts";
 import { type Fleet, openFleet, type Registration } from "./fleet.ts";
@@ -190,6 +183,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     store: () => (fleet && serving ? { view: fleet.log.view(), log: fleet.log } : null),
     peer: () => fleet?.peer ?? null,
     joins: () => fleet?.joins ?? null,
+    rotation: () => fleet?.secrets ?? null,
     connectionPeer: (env) =>
       peerOf((env as { incoming?: http.IncomingMessage } | undefined)?.incoming?.socket)?.nodeId ??
       null,
@@ -266,16 +260,9 @@ function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: 
       id: nodeId,
       ...registrationOf(options),
     }),
-    newApiToken: () => {
-      const token = newToken();
-      return { apiTokenHash: apiTokenHash(token), apiTokenSealed: seal(fleet.clusterKey(), token) };
-    },
-    onApiToken: (sealed) => {
-      const token = unseal(fleet.clusterKey(), sealed);
-      if (token) writeApiToken(options.dataDir, token);
-      else
-        logger.error({}, "the API token in the store does not open with this node's cluster.key");
-    },
+    newClusterSecrets: () => fleet.secrets.initial(),
+    onApiToken: (sealed) => fleet.secrets.keepApiToken(sealed),
+    onJoinSecret: (sealed) => fleet.secrets.keepJoinSecret(sealed),
     now: () => systemClock.now(),
     logger,
   });

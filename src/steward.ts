@@ -14,10 +14,19 @@ export interface StewardOptions {
   clusterId: string;
   /** This node's registration, proposed once per start. */
   registration: () => Command;
-  /** A new cluster's API token, as the store keeps it: its hash and its sealed copy. */
-  newApiToken: () => { apiTokenHash: string; apiTokenSealed: string };
+  /**
+   * A new cluster's secrets as the store keeps them: the API token's hash and sealed copy, and
+   * the join secret sealed.
+   */
+  newClusterSecrets: () => {
+    apiTokenHash: string;
+    apiTokenSealed: string;
+    joinSecretSealed: string;
+  };
   /** Called with the sealed API token whenever this node's api.token may be missing or stale. */
   onApiToken: (sealed: string) => void;
+  /** Called with the sealed join secret whenever this node's join.token may be stale. */
+  onJoinSecret: (sealed: string) => void;
   now: () => number;
   logger: {
     info(object: object, message?: string): void;
@@ -30,6 +39,7 @@ export class Steward {
   private busy = false;
   private registered = false;
   private apiToken = "";
+  private joinSecret = "";
 
   constructor(private readonly options: StewardOptions) {}
 
@@ -56,7 +66,7 @@ export class Steward {
       if (this.options.log.isLeader()) await this.leaderDuties();
       if (!this.registered) await this.register();
       // After the duties: a new cluster's row (and its API token) may have just been applied.
-      this.keepApiToken();
+      this.keepSecrets();
     } catch (error) {
       this.options.logger.warn({ err: error }, "a fleet duty failed; retrying");
     } finally {
@@ -64,11 +74,18 @@ export class Steward {
     }
   }
 
-  private keepApiToken(): void {
-    const token = this.options.log.view().cluster()?.apiTokenSealed;
-    if (!token || token === this.apiToken) return;
-    this.options.onApiToken(token);
-    this.apiToken = token;
+  /** Writes this node's api.token and join.token again once a rotation has been applied. */
+  private keepSecrets(): void {
+    const cluster = this.options.log.view().cluster();
+    if (!cluster) return;
+    if (cluster.apiTokenSealed && cluster.apiTokenSealed !== this.apiToken) {
+      this.options.onApiToken(cluster.apiTokenSealed);
+      this.apiToken = cluster.apiTokenSealed;
+    }
+    if (cluster.joinSecretSealed && cluster.joinSecretSealed !== this.joinSecret) {
+      this.options.onJoinSecret(cluster.joinSecretSealed);
+      this.joinSecret = cluster.joinSecretSealed;
+    }
   }
 
   private async register(): Promise<void> {
@@ -85,7 +102,7 @@ export class Steward {
         type: "cluster.init",
         at: this.options.now(),
         clusterId: this.options.clusterId,
-        ...this.options.newApiToken(),
+        ...this.options.newClusterSecrets(),
       });
       if (created.ok) this.options.logger.info({ cluster: this.options.clusterId }, "created");
       return;

@@ -44,14 +44,10 @@ export function createApi(node: ApiNode): Api {
   app.route("/internal", internalRoutes(node));
   app.route("/join", joinRoutes(node));
 
-  // The cluster's API token never changes once the cluster exists: read it once, not per request.
-  let apiToken: string | null = null;
+  // Read at each request: a rotation takes effect on this node as soon as it is applied here.
   app.use(
     "/v1/*",
-    requireToken(() => {
-      apiToken ??= node.store()?.view.cluster()?.apiTokenHash ?? null;
-      return apiToken;
-    }),
+    requireToken(() => node.store()?.view.cluster()?.apiTokenHash ?? null),
   );
   app.use("/v1/*", limitBody(limits.requestBodyBytesMax, "the request body"));
 

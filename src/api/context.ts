@@ -23,6 +23,12 @@ export interface PeerEndpoint {
   handle(kind: string, body: unknown, fromNode: string): Promise<unknown>;
 }
 
+export interface TokenRotation {
+  rotateApiToken(): Promise<string>;
+  /** The new join token (`shoal2.…`). */
+  rotateJoinSecret(): Promise<string>;
+}
+
 /** Where a node without a certificate joins: the CA to pin, and admission. */
 export interface JoinEndpoint {
   caPem(): string;
@@ -76,6 +82,8 @@ export interface ApiNode {
   peer?: () => PeerEndpoint | null;
   /** The join endpoint once the node belongs to a cluster. */
   joins?: () => JoinEndpoint | null;
+  /** New tokens for the cluster: each resolves with the new token once its rotation committed. */
+  rotation?: () => TokenRotation | null;
   /**
    * The node whose valid, unrevoked certificate the request's connection showed (from the TLS
    * handshake, never from a header); null for any other client.

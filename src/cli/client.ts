@@ -104,6 +104,8 @@ export class ApiClient {
   nodes = () => this.call<NodeView[]>("GET", "/v1/nodes");
   node = (id: string) => this.call<NodeView>("GET", `/v1/nodes/${enc(id)}`);
   removeNode = (id: string) => this.call<NodeView>("DELETE", `/v1/nodes/${enc(id)}`);
+  rotateJoinToken = () => this.call<{ joinToken: string }>("POST", "/v1/cluster/join-token/rotate");
+  rotateApiToken = () => this.call<{ apiToken: string }>("POST", "/v1/cluster/api-token/rotate");
   drainNode = (id: string) => this.call<NodeView>("POST", `/v1/nodes/${enc(id)}/drain`);
   activateNode = (id: string) => this.call<NodeView>("POST", `/v1/nodes/${enc(id)}/activate`);
   labelNode = (id: string, change: { set: Record<string, string>; remove: string[] }) =>

@@ -11,14 +11,42 @@ export function applyClusterInit(
 ): Result<unknown> {
   if (ctx.view.cluster()) return fail("E_CONFLICT", "the cluster is already initialised");
   ctx.run(
-    "INSERT INTO cluster (id, api_token_hash, api_token_sealed, created_at) VALUES (?, ?, ?, ?)",
+    `INSERT INTO cluster (id, api_token_hash, api_token_sealed, join_secret_sealed, created_at)
+     VALUES (?, ?, ?, ?, ?)`,
     command.clusterId,
     command.apiTokenHash,
     command.apiTokenSealed,
+    command.joinSecretSealed,
     command.at,
   );
   ctx.event({ type: "cluster.created", message: `cluster ${command.clusterId} created` });
   return ok({ clusterId: command.clusterId });
+}
+
+/** A new API token: from this entry on, only it opens the API on any node. */
+export function applyRotateApiToken(
+  ctx: ApplyContext,
+  command: CommandOf<"cluster.rotate-api-token">,
+): Result<unknown> {
+  if (!ctx.view.cluster()) return fail("E_NOT_READY", "the cluster is not initialised yet");
+  ctx.run(
+    "UPDATE cluster SET api_token_hash = ?, api_token_sealed = ?",
+    command.apiTokenHash,
+    command.apiTokenSealed,
+  );
+  ctx.event({ type: "cluster.api-token-rotated", message: "the API token was rotated" });
+  return ok({});
+}
+
+/** A new join secret: joiners must prove it; members are not affected. */
+export function applyRotateJoinSecret(
+  ctx: ApplyContext,
+  command: CommandOf<"cluster.rotate-join-secret">,
+): Result<unknown> {
+  if (!ctx.view.cluster()) return fail("E_NOT_READY", "the cluster is not initialised yet");
+  ctx.run("UPDATE cluster SET join_secret_sealed = ?", command.joinSecretSealed);
+  ctx.event({ type: "cluster.join-secret-rotated", message: "the join token was rotated" });
+  return ok({});
 }
 
 /** A name already taken by another node gets the first free numeric suffix. */

@@ -102,6 +102,19 @@ export const commandSchema = z.discriminatedUnion("type", [
     apiTokenHash: z.string().regex(/^[0-9a-f]{64}$/),
     /** The API token sealed under the cluster key (secret-box.ts), for each member's api.token. */
     apiTokenSealed: z.string().max(1024),
+    /** The join token's secret sealed under the cluster key: what a joiner's proof is checked with. */
+    joinSecretSealed: z.string().max(1024),
+  }),
+  z.strictObject({
+    type: z.literal("cluster.rotate-api-token"),
+    at,
+    apiTokenHash: z.string().regex(/^[0-9a-f]{64}$/),
+    apiTokenSealed: z.string().max(1024),
+  }),
+  z.strictObject({
+    type: z.literal("cluster.rotate-join-secret"),
+    at,
+    joinSecretSealed: z.string().max(1024),
   }),
   z.strictObject({
     type: z.literal("node.register"),

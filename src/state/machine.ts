@@ -15,6 +15,8 @@ import {
   applyNodeLeave,
   applyNodeRegister,
   applyNodeUp,
+  applyRotateApiToken,
+  applyRotateJoinSecret,
 } from "./apply-cluster.ts";
 import { applyPlan } from "./apply-plan.ts";
 import {
@@ -38,6 +40,8 @@ type Handlers = {
 /** Exported so a test can put in a handler that misbehaves; nothing else changes it. */
 export const handlers: Handlers = {
   "cluster.init": applyClusterInit,
+  "cluster.rotate-api-token": applyRotateApiToken,
+  "cluster.rotate-join-secret": applyRotateJoinSecret,
   "node.register": applyNodeRegister,
   "node.engine": applyNodeEngine,
   "node.disk": applyNodeDisk,

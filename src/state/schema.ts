@@ -81,6 +81,7 @@ export const migrations: readonly Migration[] = [
     sql: `
       ALTER TABLE cluster ADD COLUMN api_token_hash TEXT NOT NULL DEFAULT '';
       ALTER TABLE cluster ADD COLUMN api_token_sealed TEXT NOT NULL DEFAULT '';
+      ALTER TABLE cluster ADD COLUMN join_secret_sealed TEXT NOT NULL DEFAULT '';
       ALTER TABLE cluster DROP COLUMN api_token;`,
   },
 ];

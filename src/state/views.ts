@@ -35,6 +35,8 @@ export interface ClusterRecord {
   apiTokenHash: string;
   /** The API token sealed under the cluster key. */
   apiTokenSealed: string;
+  /** The join token's secret sealed under the cluster key. */
+  joinSecretSealed: string;
   createdAt: number;
 }
 
@@ -75,13 +77,14 @@ export class StateView {
 
   cluster(): ClusterRecord | null {
     const row = this.one(
-      "SELECT id, api_token_hash, api_token_sealed, created_at FROM cluster LIMIT 1",
+      "SELECT id, api_token_hash, api_token_sealed, join_secret_sealed, created_at FROM cluster LIMIT 1",
     );
     if (!row) return null;
     return {
       id: String(row.id),
       apiTokenHash: String(row.api_token_hash),
       apiTokenSealed: String(row.api_token_sealed),
+      joinSecretSealed: String(row.join_secret_sealed),
       createdAt: Number(row.created_at),
     };
   }

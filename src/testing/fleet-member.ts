@@ -10,7 +10,7 @@ import { systemClock } from "../adapters/system-clock.ts";
 import type { TlsIdentity } from "../adapters/tls-listener.ts";
 import { peerOf } from "../adapters/tls-listener.ts";
 import { createApi } from "../api/app.ts";
-import type { JoinEndpoint, PeerEndpoint } from "../api/context.ts";
+import type { JoinEndpoint, PeerEndpoint, TokenRotation } from "../api/context.ts";
 import { freePort } from "./agent-process.ts";
 
 /** What the helper uses of a fleet (fleet.ts's Fleet has it all). */
@@ -19,6 +19,7 @@ export interface MemberFleet {
   peer: PeerEndpoint;
   joins: JoinEndpoint;
   streams: PeerStreamEndpoint;
+  secrets: TokenRotation;
   needsJoin: boolean;
   join(signal: AbortSignal): Promise<void>;
   close(): void;
@@ -82,6 +83,7 @@ export async function startFleetMember<F extends MemberFleet>(
     store: () => (fleet ? { view: fleet.log.view(), log: fleet.log } : null),
     peer: () => fleet?.peer ?? null,
     joins: () => fleet?.joins ?? null,
+    rotation: () => fleet?.secrets ?? null,
     connectionPeer: (env) =>
       peerOf((env as { incoming?: { socket?: never } }).incoming?.socket)?.nodeId ?? null,
     clock: systemClock,

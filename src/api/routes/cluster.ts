@@ -1,6 +1,7 @@
 // /v1/cluster, /v1/nodes and /v1/task-definitions: what the fleet is made of.
 import { Hono } from "hono";
 import { z } from "zod";
+import { ShoalError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
 import type { NodeInfo } from "../../core/types.ts";
 import { labelsSchema } from "../../state/commands.ts";
@@ -42,6 +43,12 @@ function loneStatus(node: ApiNode, view: StateView): FleetStatus {
     members: [{ id: node.nodeId, role: "voter", match: null, appliedIndex: view.appliedIndex() }],
     snapshotIndex: 0,
   };
+}
+
+function rotationOf(node: ApiNode) {
+  const rotation = node.rotation?.();
+  if (!rotation) throw new ShoalError("E_NOT_READY", "this node cannot rotate tokens (no fleet)");
+  return rotation;
 }
 
 function openLog(node: ApiNode) {
@@ -125,6 +132,20 @@ export function clusterRoutes(node: ApiNode): Hono {
     const info = viewOf(node).node(id) ?? notFound(`node ${id}`);
     await propose(node, { type: "node.label", at: node.clock.now(), nodeId: info.id, ...body });
     return c.json(renderNode(node, viewOf(node).node(info.id) ?? notFound(`node ${id}`)));
+  });
+
+  /** `shoal token rotate`: a new join secret; the old one joins no node from now on. */
+  app.post("/cluster/join-token/rotate", async (c) => {
+    parseQuery(c, noQuery);
+    await refuseBody(c);
+    return c.json({ joinToken: await rotationOf(node).rotateJoinSecret() });
+  });
+
+  /** `shoal token rotate --api`: a new API token; the old one gets 401 on every node once applied. */
+  app.post("/cluster/api-token/rotate", async (c) => {
+    parseQuery(c, noQuery);
+    await refuseBody(c);
+    return c.json({ apiToken: await rotationOf(node).rotateApiToken() });
   });
 
   app.get("/task-definitions", (c) => {

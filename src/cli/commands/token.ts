@@ -2,7 +2,7 @@
 // with `--api` the API token, or with `--ca` the cluster's CA certificate, from the data dir,
 // without asking a running agent.
 import type { Command } from "commander";
-import type { CliContext } from "../context.ts";
+import { type CliContext, clientFor, type TargetOptions } from "../context.ts";
 import { readApiToken, readCaFile, readJoinTokenFile, resolveDataDir } from "../target.ts";
 import { guard } from "./shared.ts";
 
@@ -13,7 +13,7 @@ interface TokenOptions {
 }
 
 export function registerToken(program: Command, context: CliContext): void {
-  program
+  const token = program
     .command("token")
     .description("print the join token of this node's cluster (or with --api the API token)")
     .option("--api", "the API token (for SHOAL_API_TOKEN on other machines)")
@@ -30,6 +30,29 @@ export function registerToken(program: Command, context: CliContext): void {
           ? readApiToken(dataDir, context.system)
           : readJoinTokenFile(dataDir, context.system);
         context.out.write(`${token}\n`);
+      }),
+    );
+  token
+    .command("rotate")
+    .description(
+      "make a new join token (the old one joins no node; members are unaffected), or with --api a new API token",
+    )
+    .option(
+      "--api",
+      "rotate the API token: the old one gets 401 on every node once the rotation is applied",
+    )
+    .option("--data-dir <dir>", "the local node's data dir, to find the API token and CA")
+    .option(
+      "--ca <file>",
+      "the cluster's CA certificate (default: SHOAL_CA, or the data dir's ca.pem)",
+    )
+    .action(
+      guard(context, async (options: TargetOptions & { api?: boolean }) => {
+        const client = clientFor(context, options);
+        const fresh = options.api
+          ? (await client.rotateApiToken()).apiToken
+          : (await client.rotateJoinToken()).joinToken;
+        context.out.write(`${fresh}\n`);
       }),
     );
 }
