@@ -98,6 +98,12 @@ const registerSchema = z.strictObject({
   cpus: z.number().positive(),
   memoryMb: z.number().int().positive(),
   version: z.string(),
+  hostPaths: z
+    .strictObject({
+      allowed: z.array(z.string().max(4096)).max(limits.hostPathsPerNodeMax),
+      denied: z.array(z.string().max(4096)).max(limits.hostPathsPerNodeMax),
+    })
+    .optional(),
 });
 type RegisterBody = z.infer<typeof registerSchema>;
 

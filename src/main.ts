@@ -48,7 +48,14 @@ function registrationOf(options: AgentOptions): Registration {
     labels: options.labels,
     version,
     ...hostFacts(),
+    hostPaths: { allowed: options.allowHostPaths, denied: deniedHostPaths(options) },
   };
+}
+
+/** What no task may mount from this node, whatever it allows: shoal's data dir, the engine's socket. */
+function deniedHostPaths(options: AgentOptions): string[] {
+  const socket = options.dockerHost?.startsWith("unix://") ? [options.dockerHost.slice(7)] : [];
+  return [options.dataDir, "/var/run/docker.sock", "/run/docker.sock", ...socket];
 }
 
 /** Where peers reach this node: the bound address, else the mDNS interface's, else the first. */
@@ -295,6 +302,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     clock: systemClock,
     pull: options.pull,
     disconnectedMs: () => detector.disconnectedMs(),
+    hostPaths: { allowed: options.allowHostPaths, denied: deniedHostPaths(options) },
   });
   // The scheduler's tie-breaks are seeded, like everything random in shoal's decisions.
   const tieBreaks = new SeededRandom(Number.parseInt(nodeId.slice(0, 8), 36));

@@ -290,6 +290,36 @@ describe("peer streams over mutual TLS", () => {
     );
   });
 
+  it("change nothing when a captured connection is replayed to the same member or another", async () => {
+    const x = await serve();
+    const y = await serve(undefined, "node-y");
+    // Every byte node-a sends to x, as an attacker on the path records it.
+    const recorded: Buffer[] = [];
+    const base = await proxy(x.base, (direction, chunk) => {
+      if (direction === "up") recorded.push(Buffer.from(chunk));
+      return chunk;
+    });
+    const client = open(base);
+    client.stream.send("append-17");
+    await until("the answer", () => client.answers.length === 1);
+    client.stream.close();
+    for (const target of [x, y]) {
+      const socket = net.connect(Number(new URL(target.base).port), "127.0.0.1");
+      socket.on("error", () => {});
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      // Read what the member answers (its half of a new handshake), or its close never shows.
+      socket.resume();
+      socket.write(Buffer.concat(recorded));
+      await closed;
+    }
+    assert.deepEqual(
+      x.received.map((r) => r.payload),
+      ["append-17"],
+      "x took it once",
+    );
+    assert.deepEqual(y.received, [], "y took nothing");
+  });
+
   it("drop an answer changed on the way back", async () => {
     const served = await serve();
     const down = after(2, flip);

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
+import type { HostPathPolicy } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
 import {
   isTerminal,
@@ -125,7 +126,12 @@ const running: Reconciler[] = [];
 function setup(
   runtime = new MemoryRuntime({ images: [image] }),
   store = new FakeStore(),
-  options: { pull?: PullPolicy; clock?: Clock; disconnectedMs?: () => number | null } = {},
+  options: {
+    pull?: PullPolicy;
+    clock?: Clock;
+    disconnectedMs?: () => number | null;
+    hostPaths?: HostPathPolicy;
+  } = {},
 ) {
   const reporter = new FakeReporter(store);
   const logs: Logged[] = [];
@@ -316,6 +322,32 @@ describe("reconciler", () => {
     await reconciler.reconcileNow();
     assert.equal(store.task("t1")?.state, "failed");
     assert.equal(store.task("t1")?.reason, "container httpd exited with code 3");
+  });
+
+  it("starts no container that mounts a host path this node does not allow, whatever the store says", async () => {
+    const store = new FakeStore();
+    const container = web.containers[0] as TaskDefinition["containers"][number];
+    const mounting = (source: string): TaskDefinition => ({
+      ...web,
+      containers: [{ ...container, mounts: [{ source, target: "/data", readOnly: false }] }],
+    });
+    store.definitions.set("web:1", mounting("/etc"));
+    const policy = { allowed: ["/srv"], denied: ["/srv/shoal"] };
+    const { runtime, reconciler } = setup(undefined, store, { hostPaths: policy });
+    store.put(makeTask("t1"));
+    await reconciler.reconcileNow();
+    assert.equal(store.task("t1")?.state, "failed");
+    assert.match(store.task("t1")?.reason ?? "", /does not allow mounting the host path \/etc/);
+    assert.deepEqual(ownContainers(runtime), []);
+    for (const [source, runs] of [
+      ["/srv/shoal/raft.db", false],
+      ["/srv/media", true],
+    ] as const) {
+      store.definitions.set("web:1", mounting(source));
+      store.put(makeTask(`t-${source}`));
+      await reconciler.reconcileNow();
+      assert.equal(store.task(`t-${source}`)?.state === "failed", !runs, source);
+    }
   });
 
   it("fails a task whose image is missing and cannot be pulled with `image not found: NAME`", async () => {

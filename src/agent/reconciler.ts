@@ -7,6 +7,7 @@
 // A missing image is pulled beside the loop (pull policy `missing`), never inside a pass.
 import type { Clock } from "../core/clock.ts";
 import { isShoalError } from "../core/errors.ts";
+import { type HostPathPolicy, hostPathAllowed, hostPathsOf } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
 import {
   type ContainerSpec,
@@ -52,6 +53,11 @@ export interface ReconcilerOptions {
   pull?: PullPolicy;
   /** How long the node has been cut off from the leader, or null; one node never is. */
   disconnectedMs?: () => number | null;
+  /**
+   * What this node lets tasks mount (`--allow-host-path`): checked here too, against the node's
+   * own flags, whatever the store says. None by default.
+   */
+  hostPaths?: HostPathPolicy;
 }
 
 const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
@@ -80,6 +86,7 @@ export class Reconciler {
   private readonly clock: Clock;
   private readonly labels: Record<string, string>;
   private readonly pullPolicy: PullPolicy;
+  private readonly hostPaths: HostPathPolicy;
   private readonly disconnectedMs: () => number | null;
   /** Restarts of each task's containers while cut off: for backoff, and the report once back. */
   private readonly offlineRestarts = new Map<string, { count: number; lastMs: number }>();
@@ -123,6 +130,7 @@ export class Reconciler {
     this.clock = options.clock ?? systemClock;
     this.labels = ownLabels(this.clusterId, this.nodeId);
     this.pullPolicy = options.pull ?? "missing";
+    this.hostPaths = options.hostPaths ?? { allowed: [], denied: [] };
     this.disconnectedMs = options.disconnectedMs ?? (() => null);
   }
 
@@ -542,6 +550,11 @@ export class Reconciler {
     matched: Map<string, Observed>,
   ): Promise<StartOutcome> {
     for (const spec of missing) {
+      const refused = hostPathsOf([spec]).find((p) => !hostPathAllowed(p, this.hostPaths));
+      if (refused !== undefined) {
+        const reason = `this node does not allow mounting the host path ${refused} (--allow-host-path)`;
+        return { outcome: "failed", reason, failedSpec: spec.name };
+      }
       // Its image is on its way: creating the container now would only fail again.
       if (this.pulls.has(spec.image)) return waitingFor(spec.image, "pulling");
       try {

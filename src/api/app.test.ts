@@ -235,6 +235,52 @@ describe("api", () => {
     assert.doesNotMatch(later, /"type":"cluster.created"/);
   });
 
+  it("refuses a host-path mount no node allows with 400, storing nothing, and takes one a node allows", async () => {
+    const mounting = (source: string) => ({
+      name: `m${source.length}`,
+      containers: [
+        { name: "c", image: "shoal-test/busybox:1", mounts: [{ source, target: "/data" }] },
+      ],
+    });
+    const before = storeDump();
+    const body = JSON.stringify(mounting("/srv/media"));
+    const error = await expectError(
+      await request("/v1/services", { method: "POST", body }),
+      400,
+      "E_VALIDATION",
+    );
+    assert.match(
+      error.message,
+      /no node allows mounting the host path \/srv\/media: .*--allow-host-path DIR/,
+    );
+    const run = JSON.stringify({ containers: mounting("/etc").containers });
+    await expectError(
+      await request("/v1/tasks", { method: "POST", body: run }),
+      400,
+      "E_VALIDATION",
+    );
+    assert.equal(storeDump(), before);
+    // A named volume is no host path; and once a node allows /srv, the service is taken.
+    const volume = JSON.stringify(mounting("cache"));
+    assert.equal((await request("/v1/services", { method: "POST", body: volume })).status, 201);
+    await test.log.propose({
+      type: "node.register",
+      at: 2_000_000,
+      id: "node-2",
+      name: "nas",
+      address: "127.0.0.2",
+      port: 7420,
+      arch: "x64",
+      os: "linux",
+      cpus: 2,
+      memoryMb: 2048,
+      labels: {},
+      version: "test",
+      hostPaths: { allowed: ["/srv"], denied: ["/var/lib/shoal"] },
+    });
+    assert.equal((await request("/v1/services", { method: "POST", body })).status, 201);
+  });
+
   describe("refuses bad input and changes nothing", () => {
     const cases: [string, () => Response | Promise<Response>, number, string][] = [
       [

@@ -3,6 +3,7 @@
 import type { Context } from "hono";
 import type { z } from "zod";
 import { ShoalError } from "../core/errors.ts";
+import { hostPathAllowed, hostPathsOf } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
 import { type Command, encodedSize } from "../state/commands.ts";
 import type { StateView } from "../state/views.ts";
@@ -61,4 +62,24 @@ export function param(c: Context, name: string): string {
   const value = c.req.param(name);
   if (value === undefined) throw new ShoalError("E_VALIDATION", `missing path parameter ${name}`);
   return value;
+}
+
+/**
+ * Refuses containers that mount a host path no node allows (`--allow-host-path`), before anything
+ * is stored: such a task could never run anywhere.
+ */
+export function refuseUnallowedHostPaths(
+  view: StateView,
+  containers: readonly { mounts: readonly { source: string }[] }[] | undefined,
+): void {
+  if (!containers) return;
+  const nodes = view.nodes().filter((n) => n.status !== "left");
+  for (const path of hostPathsOf(containers)) {
+    if (nodes.some((n) => hostPathAllowed(path, n.hostPaths))) continue;
+    throw new ShoalError(
+      "E_VALIDATION",
+      `no node allows mounting the host path ${path}: start the agent of a node that may share it ` +
+        "with --allow-host-path DIR (none by default; never shoal's data dir or the engine's socket)",
+    );
+  }
 }

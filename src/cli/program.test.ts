@@ -296,6 +296,10 @@ describe("shoal agent", () => {
       "pi-2.local:7420",
       "--no-mdns",
       "--leave",
+      "--allow-host-path",
+      "/srv/media",
+      "--allow-host-path",
+      "/mnt/usb/",
     ]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(result.calls, [
@@ -315,6 +319,7 @@ describe("shoal agent", () => {
         pull: "never",
         pretty: true,
         logLevel: "debug",
+        allowHostPaths: ["/srv/media", "/mnt/usb"],
       },
     ]);
   });
@@ -344,6 +349,7 @@ describe("shoal agent", () => {
     ["--log-level", "loud"],
     ["--pull", "always"],
     ["--bind", "not an address"],
+    ["--allow-host-path", "media"],
     ["--unknown"],
   ]) {
     it(`refuses ${bad.join(" ")} with exit 2 and starts nothing`, async () => {

@@ -26,6 +26,8 @@ export const limits = {
   envPerContainerMax: 256,
   envValueBytesMax: 32 * 1024,
   mountsPerContainerMax: 32,
+  /** `--allow-host-path` directories of one node (and the paths it denies). */
+  hostPathsPerNodeMax: 32,
   commandArgsMax: 256,
   labelsPerNodeMax: 64,
   labelLengthMax: 128,

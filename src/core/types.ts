@@ -1,5 +1,6 @@
 // The domain of shoal, in the ECS model: nodes, task definitions, services, tasks, events.
 // Plain data only; every layer speaks these types.
+import type { HostPathPolicy } from "./host-paths.ts";
 
 export type NodeStatus = "ready" | "draining" | "down" | "left";
 export type DesiredState = "running" | "stopped";
@@ -136,6 +137,8 @@ export interface NodeInfo {
   engineMessage: string;
   /** Whether the node said its disk is full; such a node takes no new tasks. */
   diskFull: boolean;
+  /** What the node lets tasks mount from its own disk (`--allow-host-path`). */
+  hostPaths: HostPathPolicy;
   version: string;
   registeredAt: number;
   updatedAt: number;

@@ -1,5 +1,7 @@
 // What one task asks of a node: cpu, memory and fixed host ports, summed over its containers.
 // Cpu is kept in integer millicpus so that sums of fractions (3 x 0.1) compare exactly.
+
+import { hostPathsOf } from "../core/host-paths.ts";
 import type { TaskDefinition } from "../core/types.ts";
 
 export interface TaskDemand {
@@ -9,6 +11,8 @@ export interface TaskDemand {
   ports: string[];
   /** A fixed host port the task asks for twice, which no node can ever satisfy; or null. */
   duplicatePort: string | null;
+  /** Host paths the task mounts: only a node that allows each of them may run it. */
+  hostPaths: string[];
 }
 
 export function cpuToMilli(cpu: number): number {
@@ -34,7 +38,13 @@ export function demandOf(definition: TaskDefinition): TaskDemand {
       else ports.push(key);
     }
   }
-  return { cpuMilli, memoryMb, ports, duplicatePort };
+  return {
+    cpuMilli,
+    memoryMb,
+    ports,
+    duplicatePort,
+    hostPaths: hostPathsOf(definition.containers),
+  };
 }
 
 /** Host ports a description lists by name; a task may ask for hundreds (ten containers of 64). */

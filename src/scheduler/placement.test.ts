@@ -183,3 +183,37 @@ describe("scheduler: global services", () => {
     assert.equal(plan.create[0]?.node, plan.stop[0]?.taskId.slice(4));
   });
 });
+
+describe("scheduler: host paths are each node's choice", () => {
+  const mounting = [{ mounts: [{ source: "/srv/media", target: "/media", readOnly: true }] }];
+  const nodes = [
+    node("a", { hostPaths: { allowed: ["/srv"], denied: ["/var/lib/shoal"] } }),
+    node("b"),
+    node("c", { hostPaths: { allowed: ["/home"], denied: [] } }),
+  ];
+
+  it("places a task that mounts a host path only on nodes that allow it", () => {
+    const web = service("web", { replicas: 3 });
+    const input = schedulerInput({
+      nodes,
+      services: [web],
+      taskDefinitions: [definition("web", mounting)],
+    });
+    assert.deepEqual(createdPerNode(evaluate(input).plan), { a: 3 });
+  });
+
+  it("leaves it waiting, saying so, when no node allows it", () => {
+    const web = service("web", { replicas: 1 });
+    const input = schedulerInput({
+      nodes: nodes.slice(1),
+      services: [web],
+      taskDefinitions: [definition("web", mounting)],
+    });
+    const plan = evaluate(input).plan;
+    assert.deepEqual(createdPerNode(plan), { pending: 1 });
+    assert.match(
+      plan.events[0]?.message ?? "",
+      /it mounts \/srv\/media, which 0 ready node\(s\) allow/,
+    );
+  });
+});

@@ -6,6 +6,7 @@
 // breaks the remaining ties.
 import { assert } from "../core/assert.ts";
 import { attributeOf, type Constraint, parseAll, satisfiesAll } from "../core/constraints.ts";
+import { hostPathAllowed } from "../core/host-paths.ts";
 import type { NodeInfo, PlacementStrategy, Service } from "../core/types.ts";
 import type { TaskDemand } from "./demand.ts";
 import type { NodeUsage } from "./node-usage.ts";
@@ -36,11 +37,18 @@ export function eligible(usage: NodeUsage, rules: PlacementRules): boolean {
   return usage.schedulable && satisfiesAll(usage.node, rules.constraints);
 }
 
-const nothingReleased: TaskDemand = { cpuMilli: 0, memoryMb: 0, ports: [], duplicatePort: null };
+const nothingReleased: TaskDemand = {
+  cpuMilli: 0,
+  memoryMb: 0,
+  ports: [],
+  duplicatePort: null,
+  hostPaths: [],
+};
 
 /** Whether `demand` fits on the node, counting the room of a task that stops first (`released`). */
 export function fits(usage: NodeUsage, demand: TaskDemand, released = nothingReleased): boolean {
   if (!usage.schedulable || demand.duplicatePort !== null) return false;
+  if (!demand.hostPaths.every((path) => hostPathAllowed(path, usage.node.hostPaths))) return false;
   if (usage.cpuMilliFree + released.cpuMilli < demand.cpuMilli) return false;
   if (usage.memoryMbFree + released.memoryMb < demand.memoryMb) return false;
   return demand.ports.every((port) => !usage.portsUsed.has(port) || released.ports.includes(port));

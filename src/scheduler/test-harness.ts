@@ -29,6 +29,7 @@ export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     engineReady: true,
     engineMessage: "",
     diskFull: false,
+    hostPaths: { allowed: [], denied: [] },
     version: "0.1.0",
     registeredAt: 0,
     updatedAt: 0,

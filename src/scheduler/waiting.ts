@@ -1,6 +1,7 @@
 // Tasks that fit on no node, gathered over one evaluation so that a service gets at most one
 // E_NO_CAPACITY event per evaluation, a summary, rather than one per task (a one-off task, which
 // belongs to no service, is reported on its own).
+import { hostPathAllowed } from "../core/host-paths.ts";
 import { describeDemand, type TaskDemand } from "./demand.ts";
 import type { NodeUsage } from "./node-usage.ts";
 
@@ -69,5 +70,13 @@ export function waitingMessage(
   const { demand } = waiting;
   const duplicate =
     demand.duplicatePort === null ? "" : `; it asks for host port ${demand.duplicatePort} twice`;
-  return `${subject}: needs ${describeDemand(demand)}; ${ready} node(s) ready${duplicate}`;
+  const allowing = usages.filter(
+    (usage) =>
+      usage.schedulable && demand.hostPaths.every((p) => hostPathAllowed(p, usage.node.hostPaths)),
+  ).length;
+  const paths =
+    demand.hostPaths.length === 0
+      ? ""
+      : `; it mounts ${demand.hostPaths.join(", ")}, which ${allowing} ready node(s) allow`;
+  return `${subject}: needs ${describeDemand(demand)}; ${ready} node(s) ready${duplicate}${paths}`;
 }

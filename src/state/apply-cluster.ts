@@ -68,6 +68,7 @@ export function applyNodeRegister(
   const existing = ctx.view.nodeById(command.id);
   const name = uniqueName(ctx, command.id, command.name);
   const labels = JSON.stringify(command.labels);
+  const hostPaths = JSON.stringify(command.hostPaths ?? { allowed: [], denied: [] });
   if (existing) {
     // A node that left stays left when it merely restarts: it is outside the Raft configuration
     // and must not be given work until it joins again (which sets `rejoin`).
@@ -75,7 +76,8 @@ export function applyNodeRegister(
       existing.status === "left" && !command.rejoin ? "left" : drainedOrReady(ctx, existing.id);
     ctx.run(
       `UPDATE nodes SET name = ?, address = ?, port = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
-       labels = ?, version = ?, updated_at = ?, row_version = row_version + 1 WHERE id = ?`,
+       labels = ?, host_paths = ?, version = ?, updated_at = ?, row_version = row_version + 1
+       WHERE id = ?`,
       name,
       command.address,
       command.port,
@@ -85,6 +87,7 @@ export function applyNodeRegister(
       command.cpus,
       command.memoryMb,
       labels,
+      hostPaths,
       command.version,
       command.at,
       command.id,
@@ -93,9 +96,9 @@ export function applyNodeRegister(
     return ok({ id: command.id, name });
   }
   ctx.run(
-    `INSERT INTO nodes (id, name, address, port, status, arch, os, cpus, memory_mb, labels, engine_ready,
-     engine_message, version, registered_at, updated_at, row_version)
-     VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
+    `INSERT INTO nodes (id, name, address, port, status, arch, os, cpus, memory_mb, labels, host_paths,
+     engine_ready, engine_message, version, registered_at, updated_at, row_version)
+     VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
     command.id,
     name,
     command.address,
@@ -105,6 +108,7 @@ export function applyNodeRegister(
     command.cpus,
     command.memoryMb,
     labels,
+    hostPaths,
     command.version,
     command.at,
     command.at,

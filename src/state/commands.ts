@@ -91,6 +91,13 @@ const nodeFields = {
   memoryMb: z.number().int().positive(),
   labels: z.record(z.string(), z.string()),
   version: z.string(),
+  /** Directories this node lets tasks mount (`--allow-host-path`), and paths it never lets them. */
+  hostPaths: z
+    .strictObject({
+      allowed: z.array(z.string().max(4096)).max(limits.hostPathsPerNodeMax),
+      denied: z.array(z.string().max(4096)).max(limits.hostPathsPerNodeMax),
+    })
+    .optional(),
 };
 
 export const commandSchema = z.discriminatedUnion("type", [

@@ -1,5 +1,6 @@
 // Maps database rows to domain objects, field by field: libsql's `.get()` rows carry extra keys
 // (`_metadata`) that must never leak out, and JSON columns are parsed here, once.
+import type { HostPathPolicy } from "../core/host-paths.ts";
 import type {
   ContainerSpec,
   Deployment,
@@ -61,6 +62,7 @@ export function nodeFromRow(row: Row): NodeInfo {
     engineReady: int(row.engine_ready) === 1,
     engineMessage: text(row.engine_message),
     diskFull: int(row.disk_full) === 1,
+    hostPaths: JSON.parse(text(row.host_paths ?? '{"allowed":[],"denied":[]}')) as HostPathPolicy,
     version: text(row.version),
     registeredAt: int(row.registered_at),
     updatedAt: int(row.updated_at),

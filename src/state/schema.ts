@@ -84,6 +84,11 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE cluster ADD COLUMN join_secret_sealed TEXT NOT NULL DEFAULT '';
       ALTER TABLE cluster DROP COLUMN api_token;`,
   },
+  {
+    // What a node lets tasks mount from its own disk (`--allow-host-path`), as it registered it.
+    version: 7,
+    sql: `ALTER TABLE nodes ADD COLUMN host_paths TEXT NOT NULL DEFAULT '{"allowed":[],"denied":[]}';`,
+  },
 ];
 
 export function migrate(db: Database): void {

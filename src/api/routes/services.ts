@@ -6,7 +6,7 @@ import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
 import { noQuery, parseQuery, readQuery, refuseBody } from "../query.ts";
 import { renderDeployment, renderService, renderTask } from "../render.ts";
-import { notFound, param, propose, readView, viewOf } from "../store.ts";
+import { notFound, param, propose, readView, refuseUnallowedHostPaths, viewOf } from "../store.ts";
 
 export function serviceRoutes(node: ApiNode): Hono {
   const app = new Hono();
@@ -18,6 +18,7 @@ export function serviceRoutes(node: ApiNode): Hono {
       throw new ShoalError("E_CONFLICT", `a service named ${spec.name} already exists`);
     }
     const { name, mode, replicas, containers, placement, deployment, stopAfterDisconnectMs } = spec;
+    refuseUnallowedHostPaths(viewOf(node), containers);
     await propose(node, {
       type: "service.create",
       at: node.clock.now(),
@@ -71,6 +72,7 @@ export function serviceRoutes(node: ApiNode): Hono {
     parseQuery(c, noQuery);
     const name = param(c, "name");
     const patch = await readJson(c, servicePatchSchema);
+    refuseUnallowedHostPaths(viewOf(node), patch.containers);
     // No look before the write: the state machine refuses an unknown service with E_NOT_FOUND.
     await propose(node, { type: "service.update", at: node.clock.now(), name, ...patch });
     const view = viewOf(node);

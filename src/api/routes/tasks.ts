@@ -7,7 +7,7 @@ import { readJson } from "../body.ts";
 import type { ApiNode } from "../context.ts";
 import { consistencySchema, noQuery, parseQuery, readQuery } from "../query.ts";
 import { renderTask } from "../render.ts";
-import { notFound, param, propose, readView, viewOf } from "../store.ts";
+import { notFound, param, propose, readView, refuseUnallowedHostPaths, viewOf } from "../store.ts";
 
 const listQuery = z.strictObject({
   service: z.string().optional(),
@@ -33,6 +33,7 @@ export function taskRoutes(node: ApiNode): Hono {
       }
       await propose(node, { type: "task.run", at, taskId, family, revision: Number(revision) });
     } else {
+      refuseUnallowedHostPaths(viewOf(node), spec.containers);
       await propose(node, {
         type: "task.run",
         at,

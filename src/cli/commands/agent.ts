@@ -3,6 +3,7 @@
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { type Command, InvalidArgumentError } from "commander";
+import { isHostPath, normalizeHostPath } from "../../core/host-paths.ts";
 import { limits } from "../../core/limits.ts";
 import type { CliContext } from "../context.ts";
 import { resolveDataDir } from "../target.ts";
@@ -33,9 +34,12 @@ export interface AgentOptions {
   leave: boolean;
   /** Applied entries between snapshots of the store (the log is compacted behind each). */
   snapshotEntries?: number;
+  /** Directories whose contents tasks may mount from this node (`--allow-host-path`). */
+  allowHostPaths: string[];
 }
 
 interface AgentFlags {
+  allowHostPath: string[];
   dataDir?: string;
   bind: string;
   port: number;
@@ -105,6 +109,12 @@ export function registerAgent(
       "applied entries between snapshots of the store (default 10000)",
       parseSnapshotEntries,
     )
+    .option(
+      "--allow-host-path <dir>",
+      "a directory tasks may mount from this node (repeatable; none by default)",
+      parseHostPath,
+      [],
+    )
     .option("--pretty", "human-readable logs instead of JSON lines")
     .option("--log-level <level>", `one of ${logLevels.join(", ")}`, parseLogLevel, "info")
     .action(
@@ -133,7 +143,18 @@ function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
     newCluster: flags.newCluster === true,
     leave: flags.leave === true,
     ...(flags.snapshotEntries ? { snapshotEntries: flags.snapshotEntries } : {}),
+    allowHostPaths: flags.allowHostPath,
   };
+}
+
+function parseHostPath(text: string, previous: string[]): string[] {
+  if (!isHostPath(text)) throw new InvalidArgumentError(`${text}: expected an absolute directory`);
+  if (previous.length >= limits.hostPathsPerNodeMax) {
+    throw new InvalidArgumentError(
+      `at most ${limits.hostPathsPerNodeMax} --allow-host-path directories`,
+    );
+  }
+  return [...previous, normalizeHostPath(text)];
 }
 
 function parseSnapshotEntries(text: string): number {
