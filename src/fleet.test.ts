@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { caDigest, nodeCertificateFacts } from "./adapters/cluster-ca.ts";
+import { limits } from "./core/limits.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
 import { waitFor } from "./testing/agent-process.ts";
 import { apiTokenFields } from "./testing/cluster-init.ts";
@@ -135,6 +136,38 @@ describe("a fleet over mutual TLS on loopback", () => {
       assert.equal((await ask("api")).status, 401, `${m.id}: the old token`);
       assert.equal((await ask(fresh)).status, 200, `${m.id}: the new token`);
     }
+  });
+
+  it("renews a certificate near its end, and the fleet goes on with the new one", async () => {
+    const [first, second] = members;
+    assert.ok(first && second);
+    const serial = () => {
+      const both = readFileSync(join(first.dataDir, "node.pem"), "utf8");
+      const ca = readFileSync(join(first.dataDir, "ca.pem"), "utf8");
+      const facts = nodeCertificateFacts(
+        both.replace(/-----BEGIN PRIVATE KEY-----[\s\S]+$/, ""),
+        ca,
+      );
+      assert.ok(facts.ok);
+      return facts.value;
+    };
+    const before = serial();
+    assert.equal(await first.fleet.renewCertificate(Date.now()), false, "not due yet");
+    const due = before.notAfterMs - limits.nodeCertRenewBeforeMs + 1000;
+    assert.equal(await first.fleet.renewCertificate(due), true);
+    const after = serial();
+    assert.notEqual(after.serial, before.serial);
+    assert.ok(after.notAfterMs > before.notAfterMs);
+    // The member reaches the renewed node on new connections: a forwarded write goes through.
+    second.served.tls.closeAll();
+    const write = await second.fleet.log.propose({
+      type: "node.label",
+      at: 4,
+      nodeId: "bbbbbb2",
+      set: { r: "1" },
+      remove: [],
+    });
+    assert.equal(write.ok, true, JSON.stringify(write));
   });
 
   it("a member's certificate names it, the CA is the token's, and the keys stay in the data dir", async () => {

@@ -140,6 +140,11 @@ export interface Fleet {
   joins: JoinEndpoint;
   /** The cluster's secrets in the store, sealed, and this node's copies of them. */
   secrets: FleetSecrets;
+  /**
+   * Gives this node a new key and certificate once less than `nodeCertRenewBeforeMs` is left of
+   * its own; true when it did. Any member holds the CA key, so no peer needs to answer.
+   */
+  renewCertificate(nowMs: number): Promise<boolean>;
   /** Who may open a peer stream to this node, and what answers its frames. */
   streams: PeerStreamEndpoint;
   client: PeerClient;
@@ -267,6 +272,28 @@ async function bootstrapIdentity(
   return identity;
 }
 
+async function renewIfDue(options: FleetOptions, nowMs: number): Promise<boolean> {
+  const current = readTlsIdentity(options.dataDir);
+  if (!current) return false;
+  const notAfter = Date.parse(new X509Certificate(current.certPem).validTo);
+  if (notAfter - nowMs > limits.nodeCertRenewBeforeMs) return false;
+  const { keyPem, csrPem } = await createNodeRequest(options.nodeId);
+  const { certPem } = await issueCertificate(
+    options.dataDir,
+    options.nodeId,
+    csrPem,
+    options.registration,
+  );
+  const identity = { certPem, keyPem, caPem: current.caPem };
+  writeNodeCertificate(options.dataDir, identity);
+  options.onIdentity(identity);
+  options.logger.info(
+    { notAfter: new Date(notAfter).toISOString() },
+    "renewed this node's certificate",
+  );
+  return true;
+}
+
 /** The node's kept certificate, when it is of the token's CA and not near its end. */
 function usableIdentity(dataDir: string, token: JoinToken): TlsIdentity | null {
   const identity = readTlsIdentity(dataDir);
@@ -384,6 +411,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     peer,
     joins: joinEndpoint(admission),
     secrets,
+    renewCertificate: (nowMs) => renewIfDue(options, nowMs),
     streams,
     client,
     bootstrapped: bootstrap !== undefined,

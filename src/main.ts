@@ -337,10 +337,18 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
   leader.start();
   detector.start();
   disk.start();
+  // At start too: a node restarted more often than the check runs must still renew.
+  const renew = () =>
+    fleet.renewCertificate(systemClock.now()).catch((error: unknown) => {
+      logger.warn({ err: error }, "renewing this node's certificate failed; trying again later");
+    });
+  const renewal = setInterval(renew, limits.nodeCertRenewCheckMs);
+  void renew();
   logger.info({ cluster: clusterId, appliedIndex: log.view().appliedIndex() }, "node ready");
   return {
     nodeId,
     async stop() {
+      clearInterval(renewal);
       disk.stop();
       detector.stop();
       leader.stop();

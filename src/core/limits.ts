@@ -60,6 +60,8 @@ export const limits = {
   nodeCertExpiringMs: 60_000,
   /** A node asks for a new certificate once less than this is left of its current one. */
   nodeCertRenewBeforeMs: 10 * 24 * 60 * 60 * 1000,
+  /** How often a node looks at what is left of its certificate. */
+  nodeCertRenewCheckMs: 60 * 60 * 1000,
 
   // Peers
   /** A signed peer request older or newer than this (by the sender's clock) is refused. */
