@@ -1,9 +1,11 @@
 // JSON calls to a member's /internal/:kind routes (forwarded joins, proposals and reads) over
-// mutual TLS: the answer comes from the member named, or the call fails.
+// mutual TLS: the answer comes from the member named and has its kind's shape (peer-protocol.ts),
+// or the call fails.
 
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { type PostAnswer, postJson } from "./http-post.ts";
+import { isPeerKind, peerAnswers } from "./peer-protocol.ts";
 import type { PeerTls } from "./peer-tls.ts";
 
 export class PeerClient {
@@ -16,6 +18,7 @@ export class PeerClient {
     payload: unknown,
     timeoutMs: number = limits.peerRequestTimeoutMs,
   ): Promise<T> {
+    if (!isPeerKind(kind)) throw new ShoalError("E_INTERNAL", `no peer kind ${kind}`);
     const path = `/internal/${kind}`;
     const body = JSON.stringify(payload);
     let response: PostAnswer;
@@ -40,6 +43,13 @@ export class PeerClient {
       const code = given in errorCodes ? (given as ErrorCode) : "E_NOT_READY";
       throw new ShoalError(code, `peer ${base}: ${answer.error?.message ?? response.status}`);
     }
-    return answer as T;
+    const checked = peerAnswers[kind].safeParse(answer);
+    if (!checked.success) {
+      throw new ShoalError(
+        "E_NOT_READY",
+        `peer ${memberId} answered ${kind} with a malformed answer: ${checked.error.issues[0]?.message ?? ""}`,
+      );
+    }
+    return checked.data as T;
   }
 }

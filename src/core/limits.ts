@@ -48,7 +48,7 @@ export const limits = {
   /** A TLS handshake not done by then is ended (Node's default is 120 s). */
   tlsHandshakeTimeoutMs: 5000,
   /** Open connections from one client address; beyond, new ones are closed unread. */
-  connectionsPerClientMax: 64,
+  connectionsPerClientMax: 128,
   /** Bytes of one PEM certificate, key or request. */
   pemBytesMax: 16 * 1024,
   /** Bytes of a join request (a certificate request and the node's facts) and of its answer. */

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
+import { limits } from "../../src/core/limits.ts";
 import { waitFor } from "../../src/testing/agent-process.ts";
 import { labDataDir, nodeAddress } from "../../src/testing/lab.ts";
 import { joinLabFleet, type LabApi, mdnsLab } from "../../src/testing/lab-fleet.ts";
@@ -180,7 +181,7 @@ describe("the wire", () => {
       console.log(
         `200 slow connections to lab1: ${early} closed at once (per-client cap), lab1 RSS ${Math.round(rss / 1024)} MB`,
       );
-      assert.ok(early >= 200 - 64, `${early} closed at once`);
+      assert.ok(early >= 200 - limits.connectionsPerClientMax, `${early} closed at once`);
       assert.ok(rss / 1024 < 300, `lab1's RSS is ${rss / 1024} MB`);
       // Past the handshake and header timeouts every slow connection is gone.
       await waitFor(
