@@ -199,14 +199,14 @@ const ms = (value: number) => `${value.toFixed(2)} ms`;
 export function storeRows(shoal: StoreFigures, etcd: StoreFigures): BenchRow[] {
   const latency = (what: string, mine: WrkFigures, theirs: WrkFigures): BenchRow[] => [
     {
-      name: `3 voters: ${what} p50, concurrency 1 (etcd put: ${ms(theirs.p50Ms)}, ${ratio(mine.p50Ms, theirs.p50Ms)})`,
+      name: `3 voters over mutual TLS: ${what} p50, concurrency 1 (etcd put over plain HTTP: ${ms(theirs.p50Ms)}, ${ratio(mine.p50Ms, theirs.p50Ms)})`,
       value: mine.p50Ms,
       unit: "ms",
       goal: `<= ${goals.writeP50Ms} ms`,
       pass: mine.p50Ms <= goals.writeP50Ms,
     },
     {
-      name: `3 voters: ${what} p99, concurrency 1 (etcd put: ${ms(theirs.p99Ms)}, ${ratio(mine.p99Ms, theirs.p99Ms)})`,
+      name: `3 voters over mutual TLS: ${what} p99, concurrency 1 (etcd put over plain HTTP: ${ms(theirs.p99Ms)}, ${ratio(mine.p99Ms, theirs.p99Ms)})`,
       value: mine.p99Ms,
       unit: "ms",
       goal: "(measured)",
@@ -218,7 +218,7 @@ export function storeRows(shoal: StoreFigures, etcd: StoreFigures): BenchRow[] {
     ...latency("update (PATCH a service)", shoal.update, etcd.update),
     ...latency("create (POST a service)", shoal.create, etcd.create),
     {
-      name: `3 voters: writes/s, concurrency ${connectionsMax} (etcd: ${Math.round(etcd.throughput.perSecond)}/s, ${over.toFixed(2)}x)`,
+      name: `3 voters over mutual TLS: writes/s, concurrency ${connectionsMax} (etcd over plain HTTP: ${Math.round(etcd.throughput.perSecond)}/s, ${over.toFixed(2)}x)`,
       value: shoal.throughput.perSecond,
       unit: "writes/s",
       goal: `>= ${goals.throughputOverEtcd}x etcd's`,
