@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
+import { limits } from "../src/core/limits.ts";
 import { waitFor } from "../src/testing/agent-process.ts";
 import { measureLoss, restore } from "../src/testing/failover-timeline.ts";
 import { type Lab, labDataDir } from "../src/testing/lab.ts";
@@ -57,6 +58,7 @@ class FleetClient {
     const ca = readFileSync(join(labDataDir("lab1"), "ca.pem"), "utf8");
     this.agent = new https.Agent({
       keepAlive: true,
+      timeout: limits.peerIdleSocketMs,
       maxSockets: 64,
       ca: [ca],
       checkServerIdentity: () => undefined,

@@ -187,6 +187,29 @@ describe("a fleet over mutual TLS on loopback", () => {
       assert.equal(statSync(join(m.dataDir, "ca.key")).mode & 0o777, 0o600);
     }
   });
+
+  it("refuses to admit a removed node again under its id, whatever token it holds", async () => {
+    const [first] = members;
+    assert.ok(first);
+    const { clusterId, caDigest: digest } = first.fleet.token;
+    const current = `shoal2.${clusterId}.${digest}.${first.fleet.secrets.joinSecret()}`;
+    const gone = await member("hhhhhh8", current, [first.port]);
+    const left = await first.fleet.log.propose({ type: "node.leave", at: 5, nodeId: gone.id });
+    assert.equal(left.ok, true, JSON.stringify(left));
+    await gone.stop();
+    const again = mkdtempSync(join(tmpdir(), "shoal-fleet-again-"));
+    dirs.push(again);
+    await assert.rejects(
+      startFleetMember({
+        openFleet,
+        id: gone.id,
+        dataDir: again,
+        token: current,
+        join: [first.port],
+      }),
+      /was removed from the cluster; .*move its data dir aside/,
+    );
+  });
 });
 
 /** A POST over TLS that trusts any server and shows no certificate: what any machine can send. */

@@ -11,6 +11,8 @@ import {
   createClusterCa,
   createNodeRequest,
   type KeyedCertificate,
+  renewNodeCertificate,
+  requestKeyDigest,
   signNodeCertificate,
 } from "./adapters/cluster-ca.ts";
 import { writeApiToken, writeSecret } from "./adapters/data-dir.ts";
@@ -218,6 +220,11 @@ async function chooseToken(options: FleetOptions): Promise<ChosenToken> {
       `this data dir belongs to cluster ${kept.clusterId}, the token to ${given.clusterId}`,
     );
   }
+  if (kept && given && kept.caDigest === given.caDigest && kept.secret !== given.secret) {
+    // A token given anew (after a rotation) is the one to prove from now on.
+    writeSecret(joinTokenPath(options.dataDir), given.text);
+    return { token: given, ca: null };
+  }
   const known = kept ?? given;
   if (known) return { token: known, ca: null };
   await refuseWhenAClusterAnswers(options);
@@ -277,15 +284,8 @@ async function renewIfDue(options: FleetOptions, nowMs: number): Promise<boolean
   if (!current) return false;
   const notAfter = Date.parse(new X509Certificate(current.certPem).validTo);
   if (notAfter - nowMs > limits.nodeCertRenewBeforeMs) return false;
-  const { keyPem, csrPem } = await createNodeRequest(options.nodeId);
-  const { certPem } = await issueCertificate(
-    options.dataDir,
-    options.nodeId,
-    csrPem,
-    options.registration,
-  );
-  const identity = { certPem, keyPem, caPem: current.caPem };
-  writeNodeCertificate(options.dataDir, identity);
+  const identity = await reissue(options, current);
+  if (!identity) return false;
   options.onIdentity(identity);
   options.logger.info(
     { notAfter: new Date(notAfter).toISOString() },
@@ -294,12 +294,35 @@ async function renewIfDue(options: FleetOptions, nowMs: number): Promise<boolean
   return true;
 }
 
-/** The node's kept certificate, when it is of the token's CA and not near its end. */
-function usableIdentity(dataDir: string, token: JoinToken): TlsIdentity | null {
-  const identity = readTlsIdentity(dataDir);
+/**
+ * A new certificate for the node's own key, signed with the CA key it holds: what other members
+ * pinned of the key stays true, so a fleet that was off past its certificates' end comes back.
+ */
+async function reissue(options: FleetOptions, current: TlsIdentity): Promise<TlsIdentity | null> {
+  const ca = readCa(options.dataDir);
+  if (!ca || ca.certPem.trim() !== current.caPem.trim()) return null;
+  const certPem = await renewNodeCertificate({
+    ca,
+    keyPem: current.keyPem,
+    nodeId: options.nodeId,
+    names: certificateNames(options.registration),
+    nowMs: systemClock.now(),
+  });
+  const identity = { certPem, keyPem: current.keyPem, caPem: current.caPem };
+  writeNodeCertificate(options.dataDir, identity);
+  return identity;
+}
+
+/** The node's kept certificate when it is of the token's CA; renewed here when it ran out. */
+async function usableIdentity(
+  options: FleetOptions,
+  token: JoinToken,
+): Promise<TlsIdentity | null> {
+  const identity = readTlsIdentity(options.dataDir);
   if (!identity || caDigest(identity.caPem) !== token.caDigest) return null;
   const notAfter = Date.parse(new X509Certificate(identity.certPem).validTo);
-  return notAfter - systemClock.now() > limits.nodeCertExpiringMs ? identity : null;
+  if (notAfter - systemClock.now() > limits.nodeCertExpiringMs) return identity;
+  return reissue(options, identity);
 }
 
 /**
@@ -351,9 +374,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
       `${options.dataDir} holds a cluster's log but no join.token: put the token back, or start with --token`,
     );
   }
-  const identity = ca
-    ? await bootstrapIdentity(options, ca)
-    : usableIdentity(options.dataDir, token);
+  const identity = ca ? await bootstrapIdentity(options, ca) : await usableIdentity(options, token);
   if (identity) options.onIdentity(identity);
   const client = new PeerClient(options.tls);
   let log: RaftCommandLog | null = null;
@@ -729,6 +750,12 @@ async function admit(admission: Admission, body: JoinRequest): Promise<JoinAnswe
   if (role !== "leader")
     throw new ShoalError("E_NOT_LEADER", `ask the leader (${leader || "unknown"})`);
   const { nodeId, csrPem, proof: _proof, ...facts } = body;
+  if (log.view().nodeById(nodeId)?.status === "left") {
+    throw new ShoalError(
+      "E_UNAUTHORIZED",
+      `node ${nodeId} was removed from the cluster; to bring the machine back, move its data dir aside and join it as a new node`,
+    );
+  }
   // Signed first: a request that does not name its node changes nothing stored.
   const { certPem, ca } = await issueCertificate(admission.dataDir, nodeId, csrPem, facts);
   const registered = await log.proposeHere({
@@ -736,6 +763,7 @@ async function admit(admission: Admission, body: JoinRequest): Promise<JoinAnswe
     at: systemClock.now(),
     id: nodeId,
     ...facts,
+    keyDigest: requestKeyDigest(csrPem),
     rejoin: true,
   });
   if (!registered.ok) throw new ShoalError(registered.code, registered.message);

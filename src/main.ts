@@ -4,14 +4,17 @@ import { realpathSync } from "node:fs";
 import type http from "node:http";
 import pino from "pino";
 import { closeApiServer, listenApi, type Served } from "./adapters/api-server.ts";
+import { keyDigest } from "./adapters/cluster-ca.ts";
 import { ensureDataDir, loadNodeIdentity, type NodeIdentity } from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
+import { refusedPeer } from "./adapters/peer-refusal.ts";
 import { acceptPeerStreams } from "./adapters/peer-stream.ts";
 import { systemClock } from "./adapters/system-clock.ts";
-import { peerOf } from "./adapters/tls-listener.ts";
+import { readTlsIdentity } from "./adapters/tls-files.ts";
+import { type PeerOfSocket, peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
 import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
@@ -50,6 +53,12 @@ function registrationOf(options: AgentOptions): Registration {
     ...hostFacts(),
     hostPaths: { allowed: options.allowHostPaths, denied: deniedHostPaths(options) },
   };
+}
+
+/** The digest of this node's own key, which its registration pins (a new cluster's first node). */
+function ownKeyDigest(dataDir: string): { keyDigest?: string } {
+  const identity = readTlsIdentity(dataDir);
+  return identity ? { keyDigest: keyDigest(identity.certPem) } : {};
 }
 
 /** What no task may mount from this node, whatever it allows: shoal's data dir, the engine's socket. */
@@ -200,8 +209,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     newId,
     logger,
   });
-  // A node that left (`shoal node rm`) is refused at its next handshake.
-  const isRevoked = (peerId: string) => fleet?.log.view().node(peerId)?.status === "left";
+  const isRevoked = (peer: PeerOfSocket) => refusedPeer(fleet?.log.view() ?? null, nodeId, peer);
   const served = await listenApi({
     fetch: api.app.fetch,
     dataDir: options.dataDir,
@@ -266,6 +274,7 @@ function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: 
       at: systemClock.now(),
       id: nodeId,
       ...registrationOf(options),
+      ...ownKeyDigest(options.dataDir),
     }),
     newClusterSecrets: () => fleet.secrets.initial(),
     onApiToken: (sealed) => fleet.secrets.keepApiToken(sealed),

@@ -9,7 +9,7 @@ import { temporaryIdentity } from "./cluster-ca.ts";
 import { PeerTls } from "./peer-tls.ts";
 import { systemClock } from "./system-clock.ts";
 import { readTlsIdentity } from "./tls-files.ts";
-import { type TlsIdentity, TlsListener } from "./tls-listener.ts";
+import { type PeerOfSocket, type TlsIdentity, TlsListener } from "./tls-listener.ts";
 
 export interface Served {
   http: http.Server;
@@ -26,8 +26,8 @@ export interface ApiServerOptions {
   nodeId: string;
   bind: string;
   port: number;
-  /** Whether a node's certificates are revoked (it left the cluster). */
-  isRevoked: (nodeId: string) => boolean;
+  /** Whether a node's certificate is refused though valid (see TlsListenerOptions.isRevoked). */
+  isRevoked: (peer: PeerOfSocket) => boolean;
   logger: {
     info(object: object, message?: string): void;
     warn(object: object, message?: string): void;
@@ -55,7 +55,7 @@ export async function listenApi(options: ApiServerOptions): Promise<Served> {
   server.requestTimeout = limits.httpRequestTimeoutMs;
   const listener = new TlsListener(server, {
     identity,
-    isRevoked: (peer) => options.isRevoked(peer.nodeId),
+    isRevoked: options.isRevoked,
     onRefused: (address, refusal) =>
       logger.warn(
         { address, reason: refusal.reason },
@@ -87,5 +87,5 @@ export async function closeApiServer(served: Served): Promise<void> {
     });
     server.closeIdleConnections();
   });
-  await served.listener.close();
+  await served.listener.close(limits.shutdownGraceMs);
 }

@@ -10,7 +10,10 @@ import {
   caDigest,
   createClusterCa,
   createNodeRequest,
+  keyDigest,
   nodeCertificateFacts,
+  renewNodeCertificate,
+  requestKeyDigest,
   signNodeCertificate,
 } from "./cluster-ca.ts";
 
@@ -119,5 +122,33 @@ describe("cluster CA", () => {
     assert.equal(facts.ok, false);
     assert.equal(facts.ok ? null : facts.code, "E_UNAUTHORIZED");
     assert.notEqual(caDigest(ours.certPem), caDigest(theirs.certPem));
+  });
+
+  it("pins a key: the request's digest is the certificate's, and a renewal keeps it", async () => {
+    const ca = await createClusterCa("abc123", now);
+    const { keyPem, csrPem } = await createNodeRequest("node1");
+    const signed = await signNodeCertificate({
+      ca,
+      csrPem,
+      nodeId: "node1",
+      names: [],
+      nowMs: now,
+    });
+    assert.ok(signed.ok);
+    assert.equal(keyDigest(signed.value), requestKeyDigest(csrPem));
+    const later = now + 25 * 24 * 3600_000;
+    const renewed = await renewNodeCertificate({
+      ca,
+      keyPem,
+      nodeId: "node1",
+      names: [],
+      nowMs: later,
+    });
+    assert.equal(keyDigest(renewed), keyDigest(signed.value));
+    const facts = nodeCertificateFacts(renewed, ca.certPem);
+    assert.ok(facts.ok);
+    assert.equal(facts.value.notAfterMs, later + limits.nodeCertLifetimeMs);
+    const other = await createNodeRequest("node1");
+    assert.notEqual(requestKeyDigest(other.csrPem), requestKeyDigest(csrPem));
   });
 });

@@ -3,7 +3,7 @@
 // HTTPS uses these too), made by the runtime's WebCrypto; @peculiar/x509 writes the ASN.1.
 // Reading a certificate back uses node:crypto's X509Certificate.
 import "reflect-metadata";
-import { createHash, randomBytes, webcrypto, X509Certificate } from "node:crypto";
+import { createHash, createPublicKey, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import * as x509 from "@peculiar/x509";
 import { fail, ok, type Result } from "../core/errors.ts";
@@ -144,6 +144,37 @@ function alternativeNames(nodeId: string, names: readonly string[]): x509.JsonGe
 export async function signNodeCertificate(request: SignRequest): Promise<Result<string>> {
   const checked = await checkedRequest(request.csrPem, request.nodeId);
   if (!checked.ok) return checked;
+  return ok(await certify(request, checked.value.publicKey));
+}
+
+/**
+ * A new certificate for the key a node already has (`keyPem`): its renewal. The key stays, so
+ * what other members pinned of it (`keyDigest`) stays true.
+ */
+export async function renewNodeCertificate(
+  request: Omit<SignRequest, "csrPem"> & { keyPem: string },
+): Promise<string> {
+  const spki = createPublicKey(request.keyPem).export({ type: "spki", format: "der" });
+  const publicKey = await webcrypto.subtle.importKey("spki", spki, algorithm, true, ["verify"]);
+  return certify(request, new x509.PublicKey(await webcrypto.subtle.exportKey("spki", publicKey)));
+}
+
+/** The SHA-256 of a certificate's public key (its SPKI), hex: what the store pins per node. */
+export function keyDigest(certificate: string | Buffer): string {
+  const spki = new X509Certificate(certificate).publicKey.export({ type: "spki", format: "der" });
+  return createHash("sha256").update(spki).digest("hex");
+}
+
+/** The SHA-256 of a certificate request's public key, hex. */
+export function requestKeyDigest(csrPem: string): string {
+  const request = new x509.Pkcs10CertificateRequest(csrPem);
+  return createHash("sha256").update(Buffer.from(request.publicKey.rawData)).digest("hex");
+}
+
+async function certify(
+  request: Omit<SignRequest, "csrPem">,
+  publicKey: x509.PublicKey,
+): Promise<string> {
   const caCertificate = new x509.X509Certificate(request.ca.certPem);
   const lifetimeMs = request.lifetimeMs ?? limits.nodeCertLifetimeMs;
   const certificate = await x509.X509CertificateGenerator.create({
@@ -153,7 +184,7 @@ export async function signNodeCertificate(request: SignRequest): Promise<Result<
     notBefore: new Date(request.nowMs - limits.certBackdateMs),
     notAfter: new Date(request.nowMs + lifetimeMs),
     signingKey: await importPrivateKey(request.ca.keyPem),
-    publicKey: checked.value.publicKey,
+    publicKey,
     signingAlgorithm: algorithm,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
@@ -166,7 +197,7 @@ export async function signNodeCertificate(request: SignRequest): Promise<Result<
       await x509.AuthorityKeyIdentifierExtension.create(caCertificate),
     ],
   });
-  return ok(certificate.toString("pem"));
+  return certificate.toString("pem");
 }
 
 /** The node id a certificate's alternative names carry (`shoal://node/<id>`), or null. */

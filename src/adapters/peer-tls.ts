@@ -54,6 +54,8 @@ export class PeerTls {
       agent = new https.Agent({
         ...memberTlsOptions(this.current, memberId),
         keepAlive: true,
+        // An idle socket is dropped before the member's listener ends it (limits.ts).
+        timeout: limits.peerIdleSocketMs,
         // Pipelined appends, forwarded writes and reads to one peer share these sockets.
         maxSockets: limits.peerSocketsMax,
         maxFreeSockets: limits.peerSocketsMax,

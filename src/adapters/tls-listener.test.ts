@@ -81,6 +81,7 @@ describe("TLS listener", () => {
       connectionsPerClientMax: 4,
       handshakeTimeoutMs: 300,
       headersTimeoutMs: 400,
+      requestTimeoutMs: 400,
     });
     await listener.listen(0, "127.0.0.1");
     port = (listener.server.address() as AddressInfo).port;
@@ -147,6 +148,32 @@ describe("TLS listener", () => {
     assert.ok(elapsed >= 300 && elapsed < 5000, `closed after ${elapsed} ms`);
   });
 
+  it("ends a connection whose request body does not arrive in time", async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const started = performance.now();
+    socket.resume();
+    socket.write("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{");
+    await new Promise((resolve) => socket.once("close", resolve));
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 300 && elapsed < 5000, `closed after ${elapsed} ms`);
+  });
+
+  it("ends a keep-alive connection whose next request does not come in time", async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const answered = new Promise((resolve) => socket.once("data", resolve));
+    socket.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    await answered;
+    socket.resume();
+    const started = performance.now();
+    socket.write("GET / HTTP/1.1\r\nhost: x\r\n");
+    await new Promise((resolve) => socket.once("close", resolve));
+    assert.ok(performance.now() - started < 5000);
+  });
+
   it("keeps a connection whose request arrived in time", async () => {
     const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
     socket.on("error", () => {});
@@ -154,8 +181,8 @@ describe("TLS listener", () => {
     const answered = new Promise((resolve) => socket.once("data", resolve));
     socket.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     await answered;
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    assert.equal(socket.destroyed, false, "a keep-alive connection outlives the header deadline");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal(socket.destroyed, false, "answered, it stays open for the next request a while");
     socket.destroy();
   });
 

@@ -8,7 +8,7 @@ import type http from "node:http";
 import type net from "node:net";
 import tls from "node:tls";
 import { limits } from "../core/limits.ts";
-import { nodeIdOfNames } from "./cluster-ca.ts";
+import { keyDigest, nodeIdOfNames } from "./cluster-ca.ts";
 
 /** A node's certificate and key, and the CA whose certificates it trusts (all PEM). */
 export interface TlsIdentity {
@@ -21,6 +21,8 @@ export interface TlsIdentity {
 export interface PeerOfSocket {
   nodeId: string;
   serial: string;
+  /** SHA-256 of the certificate's public key (see cluster-ca.ts keyDigest). */
+  keyDigest: string;
 }
 
 /** Why a client certificate was not taken; `clock` when the failure is one of time. */
@@ -31,13 +33,21 @@ export interface RefusedCertificate {
 
 export interface TlsListenerOptions {
   identity: TlsIdentity;
-  /** Whether a certificate (by serial) or every certificate of a node is revoked. */
+  /**
+   * Whether a valid certificate of the CA is refused all the same: its node left, its key is not
+   * the one pinned for that node, or the node is unknown to a replica that knows itself.
+   */
   isRevoked: (peer: PeerOfSocket) => boolean;
   onRefused?: (address: string, refusal: RefusedCertificate) => void;
   connectionsPerClientMax?: number;
   handshakeTimeoutMs?: number;
-  /** From the handshake to the first request's headers (default: limits.httpHeadersTimeoutMs). */
+  /**
+   * From the handshake, and from each answer's end, to the next request's headers (default:
+   * limits.httpHeadersTimeoutMs); an idle keep-alive connection is ended then too.
+   */
   headersTimeoutMs?: number;
+  /** From a request's headers to the end of its body (default: limits.httpRequestTimeoutMs). */
+  requestTimeoutMs?: number;
 }
 
 const timeErrors = new Set(["CERT_NOT_YET_VALID", "CERT_HAS_EXPIRED"]);
@@ -46,13 +56,22 @@ const peers = new WeakMap<net.Socket, PeerOfSocket>();
 const headerDeadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
 
 /**
- * The first request's headers arrived (an upgrade's handler says so itself). Node's own header
- * timeout does not watch connections handed to a server that never listened, and Bun has none.
+ * A request's headers arrived (an upgrade's handler says so itself). Node's own header and request
+ * timeouts do not watch connections handed to a server that never listened, and Bun has none: the
+ * listener keeps deadlines of its own.
  */
 export function headersArrived(socket: net.Socket | undefined): void {
   if (!socket) return;
   clearTimeout(headerDeadlines.get(socket));
   headerDeadlines.delete(socket);
+}
+
+/** Ends `socket` unless its deadline is cleared within `ms`; one deadline per socket at a time. */
+function arm(socket: net.Socket, ms: number): NodeJS.Timeout {
+  clearTimeout(headerDeadlines.get(socket));
+  const timer = setTimeout(() => socket.destroy(), ms);
+  headerDeadlines.set(socket, timer);
+  return timer;
 }
 
 /** The node whose valid, unrevoked certificate this connection showed; null for other clients. */
@@ -68,6 +87,7 @@ export class TlsListener {
   readonly server: tls.Server;
   private readonly perClient = new Map<string, number>();
   private readonly byNode = new Map<string, Set<tls.TLSSocket>>();
+  private readonly open = new Set<tls.TLSSocket>();
 
   constructor(
     private readonly http: http.Server,
@@ -82,7 +102,9 @@ export class TlsListener {
     });
     this.server.on("connection", (socket: net.Socket) => this.admitted(socket));
     this.server.on("secureConnection", (socket: tls.TLSSocket) => this.secured(socket));
-    http.on("request", (request: { socket: net.Socket }) => headersArrived(request.socket));
+    http.on("request", (request: http.IncomingMessage, response: http.ServerResponse) =>
+      this.deadlines(request, response),
+    );
     // A failed handshake (a scanner, a client that does not trust us) is its client's problem.
     this.server.on("tlsClientError", (_error, socket) => socket.destroy());
   }
@@ -108,9 +130,32 @@ export class TlsListener {
     });
   }
 
-  close(): Promise<void> {
+  /** Stops taking connections; those still open after `graceMs` are ended. */
+  close(graceMs = 0): Promise<void> {
     for (const sockets of this.byNode.values()) for (const socket of sockets) socket.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const force = setTimeout(() => {
+      for (const socket of this.open) socket.destroy();
+    }, graceMs);
+    return new Promise((resolve) =>
+      this.server.close(() => {
+        clearTimeout(force);
+        resolve();
+      }),
+    );
+  }
+
+  /** A body must arrive in time, and so must the next request once this one is answered. */
+  private deadlines(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const socket = request.socket;
+    const body = arm(socket, this.options.requestTimeoutMs ?? limits.httpRequestTimeoutMs);
+    // Only the body's own deadline: an unread body may end after the answer armed the next one.
+    request.once("end", () => {
+      if (headerDeadlines.get(socket) === body) headersArrived(socket);
+    });
+    response.once("finish", () => {
+      if (!socket.destroyed)
+        arm(socket, this.options.headersTimeoutMs ?? limits.httpHeadersTimeoutMs);
+    });
   }
 
   /** Counts the TCP connection against its client address; over the cap it is ended unread. */
@@ -136,12 +181,12 @@ export class TlsListener {
       socket.destroy();
       return;
     }
-    const headersMs = this.options.headersTimeoutMs ?? limits.httpHeadersTimeoutMs;
-    headerDeadlines.set(
-      socket,
-      setTimeout(() => socket.destroy(), headersMs),
-    );
-    socket.once("close", () => headersArrived(socket));
+    arm(socket, this.options.headersTimeoutMs ?? limits.httpHeadersTimeoutMs);
+    this.open.add(socket);
+    socket.once("close", () => {
+      headersArrived(socket);
+      this.open.delete(socket);
+    });
     if (peer) {
       peers.set(socket, peer);
       let sockets = this.byNode.get(peer.nodeId);
@@ -176,7 +221,11 @@ export class TlsListener {
     }
     const nodeId = nodeIdOfNames(certificate.subjectaltname);
     if (!nodeId) return null;
-    const peer = { nodeId, serial: certificate.serialNumber.toLowerCase() };
+    const peer = {
+      nodeId,
+      serial: certificate.serialNumber.toLowerCase(),
+      keyDigest: keyDigest(certificate.raw),
+    };
     if (this.options.isRevoked(peer)) {
       this.options.onRefused?.(address, { reason: "revoked", clock: false });
       return "revoked";

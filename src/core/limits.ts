@@ -14,6 +14,8 @@ export const limits = {
   httpRequestTimeoutMs: 30_000,
   /** How often the HTTP server looks for requests past those timeouts. */
   httpTimeoutsCheckMs: 1000,
+  /** A peer's idle keep-alive socket is dropped after this, before the other end's header deadline. */
+  peerIdleSocketMs: 5000,
   sseClientsMax: 64,
   eventsPageMax: 1000,
   shutdownGraceMs: 3000,
@@ -258,6 +260,7 @@ export const limits = {
 export type Limits = typeof limits;
 
 assert(limits.nodeCertRenewBeforeMs < limits.nodeCertLifetimeMs);
+assert(limits.peerIdleSocketMs < limits.httpHeadersTimeoutMs);
 assert(limits.restartBackoffMsMin <= limits.restartBackoffMsMax);
 assert(limits.dockerRetryMsMin <= limits.dockerRetryMsMax);
 assert(limits.dockerEventsReconnectMsMin <= limits.dockerEventsReconnectMsMax);

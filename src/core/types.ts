@@ -139,6 +139,8 @@ export interface NodeInfo {
   diskFull: boolean;
   /** What the node lets tasks mount from its own disk (`--allow-host-path`). */
   hostPaths: HostPathPolicy;
+  /** SHA-256 of the node's public key, pinned at admission; empty when none was pinned. */
+  keyDigest: string;
   version: string;
   registeredAt: number;
   updatedAt: number;

@@ -30,6 +30,7 @@ export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     engineMessage: "",
     diskFull: false,
     hostPaths: { allowed: [], denied: [] },
+    keyDigest: "",
     version: "0.1.0",
     registeredAt: 0,
     updatedAt: 0,

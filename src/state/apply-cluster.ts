@@ -76,8 +76,8 @@ export function applyNodeRegister(
       existing.status === "left" && !command.rejoin ? "left" : drainedOrReady(ctx, existing.id);
     ctx.run(
       `UPDATE nodes SET name = ?, address = ?, port = ?, status = ?, arch = ?, os = ?, cpus = ?, memory_mb = ?,
-       labels = ?, host_paths = ?, version = ?, updated_at = ?, row_version = row_version + 1
-       WHERE id = ?`,
+       labels = ?, host_paths = ?, key_digest = coalesce(?, key_digest), version = ?,
+       updated_at = ?, row_version = row_version + 1 WHERE id = ?`,
       name,
       command.address,
       command.port,
@@ -88,6 +88,7 @@ export function applyNodeRegister(
       command.memoryMb,
       labels,
       hostPaths,
+      command.keyDigest ?? null,
       command.version,
       command.at,
       command.id,
@@ -97,8 +98,8 @@ export function applyNodeRegister(
   }
   ctx.run(
     `INSERT INTO nodes (id, name, address, port, status, arch, os, cpus, memory_mb, labels, host_paths,
-     engine_ready, engine_message, version, registered_at, updated_at, row_version)
-     VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
+     key_digest, engine_ready, engine_message, version, registered_at, updated_at, row_version)
+     VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, 0, 'waiting for the agent', ?, ?, ?, 1)`,
     command.id,
     name,
     command.address,
@@ -109,6 +110,7 @@ export function applyNodeRegister(
     command.memoryMb,
     labels,
     hostPaths,
+    command.keyDigest ?? "",
     command.version,
     command.at,
     command.at,

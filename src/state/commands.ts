@@ -129,6 +129,14 @@ export const commandSchema = z.discriminatedUnion("type", [
     ...nodeFields,
     /** Set by the join route only: a node that left comes back only by joining again. */
     rejoin: z.boolean().optional(),
+    /**
+     * SHA-256 of the node's public key, pinned at admission: a certificate of the CA naming this
+     * node with another key is refused (a member holds the CA key, and could mint one).
+     */
+    keyDigest: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
   }),
   z.strictObject({
     type: z.literal("node.engine"),

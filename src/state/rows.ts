@@ -62,6 +62,7 @@ export function nodeFromRow(row: Row): NodeInfo {
     engineReady: int(row.engine_ready) === 1,
     engineMessage: text(row.engine_message),
     diskFull: int(row.disk_full) === 1,
+    keyDigest: text(row.key_digest ?? ""),
     hostPaths: JSON.parse(text(row.host_paths ?? '{"allowed":[],"denied":[]}')) as HostPathPolicy,
     version: text(row.version),
     registeredAt: int(row.registered_at),

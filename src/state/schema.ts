@@ -87,7 +87,9 @@ export const migrations: readonly Migration[] = [
   {
     // What a node lets tasks mount from its own disk (`--allow-host-path`), as it registered it.
     version: 7,
-    sql: `ALTER TABLE nodes ADD COLUMN host_paths TEXT NOT NULL DEFAULT '{"allowed":[],"denied":[]}';`,
+    sql: `
+      ALTER TABLE nodes ADD COLUMN host_paths TEXT NOT NULL DEFAULT '{"allowed":[],"denied":[]}';
+      ALTER TABLE nodes ADD COLUMN key_digest TEXT NOT NULL DEFAULT '';`,
   },
 ];
 

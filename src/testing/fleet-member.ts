@@ -64,8 +64,8 @@ export interface FleetMemberOptions<F extends MemberFleet> {
   token?: string | undefined;
   /** Ports of members on 127.0.0.1 to join through. */
   join?: readonly number[];
-  /** Whether a peer's certificates are revoked; none by default. */
-  isRevoked?: (nodeId: string) => boolean;
+  /** Whether a peer's certificate is refused though valid; none by default. */
+  isRevoked?: (peer: { nodeId: string; keyDigest: string }) => boolean;
 }
 
 const silent = { info() {}, warn() {}, error() {} };
@@ -100,7 +100,10 @@ export async function startFleetMember<F extends MemberFleet>(
     logger: silent,
   });
   const closeStreams = acceptPeerStreams(served.http, () => fleet?.streams ?? null);
+  let stopped = false;
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     fleet?.close();
     closeStreams();
     await closeApiServer(served);
