@@ -2,6 +2,7 @@
 // every layer. `bin/shoal` runs it.
 import { realpathSync } from "node:fs";
 import type http from "node:http";
+import { resolve } from "node:path";
 import pino from "pino";
 import { closeApiServer, listenApi, type Served } from "./adapters/api-server.ts";
 import { keyDigest } from "./adapters/cluster-ca.ts";
@@ -23,6 +24,7 @@ import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
 import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
+import { resolveHostPath } from "./core/host-paths.ts";
 import { newId } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
 import { FailureDetector } from "./failure-detector.ts";
@@ -64,7 +66,19 @@ function ownKeyDigest(dataDir: string): { keyDigest?: string } {
 /** What no task may mount from this node, whatever it allows: shoal's data dir, the engine's socket. */
 function deniedHostPaths(options: AgentOptions): string[] {
   const socket = options.dockerHost?.startsWith("unix://") ? [options.dockerHost.slice(7)] : [];
-  return [options.dataDir, "/var/run/docker.sock", "/run/docker.sock", ...socket];
+  const denied = [options.dataDir, "/var/run/docker.sock", "/run/docker.sock", ...socket];
+  // As written and where they lead: a relative data dir, or one behind a symlink.
+  return [
+    ...new Set([...denied, ...denied.map((path) => resolveHostPath(resolve(path), realOrNull))]),
+  ];
+}
+
+function realOrNull(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
 }
 
 /** Where peers reach this node: the bound address, else the mDNS interface's, else the first. */

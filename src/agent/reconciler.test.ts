@@ -1,6 +1,10 @@
 // The reconcile loop against the memory runtime, with a store and reporter that behave like a
 // one-node fleet: a report is committed to the store, which then tells its listeners.
+
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
 import type { HostPathPolicy } from "../core/host-paths.ts";
@@ -347,6 +351,30 @@ describe("reconciler", () => {
       store.put(makeTask(`t-${source}`));
       await reconciler.reconcileNow();
       assert.equal(store.task(`t-${source}`)?.state === "failed", !runs, source);
+    }
+  });
+
+  it("starts no container whose allowed host path is a symlink to one it does not allow", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-links-"));
+    try {
+      symlinkSync("/etc", join(dir, "etc"));
+      const store = new FakeStore();
+      const container = web.containers[0] as TaskDefinition["containers"][number];
+      store.definitions.set("web:1", {
+        ...web,
+        containers: [
+          { ...container, mounts: [{ source: join(dir, "etc"), target: "/x", readOnly: true }] },
+        ],
+      });
+      const { runtime, reconciler } = setup(undefined, store, {
+        hostPaths: { allowed: [dir], denied: [] },
+      });
+      store.put(makeTask("t1"));
+      await reconciler.reconcileNow();
+      assert.equal(store.task("t1")?.state, "failed");
+      assert.deepEqual(ownContainers(runtime), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -5,9 +5,15 @@
 // service's crashed containers itself (with backoff) and stops those of services that ask for it
 // after `stopAfterDisconnectMs`. It touches only containers labelled with this cluster AND node.
 // A missing image is pulled beside the loop (pull policy `missing`), never inside a pass.
+import { realpathSync } from "node:fs";
 import type { Clock } from "../core/clock.ts";
 import { isShoalError } from "../core/errors.ts";
-import { type HostPathPolicy, hostPathAllowed, hostPathsOf } from "../core/host-paths.ts";
+import {
+  type HostPathPolicy,
+  hostPathAllowed,
+  hostPathsOf,
+  resolveHostPath,
+} from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
 import {
   type ContainerSpec,
@@ -34,6 +40,14 @@ import {
   runtimeSpec,
   taskContainer,
 } from "./task-containers.ts";
+
+function realpathOrNull(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
 
 export interface AgentLogger {
   info(object: object, message: string): void;
@@ -550,7 +564,12 @@ export class Reconciler {
     matched: Map<string, Observed>,
   ): Promise<StartOutcome> {
     for (const spec of missing) {
-      const refused = hostPathsOf([spec]).find((p) => !hostPathAllowed(p, this.hostPaths));
+      // Checked where a symlink leads too: a task may have made one under an allowed directory.
+      const refused = hostPathsOf([spec]).find(
+        (p) =>
+          !hostPathAllowed(p, this.hostPaths) ||
+          !hostPathAllowed(resolveHostPath(p, realpathOrNull), this.hostPaths),
+      );
       if (refused !== undefined) {
         const reason = `this node does not allow mounting the host path ${refused} (--allow-host-path)`;
         return { outcome: "failed", reason, failedSpec: spec.name };

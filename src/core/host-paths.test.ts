@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { hostPathAllowed, hostPathsOf } from "./host-paths.ts";
+import { hostPathAllowed, hostPathsOf, resolveHostPath } from "./host-paths.ts";
 
 const policy = {
   allowed: ["/srv/media", "/mnt/usb/"],
@@ -37,5 +37,24 @@ describe("host paths", () => {
       { mounts: [{ source: "/srv/media" }] },
     ];
     assert.deepEqual(hostPathsOf(containers), ["/srv/media"]);
+  });
+
+  it("follows the symlinks of a path's existing part, keeping the rest as written", () => {
+    const links: Record<string, string> = {
+      "/srv/x/s": "/run/docker.sock",
+      "/srv/x": "/srv/x",
+      "/srv": "/srv",
+      "/": "/",
+    };
+    const realpath = (path: string) => links[path] ?? null;
+    assert.equal(resolveHostPath("/srv/x/s", realpath), "/run/docker.sock");
+    assert.equal(resolveHostPath("/srv/x/new/dir/", realpath), "/srv/x/new/dir");
+    const open = { allowed: ["/srv"], denied: ["/run/docker.sock"] };
+    assert.equal(hostPathAllowed("/srv/x/s", open), true, "as written");
+    assert.equal(
+      hostPathAllowed(resolveHostPath("/srv/x/s", realpath), open),
+      false,
+      "where it leads",
+    );
   });
 });

@@ -43,3 +43,18 @@ export function hostPathsOf(
   const paths = containers.flatMap((c) => c.mounts.map((m) => m.source)).filter(isHostPath);
   return [...new Set(paths.map(normalizeHostPath))];
 }
+
+/**
+ * `path` with every symlink its existing part holds resolved (Docker follows them), given the
+ * host's realpath; the part that does not exist yet is kept as written.
+ */
+export function resolveHostPath(path: string, realpath: (path: string) => string | null): string {
+  const normal = normalizeHostPath(path);
+  const rest: string[] = [];
+  for (let head = normal; ; head = posix.dirname(head)) {
+    const real = realpath(head);
+    if (real !== null) return normalizeHostPath(posix.join(real, ...rest.reverse()));
+    if (head === "/") return normal;
+    rest.push(posix.basename(head));
+  }
+}
