@@ -28,7 +28,7 @@ env_dir="$root/etc/shoal"
 unit_path="$root/etc/systemd/system/shoal.service"
 data_dir="$root/var/lib/shoal"
 cache_dir="$root/var/cache/shoal"
-api="http://127.0.0.1:7420"
+api="https://127.0.0.1:7420"
 
 # Progress goes to stderr: stdout carries only what a caller captures.
 say() { printf 'shoal: %s\n' "$*" >&2; }
@@ -87,6 +87,16 @@ detect_arch() {
   esac
 }
 
+# The agent's health over HTTPS: public, and answered before this node has its cluster's
+# certificate, so only the status is read.
+probe() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsk --max-time 2 -o /dev/null "$1" 2>/dev/null
+  else
+    wget -q --no-check-certificate -T 2 -O /dev/null "$1" 2>/dev/null
+  fi
+}
+
 fetch() {
   if command -v curl >/dev/null 2>&1; then
     curl -fsSL --retry 2 -o "$2" "$1"
@@ -130,9 +140,9 @@ ensure_docker() {
   say "no Docker engine: install one (on Debian: apt-get install docker.io); shoal takes no tasks until then"
 }
 
+# The token is not among them: it goes to the agent as SHOAL_TOKEN, out of sight of `ps`.
 agent_args() {
   args=""
-  [ -n "$token" ] && args="$args --token $token"
   [ -n "$join" ] && args="$args --join $join"
   [ -n "$labels" ] && args="$args --labels $labels"
   echo "${args# }"
@@ -147,13 +157,14 @@ kept_args() {
   fi
 }
 
-# /etc/shoal/env keeps the agent's arguments (the token among them: 0600). An upgrade without new
-# options keeps the arguments of the first install.
+# /etc/shoal/env keeps the join token (SHOAL_TOKEN, read by the agent, never on its command line)
+# and the agent's arguments, 0600. An upgrade without new options keeps those of the first install.
 write_env() {
   as_root mkdir -p "$env_dir"
-  if [ -z "$(agent_args)" ] && [ -f "$env_dir/env" ]; then return 0; fi
+  if [ -z "$token" ] && [ -z "$(agent_args)" ] && [ -f "$env_dir/env" ]; then return 0; fi
   tmp="$(mktemp)"
-  printf 'SHOAL_AGENT_ARGS="%s"\n' "$(agent_args)" >"$tmp"
+  [ -n "$token" ] && printf 'SHOAL_TOKEN="%s"\n' "$token" >>"$tmp"
+  printf 'SHOAL_AGENT_ARGS="%s"\n' "$(agent_args)" >>"$tmp"
   as_root install -m 0600 "$tmp" "$env_dir/env"
   rm -f "$tmp"
 }
@@ -191,7 +202,7 @@ has_systemd() { [ -z "$root" ] && [ -d /run/systemd/system ] && command -v syste
 
 wait_for_api() {
   tries=0
-  until fetch "$api/v1/health" /dev/null 2>/dev/null; do
+  until probe "$api/v1/health"; do
     tries=$((tries + 1))
     [ "$tries" -lt 60 ] || die "the agent did not answer $api/v1/health within 30 s (journalctl -u shoal)"
     sleep 0.5
@@ -227,7 +238,7 @@ install_shoal() {
   if has_systemd; then
     start_service
   else
-    say "no systemd here: run the agent yourself, e.g. nohup $bin_path agent $(kept_args) &"
+    say "no systemd here: run the agent yourself, e.g. SHOAL_TOKEN=<token> nohup $bin_path agent $(kept_args) &"
   fi
 }
 

@@ -360,6 +360,20 @@ describe("shoal agent", () => {
     });
   }
 
+  it("takes the join token from SHOAL_TOKEN, and warns that --token shows in ps", async () => {
+    const token = `shoal2.abc123.${"ab".repeat(32)}.Secret_-9`;
+    const quiet = await agent([], { SHOAL_DATA_DIR: "/data/shoal", SHOAL_TOKEN: token });
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.equal(quiet.calls[0]?.token, token);
+    assert.doesNotMatch(quiet.stderr, /warning/);
+    const loud = await agent(["--token", token], { SHOAL_DATA_DIR: "/data/shoal" });
+    assert.equal(loud.calls[0]?.token, token);
+    assert.match(loud.stderr, /warning: --token shows the join token to every user .* SHOAL_TOKEN/);
+    const bad = await agent([], { SHOAL_DATA_DIR: "/data/shoal", SHOAL_TOKEN: "nope" });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /SHOAL_TOKEN: not a shoal join token/);
+  });
+
   it("refuses a join token of a fleet from before TLS, saying how to go on", async () => {
     const result = await agent(["--token", "shoal1.abc123.secret"]);
     assert.equal(result.code, 2);

@@ -52,7 +52,7 @@ before="$(sha256sum "$root/usr/local/bin/shoal")"
 again="$(in_root "curl -fsSL $url/install.sh | SHOAL_DOWNLOAD_URL=$url/releases SHOAL_INSTALL_DOCKER=0 sh 2>&1")" ||
   fail "second run: $again"
 [[ "$(sha256sum "$root/usr/local/bin/shoal")" == "$before" ]] || fail "the upgrade changed the binary"
-grep -q -- "--token shoal1.abc.def" "$root/etc/shoal/env" || fail "the upgrade lost the token"
+grep -q '^SHOAL_TOKEN="shoal1.abc.def"$' "$root/etc/shoal/env" || fail "the upgrade lost the token"
 [[ "$(cat "$root/var/lib/shoal/state.db")" == kept ]] || fail "the upgrade touched the data"
 echo "ok: a second run upgrades in place and keeps the arguments and the data"
 

@@ -99,9 +99,10 @@ describe("install.sh", () => {
     const { stdout } = await run(binary, ["version"]);
     assert.match(stdout, /^arch:\s+linux\/x64$/m);
     const env = join(into, "etc/shoal/env");
+    // The token goes to the agent through its environment: `ps` shows no token.
     assert.equal(
       readFileSync(env, "utf8"),
-      'SHOAL_AGENT_ARGS="--token shoal1.abc.def --labels zone=desk"\n',
+      'SHOAL_TOKEN="shoal1.abc.def"\nSHOAL_AGENT_ARGS="--labels zone=desk"\n',
     );
     assert.equal(statSync(env).mode & 0o777, 0o600, "the token is readable by root only");
     const unit = readFileSync(join(into, "etc/systemd/system/shoal.service"), "utf8");
@@ -124,7 +125,7 @@ describe("install.sh", () => {
     const result = await curlSh(into, []);
     assert.equal(result.code, 0, result.stderr);
     const env = readFileSync(join(into, "etc/shoal/env"), "utf8");
-    assert.match(env, /--token shoal1\.abc\.def/);
+    assert.match(env, /^SHOAL_TOKEN="shoal1\.abc\.def"$/m);
   });
 
   it("refuses a binary whose checksum does not match, installing nothing", async () => {

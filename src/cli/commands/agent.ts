@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { type Command, InvalidArgumentError } from "commander";
 import { isHostPath, normalizeHostPath } from "../../core/host-paths.ts";
 import { limits } from "../../core/limits.ts";
-import type { CliContext } from "../context.ts";
+import { type CliContext, usageError } from "../context.ts";
 import { resolveDataDir } from "../target.ts";
 import { guard } from "./shared.ts";
 
@@ -91,7 +91,7 @@ export function registerAgent(
     )
     .option(
       "--token <token>",
-      "join the cluster of this join token (from `shoal token`)",
+      "join the cluster of this join token (from `shoal token`; SHOAL_TOKEN keeps it out of `ps`)",
       parseToken,
     )
     .option(
@@ -136,7 +136,7 @@ function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
     pull: flags.pull,
     pretty: flags.pretty === true,
     logLevel: flags.logLevel,
-    ...(flags.token ? { token: flags.token } : {}),
+    ...tokenOf(flags, context),
     join: flags.join,
     mdns: flags.mdns,
     ...(flags.mdnsInterface ? { mdnsInterface: flags.mdnsInterface } : {}),
@@ -177,6 +177,26 @@ export function collectJoin(text: string, previous: string[] = []): string[] {
 }
 
 /** The shape only; whether the cluster accepts it is for the cluster to say. */
+/**
+ * The join token: `--token`, which every user of the machine can read in `ps` (said once), else
+ * SHOAL_TOKEN, which only the agent's user can read (install.sh's unit passes it so).
+ */
+function tokenOf(flags: AgentFlags, context: CliContext): { token?: string } {
+  if (flags.token) {
+    context.err.write(
+      "shoal: warning: --token shows the join token to every user of this machine in `ps`; pass it as SHOAL_TOKEN instead\n",
+    );
+    return { token: flags.token };
+  }
+  const fromEnv = context.system.env.SHOAL_TOKEN;
+  if (!fromEnv) return {};
+  try {
+    return { token: parseToken(fromEnv) };
+  } catch (error) {
+    throw usageError(`SHOAL_TOKEN: ${(error as Error).message}`);
+  }
+}
+
 function parseToken(text: string): string {
   if (text.trim().startsWith("shoal1.")) {
     throw new InvalidArgumentError(
