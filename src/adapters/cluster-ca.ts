@@ -8,11 +8,11 @@ import { isIP } from "node:net";
 import * as x509 from "@peculiar/x509";
 import { fail, ok, type Result } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import { nodeIdOfNames, nodeUriPrefix } from "../core/node-names.ts";
 
 x509.cryptoProvider.set(webcrypto as never);
 
 const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-const nodeUriPrefix = "shoal://node/";
 
 /** A certificate and its private key, both PEM. */
 export interface KeyedCertificate {
@@ -198,14 +198,6 @@ async function certify(
     ],
   });
   return certificate.toString("pem");
-}
-
-/** The node id a certificate's alternative names carry (`shoal://node/<id>`), or null. */
-export function nodeIdOfNames(subjectAltName: string | undefined): string | null {
-  for (const name of (subjectAltName ?? "").split(", ")) {
-    if (name.startsWith(`URI:${nodeUriPrefix}`)) return name.slice(4 + nodeUriPrefix.length);
-  }
-  return null;
 }
 
 /**

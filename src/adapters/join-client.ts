@@ -3,11 +3,11 @@
 // that CA, sends its certificate request with a proof of the join secret. The secret itself never
 // travels.
 import https from "node:https";
-import type { PeerCertificate } from "node:tls";
 import { z } from "zod";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
-import { caDigest, nodeIdOfNames } from "./cluster-ca.ts";
+import { anyNodeOfTheCa } from "../core/node-names.ts";
+import { caDigest } from "./cluster-ca.ts";
 import type { JoinToken } from "./join-token.ts";
 
 export const joinPaths = { ca: "/join/ca", join: "/join" } as const;
@@ -66,15 +66,8 @@ function request(
   });
 }
 
-/** Accepts any member of the CA (the joiner dials an address, not a node). */
-function anyMember(_host: string, certificate: PeerCertificate): Error | undefined {
-  return nodeIdOfNames(certificate.subjectaltname)
-    ? undefined
-    : new Error("the server's certificate names no shoal node");
-}
-
 /** Refuses a CA whose digest the token does not pin; the message says what was found. */
-export function checkPinnedCa(token: JoinToken, address: string, caPem: string): void {
+function checkPinnedCa(token: JoinToken, address: string, caPem: string): void {
   let found: string;
   try {
     found = caDigest(caPem);
@@ -115,7 +108,7 @@ export async function requestAdmission(
 ): Promise<JoinAnswer> {
   const answer = await request(
     `https://${address}${joinPaths.join}`,
-    { ca: [caPem], checkServerIdentity: anyMember },
+    { ca: [caPem], checkServerIdentity: anyNodeOfTheCa },
     JSON.stringify(body),
     limits.peerRequestTimeoutMs,
   );

@@ -5,7 +5,7 @@
 import https from "node:https";
 import type { ConnectionOptions, PeerCertificate } from "node:tls";
 import { limits } from "../core/limits.ts";
-import { nodeIdOfNames } from "./cluster-ca.ts";
+import { nodeIdOfNames } from "../core/node-names.ts";
 import type { TlsIdentity } from "./tls-listener.ts";
 
 /** The refusal of a server whose certificate names another node than the one asked for. */

@@ -8,7 +8,8 @@ import type http from "node:http";
 import type net from "node:net";
 import tls from "node:tls";
 import { limits } from "../core/limits.ts";
-import { keyDigest, nodeIdOfNames } from "./cluster-ca.ts";
+import { nodeIdOfNames } from "../core/node-names.ts";
+import { keyDigest } from "./cluster-ca.ts";
 
 /** A node's certificate and key, and the CA whose certificates it trusts (all PEM). */
 export interface TlsIdentity {

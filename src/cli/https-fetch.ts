@@ -4,18 +4,9 @@
 // often reached by an address no certificate lists).
 import https from "node:https";
 import { Readable } from "node:stream";
-import type { PeerCertificate } from "node:tls";
 import { ShoalError } from "../core/errors.ts";
+import { anyNodeOfTheCa } from "../core/node-names.ts";
 import type { Fetch } from "./client.ts";
-
-const nodeUri = "URI:shoal://node/";
-
-function anyNodeOfTheCa(_host: string, certificate: PeerCertificate): Error | undefined {
-  const names = certificate.subjectaltname ?? "";
-  return names.split(", ").some((name) => name.startsWith(nodeUri))
-    ? undefined
-    : new Error("the server's certificate names no shoal node");
-}
 
 function headersOf(init: RequestInit | undefined): Record<string, string> {
   const headers: Record<string, string> = {};
