@@ -20,6 +20,7 @@ import { DiskReporter } from "./agent/disk-reporter.ts";
 import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
+import { realpathOrNull } from "./agent/real-path.ts";
 import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
 import type { FleetAccess } from "./api/context.ts";
@@ -69,16 +70,11 @@ function deniedHostPaths(options: AgentOptions): string[] {
   const denied = [options.dataDir, "/var/run/docker.sock", "/run/docker.sock", ...socket];
   // As written and where they lead: a relative data dir, or one behind a symlink.
   return [
-    ...new Set([...denied, ...denied.map((path) => resolveHostPath(resolve(path), realOrNull))]),
+    ...new Set([
+      ...denied,
+      ...denied.map((path) => resolveHostPath(resolve(path), realpathOrNull)),
+    ]),
   ];
-}
-
-function realOrNull(path: string): string | null {
-  try {
-    return realpathSync(path);
-  } catch {
-    return null;
-  }
 }
 
 /** Where peers reach this node: the bound address, else the mDNS interface's, else the first. */

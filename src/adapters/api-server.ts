@@ -1,7 +1,7 @@
 // The API's port: HTTPS for people, mutual TLS for peers, on one port. The TLS listener takes each
-// connection first (tls-listener.ts); the HTTP server behind it runs the API with Node's timeouts
-// shortened, and a node serves its kept certificate, or, before it belongs to a cluster, one that
-// no member trusts.
+// connection first (tls-listener.ts) and keeps its deadlines; the HTTP server behind it runs the
+// API. A node serves its kept certificate, or, before it belongs to a cluster, one that no member
+// trusts.
 import type http from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { limits } from "../core/limits.ts";
@@ -46,13 +46,9 @@ export async function listenApi(options: ApiServerOptions): Promise<Served> {
   const identity =
     readTlsIdentity(options.dataDir) ??
     (await temporaryIdentity(options.nodeId, systemClock.now()));
-  const server = createAdaptorServer({
-    fetch: options.fetch,
-    // Header and request timeouts are enforced on this interval (Node's default is 30 s).
-    serverOptions: { connectionsCheckingInterval: limits.httpTimeoutsCheckMs },
-  }) as http.Server;
-  server.headersTimeout = limits.httpHeadersTimeoutMs;
-  server.requestTimeout = limits.httpRequestTimeoutMs;
+  // Never listens itself: Node's header and request timeouts do not watch its connections, so
+  // the listener keeps those deadlines (tls-listener.ts).
+  const server = createAdaptorServer({ fetch: options.fetch }) as http.Server;
   const listener = new TlsListener(server, {
     identity,
     isRevoked: options.isRevoked,
@@ -75,17 +71,8 @@ export async function listenApi(options: ApiServerOptions): Promise<Served> {
   return { http: server, listener, tls, setIdentity };
 }
 
-/** Closes the port: idle connections at once, the rest after a grace period. */
+/** Closes the port: connections still open after the grace period are ended. */
 export async function closeApiServer(served: Served): Promise<void> {
-  const server = served.http;
   served.tls.closeAll();
-  await new Promise<void>((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), limits.shutdownGraceMs);
-    server.close(() => {
-      clearTimeout(force);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
   await served.listener.close(limits.shutdownGraceMs);
 }

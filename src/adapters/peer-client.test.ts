@@ -2,12 +2,11 @@
 // asked, and only in its kind's shape.
 import assert from "node:assert/strict";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { TestCa } from "../testing/test-ca.ts";
 import { PeerClient } from "./peer-client.ts";
 import { PeerTls } from "./peer-tls.ts";
-import { TlsListener } from "./tls-listener.ts";
+import type { TlsListener } from "./tls-listener.ts";
 
 describe("peer client", () => {
   let listener: TlsListener;
@@ -27,12 +26,7 @@ describe("peer client", () => {
       response.setHeader("content-type", "application/json");
       response.end(JSON.stringify(answers[request.url ?? ""] ?? {}));
     });
-    listener = new TlsListener(server, {
-      identity: await ca.identity("node-x"),
-      isRevoked: () => false,
-    });
-    await listener.listen(0, "127.0.0.1");
-    base = `https://127.0.0.1:${(listener.server.address() as AddressInfo).port}`;
+    ({ base, listener } = await ca.serve(server, "node-x"));
     tls = new PeerTls(await ca.identity("node-a"));
     client = new PeerClient(tls);
   });

@@ -4,7 +4,6 @@
 // this node reaches the core.
 import assert from "node:assert/strict";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { Message } from "../raft/types.ts";
 import { TestCa } from "../testing/test-ca.ts";
@@ -12,7 +11,7 @@ import { decodeMessages, encodeMessages } from "./peer-codec.ts";
 import { HttpPeerSender } from "./peer-sender.ts";
 import { acceptPeerStreams } from "./peer-stream.ts";
 import { PeerTls } from "./peer-tls.ts";
-import { TlsListener } from "./tls-listener.ts";
+import type { TlsListener } from "./tls-listener.ts";
 
 const heartbeat = (from: string, to: string): Message => ({
   type: "heartbeat",
@@ -65,12 +64,7 @@ describe("peer sender", () => {
         ]);
       },
     }));
-    listener = new TlsListener(server, {
-      identity: await ca.identity("node-x"),
-      isRevoked: () => false,
-    });
-    await listener.listen(0, "127.0.0.1");
-    base = `https://127.0.0.1:${(listener.server.address() as AddressInfo).port}`;
+    ({ base, listener } = await ca.serve(server, "node-x"));
     tls = new PeerTls(await ca.identity("node-a"));
   });
 

@@ -89,6 +89,14 @@ describe("TLS listener", () => {
 
   after(() => listener.close());
 
+  /** A client without a certificate, its handshake done. */
+  async function connected(): Promise<tls.TLSSocket> {
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    return socket;
+  }
+
   it("names the node of a client certificate of its CA", async () => {
     const client = await nodeCertificate(ca, "node2");
     const answer = await ask(port, { ca: [ca.certPem], cert: client.certPem, key: client.keyPem });
@@ -138,9 +146,7 @@ describe("TLS listener", () => {
   });
 
   it("ends a connection whose first request's headers do not arrive in time", async () => {
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const socket = await connected();
     const started = performance.now();
     socket.write("GET / HTTP/1.1\r\nhost: x\r\n");
     await new Promise((resolve) => socket.once("close", resolve));
@@ -149,9 +155,7 @@ describe("TLS listener", () => {
   });
 
   it("ends a connection whose request body does not arrive in time", async () => {
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const socket = await connected();
     const started = performance.now();
     socket.resume();
     socket.write("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{");
@@ -161,9 +165,7 @@ describe("TLS listener", () => {
   });
 
   it("ends a keep-alive connection whose next request does not come in time", async () => {
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const socket = await connected();
     const answered = new Promise((resolve) => socket.once("data", resolve));
     socket.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     await answered;
@@ -175,9 +177,7 @@ describe("TLS listener", () => {
   });
 
   it("keeps a connection whose request arrived in time", async () => {
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca.certPem] });
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    const socket = await connected();
     const answered = new Promise((resolve) => socket.once("data", resolve));
     socket.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     await answered;

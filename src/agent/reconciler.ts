@@ -5,7 +5,7 @@
 // service's crashed containers itself (with backoff) and stops those of services that ask for it
 // after `stopAfterDisconnectMs`. It touches only containers labelled with this cluster AND node.
 // A missing image is pulled beside the loop (pull policy `missing`), never inside a pass.
-import { realpathSync } from "node:fs";
+
 import type { Clock } from "../core/clock.ts";
 import { isShoalError } from "../core/errors.ts";
 import {
@@ -23,6 +23,7 @@ import {
   type TaskReport,
 } from "../core/types.ts";
 import type { AgentReporter, AgentStore } from "./ports.ts";
+import { realpathOrNull } from "./real-path.ts";
 import {
   type ContainerRuntime,
   labelKeys,
@@ -40,14 +41,6 @@ import {
   runtimeSpec,
   taskContainer,
 } from "./task-containers.ts";
-
-function realpathOrNull(path: string): string | null {
-  try {
-    return realpathSync(path);
-  } catch {
-    return null;
-  }
-}
 
 export interface AgentLogger {
   info(object: object, message: string): void;

@@ -8,12 +8,13 @@ export const limits = {
   requestBodyBytesMax: 1024 * 1024,
   listResultsMax: 1000,
   sseHeartbeatMs: 15_000,
-  /** A request's headers must arrive within this (Node's default is 60 s: far too long). */
+  /**
+   * A request's headers must arrive within this of the handshake or of the last answer on its
+   * connection (the TLS listener's deadline; Node's own default is 60 s).
+   */
   httpHeadersTimeoutMs: 10_000,
-  /** A whole request (headers and body) must arrive within this (Node's default is 300 s). */
+  /** A request's body must arrive within this of its headers (Node's default is 300 s). */
   httpRequestTimeoutMs: 30_000,
-  /** How often the HTTP server looks for requests past those timeouts. */
-  httpTimeoutsCheckMs: 1000,
   /** A peer's idle keep-alive socket is dropped after this, before the other end's header deadline. */
   peerIdleSocketMs: 5000,
   sseClientsMax: 64,
