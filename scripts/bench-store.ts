@@ -21,6 +21,8 @@ const goals = {
   throughputOverEtcd: 1.5,
   /** A 10-node fleet's concurrency-1 update p50 over a 3-node fleet's. */
   growthRatio: 1.2,
+  /** The share of writes/s at concurrency 64 that mutual TLS may cost against plain HTTP. */
+  tlsCostMax: 0.15,
 };
 const connectionsMax = 64;
 /** The learners' CPU priority in the growth row (niceLearners). */
@@ -279,6 +281,40 @@ export async function benchGrowth(threeNodeP50Ms: number): Promise<BenchRow[]> {
     return [
       row("learners at nice 19", p50Ms, over),
       { ...row("every agent at nice 0", shared.p50Ms, sharedOver), goal: "(measured)", pass: true },
+    ];
+  } finally {
+    await lab.down();
+  }
+}
+
+/**
+ * The same figures on a fleet whose agents speak plain HTTP (`--bench-plain-http`, which exists
+ * for this row alone), against the mutual-TLS figures of this run: what TLS costs the store.
+ */
+export async function benchPlainHttp(tls: StoreFigures): Promise<BenchRow[]> {
+  const lab = mdnsLab({ plainHttp: true });
+  try {
+    const api = await formLabFleet(lab, 3);
+    const leader = await api.leaderName("lab1");
+    const plain = await measureShoal(lab, api, leader);
+    console.error(`shoal over plain HTTP: ${JSON.stringify(plain)}`);
+    const cost = 1 - tls.throughput.perSecond / plain.throughput.perSecond;
+    const percent = (value: number) => `${(value * 100).toFixed(1)} %`;
+    return [
+      {
+        name: `3 voters over plain HTTP (bench only): update p50, concurrency 1 (mutual TLS: ${ms(tls.update.p50Ms)})`,
+        value: plain.update.p50Ms,
+        unit: "ms",
+        goal: "(measured)",
+        pass: true,
+      },
+      {
+        name: `3 voters: writes/s, concurrency ${connectionsMax}, that mutual TLS costs (plain HTTP ${Math.round(plain.throughput.perSecond)}/s, mutual TLS ${Math.round(tls.throughput.perSecond)}/s)`,
+        value: Number((cost * 100).toFixed(1)),
+        unit: "%",
+        goal: `<= ${percent(goals.tlsCostMax)}`,
+        pass: cost <= goals.tlsCostMax,
+      },
     ];
   } finally {
     await lab.down();

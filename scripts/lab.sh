@@ -390,7 +390,8 @@ agent_start() {
     "${pull_args[@]}" "${extra[@]}"
 }
 
-health_url() { echo "https://$(address_of "$1"):$agent_port/v1/health"; }
+# SHOAL_LAB_SCHEME=http only for agents started with --bench-plain-http (npm run bench).
+health_url() { echo "${SHOAL_LAB_SCHEME:-https}://$(address_of "$1"):$agent_port/v1/health"; }
 
 # Health is public, and a joiner serves no certificate of its cluster yet: only the status counts.
 healthy() { curl -sfk --max-time 2 -o /dev/null "$(health_url "$1")"; }

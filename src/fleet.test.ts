@@ -159,7 +159,7 @@ describe("a fleet over mutual TLS on loopback", () => {
     assert.notEqual(after.serial, before.serial);
     assert.ok(after.notAfterMs > before.notAfterMs);
     // The member reaches the renewed node on new connections: a forwarded write goes through.
-    second.served.tls.closeAll();
+    second.served.wire.closeAll();
     const write = await second.fleet.log.propose({
       type: "node.label",
       at: 4,

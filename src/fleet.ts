@@ -31,7 +31,7 @@ import { PeerClient } from "./adapters/peer-client.ts";
 import { decodeMessages, encodeMessages } from "./adapters/peer-codec.ts";
 import { HttpPeerSender } from "./adapters/peer-sender.ts";
 import type { PeerStreamEndpoint } from "./adapters/peer-stream.ts";
-import type { PeerTls } from "./adapters/peer-tls.ts";
+import type { PeerWire } from "./adapters/peer-wire.ts";
 import { RaftCommandLog } from "./adapters/raft-command-log.ts";
 import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
 import {
@@ -84,7 +84,7 @@ export interface FleetOptions {
   /** Applied entries between snapshots (`--snapshot-entries`); absent: the default. */
   snapshotEntries?: number | undefined;
   /** The client side of this node's TLS; its identity changes once the node has a certificate. */
-  tls: PeerTls;
+  wire: PeerWire;
   /** Serves a new certificate (bootstrap, admission, renewal) on the API's port and to peers. */
   onIdentity: (identity: TlsIdentity) => void;
 }
@@ -172,14 +172,18 @@ type SeededAddresses = Map<string, string>;
  * A member's base URL from the store (kept for a moment: every batch of messages asks), else
  * from what joining learnt.
  */
-function resolver(log: () => RaftCommandLog | null, seeded: SeededAddresses) {
+function resolver(
+  log: () => RaftCommandLog | null,
+  seeded: SeededAddresses,
+  scheme: PeerWire["scheme"],
+) {
   const cache = new Map<string, { base: string; at: number }>();
   return (memberId: string): string | null => {
     const cached = cache.get(memberId);
     if (cached && Date.now() - cached.at < limits.peerAddressCacheMs) return cached.base;
     const node = log()?.view().nodeById(memberId);
     if (!node) return seeded.get(memberId) ?? null;
-    const base = `https://${node.address}:${node.port}`;
+    const base = `${scheme}://${node.address}:${node.port}`;
     if (cache.size >= limits.peerAddressCacheMax) cache.clear();
     cache.set(memberId, { base, at: Date.now() });
     return base;
@@ -376,13 +380,13 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   }
   const identity = ca ? await bootstrapIdentity(options, ca) : await usableIdentity(options, token);
   if (identity) options.onIdentity(identity);
-  const client = new PeerClient(options.tls);
+  const client = new PeerClient(options.wire);
   let log: RaftCommandLog | null = null;
   const seeded: SeededAddresses = new Map();
-  const resolve = resolver(() => log, seeded);
+  const resolve = resolver(() => log, seeded, options.wire.scheme);
   const sender = new HttpPeerSender({
     nodeId: options.nodeId,
-    tls: options.tls,
+    wire: options.wire,
     resolve,
     onAnswers: (messages) => log?.receive(messages),
   });
@@ -570,14 +574,15 @@ async function joinUntilAdmitted(
     const errors: ShoalError[] = [];
     for (const address of addresses) {
       try {
-        const caPem = await fetchPinnedCa(address, token);
-        const answer = await requestAdmission(address, caPem, body);
+        const { scheme } = options.wire;
+        const caPem = await fetchPinnedCa(address, token, scheme);
+        const answer = await requestAdmission(address, caPem, body, scheme);
         keepAdmission(options, keyPem, caPem, answer);
         for (const member of answer.members) {
-          seeded.set(member.id, `https://${member.address}:${member.port}`);
+          seeded.set(member.id, `${scheme}://${member.address}:${member.port}`);
         }
         // A leader that has not registered itself yet is at least where we asked.
-        if (!seeded.has(answer.leader)) seeded.set(answer.leader, `https://${address}`);
+        if (!seeded.has(answer.leader)) seeded.set(answer.leader, `${scheme}://${address}`);
         options.logger.info({ through: address }, "joined the cluster");
         return;
       } catch (error) {

@@ -164,7 +164,7 @@ async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: S
     snapshotEntries: options.snapshotEntries,
     registration: registrationOf(options),
     logger,
-    tls: opening.served.tls,
+    wire: opening.served.wire,
     onIdentity: (identity) => opening.served.setIdentity(identity),
   });
   opening.onOpened(fleet);
@@ -227,6 +227,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     bind: options.bind,
     port: options.port,
     isRevoked,
+    plainHttp: options.benchPlainHttp,
     logger,
   });
   const closeStreams = acceptPeerStreams(served.http, () => fleet?.streams ?? null);
@@ -266,7 +267,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   opened.fleet.log.onApplied(({ command }) => {
     if (command.type === "node.leave" && command.nodeId !== nodeId) {
       served.listener.closeNode(command.nodeId);
-      served.tls.forget(command.nodeId);
+      served.wire.forget(command.nodeId);
     }
   });
   serving = true;

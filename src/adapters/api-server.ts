@@ -7,15 +7,25 @@ import { createAdaptorServer } from "@hono/node-server";
 import { limits } from "../core/limits.ts";
 import { temporaryIdentity } from "./cluster-ca.ts";
 import { PeerTls } from "./peer-tls.ts";
+import type { PeerWire } from "./peer-wire.ts";
+import { PlainListener, PlainPeerWire } from "./plain-wire.ts";
 import { systemClock } from "./system-clock.ts";
 import { readTlsIdentity } from "./tls-files.ts";
 import { type PeerOfSocket, type TlsIdentity, TlsListener } from "./tls-listener.ts";
 
+/** What main asks of the port's listener. */
+export interface ApiListener {
+  setIdentity(identity: TlsIdentity): void;
+  /** Ends every open connection of a node that left. */
+  closeNode(nodeId: string): void;
+  close(graceMs?: number): Promise<void>;
+}
+
 export interface Served {
   http: http.Server;
-  listener: TlsListener;
+  listener: ApiListener;
   /** The client side of this node's TLS (peer calls and streams). */
-  tls: PeerTls;
+  wire: PeerWire;
   /** Serves a new certificate on the port and shows it to peers from now on. */
   setIdentity(identity: TlsIdentity): void;
 }
@@ -28,6 +38,8 @@ export interface ApiServerOptions {
   port: number;
   /** Whether a node's certificate is refused though valid (see TlsListenerOptions.isRevoked). */
   isRevoked: (peer: PeerOfSocket) => boolean;
+  /** `--bench-plain-http`: no TLS at all, for the benchmark that measures its cost. */
+  plainHttp?: boolean;
   logger: {
     info(object: object, message?: string): void;
     warn(object: object, message?: string): void;
@@ -49,6 +61,7 @@ export async function listenApi(options: ApiServerOptions): Promise<Served> {
   // Never listens itself: Node's header and request timeouts do not watch its connections, so
   // the listener keeps those deadlines (tls-listener.ts).
   const server = createAdaptorServer({ fetch: options.fetch }) as http.Server;
+  if (options.plainHttp) return listenPlain(server, options, identity);
   const listener = new TlsListener(server, {
     identity,
     isRevoked: options.isRevoked,
@@ -63,16 +76,35 @@ export async function listenApi(options: ApiServerOptions): Promise<Served> {
     { bind: options.bind, port: options.port, dataDir: options.dataDir },
     "API listening (HTTPS)",
   );
-  const tls = new PeerTls(identity);
+  const wire = new PeerTls(identity);
+  return served(server, listener, wire);
+}
+
+function served(server: http.Server, listener: ApiListener, wire: PeerWire): Served {
   const setIdentity = (next: TlsIdentity) => {
     listener.setIdentity(next);
-    tls.setIdentity(next);
+    wire.setIdentity(next);
   };
-  return { http: server, listener, tls, setIdentity };
+  return { http: server, listener, wire, setIdentity };
+}
+
+async function listenPlain(
+  server: http.Server,
+  options: ApiServerOptions,
+  identity: TlsIdentity,
+): Promise<Served> {
+  const listener = new PlainListener(server);
+  await listener.listen(options.port, options.bind);
+  options.logger.warn(
+    { bind: options.bind, port: options.port },
+    "API listening over PLAIN HTTP (--bench-plain-http): tokens, secrets and Raft travel in " +
+      "cleartext and any machine on the path can act as a member; for benchmarks only",
+  );
+  return served(server, listener, new PlainPeerWire(options.nodeId, identity));
 }
 
 /** Closes the port: connections still open after the grace period are ended. */
 export async function closeApiServer(served: Served): Promise<void> {
-  served.tls.closeAll();
+  served.wire.closeAll();
   await served.listener.close(limits.shutdownGraceMs);
 }

@@ -2,6 +2,7 @@
 // peer-tls.ts). Raft traffic is many small requests between the same few hosts: node:http costs
 // about a third of what fetch does per request on loopback (0.5 ms against 1.4 ms measured here),
 // and every hop of a commit pays it.
+import http from "node:http";
 import https from "node:https";
 import { limits } from "../core/limits.ts";
 
@@ -13,17 +14,21 @@ export interface PostAnswer {
 /** POSTs `body` to `url` through `agent`; rejects on a network error or after `timeoutMs`. */
 export function postJson(
   url: string,
-  agent: https.Agent,
+  agent: http.Agent,
   body: string,
   timeoutMs: number,
+  extraHeaders: Readonly<Record<string, string>> = {},
 ): Promise<PostAnswer> {
+  // Plain HTTP only in the benchmark that measures what TLS costs (plain-wire.ts).
+  const client = url.startsWith("http:") ? http : https;
   return new Promise((resolve, reject) => {
-    const request = https.request(
+    const request = client.request(
       url,
       {
         method: "POST",
         agent,
         headers: {
+          ...extraHeaders,
           "content-type": "application/json",
           "content-length": Buffer.byteLength(body),
         },

@@ -2,6 +2,7 @@
 // trusts it only when its digest is the one its token pins, and then, over TLS verified against
 // that CA, sends its certificate request with a proof of the join secret. The secret itself never
 // travels.
+import http from "node:http";
 import https from "node:https";
 import { z } from "zod";
 import { ShoalError } from "../core/errors.ts";
@@ -37,8 +38,10 @@ function request(
   body: string | null,
   timeoutMs: number,
 ): Promise<Answer> {
+  // Plain HTTP only in the benchmark that measures what TLS costs (plain-wire.ts).
+  const client = url.startsWith("http:") ? http : https;
   return new Promise((resolve, reject) => {
-    const call = https.request(
+    const call = client.request(
       url,
       {
         ...options,
@@ -85,10 +88,14 @@ function checkPinnedCa(token: JoinToken, address: string, caPem: string): void {
 }
 
 /** The CA a member at `address` serves, checked against the token's pin. */
-export async function fetchPinnedCa(address: string, token: JoinToken): Promise<string> {
+export async function fetchPinnedCa(
+  address: string,
+  token: JoinToken,
+  scheme: "https" | "http" = "https",
+): Promise<string> {
   // Unverified on purpose: nothing secret is sent, and the pin decides what is trusted.
   const answer = await request(
-    `https://${address}${joinPaths.ca}`,
+    `${scheme}://${address}${joinPaths.ca}`,
     { rejectUnauthorized: false },
     null,
     limits.peerRequestTimeoutMs,
@@ -105,9 +112,10 @@ export async function requestAdmission(
   address: string,
   caPem: string,
   body: unknown,
+  scheme: "https" | "http" = "https",
 ): Promise<JoinAnswer> {
   const answer = await request(
-    `https://${address}${joinPaths.join}`,
+    `${scheme}://${address}${joinPaths.join}`,
     { ca: [caPem], checkServerIdentity: anyNodeOfTheCa },
     JSON.stringify(body),
     limits.peerRequestTimeoutMs,

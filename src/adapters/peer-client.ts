@@ -6,10 +6,10 @@ import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { type PostAnswer, postJson } from "./http-post.ts";
 import { isPeerKind, peerAnswers } from "./peer-protocol.ts";
-import type { PeerTls } from "./peer-tls.ts";
+import type { PeerWire } from "./peer-wire.ts";
 
 export class PeerClient {
-  constructor(private readonly tls: PeerTls) {}
+  constructor(private readonly wire: PeerWire) {}
 
   async call<T>(
     memberId: string,
@@ -23,7 +23,8 @@ export class PeerClient {
     const body = JSON.stringify(payload);
     let response: PostAnswer;
     try {
-      response = await postJson(`${base}${path}`, this.tls.agentFor(memberId), body, timeoutMs);
+      const agent = this.wire.agentFor(memberId);
+      response = await postJson(`${base}${path}`, agent, body, timeoutMs, this.wire.headers);
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new ShoalError("E_NOT_READY", `peer ${base} does not answer (${reason})`, {

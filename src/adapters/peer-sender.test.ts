@@ -78,7 +78,7 @@ describe("peer sender", () => {
     const errors: string[] = [];
     const sender = new HttpPeerSender({
       nodeId: "node-a",
-      tls,
+      wire: tls,
       resolve: () => base,
       onAnswers: (messages) => taken.push(...messages),
       onError: (_peer, error) => errors.push(String(error)),

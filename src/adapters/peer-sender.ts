@@ -9,13 +9,13 @@ import type { Message, SnapshotMessage } from "../raft/types.ts";
 import { postJson } from "./http-post.ts";
 import { decodeAnswers, encodeMessages } from "./peer-codec.ts";
 import { PeerStream } from "./peer-stream.ts";
-import type { PeerTls } from "./peer-tls.ts";
+import type { PeerWire } from "./peer-wire.ts";
 import type { PeerSender } from "./raft-command-log.ts";
 import { snapshotChunks, snapshotPath } from "./snapshot-chunks.ts";
 
 export interface HttpPeerSenderOptions {
   nodeId: string;
-  tls: PeerTls;
+  wire: PeerWire;
   /** The base URL of a member (`http://10.0.0.5:7420`), or null while it is unknown. */
   resolve: (memberId: string) => string | null;
   onError?: (memberId: string, error: unknown) => void;
@@ -103,7 +103,7 @@ export class HttpPeerSender implements PeerSender {
     this.retryAt.set(peer, now + limits.peerStreamRetryMs);
     const stream = new PeerStream(base, {
       peerId: peer,
-      identity: this.options.tls.identity,
+      wire: this.options.wire,
       onAnswer: (payload) => this.answered(peer, payload),
       onRefused: () =>
         this.fallbackUntil.set(peer, performance.now() + limits.peerStreamFallbackMs),
@@ -198,9 +198,11 @@ export class HttpPeerSender implements PeerSender {
     path: string,
     body: string,
   ): Promise<string | null> {
-    const agent = this.options.tls.agentFor(peer);
+    const { wire } = this.options;
     try {
-      const answer = await postJson(`${base}${path}`, agent, body, limits.peerRequestTimeoutMs);
+      const agent = wire.agentFor(peer);
+      const timeoutMs = limits.peerRequestTimeoutMs;
+      const answer = await postJson(`${base}${path}`, agent, body, timeoutMs, wire.headers);
       if (answer.status === 200) return answer.text;
       this.options.onError?.(
         peer,

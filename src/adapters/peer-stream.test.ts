@@ -16,6 +16,7 @@ import {
   peerStreamPath,
   peerStreamProtocol,
 } from "./peer-stream.ts";
+import { PeerTls } from "./peer-tls.ts";
 import { type TlsIdentity, TlsListener } from "./tls-listener.ts";
 
 let ca: TestCa;
@@ -101,7 +102,7 @@ function open(
   };
   opened.stream = new PeerStream(base, {
     peerId: options.peerId ?? "node-x",
-    identity: options.identity ?? nodeA,
+    wire: new PeerTls(options.identity ?? nodeA),
     onAnswer: (payload) => opened.answers.push(payload),
     onRefused: () => {
       opened.refused = true;

@@ -6,13 +6,12 @@
 // by its certificate: the connecting end accepts only the member it dialled, the accepting end
 // takes the sender's id from the client certificate (tls-listener.ts).
 import type http from "node:http";
-import https from "node:https";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
 import { limits } from "../core/limits.ts";
 import { FrameDecoder, FrameEncoder, FrameError } from "./peer-frames.ts";
-import { memberTlsOptions } from "./peer-tls.ts";
-import { headersArrived, peerOf, type TlsIdentity } from "./tls-listener.ts";
+import type { PeerWire } from "./peer-wire.ts";
+import { headersArrived, peerOf } from "./tls-listener.ts";
 
 export const peerStreamPath = "/internal/raft-stream";
 export const peerStreamProtocol = "shoal-raft/1";
@@ -20,8 +19,8 @@ export const peerStreamProtocol = "shoal-raft/1";
 export interface PeerStreamOptions {
   /** The member this stream goes to: a server whose certificate names another is refused. */
   readonly peerId: string;
-  /** This node's certificate and the CA it trusts. */
-  readonly identity: TlsIdentity;
+  /** This node's certificate and the CA it trusts, or the benchmark's plain HTTP. */
+  readonly wire: PeerWire;
   /** The answer frames' payloads (encoded Raft messages), in order. */
   readonly onAnswer: (payload: string) => void;
   /** The peer refused the upgrade (an older shoal): the caller falls back to requests. */
@@ -101,9 +100,8 @@ export class PeerStream {
   }
 
   private connect(base: string): void {
-    const { peerId, identity } = this.options;
-    const request = https.request(`${base}${peerStreamPath}`, {
-      ...memberTlsOptions(identity, peerId),
+    const { peerId, wire } = this.options;
+    const request = wire.request(`${base}${peerStreamPath}`, peerId, {
       method: "GET",
       agent: false,
       headers: { connection: "Upgrade", upgrade: peerStreamProtocol },

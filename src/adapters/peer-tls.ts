@@ -2,10 +2,12 @@
 // one keep-alive agent per member that accepts only that member's certificate. An answer read
 // from such a connection comes from that member: a machine on the path can neither read it nor
 // write one.
+import type http from "node:http";
 import https from "node:https";
 import type { ConnectionOptions, PeerCertificate } from "node:tls";
 import { limits } from "../core/limits.ts";
 import { nodeIdOfNames } from "../core/node-names.ts";
+import type { PeerWire } from "./peer-wire.ts";
 import type { TlsIdentity } from "./tls-listener.ts";
 
 /** The refusal of a server whose certificate names another node than the one asked for. */
@@ -27,7 +29,9 @@ export function memberTlsOptions(identity: TlsIdentity, memberId: string): Conne
   };
 }
 
-export class PeerTls {
+export class PeerTls implements PeerWire {
+  readonly scheme = "https";
+  readonly headers = {};
   private current: TlsIdentity;
   private readonly agents = new Map<string, https.Agent>();
 
@@ -63,6 +67,10 @@ export class PeerTls {
       this.agents.set(memberId, agent);
     }
     return agent;
+  }
+
+  request(url: string, memberId: string, options: http.RequestOptions): http.ClientRequest {
+    return https.request(url, { ...memberTlsOptions(this.current, memberId), ...options });
   }
 
   /** Ends the connections to a member that left. */

@@ -80,6 +80,14 @@ export function peerOf(socket: net.Socket | undefined): PeerOfSocket | null {
   return socket ? (peers.get(socket) ?? null) : null;
 }
 
+/**
+ * Names the node on the other end of a connection without TLS: only the benchmark's plain
+ * listener (plain-wire.ts) calls it.
+ */
+export function markPeer(socket: net.Socket, peer: PeerOfSocket): void {
+  peers.set(socket, peer);
+}
+
 function secureContextOf(identity: TlsIdentity): tls.SecureContextOptions {
   return { cert: identity.certPem, key: identity.keyPem, ca: [identity.caPem] };
 }

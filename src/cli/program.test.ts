@@ -320,8 +320,18 @@ describe("shoal agent", () => {
         pretty: true,
         logLevel: "debug",
         allowHostPaths: ["/srv/media", "/mnt/usb"],
+        benchPlainHttp: false,
       },
     ]);
+  });
+
+  it("takes --bench-plain-http but does not list it in the help", async () => {
+    const result = await agent(["--bench-plain-http"], { SHOAL_DATA_DIR: "/data/shoal" });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.calls[0]?.benchPlainHttp, true);
+    const help = await agent(["--help"], {});
+    assert.match(help.stdout + help.stderr, /--allow-host-path/);
+    assert.doesNotMatch(help.stdout + help.stderr, /plain/);
   });
 
   it("fills in the defaults", async () => {
@@ -337,6 +347,7 @@ describe("shoal agent", () => {
     assert.equal(options?.pull, "missing");
     assert.equal(options?.pretty, false);
     assert.equal(options?.logLevel, "info");
+    assert.equal(options?.benchPlainHttp, false);
   });
 
   for (const bad of [

@@ -4,7 +4,7 @@
 import { closeApiServer, listenApi, type Served } from "../adapters/api-server.ts";
 import type { PeerStreamEndpoint } from "../adapters/peer-stream.ts";
 import { acceptPeerStreams } from "../adapters/peer-stream.ts";
-import type { PeerTls } from "../adapters/peer-tls.ts";
+import type { PeerWire } from "../adapters/peer-wire.ts";
 import type { RaftCommandLog } from "../adapters/raft-command-log.ts";
 import { systemClock } from "../adapters/system-clock.ts";
 import type { TlsIdentity } from "../adapters/tls-listener.ts";
@@ -44,7 +44,7 @@ export interface MemberFleetOptions {
     memoryMb: number;
     version: string;
   };
-  tls: PeerTls;
+  wire: PeerWire;
   onIdentity: (identity: TlsIdentity) => void;
 }
 
@@ -117,7 +117,7 @@ export async function startFleetMember<F extends MemberFleet>(
       finder: null,
       logger: silent,
       registration: { name: id, address: "127.0.0.1", port, labels: {}, ...facts },
-      tls: served.tls,
+      wire: served.wire,
       onIdentity: (identity) => served.setIdentity(identity),
     });
     if (fleet.needsJoin) await fleet.join(AbortSignal.timeout(10_000));

@@ -2,6 +2,7 @@
 // (the way the CLI does), or, for liveness probes of a node that has no certificate of its
 // cluster yet, trusting nothing and reading only the status.
 import { existsSync, readFileSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import { join } from "node:path";
 import type { Fetch } from "../cli/client.ts";
@@ -16,10 +17,14 @@ export function fetchWithDataDirCa(dataDir: string | (() => string)): Fetch {
   };
 }
 
-/** The status of `GET url` over TLS without checking the certificate: for /v1/health only. */
+/**
+ * The status of `GET url` over TLS without checking the certificate: for /v1/health only (plain
+ * HTTP only for the benchmark's agents on --bench-plain-http).
+ */
 export function probeStatus(url: string, timeoutMs: number): Promise<number> {
+  const client = url.startsWith("http:") ? http : https;
   return new Promise((resolve) => {
-    const request = https.request(url, {
+    const request = client.request(url, {
       rejectUnauthorized: false,
       agent: false,
       signal: AbortSignal.timeout(timeoutMs),

@@ -7,9 +7,11 @@ import { waitFor } from "./agent-process.ts";
 import { Lab, labDataDir, labName } from "./lab.ts";
 
 /** A lab whose agents find each other over mDNS on their own interface, as a real fleet does. */
-export function mdnsLab(options: { agentArgs?: string[]; bin?: string } = {}): Lab {
+export function mdnsLab(
+  options: { agentArgs?: string[]; bin?: string; plainHttp?: boolean } = {},
+): Lab {
   const agentArgs = ["--mdns-interface", "{address}", ...(options.agentArgs ?? [])];
-  return new Lab({ waitSeconds: 45, agentArgs, bin: options.bin });
+  return new Lab({ waitSeconds: 45, agentArgs, bin: options.bin, plainHttp: options.plainHttp });
 }
 
 export interface LabTask {

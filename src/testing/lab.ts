@@ -28,6 +28,11 @@ export interface LabOptions {
   waitSeconds?: number;
   /** The shoal every node runs (a compiled release binary); bin/shoal, from source, by default. */
   bin?: string;
+  /**
+   * Agents on plain HTTP (`--bench-plain-http`): only for the benchmark that measures what TLS
+   * costs.
+   */
+  plainHttp?: boolean;
 }
 
 export interface StartOptions {
@@ -96,12 +101,15 @@ export class Lab {
   private readonly nodeAgentArgs = new Map<number, string[]>();
   private readonly waitSeconds: number;
   private readonly bin: string | undefined;
+  private readonly plainHttp: boolean;
   private count = 0;
 
   constructor(options: LabOptions = {}) {
     this.agentArgs = checkedArgs(options.agentArgs ?? []);
     this.waitSeconds = options.waitSeconds ?? 60;
     this.bin = options.bin;
+    this.plainHttp = options.plainHttp === true;
+    if (this.plainHttp) this.agentArgs.push("--bench-plain-http");
   }
 
   /** The nodes of the last `up`, as refs ("lab1", ...). */
@@ -175,12 +183,14 @@ export class Lab {
 
   /** The node's API base URL as the host reaches it. */
   base(node: LabNodeRef): string {
-    return `https://${nodeAddress(node)}:${labAgentPort}`;
+    return `${this.plainHttp ? "http" : "https"}://${nodeAddress(node)}:${labAgentPort}`;
   }
 
   /** fetch against the node's API, trusting the cluster CA in its data dir. */
   fetch(node: LabNodeRef, path: string, init?: RequestInit): Promise<Response> {
-    return fetchWithDataDirCa(labDataDir(node))(`${this.base(node)}${path}`, init);
+    const url = `${this.base(node)}${path}`;
+    if (this.plainHttp) return fetch(url, init);
+    return fetchWithDataDirCa(labDataDir(node))(url, init);
   }
 
   /** The API token the node's agent wrote to its data dir. */
@@ -203,6 +213,7 @@ export class Lab {
       ...process.env,
       SHOAL_LAB_AGENT_ARGS: this.agentArgs.join(" "),
       SHOAL_LAB_WAIT_SECONDS: String(this.waitSeconds),
+      SHOAL_LAB_SCHEME: this.plainHttp ? "http" : "https",
     };
     if (this.bin !== undefined) env.SHOAL_LAB_BIN = this.bin;
     for (const [index, args] of this.nodeAgentArgs) {

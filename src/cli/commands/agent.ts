@@ -2,7 +2,7 @@
 // usage error (exit 2) before anything opens, so a typo never starts a half-configured node.
 import { isIP } from "node:net";
 import { hostname } from "node:os";
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { isHostPath, normalizeHostPath } from "../../core/host-paths.ts";
 import { limits } from "../../core/limits.ts";
 import { type CliContext, usageError } from "../context.ts";
@@ -36,6 +36,8 @@ export interface AgentOptions {
   snapshotEntries?: number;
   /** Directories whose contents tasks may mount from this node (`--allow-host-path`). */
   allowHostPaths: string[];
+  /** No TLS at all: only `npm run bench`, to measure what mutual TLS costs (plain-wire.ts). */
+  benchPlainHttp: boolean;
 }
 
 interface AgentFlags {
@@ -56,6 +58,7 @@ interface AgentFlags {
   newCluster?: boolean;
   leave?: boolean;
   snapshotEntries?: number;
+  benchPlainHttp?: boolean;
 }
 
 /** `missing` pulls an image the engine lacks; `never` fails its task (no registry contacted). */
@@ -115,6 +118,12 @@ export function registerAgent(
       parseHostPath,
       [],
     )
+    .addOption(
+      new Option(
+        "--bench-plain-http",
+        "benchmarks only: plain HTTP, no TLS, no peer identity",
+      ).hideHelp(),
+    )
     .option("--pretty", "human-readable logs instead of JSON lines")
     .option("--log-level <level>", `one of ${logLevels.join(", ")}`, parseLogLevel, "info")
     .action(
@@ -144,6 +153,7 @@ function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
     leave: flags.leave === true,
     ...(flags.snapshotEntries ? { snapshotEntries: flags.snapshotEntries } : {}),
     allowHostPaths: flags.allowHostPath,
+    benchPlainHttp: flags.benchPlainHttp === true,
   };
 }
 
