@@ -21,7 +21,7 @@ import {
 import { type BenchRow, median, percentile } from "./bench-row.ts";
 import {
   benchGrowth,
-  benchPlainHttp,
+  benchTlsCost,
   measureEtcd,
   measureShoal,
   type StoreFigures,
@@ -270,7 +270,6 @@ async function loseHost(lab: Lab, client: FleetClient, api: LabApi, role: "leade
 export async function benchFleet(): Promise<BenchRow[]> {
   const lab = mdnsLab();
   let threeNodeP50Ms: number;
-  let tlsFigures: StoreFigures;
   const rows: BenchRow[] = [];
   try {
     const { client, etcd } = await etcdThenFleet(lab);
@@ -279,13 +278,12 @@ export async function benchFleet(): Promise<BenchRow[]> {
     console.error(`shoal: ${JSON.stringify(shoal)}\netcd: ${JSON.stringify(etcd)}`);
     rows.push(...storeRows(shoal, etcd));
     threeNodeP50Ms = shoal.update.p50Ms;
-    tlsFigures = shoal;
+    rows.push(...(await benchTlsCost(lab, new LabApi(lab, client.token))));
     rows.push(...(await failover(lab, client)));
     rows.push(...(await nodeLoss(lab, client)));
   } finally {
     await lab.down();
   }
-  rows.push(...(await benchPlainHttp(tlsFigures)));
   rows.push(...(await benchGrowth(threeNodeP50Ms)));
   return rows;
 }

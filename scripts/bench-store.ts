@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { waitFor } from "../src/testing/agent-process.ts";
 import { type Lab, labNamespace, nodeAddress } from "../src/testing/lab.ts";
 import { formLabFleet, type LabApi, mdnsLab } from "../src/testing/lab-fleet.ts";
-import type { BenchRow } from "./bench-row.ts";
+import { type BenchRow, median } from "./bench-row.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -28,6 +28,8 @@ const connectionsMax = 64;
 /** The learners' CPU priority in the growth row (niceLearners). */
 const learnerNice = 19;
 const seconds = { warmup: 8, latency: 10, create: 5, throughput: 5 };
+/** Throughput runs per wire in benchTlsCost. */
+const tlsCostRounds = 3;
 
 export interface WrkFigures {
   perSecond: number;
@@ -288,37 +290,67 @@ export async function benchGrowth(threeNodeP50Ms: number): Promise<BenchRow[]> {
 }
 
 /**
- * The same figures on a fleet whose agents speak plain HTTP (`--bench-plain-http`, which exists
- * for this row alone), against the mutual-TLS figures of this run: what TLS costs the store.
+ * Every agent of the lab killed and started again at once, over plain HTTP or mutual TLS (the
+ * same data dirs); resolves with the leader once every node is ready again.
  */
-export async function benchPlainHttp(tls: StoreFigures): Promise<BenchRow[]> {
-  const lab = mdnsLab({ plainHttp: true });
-  try {
-    const api = await formLabFleet(lab, 3);
-    const leader = await api.leaderName("lab1");
-    const plain = await measureShoal(lab, api, leader);
-    console.error(`shoal over plain HTTP: ${JSON.stringify(plain)}`);
-    const cost = 1 - tls.throughput.perSecond / plain.throughput.perSecond;
-    const percent = (value: number) => `${(value * 100).toFixed(1)} %`;
-    return [
-      {
-        name: `3 voters over plain HTTP (bench only): update p50, concurrency 1 (mutual TLS: ${ms(tls.update.p50Ms)})`,
-        value: plain.update.p50Ms,
-        unit: "ms",
-        goal: "(measured)",
-        pass: true,
-      },
-      {
-        name: `3 voters: writes/s, concurrency ${connectionsMax}, that mutual TLS costs (plain HTTP ${Math.round(plain.throughput.perSecond)}/s, mutual TLS ${Math.round(tls.throughput.perSecond)}/s)`,
-        value: Number((cost * 100).toFixed(1)),
-        unit: "%",
-        goal: `<= ${percent(goals.tlsCostMax)}`,
-        pass: cost <= goals.tlsCostMax,
-      },
-    ];
-  } finally {
-    await lab.down();
+async function restartAgents(lab: Lab, api: LabApi, plain: boolean): Promise<string> {
+  for (const status of await lab.status()) {
+    if (status.agent.pid !== null) process.kill(status.agent.pid, "SIGKILL");
   }
+  for (const node of lab.nodes) {
+    await waitFor(`${node}'s agent to be gone`, async () => !(await lab.healthy(node, 500)));
+  }
+  lab.plainHttp = plain;
+  for (const node of lab.nodes) await lab.start(node);
+  return waitFor("a leader and every node ready", async () => {
+    const leader = await api.leaderName("lab1").catch(() => null);
+    if (!leader) return null;
+    const list = await api.nodes(leader).catch(() => []);
+    return list.length === lab.nodes.length && list.every((n) => n.status === "ready")
+      ? leader
+      : null;
+  });
+}
+
+/**
+ * What mutual TLS costs the store: writes/s at concurrency 64 on the same 3 nodes and data,
+ * the agents restarted in turn over mutual TLS and over plain HTTP (`--bench-plain-http`, which
+ * exists for this row alone), so that the machine's drift falls on both alike; medians of
+ * `tlsCostRounds` each. Leaves the fleet on mutual TLS.
+ */
+export async function benchTlsCost(lab: Lab, api: LabApi): Promise<BenchRow[]> {
+  const figures = { tls: [] as number[], plain: [] as number[] };
+  const env = { SHOAL_TOKEN: api.token };
+  try {
+    for (let round = 0; round < tlsCostRounds * 2; round++) {
+      const plain = round % 2 === 1;
+      const leader = await restartAgents(lab, api, plain);
+      const run = (time: number) =>
+        wrkRun(lab.base(leader), "bench-writes.lua", {
+          connections: connectionsMax,
+          seconds: time,
+          env,
+        });
+      await run(seconds.warmup);
+      (plain ? figures.plain : figures.tls).push((await run(seconds.throughput)).perSecond);
+    }
+  } finally {
+    if (lab.plainHttp) await restartAgents(lab, api, false);
+  }
+  console.error(`writes/s over mutual TLS: ${figures.tls.map(Math.round).join(", ")}`);
+  console.error(`writes/s over plain HTTP: ${figures.plain.map(Math.round).join(", ")}`);
+  const tls = median(figures.tls);
+  const plain = median(figures.plain);
+  const cost = 1 - tls / plain;
+  return [
+    {
+      name: `3 voters: what mutual TLS costs writes/s at concurrency ${connectionsMax} (plain HTTP, bench only: ${Math.round(plain)}/s; mutual TLS: ${Math.round(tls)}/s; medians of ${tlsCostRounds}, taken in turn)`,
+      value: Number((cost * 100).toFixed(1)),
+      unit: "%",
+      goal: `<= ${goals.tlsCostMax * 100} %`,
+      pass: cost <= goals.tlsCostMax,
+    },
+  ];
 }
 
 export { goals as storeGoals };

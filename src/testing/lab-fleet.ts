@@ -7,11 +7,9 @@ import { waitFor } from "./agent-process.ts";
 import { Lab, labDataDir, labName } from "./lab.ts";
 
 /** A lab whose agents find each other over mDNS on their own interface, as a real fleet does. */
-export function mdnsLab(
-  options: { agentArgs?: string[]; bin?: string; plainHttp?: boolean } = {},
-): Lab {
+export function mdnsLab(options: { agentArgs?: string[]; bin?: string } = {}): Lab {
   const agentArgs = ["--mdns-interface", "{address}", ...(options.agentArgs ?? [])];
-  return new Lab({ waitSeconds: 45, agentArgs, bin: options.bin, plainHttp: options.plainHttp });
+  return new Lab({ waitSeconds: 45, agentArgs, bin: options.bin });
 }
 
 export interface LabTask {

@@ -28,11 +28,6 @@ export interface LabOptions {
   waitSeconds?: number;
   /** The shoal every node runs (a compiled release binary); bin/shoal, from source, by default. */
   bin?: string;
-  /**
-   * Agents on plain HTTP (`--bench-plain-http`): only for the benchmark that measures what TLS
-   * costs.
-   */
-  plainHttp?: boolean;
 }
 
 export interface StartOptions {
@@ -101,15 +96,17 @@ export class Lab {
   private readonly nodeAgentArgs = new Map<number, string[]>();
   private readonly waitSeconds: number;
   private readonly bin: string | undefined;
-  private readonly plainHttp: boolean;
+  /**
+   * Agents started from now on speak plain HTTP (`--bench-plain-http`), and so does the lab to
+   * them: only for the benchmark that measures what TLS costs.
+   */
+  plainHttp = false;
   private count = 0;
 
   constructor(options: LabOptions = {}) {
     this.agentArgs = checkedArgs(options.agentArgs ?? []);
     this.waitSeconds = options.waitSeconds ?? 60;
     this.bin = options.bin;
-    this.plainHttp = options.plainHttp === true;
-    if (this.plainHttp) this.agentArgs.push("--bench-plain-http");
   }
 
   /** The nodes of the last `up`, as refs ("lab1", ...). */
@@ -211,7 +208,10 @@ export class Lab {
   private env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      SHOAL_LAB_AGENT_ARGS: this.agentArgs.join(" "),
+      SHOAL_LAB_AGENT_ARGS: [
+        ...this.agentArgs,
+        ...(this.plainHttp ? ["--bench-plain-http"] : []),
+      ].join(" "),
       SHOAL_LAB_WAIT_SECONDS: String(this.waitSeconds),
       SHOAL_LAB_SCHEME: this.plainHttp ? "http" : "https",
     };
