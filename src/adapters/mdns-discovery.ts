@@ -24,7 +24,12 @@ export interface MdnsOptions {
   interfaceAddress?: string | undefined;
   now: () => number;
   onError: (error: Error) => void;
+  /** The mDNS responder; bonjour-service's on the interface by default (tests give a twin). */
+  responder?: Responder;
 }
+
+/** The part of bonjour-service's Bonjour used here. */
+export type Responder = Pick<Bonjour, "find" | "publish" | "unpublishAll" | "destroy">;
 
 const serviceType = "shoal";
 
@@ -49,7 +54,7 @@ function peerOf(service: Service, seenAt: number): DiscoveredPeer | null {
 }
 
 export class MdnsDiscovery {
-  private readonly bonjour: Bonjour;
+  private readonly bonjour: Responder;
   private browser: Browser | null = null;
   private service: Service | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -61,7 +66,9 @@ export class MdnsDiscovery {
     const socket = options.interfaceAddress
       ? { interface: options.interfaceAddress, bind: "0.0.0.0" }
       : {};
-    this.bonjour = new Bonjour(socket as object, (error: Error) => options.onError(error));
+    this.bonjour =
+      options.responder ??
+      new Bonjour(socket as object, (error: Error) => options.onError(error));
   }
 
   start(): void {
