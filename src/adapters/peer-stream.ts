@@ -95,7 +95,7 @@ export class PeerStream {
     if (socket.writableLength > limits.peerStreamBufferBytesMax) return false;
     if (this.unanswered === 0) this.heardAt = performance.now();
     this.unanswered += 1;
-    writeCoalesced(socket, encoder.encode(payload));
+    socket.write(encoder.encode(payload));
     return true;
   }
 
@@ -168,24 +168,6 @@ export class PeerStream {
       this.close(error);
     }
   }
-}
-
-const corked = new WeakSet<Duplex>();
-
-/**
- * Frames written in one turn of the event loop leave together: one TLS record and one send for
- * a batch of appends to a member, or of a member's answers, instead of one each.
- */
-function writeCoalesced(socket: Duplex, bytes: Uint8Array): void {
-  if (!corked.has(socket)) {
-    corked.add(socket);
-    socket.cork();
-    process.nextTick(() => {
-      corked.delete(socket);
-      socket.uncork();
-    });
-  }
-  socket.write(bytes);
 }
 
 function noDelay(socket: Duplex): void {
@@ -272,7 +254,7 @@ function serveStream(socket: Duplex, accepted: Accepted, head: Buffer): void {
   const answer = (payload: string) => {
     endpoint.answer(node, payload).then(
       (text) => {
-        if (!socket.destroyed) writeCoalesced(socket, encoder.encode(text));
+        if (!socket.destroyed) socket.write(encoder.encode(text));
       },
       () => socket.destroy(),
     );
