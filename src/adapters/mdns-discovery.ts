@@ -67,8 +67,7 @@ export class MdnsDiscovery {
       ? { interface: options.interfaceAddress, bind: "0.0.0.0" }
       : {};
     this.bonjour =
-      options.responder ??
-      new Bonjour(socket as object, (error: Error) => options.onError(error));
+      options.responder ?? new Bonjour(socket as object, (error: Error) => options.onError(error));
   }
 
   start(): void {
