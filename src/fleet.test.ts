@@ -74,6 +74,9 @@ describe("a fleet over mutual TLS on loopback", () => {
     const before = first.fleet.log.view().appliedIndex();
     const anonymous = await insecurePost(first.port, "/internal/raft", "{}");
     assert.equal(anonymous.status, 401);
+    // The benchmark's plain-HTTP sender header names nobody on a TLS node.
+    const named = { "x-shoal-bench-node": first.id };
+    assert.equal((await insecurePost(first.port, "/internal/raft", "{}", named)).status, 401);
     const { clusterId, caDigest } = first.fleet.token;
     const wrongToken = `shoal2.${clusterId}.${caDigest}.notthesecret`;
     await assert.rejects(member("cccccc3", wrongToken, [first.port]), /join proof does not match/);
@@ -213,10 +216,15 @@ describe("a fleet over mutual TLS on loopback", () => {
 });
 
 /** A POST over TLS that trusts any server and shows no certificate: what any machine can send. */
-function insecurePost(port: number, path: string, body: string) {
+function insecurePost(
+  port: number,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+) {
   return new Promise<{ status: number; text: string }>((resolve, reject) => {
     const request = https.request(
-      { host: "127.0.0.1", port, path, method: "POST", rejectUnauthorized: false },
+      { host: "127.0.0.1", port, path, method: "POST", headers, rejectUnauthorized: false },
       (response) => {
         let text = "";
         response.on("data", (chunk) => {
