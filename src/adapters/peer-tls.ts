@@ -70,7 +70,7 @@ export class PeerTls implements PeerWire {
   }
 
   request(url: string, memberId: string, options: http.RequestOptions): http.ClientRequest {
-    return https.request(url, { ...memberTlsOptions(this.current, memberId), ...options });
+    return https.request(url, { ...options, ...memberTlsOptions(this.current, memberId) });
   }
 
   /** Ends the connections to a member that left. */

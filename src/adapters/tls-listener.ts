@@ -85,6 +85,8 @@ export function peerOf(socket: net.Socket | undefined): PeerOfSocket | null {
  * listener (plain-wire.ts) calls it.
  */
 export function markPeer(socket: net.Socket, peer: PeerOfSocket): void {
+  // A TLS connection's peer is its certificate's, never what a request says.
+  if (socket instanceof tls.TLSSocket) throw new Error("markPeer on a TLS connection");
   peers.set(socket, peer);
 }
 

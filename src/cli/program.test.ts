@@ -325,8 +325,13 @@ describe("shoal agent", () => {
     ]);
   });
 
-  it("takes --bench-plain-http but does not list it in the help", async () => {
-    const result = await agent(["--bench-plain-http"], { SHOAL_DATA_DIR: "/data/shoal" });
+  it("takes --bench-plain-http only with SHOAL_BENCH_PLAIN_HTTP=1, and does not list it", async () => {
+    const alone = await agent(["--bench-plain-http"], { SHOAL_DATA_DIR: "/data/shoal" });
+    assert.equal(alone.code, 2);
+    assert.match(alone.stderr, /needs SHOAL_BENCH_PLAIN_HTTP=1/);
+    assert.deepEqual(alone.calls, []);
+    const env = { SHOAL_DATA_DIR: "/data/shoal", SHOAL_BENCH_PLAIN_HTTP: "1" };
+    const result = await agent(["--bench-plain-http"], env);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.calls[0]?.benchPlainHttp, true);
     const help = await agent(["--help"], {});

@@ -215,6 +215,7 @@ export class Lab {
       SHOAL_LAB_WAIT_SECONDS: String(this.waitSeconds),
       SHOAL_LAB_SCHEME: this.plainHttp ? "http" : "https",
     };
+    if (this.plainHttp) env.SHOAL_BENCH_PLAIN_HTTP = "1";
     if (this.bin !== undefined) env.SHOAL_LAB_BIN = this.bin;
     for (const [index, args] of this.nodeAgentArgs) {
       env[`SHOAL_LAB_AGENT_ARGS_${index}`] = args.join(" ");

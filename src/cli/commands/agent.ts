@@ -153,7 +153,7 @@ function agentOptions(flags: AgentFlags, context: CliContext): AgentOptions {
     leave: flags.leave === true,
     ...(flags.snapshotEntries ? { snapshotEntries: flags.snapshotEntries } : {}),
     allowHostPaths: flags.allowHostPath,
-    benchPlainHttp: flags.benchPlainHttp === true,
+    benchPlainHttp: benchPlainHttpOf(flags, context),
   };
 }
 
@@ -191,6 +191,18 @@ export function collectJoin(text: string, previous: string[] = []): string[] {
  * The join token: `--token`, which every user of the machine can read in `ps` (said once), else
  * SHOAL_TOKEN, which only the agent's user can read (install.sh's unit passes it so).
  */
+/** A second opt-in: one stray flag must not put a fleet on a wire anyone can read and forge. */
+function benchPlainHttpOf(flags: AgentFlags, context: CliContext): boolean {
+  if (flags.benchPlainHttp !== true) return false;
+  if (context.system.env.SHOAL_BENCH_PLAIN_HTTP !== "1") {
+    throw usageError(
+      "--bench-plain-http is for npm run bench only and needs SHOAL_BENCH_PLAIN_HTTP=1 as well: " +
+        "without TLS anyone on the network can read the tokens and act as a member",
+    );
+  }
+  return true;
+}
+
 function tokenOf(flags: AgentFlags, context: CliContext): { token?: string } {
   if (flags.token) {
     context.err.write(
