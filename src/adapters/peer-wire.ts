@@ -1,6 +1,7 @@
 // What a member's calls to other members go over. Always mutual TLS (peer-tls.ts), except in one
-// benchmark: `npm run bench` measures what TLS costs the store by running a fleet once over plain
-// HTTP (plain-wire.ts). Callers build URLs with `scheme` and send `headers` with every request.
+// benchmark: `npm run bench` measures what TLS costs the store by restarting a fleet over plain
+// HTTP in turn (plain-wire.ts). Callers build URLs with `scheme` and send `headers` with every
+// request.
 import type http from "node:http";
 import type { TlsIdentity } from "./tls-listener.ts";
 

@@ -1,7 +1,8 @@
-// Plain HTTP between members, for one benchmark only: `npm run bench` runs a fleet once this way
-// to measure what mutual TLS costs the store (agent flag --bench-plain-http, which says so loudly
-// at start). Anyone on the path can read and forge everything here: a sender is whoever the
-// `x-shoal-bench-node` header names. Never a fleet's wire.
+// Plain HTTP between members, for one benchmark only: `npm run bench` restarts a lab fleet in
+// turn over TLS and this way to measure what TLS costs the store (agent flag --bench-plain-http,
+// refused without SHOAL_BENCH_PLAIN_HTTP=1, and said loudly at start). Anyone on the path can
+// read and forge everything here: a sender is whoever the `x-shoal-bench-node` header names.
+// Never a fleet's wire.
 import http from "node:http";
 import type net from "node:net";
 import { limits } from "../core/limits.ts";
