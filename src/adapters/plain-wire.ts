@@ -7,7 +7,7 @@ import http from "node:http";
 import type net from "node:net";
 import { limits } from "../core/limits.ts";
 import type { PeerWire } from "./peer-wire.ts";
-import { markPeer, type TlsIdentity } from "./tls-listener.ts";
+import { listenOn, markPeer, type TlsIdentity } from "./tls-listener.ts";
 
 const senderHeader = "x-shoal-bench-node";
 
@@ -67,13 +67,7 @@ export class PlainListener {
   closeNode(): void {}
 
   listen(port: number, host: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   close(graceMs = 0): Promise<void> {

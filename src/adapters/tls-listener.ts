@@ -80,6 +80,17 @@ export function peerOf(socket: net.Socket | undefined): PeerOfSocket | null {
   return socket ? (peers.get(socket) ?? null) : null;
 }
 
+/** Resolves once `server` listens on `host:port`; rejects on the error that stopped it. */
+export function listenOn(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
 /**
  * Names the node on the other end of a connection without TLS: only the benchmark's plain
  * listener (plain-wire.ts) calls it.
@@ -132,13 +143,7 @@ export class TlsListener {
   }
 
   listen(port: number, host: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   /** Stops taking connections; those still open after `graceMs` are ended. */
