@@ -10,6 +10,7 @@ import {
   caDigest,
   createClusterCa,
   createNodeRequest,
+  type KeyedCertificate,
   keyDigest,
   nodeCertificateFacts,
   renewNodeCertificate,
@@ -18,6 +19,11 @@ import {
 } from "./cluster-ca.ts";
 
 const now = Date.parse("2026-12-01T12:00:00Z");
+
+/** The CA signs `csrPem` for `nodeId` at `now`. */
+function sign(ca: KeyedCertificate, csrPem: string, nodeId: string, names: string[] = []) {
+  return signNodeCertificate({ ca, csrPem, nodeId, names, nowMs: now });
+}
 
 describe("cluster CA", () => {
   it("makes a P-256 CA whose digest is the SHA-256 of its DER", async () => {
@@ -36,13 +42,7 @@ describe("cluster CA", () => {
   it("signs a node's request into a certificate naming the node, backdated, for its lifetime", async () => {
     const ca = await createClusterCa("abc123", now);
     const { csrPem } = await createNodeRequest("node1");
-    const signed = await signNodeCertificate({
-      ca,
-      csrPem,
-      nodeId: "node1",
-      names: ["10.0.0.5", "pi-one.local"],
-      nowMs: now,
-    });
+    const signed = await sign(ca, csrPem, "node1", ["10.0.0.5", "pi-one.local"]);
     assert.ok(signed.ok);
     const facts = nodeCertificateFacts(signed.value, ca.certPem);
     assert.ok(facts.ok);
@@ -59,13 +59,7 @@ describe("cluster CA", () => {
   it("refuses a request made for another node id", async () => {
     const ca = await createClusterCa("abc123", now);
     const { csrPem } = await createNodeRequest("intruder");
-    const signed = await signNodeCertificate({
-      ca,
-      csrPem,
-      nodeId: "node1",
-      names: [],
-      nowMs: now,
-    });
+    const signed = await sign(ca, csrPem, "node1");
     assert.equal(signed.ok, false);
     assert.match(signed.ok ? "" : signed.message, /names CN=intruder/);
   });
@@ -83,26 +77,14 @@ describe("cluster CA", () => {
       signingAlgorithm: algorithm,
     });
     const csrPem = request.toString("pem");
-    const signed = await signNodeCertificate({
-      ca,
-      csrPem,
-      nodeId: "node1",
-      names: [],
-      nowMs: now,
-    });
+    const signed = await sign(ca, csrPem, "node1");
     assert.equal(signed.ok, false);
     assert.match(signed.ok ? "" : signed.message, /not signed by its own key/);
   });
 
   it("refuses garbage as a request", async () => {
     const ca = await createClusterCa("abc123", now);
-    const signed = await signNodeCertificate({
-      ca,
-      csrPem: "hello",
-      nodeId: "n",
-      names: [],
-      nowMs: now,
-    });
+    const signed = await sign(ca, "hello", "n");
     assert.deepEqual(signed.ok ? null : signed.code, "E_VALIDATION");
   });
 
@@ -110,13 +92,7 @@ describe("cluster CA", () => {
     const ours = await createClusterCa("abc123", now);
     const theirs = await createClusterCa("abc123", now);
     const { csrPem } = await createNodeRequest("node1");
-    const signed = await signNodeCertificate({
-      ca: theirs,
-      csrPem,
-      nodeId: "node1",
-      names: [],
-      nowMs: now,
-    });
+    const signed = await sign(theirs, csrPem, "node1");
     assert.ok(signed.ok);
     const facts = nodeCertificateFacts(signed.value, ours.certPem);
     assert.equal(facts.ok, false);
@@ -127,13 +103,7 @@ describe("cluster CA", () => {
   it("pins a key: the request's digest is the certificate's, and a renewal keeps it", async () => {
     const ca = await createClusterCa("abc123", now);
     const { keyPem, csrPem } = await createNodeRequest("node1");
-    const signed = await signNodeCertificate({
-      ca,
-      csrPem,
-      nodeId: "node1",
-      names: [],
-      nowMs: now,
-    });
+    const signed = await sign(ca, csrPem, "node1");
     assert.ok(signed.ok);
     assert.equal(keyDigest(signed.value), requestKeyDigest(csrPem));
     const later = now + 25 * 24 * 3600_000;
