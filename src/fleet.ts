@@ -47,10 +47,12 @@ import { readCa, readTlsIdentity, writeCa, writeNodeCertificate } from "./adapte
 import type { TlsIdentity } from "./adapters/tls-listener.ts";
 import { apiTokenHash } from "./api/auth.ts";
 import { EncodedJson, type JoinEndpoint, type PeerEndpoint } from "./api/context.ts";
+import { type HostUsage, heartbeatSchema } from "./cluster/heartbeats.ts";
+import { memberReport } from "./cluster/status.ts";
 import { ShoalError } from "./core/errors.ts";
 import { newId, newToken } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
-import { type HostUsage, hostUsageSchema } from "./host-usage.ts";
+import type { Logger } from "./core/logger.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
 import { type Command, commandSchema, requestIdSchema } from "./state/commands.ts";
 
@@ -58,11 +60,6 @@ import { type Command, commandSchema, requestIdSchema } from "./state/commands.t
 export interface PeerFinder {
   /** Members seen recently; without a cluster id, members of any cluster. */
   peers(clusterId?: string): { nodeId: string; clusterId: string; address: string; port: number }[];
-}
-
-export interface FleetLogger {
-  info(object: object, message?: string): void;
-  warn(object: object, message?: string): void;
 }
 
 export interface FleetOptions {
@@ -78,7 +75,7 @@ export interface FleetOptions {
   newCluster?: boolean | undefined;
   /** What this node registers as: its name, address and port, labels and facts. */
   registration: Registration;
-  logger: FleetLogger;
+  logger: Logger;
   /** How long a node without a token listens for an existing cluster before creating one. */
   listenBeforeBootstrapMs?: number | undefined;
   /** Applied entries between snapshots (`--snapshot-entries`); absent: the default. */
@@ -120,20 +117,6 @@ type JoinRequest = z.infer<typeof joinRequestSchema>;
 const forwardedSchema = z.strictObject({ request: requestIdSchema, command: commandSchema });
 export type Registration = Omit<RegisterBody, "nodeId">;
 
-/** What a member says of itself to a peer (for `GET /v1/cluster`). */
-export interface MemberReport {
-  id: string;
-  role: string;
-  term: number;
-  leader: string;
-  commitIndex: number;
-  appliedIndex: number;
-  /** The leader's remaining lease; 0 elsewhere. */
-  leaseRemainingMs: number;
-  /** The leader's view of the others' logs; empty elsewhere. */
-  followers: { id: string; match: number }[];
-}
-
 export interface Fleet {
   log: RaftCommandLog;
   token: JoinToken;
@@ -158,10 +141,8 @@ export interface Fleet {
   resolve(memberId: string): string | null;
   /** Asks members until one admits this node; throws when every member refuses the token. */
   join(signal: AbortSignal): Promise<void>;
-  /** Sets who hears the heartbeats other nodes send to this one (the failure detector). */
-  onHeartbeat(listener: (fromNode: string) => void): void;
-  /** The machine use a node last reported with its heartbeat to this node; null when none. */
-  usageOf(nodeId: string): HostUsage | null;
+  /** Sets who hears the heartbeats other nodes send to this one (the heartbeat registry). */
+  onHeartbeat(listener: (fromNode: string, usage?: HostUsage) => void): void;
   close(): void;
 }
 
@@ -410,7 +391,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   // a joiner's is removed again if the cluster refuses it.
   if (!wasKept) writeSecret(joinTokenPath(options.dataDir), token.text);
   const assembler = new SnapshotAssembler(options.dataDir);
-  const heartbeats: Heartbeats = { listener: () => {}, usage: new Map() };
+  const heartbeats: Heartbeats = { listener: () => {} };
   const secrets = fleetSecrets(options.dataDir, opened, token);
   const admission: Admission = {
     dataDir: options.dataDir,
@@ -445,7 +426,6 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     onHeartbeat: (listener) => {
       heartbeats.listener = listener;
     },
-    usageOf: (nodeId) => heartbeats.usage.get(nodeId) ?? null,
     join: async (signal) => {
       try {
         await joinUntilAdmitted(options, token, seeded, signal);
@@ -639,18 +619,7 @@ interface PeerParts {
 }
 
 interface Heartbeats {
-  listener: (fromNode: string) => void;
-  /** The latest usage per node that heartbeats here; bounded by the fleet's node count. */
-  usage: Map<string, HostUsage>;
-}
-
-const heartbeatSchema = z.strictObject({ usage: hostUsageSchema.optional() });
-
-function rememberUsage(usage: Map<string, HostUsage>, nodeId: string, report: HostUsage): void {
-  usage.delete(nodeId);
-  usage.set(nodeId, report);
-  // Oldest first: a node that stopped heartbeating long ago is the one forgotten.
-  if (usage.size > limits.heartbeatUsagesKeptMax) usage.delete(usage.keys().next().value ?? "");
+  listener: (fromNode: string, usage?: HostUsage) => void;
 }
 
 /** Peer streams carry Raft messages only; the member's answers to a frame go back in one frame. */
@@ -702,8 +671,7 @@ function peerEndpoint(log: RaftCommandLog, parts: PeerParts): PeerEndpoint {
     async handle(kind, body, fromNode) {
       if (kind === "heartbeat") {
         const { usage } = heartbeatSchema.parse(body ?? {});
-        if (usage) rememberUsage(parts.heartbeats.usage, fromNode, usage);
-        parts.heartbeats.listener(fromNode);
+        parts.heartbeats.listener(fromNode, usage);
         return { ok: true };
       }
       if (kind === "raft") {
@@ -728,20 +696,6 @@ function peerEndpoint(log: RaftCommandLog, parts: PeerParts): PeerEndpoint {
       if (kind === "join") return admitJoiner(parts.admission, body);
       throw new ShoalError("E_NOT_FOUND", `no peer route ${kind}`);
     },
-  };
-}
-
-export function memberReport(log: RaftCommandLog, nodeId: string): MemberReport {
-  const status = log.status();
-  return {
-    id: nodeId,
-    role: status.role,
-    term: status.term,
-    leader: status.leader,
-    commitIndex: status.commitIndex,
-    appliedIndex: log.view().appliedIndex(),
-    leaseRemainingMs: log.leaseRemainingMs(),
-    followers: log.followers().map((f) => ({ id: f.id, match: f.match })),
   };
 }
 

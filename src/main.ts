@@ -9,15 +9,16 @@ import { keyDigest } from "./adapters/cluster-ca.ts";
 import { ensureDataDir, loadNodeIdentity, type NodeIdentity } from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
+import { hostUsage } from "./adapters/host-usage.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
+import { nodeTimers } from "./adapters/node-timers.ts";
 import { refusedPeer } from "./adapters/peer-refusal.ts";
 import { acceptPeerStreams } from "./adapters/peer-stream.ts";
 import { systemClock } from "./adapters/system-clock.ts";
 import { readTlsIdentity } from "./adapters/tls-files.ts";
 import { type PeerOfSocket, peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
-import { LeaderLoop } from "./agent/leader-loop.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
 import { realpathOrNull } from "./agent/real-path.ts";
@@ -25,15 +26,14 @@ import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
 import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
+import { departAsLeader, transferToBestVoter } from "./cluster/handover.ts";
+import { ClusterMember } from "./cluster/member.ts";
+import { clusterAccess, type MemberReport } from "./cluster/status.ts";
 import { resolveHostPath } from "./core/host-paths.ts";
 import { newId } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
-import { FailureDetector } from "./failure-detector.ts";
 import { type Fleet, openFleet, type Registration } from "./fleet.ts";
-import { fleetAccess } from "./fleet-status.ts";
-import { hostUsage } from "./host-usage.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
-import { Steward } from "./steward.ts";
 import { gitCommit, version } from "./version.ts";
 
 type Logger = pino.Logger;
@@ -132,10 +132,10 @@ async function untilClusterKnown(fleet: Fleet, signal: AbortSignal): Promise<voi
  * Gives this start's registration a moment to commit, so a node answers health with its row
  * current; a node cut off from the leader still starts after the wait (its containers run on).
  */
-async function untilRegistered(steward: Steward, signal: AbortSignal): Promise<void> {
+async function untilRegistered(member: ClusterMember, signal: AbortSignal): Promise<void> {
   const deadline = Date.now() + limits.registerWaitMs;
-  while (!steward.isRegistered && Date.now() < deadline && !signal.aborted) {
-    await steward.tick();
+  while (!member.registration.isRegistered && Date.now() < deadline && !signal.aborted) {
+    await member.registration.round();
     await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 5));
   }
 }
@@ -152,7 +152,7 @@ interface Opening {
 }
 
 /** Opens the store, joins or creates the cluster, and waits until this node is part of it. */
-async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: Steward }> {
+async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; member: ClusterMember }> {
   const { nodeId, options, logger, discovery, signal } = opening;
   const fleet = await openFleet({
     nodeId,
@@ -171,16 +171,16 @@ async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; steward: S
   discovery?.announce(announcementOf(options, nodeId, fleet.token.clusterId));
   if (fleet.bootstrapped) printJoinLine(fleet, options);
   if (fleet.needsJoin) await fleet.join(signal);
-  const steward = stewardOf(fleet, nodeId, options, logger);
-  steward.start();
+  const member = memberOf(fleet, nodeId, options, logger);
+  member.start();
   try {
     await untilClusterKnown(fleet, signal);
-    await untilRegistered(steward, signal);
+    await untilRegistered(member, signal);
   } catch (error) {
-    steward.stop();
+    member.stop();
     throw error;
   }
-  return { fleet, steward };
+  return { fleet, member };
 }
 
 /** Said once, on the start that retired an id: the operator sees which node became which. */
@@ -237,7 +237,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   process.once("SIGTERM", stopSignal);
   process.once("SIGINT", stopSignal);
   const discovery = startDiscovery(options, nodeId, logger);
-  let opened: { fleet: Fleet; steward: Steward };
+  let opened: { fleet: Fleet; member: ClusterMember };
   try {
     opened = await openAndJoin({
       nodeId,
@@ -262,7 +262,7 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     process.off("SIGTERM", stopSignal);
     process.off("SIGINT", stopSignal);
   }
-  access = fleetAccess(opened.fleet, nodeId);
+  access = accessOf(opened.fleet, opened.member, nodeId);
   // `shoal node rm`: the node's open connections end as soon as its leaving is applied here.
   opened.fleet.log.onApplied(({ command }) => {
     if (command.type === "node.leave" && command.nodeId !== nodeId) {
@@ -272,14 +272,25 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
   });
   serving = true;
   const parts = { nodeId, options, logger, discovery, served, closeStreams, api };
-  return runNode(opened.fleet, opened.steward, parts);
+  return runNode(opened.fleet, opened.member, parts);
 }
 
-function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: Logger): Steward {
-  return new Steward({
+/** The node's membership duties, over its fleet store and peer client. */
+function memberOf(
+  fleet: Fleet,
+  nodeId: string,
+  options: AgentOptions,
+  logger: Logger,
+): ClusterMember {
+  const member = new ClusterMember({
     log: fleet.log,
     nodeId,
     clusterId: fleet.token.clusterId,
+    clock: systemClock,
+    timers: nodeTimers(systemClock),
+    newId,
+    random: seededTieBreaks(nodeId),
+    logger,
     registration: () => ({
       type: "node.register",
       at: systemClock.now(),
@@ -290,8 +301,38 @@ function stewardOf(fleet: Fleet, nodeId: string, options: AgentOptions, logger: 
     newClusterSecrets: () => fleet.secrets.initial(),
     onApiToken: (sealed) => fleet.secrets.keepApiToken(sealed),
     onJoinSecret: (sealed) => fleet.secrets.keepJoinSecret(sealed),
-    now: () => systemClock.now(),
-    logger,
+    sendHeartbeat: async (leaderId) => {
+      const base = fleet.resolve(leaderId);
+      if (!base) throw new Error(`no address for leader ${leaderId}`);
+      const usage = hostUsage(systemClock.now());
+      await fleet.client.call(leaderId, base, "heartbeat", { usage }, limits.agentHeartbeatMs);
+    },
+  });
+  fleet.onHeartbeat((fromNode, usage) => member.heard(fromNode, usage));
+  return member;
+}
+
+/** The scheduler's tie-breaks are seeded, like everything random in shoal's decisions. */
+function seededTieBreaks(nodeId: string): () => number {
+  const tieBreaks = new SeededRandom(Number.parseInt(nodeId.slice(0, 8), 36));
+  return () => tieBreaks.next();
+}
+
+/** What the API reads of the cluster: the room's status over this node's peers. */
+function accessOf(fleet: Fleet, member: ClusterMember, nodeId: string): FleetAccess {
+  return clusterAccess({
+    log: fleet.log,
+    nodeId,
+    ask: async (other) => {
+      const base = fleet.resolve(other);
+      if (!base) return null;
+      const timeoutMs = limits.memberStatusTimeoutMs;
+      return fleet.client
+        .call<MemberReport>(other, base, "status", {}, timeoutMs)
+        .catch(() => null);
+    },
+    usageOf: (id) => member.heartbeats.usageOf(id),
+    ownUsage: () => hostUsage(systemClock.now()),
   });
 }
 
@@ -307,7 +348,7 @@ interface NodeParts {
 }
 
 /** Starts the agent's loops over an open fleet store; `stop` undoes them in reverse. */
-function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode {
+function runNode(fleet: Fleet, member: ClusterMember, parts: NodeParts): RunningNode {
   const { nodeId, options, logger } = parts;
   const log = fleet.log;
   const cluster = log.view().cluster();
@@ -321,31 +362,9 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     logger,
     clock: systemClock,
     pull: options.pull,
-    disconnectedMs: () => detector.disconnectedMs(),
+    disconnectedMs: () => member.disconnectedMs(),
     hostPaths: { allowed: options.allowHostPaths, denied: deniedHostPaths(options) },
   });
-  // The scheduler's tie-breaks are seeded, like everything random in shoal's decisions.
-  const tieBreaks = new SeededRandom(Number.parseInt(nodeId.slice(0, 8), 36));
-  const leader = new LeaderLoop({
-    log,
-    clock: systemClock,
-    newId,
-    random: () => tieBreaks.next(),
-    logger,
-  });
-  const detector = new FailureDetector({
-    log,
-    nodeId,
-    heartbeat: async (leaderId) => {
-      const base = fleet.resolve(leaderId);
-      if (!base) throw new Error(`no address for leader ${leaderId}`);
-      const usage = hostUsage(systemClock.now());
-      await fleet.client.call(leaderId, base, "heartbeat", { usage }, limits.agentHeartbeatMs);
-    },
-    now: () => systemClock.now(),
-    logger,
-  });
-  fleet.onHeartbeat((fromNode) => detector.heard(fromNode));
   const disk = new DiskReporter({
     log,
     nodeId,
@@ -354,8 +373,7 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     logger,
   });
   reconciler.start();
-  leader.start();
-  detector.start();
+  member.startHeartbeats();
   disk.start();
   // At start too: a node restarted more often than the check runs must still renew.
   const renew = () =>
@@ -370,10 +388,8 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
     async stop() {
       clearInterval(renewal);
       disk.stop();
-      detector.stop();
-      leader.stop();
-      steward.stop();
-      await handOver(fleet, steward, nodeId, options, logger);
+      member.stop();
+      await handOver(fleet, options, logger);
       await reconciler.stop();
       parts.api.close();
       parts.closeStreams();
@@ -389,22 +405,18 @@ function runNode(fleet: Fleet, steward: Steward, parts: NodeParts): RunningNode 
  * Before stopping: a leader hands leadership to the most caught-up voter, so the fleet does not
  * wait an election timeout; a node told to `--leave` asks the leader to take it out.
  */
-async function handOver(
-  fleet: Fleet,
-  steward: Steward,
-  nodeId: string,
-  options: AgentOptions,
-  logger: Logger,
-) {
+async function handOver(fleet: Fleet, options: AgentOptions, logger: Logger) {
   const log = fleet.log;
+  const nodeId = log.status().id;
   if (options.leave) {
     const left = await log.propose({ type: "node.leave", at: systemClock.now(), nodeId });
     logger.info({ ok: left.ok, ...(left.ok ? {} : { error: left.message }) }, "left the cluster");
     // The leader takes itself out only after handing over, promoting a successor if it must.
-    if (left.ok) await steward.departAsLeader(limits.transferWaitMs);
+    const timers = nodeTimers(systemClock);
+    if (left.ok) await departAsLeader(log, logger, timers, limits.transferWaitMs);
     return;
   }
-  await steward.transferToBestVoter("leadership transfer on shutdown");
+  await transferToBestVoter(log, logger, "leadership transfer on shutdown");
 }
 
 /** Runs a node until SIGTERM or SIGINT, then stops it; containers keep running for the next start. */

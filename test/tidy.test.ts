@@ -1,6 +1,6 @@
 // Layering is code, not convention: the pure layers never touch the clock, randomness, timers,
-// the network or files, and imports flow one way (core <- state, raft, scheduler <- agent, api
-// <- cli, main; adapters implement ports). And no module of the release binary awaits at its top
+// the network or files, and imports flow one way (core <- state, raft, scheduler <- cluster,
+// agent, api <- cli, main; adapters implement ports). And no module of the release binary awaits at its top
 // level: Bun then silently ignores the binary's bytecode, and the agent parses its bundle at every
 // start and idles about 9 MB larger.
 import assert from "node:assert/strict";
@@ -16,15 +16,41 @@ const allowedImports: Record<string, readonly string[]> = {
   state: ["core", "state"],
   raft: ["core", "raft"],
   scheduler: ["core", "scheduler"],
+  // The cluster room: what a node does as a member; the world reaches it through its ports.
+  cluster: ["core", "state", "raft", "scheduler", "cluster"],
   agent: ["core", "state", "raft", "scheduler", "agent"],
   api: ["core", "state", "raft", "scheduler", "api"],
-  adapters: ["core", "state", "raft", "scheduler", "agent", "api", "adapters"],
+  adapters: ["core", "state", "raft", "scheduler", "cluster", "agent", "api", "adapters"],
   cli: ["core", "state", "api", "cli"],
-  testing: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "cli", "testing"],
-  main: ["core", "state", "raft", "scheduler", "agent", "api", "adapters", "cli", "main"],
+  testing: [
+    "core",
+    "state",
+    "raft",
+    "scheduler",
+    "cluster",
+    "agent",
+    "api",
+    "adapters",
+    "cli",
+    "testing",
+  ],
+  main: [
+    "core",
+    "state",
+    "raft",
+    "scheduler",
+    "cluster",
+    "agent",
+    "api",
+    "adapters",
+    "cli",
+    "main",
+  ],
 };
 
 const pureLayers = new Set(["core", "state", "raft", "scheduler"]);
+/** Layers that reach the clock, timers, randomness and I/O only through ports (and twins). */
+const portBound = new Set([...pureLayers, "cluster"]);
 const impureUses: [RegExp, string][] = [
   [/from\s+["'](node:)?(fs|fs\/promises|net|http|https|dgram|child_process|os)["']/, "imports I/O"],
   [/\bDate\.now\s*\(/, "reads the clock"],
@@ -51,8 +77,9 @@ function layerOf(path: string): string {
 export function layeringProblems(path: string, source: string): string[] {
   const layer = layerOf(path);
   const problems: string[] = [];
-  if (pureLayers.has(layer)) {
-    const rules = layer === "core" ? impureUses : [...impureUses, ...idMaking];
+  if (portBound.has(layer)) {
+    const rules =
+      pureLayers.has(layer) && layer !== "core" ? [...impureUses, ...idMaking] : impureUses;
     for (const [pattern, what] of rules) if (pattern.test(source)) problems.push(what);
   }
   const allowed = allowedImports[layer];
@@ -153,6 +180,20 @@ describe("tidy", () => {
       ["imports cli"],
     );
     assert.deepEqual(layeringProblems("scheduler/a.ts", 'import { b } from "./b.ts";'), []);
+    assert.deepEqual(
+      layeringProblems("cluster/a.ts", 'import { x } from "../adapters/peer-client.ts";'),
+      ["imports adapters"],
+    );
+    assert.deepEqual(layeringProblems("cluster/a.ts", 'import { x } from "../api/context.ts";'), [
+      "imports api",
+    ]);
+    assert.deepEqual(layeringProblems("api/a.ts", 'import { x } from "../cluster/status.ts";'), [
+      "imports cluster",
+    ]);
+    assert.deepEqual(layeringProblems("cluster/a.ts", 'import { x } from "../raft/types.ts";'), []);
+    assert.deepEqual(layeringProblems("cluster/a.ts", "setInterval(() => {}, 1);"), [
+      "uses timers",
+    ]);
     assert.deepEqual(layeringProblems("state/a.ts", 'import { newId } from "../core/ids.ts";'), [
       "makes ids",
     ]);

@@ -4,29 +4,25 @@
 // is persisted, flushed, sent and applied when.
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { LeadershipChange, MemberLog } from "../cluster/ports.ts";
 import type { Clock } from "../core/clock.ts";
 import { noSpaceError, type Result } from "../core/errors.ts";
 import { newId } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
-import type { DiskStatus } from "../core/types.ts";
+import type { Consistency, DiskStatus } from "../core/types.ts";
 import { RaftPipeline } from "../raft/host/pipeline.ts";
 import type {
   HostNetwork,
   HostSnapshotImages,
   HostStateMachine,
-  HostTimers,
   LeaderCall,
 } from "../raft/host/ports.ts";
-import {
-  ClientSessions,
-  type ConsistencyLevel,
-  type ForwardedAnswer,
-} from "../raft/host/sessions.ts";
+import { ClientSessions, type ForwardedAnswer } from "../raft/host/sessions.ts";
 import type { FollowerProgress, RaftStatus } from "../raft/raft-core.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
 import type { Entry, Membership, MembershipChange, Message, RandomSource } from "../raft/types.ts";
-import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
+import type { AppliedEntry } from "../state/command-log.ts";
 import { type Command, decodeProposal, encodeProposal } from "../state/commands.ts";
 import type { Database } from "../state/db.ts";
 import { type ApplyResult, StateMachine } from "../state/machine.ts";
@@ -34,9 +30,10 @@ import { StateView } from "../state/views.ts";
 import { syncPath, writeDurably, writeWhole } from "./data-dir.ts";
 import { DiskSpace, diskStatus, isDiskFullError, orNoSpace } from "./disk-space.ts";
 import { openDatabase } from "./libsql.ts";
+import { nodeTimers } from "./node-timers.ts";
 import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
 
-export type { ConsistencyLevel, ForwardedAnswer };
+export type { ForwardedAnswer };
 /** Sends Raft messages to peers; best effort, since Raft tolerates loss and reordering. */
 export type PeerSender = HostNetwork;
 
@@ -235,22 +232,6 @@ export interface RaftCommandLogOptions {
   diskSpace?: DiskSpace | undefined;
 }
 
-/** The host's timers over Node's, on the node's monotonic clock. */
-function nodeTimers(clock: Clock): HostTimers {
-  return {
-    monotonic: () => clock.monotonic(),
-    after(ms, callback) {
-      const timer = setTimeout(callback, ms);
-      return () => clearTimeout(timer);
-    },
-    every(ms, callback) {
-      const timer = setInterval(callback, ms);
-      return () => clearInterval(timer);
-    },
-    soon: (callback) => setImmediate(callback),
-  };
-}
-
 /** A failure the host cannot go on from: crash, and start again from raft.db. */
 function crash(error: unknown): void {
   setImmediate(() => {
@@ -312,7 +293,7 @@ class StateDbMachine implements HostStateMachine {
     this.db.close();
   }
 }
-export class RaftCommandLog implements CommandLog {
+export class RaftCommandLog implements MemberLog {
   private readonly state: StateDbMachine;
   private readonly store: LibsqlRaftLogStore;
   private readonly pipeline: RaftPipeline;
@@ -505,7 +486,7 @@ export class RaftCommandLog implements CommandLog {
   }
 
   /** Waits until this node's replica is fresh enough for a read at `consistency`. */
-  readAt(consistency: ConsistencyLevel): Promise<Result<void>> {
+  readAt(consistency: Consistency): Promise<Result<void>> {
     return this.sessions.readAt(consistency);
   }
 
@@ -530,6 +511,10 @@ export class RaftCommandLog implements CommandLog {
   /** Resolves once this node has applied everything committed when the read was asked. */
   readBarrier(): Promise<Result<void>> {
     return this.sessions.readBarrier();
+  }
+
+  onLeadership(listener: (change: LeadershipChange) => void): () => void {
+    return this.pipeline.onLeadership(listener);
   }
 
   onApplied(listener: (entry: AppliedEntry) => void): () => void {

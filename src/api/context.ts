@@ -2,15 +2,10 @@
 import type { Clock } from "../core/clock.ts";
 import type { Result } from "../core/errors.ts";
 import type { IdGenerator } from "../core/ids.ts";
-import type { DiskStatus } from "../core/types.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Consistency, DiskStatus, FleetStatus } from "../core/types.ts";
 import type { CommandLog } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
-
-export interface Logger {
-  info(object: object, message?: string): void;
-  warn(object: object, message?: string): void;
-  error(object: object, message?: string): void;
-}
 
 /** A peer route's answer already encoded as JSON (Raft messages carry bytes as base64). */
 export class EncodedJson {
@@ -34,31 +29,6 @@ export interface JoinEndpoint {
   caPem(): string;
   /** Admits a joiner whose request proves the join secret, or refuses it (E_UNAUTHORIZED). */
   admit(body: unknown): Promise<unknown>;
-}
-
-export type Consistency = "local" | "leader" | "linearizable";
-
-/** One member of the Raft configuration as the cluster route shows it. */
-export interface MemberStatus {
-  id: string;
-  role: "voter" | "learner";
-  /** How far the leader knows this member's log matches its own; null when unknown. */
-  match: number | null;
-  /** The member's own applied index, asked of it; null when it did not answer. */
-  appliedIndex: number | null;
-}
-
-/** The replication side of `GET /v1/cluster`. */
-export interface FleetStatus {
-  leader: string | null;
-  term: number;
-  leaseHeld: boolean;
-  leaseRemainingMs: number;
-  voters: string[];
-  learners: string[];
-  members: MemberStatus[];
-  /** The answering node's latest snapshot index (0 before its first). */
-  snapshotIndex: number;
 }
 
 /** What the API asks of the replicated store beyond the command log. */

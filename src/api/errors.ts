@@ -5,7 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import { ShoalError } from "../core/errors.ts";
-import type { Logger } from "./context.ts";
+import type { Logger } from "../core/logger.ts";
 
 export function errorBody(code: string, message: string, details: unknown = null) {
   return { error: { code, message, details } };

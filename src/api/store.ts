@@ -5,9 +5,10 @@ import type { z } from "zod";
 import { ShoalError } from "../core/errors.ts";
 import { hostPathAllowed, hostPathsOf } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
+import type { Consistency } from "../core/types.ts";
 import { type Command, encodedSize } from "../state/commands.ts";
 import type { StateView } from "../state/views.ts";
-import type { ApiNode, Consistency } from "./context.ts";
+import type { ApiNode } from "./context.ts";
 import { parseQuery } from "./query.ts";
 
 export function openStore(node: ApiNode) {

@@ -275,3 +275,29 @@ export interface TaskReport {
   exitCode: number | null;
   containers: TaskContainer[];
 }
+
+/** How fresh a read must be: this replica as it is, as of the leader's lease, or linearizable. */
+export type Consistency = "local" | "leader" | "linearizable";
+
+/** One member of the Raft configuration as the cluster route shows it. */
+export interface MemberStatus {
+  id: string;
+  role: "voter" | "learner";
+  /** How far the leader knows this member's log matches its own; null when unknown. */
+  match: number | null;
+  /** The member's own applied index, asked of it; null when it did not answer. */
+  appliedIndex: number | null;
+}
+
+/** The replication side of `GET /v1/cluster`. */
+export interface FleetStatus {
+  leader: string | null;
+  term: number;
+  leaseHeld: boolean;
+  leaseRemainingMs: number;
+  voters: string[];
+  learners: string[];
+  members: MemberStatus[];
+  /** The answering node's latest snapshot index (0 before its first). */
+  snapshotIndex: number;
+}

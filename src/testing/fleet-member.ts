@@ -32,7 +32,7 @@ export interface MemberFleetOptions {
   token?: string | undefined;
   join: readonly string[];
   finder: null;
-  logger: { info(): void; warn(): void };
+  logger: { info(): void; warn(): void; error(): void };
   registration: {
     name: string;
     address: string;

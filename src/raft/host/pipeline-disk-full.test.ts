@@ -5,75 +5,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { noSpaceError, type Result } from "../../core/errors.ts";
+import { ManualTimers } from "../../testing/manual-timers.ts";
 import type { LogStoreBatch } from "../log-store.ts";
 import { MemoryLogStore } from "../memory-log-store.ts";
 import { SeededRandom } from "../seeded-random.ts";
 import type { Entry } from "../types.ts";
 import { RaftPipeline } from "./pipeline.ts";
-import type { HostDiskSpace, HostTimers } from "./ports.ts";
+import type { HostDiskSpace } from "./ports.ts";
 import { ClientSessions } from "./sessions.ts";
 
 const retryMs = 1000;
-
-/** Virtual time: timers run only when the test advances the clock. */
-class TestTimers implements HostTimers {
-  nowMs = 0;
-  private timers: { atMs: number; periodMs: number | null; callback: () => void }[] = [];
-  private turn: (() => void)[] = [];
-
-  monotonic = () => this.nowMs;
-
-  after(ms: number, callback: () => void): () => void {
-    return this.add({ atMs: this.nowMs + ms, periodMs: null, callback });
-  }
-
-  every(ms: number, callback: () => void): () => void {
-    return this.add({ atMs: this.nowMs + ms, periodMs: ms, callback });
-  }
-
-  soon(callback: () => void): void {
-    this.turn.push(callback);
-  }
-
-  private add(timer: (typeof this.timers)[number]): () => void {
-    this.timers.push(timer);
-    return () => {
-      this.timers = this.timers.filter((t) => t !== timer);
-    };
-  }
-
-  /** Runs what was handed to `soon` so far, and nothing it hands on. */
-  runTurn(): void {
-    for (const callback of this.turn.splice(0)) callback();
-  }
-
-  /** Runs what is due now, then lets promises settle, until nothing more happens. */
-  async settle(): Promise<void> {
-    for (let round = 0; round < 100; round++) {
-      const due = this.timers.filter((t) => t.atMs <= this.nowMs);
-      const soon = this.turn.splice(0);
-      if (due.length === 0 && soon.length === 0) {
-        await new Promise((resolve) => setImmediate(resolve));
-        if (this.turn.length === 0) return;
-        continue;
-      }
-      for (const timer of due) {
-        if (timer.periodMs === null) this.timers = this.timers.filter((t) => t !== timer);
-        else timer.atMs += timer.periodMs;
-        timer.callback();
-      }
-      for (const callback of soon) callback();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-
-  async advance(ms: number, stepMs = 10): Promise<void> {
-    for (let passed = 0; passed < ms; passed += stepMs) {
-      this.nowMs += stepMs;
-      await this.settle();
-    }
-  }
-}
 
 /** Which part of the disk is full right now. */
 interface Full {
@@ -90,7 +31,7 @@ const sqliteFull = () =>
 /** A lone voter's host over a disk that a test fills and empties. */
 function loneHost(options: { snapshotEntries?: number; space?: HostDiskSpace } = {}) {
   const full: Full = { write: false, flush: false, apply: false, image: false };
-  const timers = new TestTimers();
+  const timers = new ManualTimers();
   /** What survives a crash: batches whose flush succeeded. */
   const durable = new MemoryLogStore();
   /** Written since the last flush: lost if that flush fails (the page cache dropped them). */

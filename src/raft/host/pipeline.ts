@@ -17,6 +17,7 @@ import type {
   Ready,
   SnapshotMessage,
 } from "../types.ts";
+import { type LeadershipChange, LeaseWatch } from "./lease-watch.ts";
 import type {
   HostBugs,
   HostLogDisk,
@@ -111,9 +112,12 @@ export class RaftPipeline {
    * next batch that is written carries it.
    */
   private unwrittenHardState: HardState | null = null;
+  /** Tells the cluster room when this member gains and loses the lease. */
+  private readonly lease: LeaseWatch;
 
   constructor(private readonly options: PipelineOptions) {
     const { state } = options;
+    this.lease = new LeaseWatch((notice) => options.timers.soon(notice));
     this.durableIndex = state.entries.at(-1)?.index ?? state.snapshot?.index ?? 0;
     this.core = new RaftCore({
       ...options.core,
@@ -581,12 +585,19 @@ export class RaftPipeline {
 
   private observed(): void {
     this.options.observer?.stepped?.();
+    this.lease.observe(this.core.leaseValid(this.now()), this.core.status().term);
+  }
+
+  /** Calls `listener` when this member gains and loses the lease; returns the unsubscribe. */
+  onLeadership(listener: (change: LeadershipChange) => void): () => void {
+    return this.lease.onChange(listener);
   }
 
   /** Stops the ticker and cancels every waiting piece of work; the caller closes the ports. */
   close(): void {
     this.closed = true;
     this.stopTicker?.();
+    this.lease.close();
     this.cancelRetry?.();
     for (const work of this.waiting.splice(0)) work.cancel();
     for (const waiter of [...this.replyWaiters]) this.resolveWaiter(waiter, []);

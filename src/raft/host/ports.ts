@@ -3,18 +3,12 @@
 // (adapters/raft-command-log.ts); the simulator over a simulated disk, its event queue and its
 // network. The host itself stays pure: time, timers, disks and peers come in through here.
 import type { Result } from "../../core/errors.ts";
+import type { Timers } from "../../core/timers.ts";
 import type { LogStoreBatch } from "../log-store.ts";
 import type { Entry, Message, PersistentState } from "../types.ts";
 
-/** Timers on the host's own clock; each returns a function that cancels it. */
-export interface HostTimers {
-  /** Milliseconds on a clock that never goes back (the core's and the lease's time). */
-  monotonic(): number;
-  after(ms: number, callback: () => void): () => void;
-  every(ms: number, callback: () => void): () => void;
-  /** Runs `callback` once the current turn is over (work arriving together shares a batch). */
-  soon(callback: () => void): void;
-}
+/** Timers on the host's own clock (the core's and the lease's time). */
+export type HostTimers = Timers;
 
 /**
  * The Raft log on disk, with writing and flushing apart: `write` is in the page cache at once,

@@ -3,11 +3,10 @@
 // leadership transfers. Every wait ends on an event (an entry applied, a read confirmed) or on
 // its timeout; nothing on the write path polls.
 import { fail, type Result, ShoalError } from "../../core/errors.ts";
+import type { Consistency } from "../../core/types.ts";
 import type { MembershipChange } from "../types.ts";
 import type { RaftPipeline } from "./pipeline.ts";
 import type { HostBugs, HostDiskSpace, HostStateMachine, HostTimers, LeaderCall } from "./ports.ts";
-
-export type ConsistencyLevel = "local" | "leader" | "linearizable";
 
 /** A forwarded proposal's answer carries where the leader applied it. */
 export type ForwardedAnswer = Result<unknown> & { appliedIndex: number };
@@ -344,7 +343,7 @@ export class ClientSessions<C> {
    * everything the leader committed while its lease held (no quorum round trip); `linearizable`
    * everything committed when the read was asked, confirmed by a quorum (ReadIndex).
    */
-  async readAt(consistency: ConsistencyLevel): Promise<Result<void>> {
+  async readAt(consistency: Consistency): Promise<Result<void>> {
     if (consistency === "local") return { ok: true, value: undefined };
     const { role, leader } = this.core.status();
     if (role === "leader") {

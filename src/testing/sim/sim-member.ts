@@ -3,9 +3,10 @@
 // the simulated network, pauses, and crashes that lose whatever was not flushed.
 import { assert } from "../../core/assert.ts";
 import { type Result, ShoalError } from "../../core/errors.ts";
+import type { Consistency } from "../../core/types.ts";
 import { RaftPipeline } from "../../raft/host/pipeline.ts";
 import type { HostBugs, HostLogDisk, HostTimers, LeaderCall } from "../../raft/host/ports.ts";
-import { ClientSessions, type ConsistencyLevel } from "../../raft/host/sessions.ts";
+import { ClientSessions } from "../../raft/host/sessions.ts";
 import type { FlowControl, RaftCore, RaftTiming } from "../../raft/raft-core.ts";
 import type { SeededRandom } from "../../raft/seeded-random.ts";
 import type { Entry, MemberId, Membership, Message, RaftBugs } from "../../raft/types.ts";
@@ -483,7 +484,7 @@ export class SimMember {
       );
       return;
     }
-    const level: ConsistencyLevel = operation.kind === "readIndex" ? "linearizable" : "leader";
+    const level: Consistency = operation.kind === "readIndex" ? "linearizable" : "leader";
     this.track(sessions.readAt(level), incarnation, (read) => {
       const { environment } = this;
       if (!read.ok) return environment.complete(operation, "failed");

@@ -1,24 +1,27 @@
-// The leader's scheduling loop: after every applied change, on a periodic sweep and when a
-// restart backoff expires, it evaluates the scheduler over the committed state and proposes the
-// plan. Plumbing only: decisions are the scheduler's, fencing is the state machine's.
+// The leader's scheduling loop, a leader duty: after every applied change, on a periodic sweep
+// and when a restart backoff expires, it evaluates the scheduler over the committed state and
+// proposes the plan. Plumbing only: decisions are the scheduler's, fencing is the state machine's.
 import type { Clock } from "../core/clock.ts";
 import type { IdGenerator } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Timers } from "../core/timers.ts";
 import type { Plan } from "../core/types.ts";
 import { evaluate } from "../scheduler/evaluate.ts";
 import type { SchedulerInput } from "../scheduler/types.ts";
-import type { AppliedEntry, CommandLog } from "../state/command-log.ts";
+import type { AppliedEntry } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
+import type { LeaderDuty } from "./leadership.ts";
+import type { MemberLog } from "./ports.ts";
 
-export interface LeaderLoopOptions {
-  log: CommandLog;
-  clock: Clock;
+export interface SchedulerLoopOptions {
+  log: Pick<MemberLog, "view" | "onApplied" | "proposeHere">;
+  /** Wall time for plans; the timers' monotonic clock measures evaluations. */
+  clock: Pick<Clock, "now">;
+  timers: Timers;
   newId: IdGenerator;
   random: () => number;
-  logger: {
-    warn(object: object, message?: string): void;
-    error(object: object, message?: string): void;
-  };
+  logger: Logger;
 }
 
 /** A plan with nothing in it is not proposed; one that only completes a deployment is not empty. */
@@ -62,62 +65,70 @@ export function schedulerInput(
   return { nodes, services, taskDefinitions, tasks, deployments, now, newId, random };
 }
 
-export class LeaderLoop {
-  private timer: NodeJS.Timeout | null = null;
-  private sweep: NodeJS.Timeout | null = null;
+export class SchedulerLoop implements LeaderDuty {
+  readonly name = "scheduler";
+  private cancelTimer: (() => void) | null = null;
+  private cancelSweep: (() => void) | null = null;
   private unsubscribe: (() => void) | null = null;
-  private running = false;
+  private evaluating = false;
   private again = false;
   private timerDueAt = 0;
   /** How long the last evaluation took (its synchronous part: reading the fleet, deciding). */
   private lastEvaluationMs = 0;
 
-  constructor(private readonly options: LeaderLoopOptions) {}
+  constructor(private readonly options: SchedulerLoopOptions) {}
 
-  start(): void {
+  establish(): void {
     // Many writes applied close together need one evaluation, not one each: each reads the
     // whole fleet, so a burst of writes waits a few milliseconds (more when evaluations grow
     // long) and shares it.
     this.unsubscribe = this.options.log.onApplied((entry) => {
       if (needsEvaluation(entry)) this.trigger(coalesceDelayMs(this.lastEvaluationMs));
     });
-    this.sweep = setInterval(() => this.trigger(), limits.schedulerSweepMs);
+    this.cancelSweep = this.options.timers.every(limits.schedulerSweepMs, () => this.trigger());
     this.trigger();
   }
 
-  stop(): void {
+  revoke(): void {
     this.unsubscribe?.();
-    if (this.sweep) clearInterval(this.sweep);
-    if (this.timer) clearTimeout(this.timer);
-    this.sweep = null;
-    this.timer = null;
+    this.cancelSweep?.();
+    this.cancelTimer?.();
+    this.unsubscribe = null;
+    this.cancelSweep = null;
+    this.cancelTimer = null;
+  }
+
+  /** Whether the duty runs: between `establish` and `revoke`. */
+  get running(): boolean {
+    return this.cancelSweep !== null;
   }
 
   /** Runs one evaluation soon; triggers that arrive while one runs coalesce into one more. */
   trigger(delayMs = 0): void {
-    if (this.running) {
+    if (!this.running) return;
+    if (this.evaluating) {
       this.again = true;
       return;
     }
-    const dueAt = this.options.clock.monotonic() + delayMs;
+    const dueAt = this.options.timers.monotonic() + delayMs;
     // An evaluation already due sooner serves this trigger too.
-    if (this.timer && this.timerDueAt <= dueAt) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.cancelTimer && this.timerDueAt <= dueAt) return;
+    this.cancelTimer?.();
     this.timerDueAt = dueAt;
-    this.timer = setTimeout(() => void this.runOnce(), delayMs);
+    this.cancelTimer = this.options.timers.after(delayMs, () => void this.runOnce());
   }
 
   private async runOnce(): Promise<void> {
-    this.timer = null;
-    if (!this.options.log.isLeader() || this.sweep === null) return;
-    this.running = true;
+    this.cancelTimer = null;
+    if (!this.running) return;
+    this.evaluating = true;
     let wakeAt: number | null = null;
     try {
       wakeAt = await this.evaluateAndPropose();
     } catch (error) {
       this.options.logger.error({ err: error }, "scheduling failed");
     } finally {
-      this.running = false;
+      this.evaluating = false;
     }
     if (this.again) {
       // Writes that came during the evaluation wait their turn as any write does: run at once,
@@ -131,13 +142,15 @@ export class LeaderLoop {
 
   /** Proposes the plan of one evaluation; returns when the scheduler wants to run again. */
   private async evaluateAndPropose(): Promise<number | null> {
-    const { clock, newId, random, log } = this.options;
+    const { clock, timers, newId, random, log } = this.options;
     const now = clock.now();
-    const started = clock.monotonic();
+    const started = timers.monotonic();
     const { plan, nextEvaluationAt } = evaluate(schedulerInput(log.view(), now, newId, random));
-    this.lastEvaluationMs = clock.monotonic() - started;
+    this.lastEvaluationMs = timers.monotonic() - started;
     if (isEmptyPlan(plan)) return nextEvaluationAt;
-    const result = await log.propose({ type: "plan.apply", at: now, plan });
+    // Proposed here only: a plan of a lease just lost is refused, never forwarded to the next
+    // leader, which plans for itself.
+    const result = await log.proposeHere({ type: "plan.apply", at: now, plan });
     // A stale plan lost a race with another change; the next evaluation sees that change. A
     // leader whose disk is full refuses at once: the sweep tries again, not a busy loop.
     if (!result.ok && result.code !== "E_NO_SPACE") this.again = true;

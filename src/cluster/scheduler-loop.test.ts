@@ -5,7 +5,7 @@ import { limits } from "../core/limits.ts";
 import { emptyPlan } from "../scheduler/plan-builder.ts";
 import type { Command } from "../state/commands.ts";
 import type { ApplyResult } from "../state/machine.ts";
-import { coalesceDelayMs, isEmptyPlan, needsEvaluation } from "./leader-loop.ts";
+import { coalesceDelayMs, isEmptyPlan, needsEvaluation } from "./scheduler-loop.ts";
 
 const entry = (command: Command, result: ApplyResult) => ({ index: 7, command, result });
 const scale = { type: "service.update" as const, at: 1, name: "web", replicas: 2 };
