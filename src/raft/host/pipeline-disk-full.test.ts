@@ -281,3 +281,17 @@ describe("the pipeline over a full disk", () => {
     assert.deepEqual(host.applied(), ["accepted"]);
   });
 });
+
+describe("the pipeline's lease events", () => {
+  it("tells a listener when a lone voter gains the lease, and that it ends when the host closes", async () => {
+    const host = loneHost();
+    const heard: string[] = [];
+    host.pipeline.onLeadership((change) => heard.push(`${change.leading} ${change.term}`));
+    await host.lead();
+    const term = host.pipeline.core.status().term;
+    assert.deepEqual(heard, [`true ${term}`]);
+    host.pipeline.close();
+    await host.timers.settle();
+    assert.deepEqual(heard, [`true ${term}`, `false ${term}`]);
+  });
+});
