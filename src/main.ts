@@ -8,6 +8,7 @@ import { closeApiServer, listenApi, type Served } from "./adapters/api-server.ts
 import { keyDigest } from "./adapters/cluster-ca.ts";
 import { ensureDataDir, loadNodeIdentity, type NodeIdentity } from "./adapters/data-dir.ts";
 import { DockerRuntime } from "./adapters/docker-runtime.ts";
+import { type Fleet, openFleet } from "./adapters/fleet.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { hostUsage } from "./adapters/host-usage.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
@@ -26,13 +27,13 @@ import { Reconciler } from "./agent/reconciler.ts";
 import { createApi } from "./api/app.ts";
 import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
+import type { Registration } from "./cluster/admission.ts";
 import { departAsLeader, transferToBestVoter } from "./cluster/handover.ts";
 import { ClusterMember } from "./cluster/member.ts";
 import { clusterAccess, type MemberReport } from "./cluster/status.ts";
 import { resolveHostPath } from "./core/host-paths.ts";
 import { newId } from "./core/ids.ts";
 import { limits } from "./core/limits.ts";
-import { type Fleet, openFleet, type Registration } from "./fleet.ts";
 import { SeededRandom } from "./raft/seeded-random.ts";
 import { gitCommit, version } from "./version.ts";
 

@@ -108,6 +108,11 @@ export function topLevelAwaits(source: string): number[] {
   return lines;
 }
 
+/** Files at the top of src/ that belong in a layer: everything but the entry and its version. */
+export function strayTopLevel(names: readonly string[]): string[] {
+  return names.filter((name) => name !== "main.ts" && name !== "version.ts");
+}
+
 /** Modules that are not in the release binary: test helpers and fixtures. */
 function inRelease(path: string): boolean {
   return !path.startsWith("testing/") && !path.includes("/fixtures/");
@@ -131,6 +136,13 @@ describe("tidy", () => {
       }
     }
     assert.deepEqual(problems, []);
+  });
+
+  it("keeps nothing at the top of src/ but main.ts and version.ts", () => {
+    const topLevel = readdirSync(srcRoot, { withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => entry.name);
+    assert.deepEqual(strayTopLevel(topLevel), []);
   });
 
   it("keeps top-level await out of the release binary's modules", () => {

@@ -4,28 +4,14 @@
 // travels.
 import http from "node:http";
 import https from "node:https";
-import { z } from "zod";
+import { type JoinAnswer, type JoinRequest, joinAnswerSchema } from "../cluster/admission.ts";
+import type { JoinToken } from "../cluster/join-token.ts";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { anyNodeOfTheCa } from "../core/node-names.ts";
 import { caDigest } from "./cluster-ca.ts";
-import type { JoinToken } from "./join-token.ts";
 
 export const joinPaths = { ca: "/join/ca", join: "/join" } as const;
-
-export const joinAnswerSchema = z.strictObject({
-  leader: z.string().max(64),
-  members: z
-    .array(
-      z.strictObject({ id: z.string().max(64), address: z.string().max(255), port: z.number() }),
-    )
-    .max(limits.joinMembersMax),
-  certPem: z.string().max(limits.pemBytesMax),
-  caKeyPem: z.string().max(limits.pemBytesMax),
-  /** The cluster key (base64): it opens the secrets the store keeps sealed. */
-  clusterKey: z.string().max(128),
-});
-export type JoinAnswer = z.infer<typeof joinAnswerSchema>;
 
 interface Answer {
   status: number;
@@ -111,7 +97,7 @@ export async function fetchPinnedCa(
 export async function requestAdmission(
   address: string,
   caPem: string,
-  body: unknown,
+  body: JoinRequest,
   scheme: "https" | "http" = "https",
 ): Promise<JoinAnswer> {
   const answer = await request(

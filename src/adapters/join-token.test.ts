@@ -1,7 +1,8 @@
 // The join token's shape, its refusals, and the proof a joiner sends instead of the secret.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatJoinToken, joinProof, parseJoinToken, proofMatches } from "./join-token.ts";
+import { formatJoinToken, parseJoinToken } from "../cluster/join-token.ts";
+import { joinProof, proofMatches } from "./join-token.ts";
 
 const digest = "ab".repeat(32);
 

@@ -3,8 +3,8 @@
 // wrong shape for its kind is refused, never handed on (Raft's own messages are checked, sender
 // and addressee too, in peer-codec.ts and peer-sender.ts).
 import { z } from "zod";
+import { joinAnswerSchema } from "../cluster/admission.ts";
 import { type ErrorCode, errorCodes } from "../core/errors.ts";
-import { joinAnswerSchema } from "./join-client.ts";
 
 const count = z.number().int().nonnegative();
 const id = z.string().max(64);

@@ -77,6 +77,6 @@ export async function departAsLeader(
   const deadline = timers.monotonic() + waitMs;
   while (log.status().role === "leader" && timers.monotonic() < deadline) {
     await handOverLeadership(log, logger);
-    await new Promise<void>((resolve) => timers.after(limits.stewardIntervalMs / 5, resolve));
+    await new Promise<void>((resolve) => timers.after(limits.memberDutyIntervalMs / 5, resolve));
   }
 }

@@ -1,4 +1,4 @@
-// On every node, each `stewardIntervalMs`: register this node once per start (its address or
+// On every node, each `memberDutyIntervalMs`: register this node once per start (its address or
 // facts may have changed), and write this node's copies of the cluster's API token and join
 // secret again whenever the store holds newer ones (a rotation, or a new cluster's row).
 import { limits } from "../core/limits.ts";
@@ -30,7 +30,7 @@ export class Registration {
 
   start(): void {
     if (this.cancel) return;
-    this.cancel = this.options.timers.every(limits.stewardIntervalMs, () => void this.round());
+    this.cancel = this.options.timers.every(limits.memberDutyIntervalMs, () => void this.round());
     void this.round();
   }
 

@@ -1,4 +1,4 @@
-// A leader duty, each `stewardIntervalMs`: create the cluster row of a new cluster, take out of
+// A leader duty, each `memberDutyIntervalMs`: create the cluster row of a new cluster, take out of
 // the configuration the nodes that left (demoted first when they vote), hand over when this
 // node itself left, and keep 1, 3 or 5 voters (the plan is the scheduler's pure
 // `nextMembershipChange`).
@@ -38,7 +38,7 @@ export class VoterKeeper implements LeaderDuty {
 
   establish(): void {
     if (this.cancel) return;
-    this.cancel = this.options.timers.every(limits.stewardIntervalMs, () => void this.round());
+    this.cancel = this.options.timers.every(limits.memberDutyIntervalMs, () => void this.round());
     void this.round();
   }
 

@@ -132,8 +132,8 @@ export const limits = {
   schedulerCoalesceMaxMs: 200,
   /** How long a starting node waits for its registration to commit before serving anyway. */
   registerWaitMs: 5000,
-  /** The leader reviews the voters (and other leader duties) this often. */
-  stewardIntervalMs: 500,
+  /** The voter keeper (leader) and the registration (every node) run this often. */
+  memberDutyIntervalMs: 500,
   /** A voter silent this long is replaced by a healthy learner (DESIGN: voterReplaceAfterMs). */
   voterReplaceAfterMs: 30_000,
   /** A member whose log is within this many entries of the leader's may become a voter. */

@@ -304,7 +304,7 @@ export class RaftCore {
     // configuration it is no voter of until the change commits, then steps down and hands over
     // (onLeaderCommit). If it loses its lead first, the stand-in lets it campaign again (its
     // log may be the only one holding the change), and the sole-voter guard outlasts its lease.
-    // The steward still hands over first, which spares the cluster that interval.
+    // The voter keeper still hands over first, which spares the cluster that interval.
     const refusedChange = this.membershipChangeRefusal();
     if (refusedChange !== null) return refusedChange;
     const changed = applyMembershipChange(this.membership, change);

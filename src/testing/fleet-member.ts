@@ -13,7 +13,7 @@ import { createApi } from "../api/app.ts";
 import type { JoinEndpoint, PeerEndpoint, TokenRotation } from "../api/context.ts";
 import { freePort } from "./agent-process.ts";
 
-/** What the helper uses of a fleet (fleet.ts's Fleet has it all). */
+/** What the helper uses of a fleet (adapters/fleet.ts's Fleet has it all). */
 export interface MemberFleet {
   log: RaftCommandLog;
   peer: PeerEndpoint;
@@ -25,7 +25,7 @@ export interface MemberFleet {
   close(): void;
 }
 
-/** What the helper gives openFleet (a part of fleet.ts's FleetOptions, the rest optional). */
+/** What the helper gives openFleet (a part of adapters/fleet.ts's FleetOptions, the rest optional). */
 export interface MemberFleetOptions {
   nodeId: string;
   dataDir: string;

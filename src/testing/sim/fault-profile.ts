@@ -76,7 +76,7 @@ export interface FaultProfile {
   readonly votersMin: number;
   /** How often the leader proposes a membership change while faults last (about). */
   readonly membershipChangeIntervalMs: number;
-  /** Chance that a new leader proposes a membership change at once, as an eager steward would. */
+  /** Chance that a new leader proposes a membership change at once, as an eager voter keeper would. */
   readonly changeOnElectionChance: number;
   /**
    * A member loses its data dir: its identity is retired (removed from the membership, never

@@ -453,7 +453,7 @@ export class SimMember {
     });
   }
 
-  /** Runs `work` on the core now, or after the batch being flushed (a steward's change). */
+  /** Runs `work` on the core now, or after the batch being flushed (a voter keeper's change). */
   withCore(work: (core: RaftCore) => void): void {
     const pipeline = this.pipeline;
     if (pipeline === null) return;

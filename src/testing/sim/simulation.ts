@@ -376,7 +376,7 @@ export class Simulation {
   private onBecameLeader(member: SimMember): void {
     this.trace.add(`leader ${member.id} ${member.core?.status().term}`);
     if (member.id === this.forwarderToDepose) this.deposeForwarder(member.id);
-    // A steward may act the moment it leads, before its term's first entry has committed.
+    // A voter keeper may act the moment it leads, before its term's first entry has committed.
     const eager = this.profile.membershipChanges && this.faultsActive;
     if (eager && this.random.chance(this.profile.changeOnElectionChance)) {
       this.queue.after(0, () => this.changeMembership());
@@ -607,7 +607,7 @@ export class Simulation {
     this.queue.after(200, () => this.removeWiped());
   }
 
-  /** Like a steward, whoever leads keeps changing the membership while the faults last. */
+  /** Like the voter keeper, whoever leads keeps changing the membership while the faults last. */
   private churnMembership(): void {
     if (!this.faultsActive) return;
     this.changeMembership();
@@ -621,7 +621,7 @@ export class Simulation {
     leader.withCore((core) => {
       const before = core.status().membership.voters;
       if (!this.proposeChange(core)) return;
-      // A steward that does not wait for its change to commit asks for the next one at once:
+      // A voter keeper that does not wait for its change to commit asks for the next one at once:
       // the core must refuse it until the first has committed.
       if (this.random.chance(secondChangeChance)) this.proposeChange(core);
       if (this.faultsActive && this.random.chance(splitOnChangeChance)) {
@@ -671,7 +671,7 @@ export class Simulation {
       this.loseLeaderAfterDemotion(leader, change.member);
     }
     if (change.member === core.id && this.answerRandom.chance(0.5)) {
-      // As the steward does: it hands over, and the next leader demotes it.
+      // As the voter keeper does: it hands over, and the next leader demotes it.
       this.trace.add(`membership ${core.id} ${change.type} ${change.member} hand over first`);
       this.leaderToDemote = core.id;
       this.handOver(core);

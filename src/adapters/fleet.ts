@@ -6,6 +6,30 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { apiTokenHash } from "../api/auth.ts";
+import { EncodedJson, type JoinEndpoint, type PeerEndpoint } from "../api/context.ts";
+import {
+  type AdmissionPorts,
+  admitJoiner,
+  type JoinAnswer,
+  type JoinRequest,
+  type Registration,
+} from "../cluster/admission.ts";
+import { type HostUsage, heartbeatSchema } from "../cluster/heartbeats.ts";
+import {
+  chooseToken,
+  formatJoinToken,
+  type JoinToken,
+  parseJoinToken,
+} from "../cluster/join-token.ts";
+import { joinUntilAdmitted, type PeerFinder } from "../cluster/joining.ts";
+import { memberReport } from "../cluster/status.ts";
+import { ShoalError } from "../core/errors.ts";
+import { newId, newToken } from "../core/ids.ts";
+import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
+import { SeededRandom } from "../raft/seeded-random.ts";
+import { type Command, commandSchema, requestIdSchema } from "../state/commands.ts";
 import {
   caDigest,
   createClusterCa,
@@ -14,53 +38,24 @@ import {
   renewNodeCertificate,
   requestKeyDigest,
   signNodeCertificate,
-} from "./adapters/cluster-ca.ts";
-import { writeApiToken, writeSecret } from "./adapters/data-dir.ts";
-import { fetchPinnedCa, type JoinAnswer, requestAdmission } from "./adapters/join-client.ts";
-import {
-  formatJoinToken,
-  type JoinToken,
-  joinProof,
-  joinTokenPath,
-  parseJoinToken,
-  proofMatches,
-  readJoinToken,
-} from "./adapters/join-token.ts";
-import { openDatabase } from "./adapters/libsql.ts";
-import { PeerClient } from "./adapters/peer-client.ts";
-import { decodeMessages, encodeMessages } from "./adapters/peer-codec.ts";
-import { HttpPeerSender } from "./adapters/peer-sender.ts";
-import type { PeerStreamEndpoint } from "./adapters/peer-stream.ts";
-import type { PeerWire } from "./adapters/peer-wire.ts";
-import { RaftCommandLog } from "./adapters/raft-command-log.ts";
-import { LibsqlRaftLogStore } from "./adapters/raft-log-store-libsql.ts";
-import {
-  newClusterKey,
-  readClusterKey,
-  seal,
-  unseal,
-  writeClusterKey,
-} from "./adapters/secret-box.ts";
-import { SnapshotAssembler } from "./adapters/snapshot-chunks.ts";
-import { systemClock } from "./adapters/system-clock.ts";
-import { readCa, readTlsIdentity, writeCa, writeNodeCertificate } from "./adapters/tls-files.ts";
-import type { TlsIdentity } from "./adapters/tls-listener.ts";
-import { apiTokenHash } from "./api/auth.ts";
-import { EncodedJson, type JoinEndpoint, type PeerEndpoint } from "./api/context.ts";
-import { type HostUsage, heartbeatSchema } from "./cluster/heartbeats.ts";
-import { memberReport } from "./cluster/status.ts";
-import { ShoalError } from "./core/errors.ts";
-import { newId, newToken } from "./core/ids.ts";
-import { limits } from "./core/limits.ts";
-import type { Logger } from "./core/logger.ts";
-import { SeededRandom } from "./raft/seeded-random.ts";
-import { type Command, commandSchema, requestIdSchema } from "./state/commands.ts";
-
-/** Where a node looks for members of a cluster besides `--join`: mDNS, or nothing. */
-export interface PeerFinder {
-  /** Members seen recently; without a cluster id, members of any cluster. */
-  peers(clusterId?: string): { nodeId: string; clusterId: string; address: string; port: number }[];
-}
+} from "./cluster-ca.ts";
+import { writeApiToken, writeSecret } from "./data-dir.ts";
+import { fetchPinnedCa, requestAdmission } from "./join-client.ts";
+import { joinProof, joinTokenPath, proofMatches, readJoinToken } from "./join-token.ts";
+import { openDatabase } from "./libsql.ts";
+import { nodeTimers } from "./node-timers.ts";
+import { PeerClient } from "./peer-client.ts";
+import { decodeMessages, encodeMessages } from "./peer-codec.ts";
+import { HttpPeerSender } from "./peer-sender.ts";
+import type { PeerStreamEndpoint } from "./peer-stream.ts";
+import type { PeerWire } from "./peer-wire.ts";
+import { RaftCommandLog } from "./raft-command-log.ts";
+import { LibsqlRaftLogStore } from "./raft-log-store-libsql.ts";
+import { newClusterKey, readClusterKey, seal, unseal, writeClusterKey } from "./secret-box.ts";
+import { SnapshotAssembler } from "./snapshot-chunks.ts";
+import { systemClock } from "./system-clock.ts";
+import { readCa, readTlsIdentity, writeCa, writeNodeCertificate } from "./tls-files.ts";
+import type { TlsIdentity } from "./tls-listener.ts";
 
 export interface FleetOptions {
   nodeId: string;
@@ -86,36 +81,8 @@ export interface FleetOptions {
   onIdentity: (identity: TlsIdentity) => void;
 }
 
-const registerSchema = z.strictObject({
-  nodeId: z.string().regex(/^[0-9a-z]{6,64}$/),
-  name: z.string().min(1).max(253),
-  address: z.string().min(1).max(255),
-  port: z.number().int().min(1).max(65535),
-  labels: z.record(z.string(), z.string()),
-  arch: z.string(),
-  os: z.string(),
-  cpus: z.number().positive(),
-  memoryMb: z.number().int().positive(),
-  version: z.string(),
-  hostPaths: z
-    .strictObject({
-      allowed: z.array(z.string().max(4096)).max(limits.hostPathsPerNodeMax),
-      denied: z.array(z.string().max(4096)).max(limits.hostPathsPerNodeMax),
-    })
-    .optional(),
-});
-type RegisterBody = z.infer<typeof registerSchema>;
-
-/** What a joiner sends: its facts, its certificate request and a proof of the join secret. */
-const joinRequestSchema = registerSchema.extend({
-  csrPem: z.string().max(limits.pemBytesMax),
-  proof: z.string().max(128),
-});
-type JoinRequest = z.infer<typeof joinRequestSchema>;
-
 /** A write forwarded by a follower: the command and the request id that makes resending safe. */
 const forwardedSchema = z.strictObject({ request: requestIdSchema, command: commandSchema });
-export type Registration = Omit<RegisterBody, "nodeId">;
 
 export interface Fleet {
   log: RaftCommandLog;
@@ -196,22 +163,11 @@ interface ChosenToken {
 }
 
 /** Picks the token: the one given, else the one kept, else a new cluster's, with its new CA. */
-async function chooseToken(options: FleetOptions): Promise<ChosenToken> {
-  const kept = readJoinToken(options.dataDir);
+async function pickToken(options: FleetOptions): Promise<ChosenToken> {
   const given = options.token ? parseJoinToken(options.token) : null;
-  if (kept && given && kept.clusterId !== given.clusterId) {
-    throw new ShoalError(
-      "E_CONFLICT",
-      `this data dir belongs to cluster ${kept.clusterId}, the token to ${given.clusterId}`,
-    );
-  }
-  if (kept && given && kept.caDigest === given.caDigest && kept.secret !== given.secret) {
-    // A token given anew (after a rotation) is the one to prove from now on.
-    writeSecret(joinTokenPath(options.dataDir), given.text);
-    return { token: given, ca: null };
-  }
-  const known = kept ?? given;
-  if (known) return { token: known, ca: null };
+  const choice = chooseToken(readJoinToken(options.dataDir), given);
+  if (choice.kind === "given-anew") writeSecret(joinTokenPath(options.dataDir), choice.token.text);
+  if (choice.kind !== "new-cluster") return { token: choice.token, ca: null };
   await refuseWhenAClusterAnswers(options);
   const clusterId = newId();
   const ca = await createClusterCa(clusterId, systemClock.now());
@@ -351,7 +307,7 @@ function logIsBlank(dataDir: string): boolean {
 export async function openFleet(options: FleetOptions): Promise<Fleet> {
   refuseOneNodeLog(options.dataDir);
   const wasKept = readJoinToken(options.dataDir) !== null;
-  const { token, ca } = await chooseToken(options);
+  const { token, ca } = await pickToken(options);
   const fresh = ca !== null;
   if (fresh && !logIsBlank(options.dataDir)) {
     throw new ShoalError(
@@ -393,17 +349,11 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
   const assembler = new SnapshotAssembler(options.dataDir);
   const heartbeats: Heartbeats = { listener: () => {} };
   const secrets = fleetSecrets(options.dataDir, opened, token);
-  const admission: Admission = {
-    dataDir: options.dataDir,
-    token,
-    secrets,
-    log: opened,
-    forward: (leaderId, body) => {
-      const base = resolve(leaderId);
-      if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
-      return client.call<JoinAnswer>(leaderId, base, "join", body);
-    },
-  };
+  const admission = admissionPorts(options.dataDir, opened, secrets, (leaderId, body) => {
+    const base = resolve(leaderId);
+    if (!base) throw new ShoalError("E_NOT_LEADER", `leader ${leaderId} has no known address`);
+    return client.call<JoinAnswer>(leaderId, base, "join", body);
+  });
   const peer = peerEndpoint(opened, { nodeId: options.nodeId, assembler, heartbeats, admission });
   const streams = streamEndpoint(opened);
   opened.start();
@@ -415,7 +365,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     log: opened,
     token,
     peer,
-    joins: joinEndpoint(admission),
+    joins: joinEndpoint(options.dataDir, admission),
     secrets,
     renewCertificate: (nowMs) => renewIfDue(options, nowMs),
     streams,
@@ -428,7 +378,7 @@ export async function openFleet(options: FleetOptions): Promise<Fleet> {
     },
     join: async (signal) => {
       try {
-        await joinUntilAdmitted(options, token, seeded, signal);
+        await joinWithToken(options, token, seeded, signal);
       } catch (error) {
         // A token the cluster refused is not kept: the next start must not retry it by itself.
         if (!wasKept && error instanceof ShoalError && error.code === "E_UNAUTHORIZED") {
@@ -513,13 +463,6 @@ function fleetSecrets(dataDir: string, log: RaftCommandLog, token: JoinToken): F
   };
 }
 
-/** Where to ask: the `--join` addresses, then members of the token's cluster seen over mDNS. */
-function candidates(options: FleetOptions, token: JoinToken): string[] {
-  const found = options.finder?.peers(token.clusterId) ?? [];
-  const addresses = [...options.join, ...found.map((peer) => `${peer.address}:${peer.port}`)];
-  return [...new Set(addresses)];
-}
-
 /** The request a joiner sends, made once per start: a new key, and the proof bound to it. */
 async function joinRequest(options: FleetOptions, token: JoinToken) {
   const { keyPem, csrPem } = await createNodeRequest(options.nodeId);
@@ -537,85 +480,80 @@ function keepAdmission(options: FleetOptions, keyPem: string, caPem: string, ans
   options.onIdentity(identity);
 }
 
-/**
- * Asks every candidate in turn, round after round, until one admits this node. A refusal is final
- * only when every member reached refused: the CA is not the one the token pins, or the cluster
- * does not take the token's secret.
- */
-async function joinUntilAdmitted(
+/** Joins through the room's protocol over this node's TLS, keeping what admission gave. */
+async function joinWithToken(
   options: FleetOptions,
   token: JoinToken,
   seeded: SeededAddresses,
   signal: AbortSignal,
 ): Promise<void> {
   const { keyPem, body } = await joinRequest(options, token);
-  for (let round = 0; !signal.aborted; round++) {
-    const addresses = candidates(options, token);
-    const errors: ShoalError[] = [];
-    for (const address of addresses) {
-      try {
-        const { scheme } = options.wire;
-        const caPem = await fetchPinnedCa(address, token, scheme);
-        const answer = await requestAdmission(address, caPem, body, scheme);
+  const { scheme } = options.wire;
+  await joinUntilAdmitted(
+    {
+      token,
+      join: options.join,
+      finder: options.finder,
+      client: {
+        fetchPinnedCa: (address, pinned) => fetchPinnedCa(address, pinned, scheme),
+        requestAdmission: (address, caPem, request) =>
+          requestAdmission(address, caPem, request, scheme),
+      },
+      request: body,
+      keep: (address, caPem, answer) => {
         keepAdmission(options, keyPem, caPem, answer);
         for (const member of answer.members) {
           seeded.set(member.id, `${scheme}://${member.address}:${member.port}`);
         }
         // A leader that has not registered itself yet is at least where we asked.
         if (!seeded.has(answer.leader)) seeded.set(answer.leader, `${scheme}://${address}`);
-        options.logger.info({ through: address }, "joined the cluster");
-        return;
-      } catch (error) {
-        errors.push(error instanceof ShoalError ? error : new ShoalError("E_INTERNAL", `${error}`));
-      }
-    }
-    if (errors.length > 0 && errors.every((error) => error.code === "E_UNAUTHORIZED")) {
-      throw new ShoalError(
-        "E_UNAUTHORIZED",
-        `cluster ${token.clusterId} refused this node's token: ${errors[0]?.message}`,
-      );
-    }
-    if (round > 0 && round % limits.joinLogEveryRounds === 0) {
-      options.logger.warn(
-        { cluster: token.clusterId, asked: addresses, errors: errors.map((e) => e.message) },
-        addresses.length === 0
-          ? "no member of the cluster found yet (mDNS, --join); still looking"
-          : "no member admitted this node yet; asking again",
-      );
-    }
-    await sleep(limits.joinRetryMs, signal);
-  }
-  throw new ShoalError("E_NOT_READY", "the node stopped before it joined");
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
       },
-      { once: true },
-    );
-  });
+      timers: nodeTimers(systemClock),
+      logger: options.logger,
+    },
+    signal,
+  );
 }
 
-/** What admitting a joiner takes: the token it must prove, and the leader to pass it on to. */
-interface Admission {
-  dataDir: string;
-  token: JoinToken;
-  secrets: FleetSecrets;
-  log: RaftCommandLog;
-  forward: (leaderId: string, body: JoinRequest) => Promise<JoinAnswer>;
+/** The room's admission over this member's data dir: its CA key, cluster key and secrets. */
+function admissionPorts(
+  dataDir: string,
+  log: RaftCommandLog,
+  secrets: FleetSecrets,
+  forward: AdmissionPorts["forward"],
+): AdmissionPorts {
+  return {
+    log,
+    joinSecret: () => secrets.joinSecret(),
+    proofMatches,
+    forward,
+    sign: async (nodeId, csrPem, names) => {
+      const { certPem, ca } = await issueCertificate(dataDir, nodeId, csrPem, names);
+      return { certPem, caKeyPem: ca.keyPem };
+    },
+    keyDigest: requestKeyDigest,
+    clusterKey: () => {
+      const key = readClusterKey(dataDir);
+      if (!key) throw new ShoalError("E_NOT_READY", "this member holds no cluster key");
+      return key.toString("base64");
+    },
+    now: () => systemClock.now(),
+  };
+}
+
+/** The public side of joining: the CA, and admission of a joiner that proves the secret. */
+function joinEndpoint(dataDir: string, admission: AdmissionPorts): JoinEndpoint {
+  return {
+    caPem: () => readFileSync(join(dataDir, "ca.pem"), "utf8"),
+    admit: (body) => admitJoiner(admission, body),
+  };
 }
 
 interface PeerParts {
   nodeId: string;
   assembler: SnapshotAssembler;
   heartbeats: Heartbeats;
-  admission: Admission;
+  admission: AdmissionPorts;
 }
 
 interface Heartbeats {
@@ -638,31 +576,6 @@ function streamEndpoint(log: RaftCommandLog): PeerStreamEndpoint {
 function ownMessages(body: unknown, node: string, nodeId: string) {
   const parsed = typeof body === "string" ? JSON.parse(body) : body;
   return decodeMessages(parsed).filter((message) => message.from === node && message.to === nodeId);
-}
-
-/** The public side of joining: the CA, and admission of a joiner that proves the secret. */
-function joinEndpoint(admission: Admission): JoinEndpoint {
-  return {
-    caPem: () => readFileSync(join(admission.dataDir, "ca.pem"), "utf8"),
-    admit: (body) => admitJoiner(admission, body),
-  };
-}
-
-/** Checks the proof here (and again at the leader), then admits or passes the joiner on. */
-async function admitJoiner(admission: Admission, body: unknown): Promise<JoinAnswer> {
-  const request = joinRequestSchema.parse(body);
-  if (
-    !proofMatches(admission.secrets.joinSecret(), request.nodeId, request.csrPem, request.proof)
-  ) {
-    throw new ShoalError(
-      "E_UNAUTHORIZED",
-      "the join proof does not match this cluster's join secret (a different or rotated token?)",
-    );
-  }
-  const { role, leader } = admission.log.status();
-  // A member that is not the leader passes the join on, one hop.
-  if (role !== "leader" && leader) return admission.forward(leader, request);
-  return admit(admission, request);
 }
 
 function peerEndpoint(log: RaftCommandLog, parts: PeerParts): PeerEndpoint {
@@ -696,52 +609,5 @@ function peerEndpoint(log: RaftCommandLog, parts: PeerParts): PeerEndpoint {
       if (kind === "join") return admitJoiner(parts.admission, body);
       throw new ShoalError("E_NOT_FOUND", `no peer route ${kind}`);
     },
-  };
-}
-
-/**
- * The leader registers the newcomer, adds it as a learner and signs its certificate; it answers
- * with the members, the certificate and the CA's key (any member may lead, and the leader signs).
- */
-async function admit(admission: Admission, body: JoinRequest): Promise<JoinAnswer> {
-  const { log } = admission;
-  const { role, leader } = log.status();
-  if (role !== "leader")
-    throw new ShoalError("E_NOT_LEADER", `ask the leader (${leader || "unknown"})`);
-  const { nodeId, csrPem, proof: _proof, ...facts } = body;
-  if (log.view().nodeById(nodeId)?.status === "left") {
-    throw new ShoalError(
-      "E_UNAUTHORIZED",
-      `node ${nodeId} was removed from the cluster; to bring the machine back, move its data dir aside and join it as a new node`,
-    );
-  }
-  // Signed first: a request that does not name its node changes nothing stored.
-  const { certPem, ca } = await issueCertificate(admission.dataDir, nodeId, csrPem, facts);
-  const registered = await log.proposeHere({
-    type: "node.register",
-    at: systemClock.now(),
-    id: nodeId,
-    ...facts,
-    keyDigest: requestKeyDigest(csrPem),
-    rejoin: true,
-  });
-  if (!registered.ok) throw new ShoalError(registered.code, registered.message);
-  const membership = log.status().membership;
-  if (![...membership.voters, ...membership.learners].includes(nodeId)) {
-    const added = await log.changeMembership({ type: "addLearner", member: nodeId });
-    if (!added.ok) throw new ShoalError(added.code, added.message);
-  }
-  const members = log
-    .view()
-    .nodes()
-    .map((n) => ({ id: n.id, address: n.address, port: n.port }));
-  const clusterKey = readClusterKey(admission.dataDir);
-  if (!clusterKey) throw new ShoalError("E_NOT_READY", "this member holds no cluster key");
-  return {
-    leader: log.status().id,
-    members,
-    certPem,
-    caKeyPem: ca.keyPem,
-    clusterKey: clusterKey.toString("base64"),
   };
 }

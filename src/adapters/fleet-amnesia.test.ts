@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { loadNodeIdentity } from "./adapters/data-dir.ts";
+import { waitFor } from "../testing/agent-process.ts";
+import { apiTokenFields } from "../testing/cluster-init.ts";
+import { type FleetMember, startFleetMember } from "../testing/fleet-member.ts";
+import { loadNodeIdentity } from "./data-dir.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
-import { waitFor } from "./testing/agent-process.ts";
-import { apiTokenFields } from "./testing/cluster-init.ts";
-import { type FleetMember, startFleetMember } from "./testing/fleet-member.ts";
 
 const dirs: string[] = [];
 const running = new Set<FleetMember<Fleet>>();
