@@ -28,7 +28,7 @@ import { createApi } from "./api/app.ts";
 import type { FleetAccess } from "./api/context.ts";
 import { type AgentOptions, createProgram } from "./cli/program.ts";
 import type { Registration } from "./cluster/admission.ts";
-import { departAsLeader, transferToBestVoter } from "./cluster/handover.ts";
+import { type LifecycleParts, startMember } from "./cluster/lifecycle.ts";
 import { ClusterMember } from "./cluster/member.ts";
 import { clusterAccess, type MemberReport } from "./cluster/status.ts";
 import { resolveHostPath } from "./core/host-paths.ts";
@@ -121,69 +121,6 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Waits until the cluster's row is in this node's replica (a joiner receives it from the leader). */
-async function untilClusterKnown(fleet: Fleet, signal: AbortSignal): Promise<void> {
-  while (!fleet.log.view().cluster()) {
-    if (signal.aborted) throw new Error("the node stopped before it knew its cluster");
-    await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 5));
-  }
-}
-
-/**
- * Gives this start's registration a moment to commit, so a node answers health with its row
- * current; a node cut off from the leader still starts after the wait (its containers run on).
- */
-async function untilRegistered(member: ClusterMember, signal: AbortSignal): Promise<void> {
-  const deadline = Date.now() + limits.registerWaitMs;
-  while (!member.registration.isRegistered && Date.now() < deadline && !signal.aborted) {
-    await member.registration.round();
-    await new Promise((resolve) => setTimeout(resolve, limits.raftTickMs * 5));
-  }
-}
-
-interface Opening {
-  nodeId: string;
-  options: AgentOptions;
-  logger: Logger;
-  discovery: MdnsDiscovery | null;
-  signal: AbortSignal;
-  served: Served;
-  /** Called as soon as the store is open: peers may talk to it while it joins. */
-  onOpened(fleet: Fleet): void;
-}
-
-/** Opens the store, joins or creates the cluster, and waits until this node is part of it. */
-async function openAndJoin(opening: Opening): Promise<{ fleet: Fleet; member: ClusterMember }> {
-  const { nodeId, options, logger, discovery, signal } = opening;
-  const fleet = await openFleet({
-    nodeId,
-    dataDir: options.dataDir,
-    token: options.token,
-    join: options.join,
-    finder: discovery,
-    newCluster: options.newCluster,
-    snapshotEntries: options.snapshotEntries,
-    registration: registrationOf(options),
-    logger,
-    wire: opening.served.wire,
-    onIdentity: (identity) => opening.served.setIdentity(identity),
-  });
-  opening.onOpened(fleet);
-  discovery?.announce(announcementOf(options, nodeId, fleet.token.clusterId));
-  if (fleet.bootstrapped) printJoinLine(fleet, options);
-  if (fleet.needsJoin) await fleet.join(signal);
-  const member = memberOf(fleet, nodeId, options, logger);
-  member.start();
-  try {
-    await untilClusterKnown(fleet, signal);
-    await untilRegistered(member, signal);
-  } catch (error) {
-    member.stop();
-    throw error;
-  }
-  return { fleet, member };
-}
-
 /** Said once, on the start that retired an id: the operator sees which node became which. */
 function warnOfRetiredId(identity: NodeIdentity, logger: Logger): void {
   const retired = identity.retired;
@@ -232,48 +169,73 @@ export async function startNode(options: AgentOptions): Promise<RunningNode> {
     logger,
   });
   const closeStreams = acceptPeerStreams(served.http, () => fleet?.streams ?? null);
-  // SIGTERM while joining stops the join; once running, runAgent handles it.
+  const discovery = startDiscovery(options, nodeId, logger);
+  const parts: NodeParts = { nodeId, options, logger, discovery, served };
+  const lifecycle: LifecycleParts<Fleet> = {
+    nodeId,
+    open: () => openFleetOf(parts),
+    opened: (opened) => {
+      fleet = opened;
+      discovery?.announce(announcementOf(options, nodeId, opened.token.clusterId));
+      if (opened.bootstrapped) printJoinLine(opened, options);
+    },
+    member: (opened) => memberOf(opened, nodeId, options, logger),
+    run: (opened, member) => {
+      access = accessOf(opened, member, nodeId);
+      closeConnectionsOfLeavers(opened, served, nodeId);
+      serving = true;
+      return runAgent(opened, member, parts);
+    },
+    close: async (opened) => {
+      api.close();
+      closeStreams();
+      await closeApiServer(served);
+      await discovery?.stop();
+      opened?.close();
+    },
+    leave: options.leave,
+    timers: nodeTimers(systemClock),
+    now: () => systemClock.now(),
+    logger,
+  };
+  // SIGTERM while joining stops the join; once running, runUntilSignalled handles it.
   const aborted = new AbortController();
   const stopSignal = () => aborted.abort();
   process.once("SIGTERM", stopSignal);
   process.once("SIGINT", stopSignal);
-  const discovery = startDiscovery(options, nodeId, logger);
-  let opened: { fleet: Fleet; member: ClusterMember };
   try {
-    opened = await openAndJoin({
-      nodeId,
-      options,
-      logger,
-      discovery,
-      signal: aborted.signal,
-      served,
-      onOpened: (f) => {
-        fleet = f;
-      },
-    });
-  } catch (error) {
-    // A node that cannot open its store or join must exit (and be restarted), not serve 503.
-    api.close();
-    closeStreams();
-    await closeApiServer(served);
-    await discovery?.stop();
-    (fleet as Fleet | null)?.close();
-    throw error;
+    const running = await startMember(lifecycle, aborted.signal);
+    return { nodeId, stop: () => running.stop() };
   } finally {
     process.off("SIGTERM", stopSignal);
     process.off("SIGINT", stopSignal);
   }
-  access = accessOf(opened.fleet, opened.member, nodeId);
-  // `shoal node rm`: the node's open connections end as soon as its leaving is applied here.
-  opened.fleet.log.onApplied(({ command }) => {
+}
+
+function openFleetOf({ nodeId, options, logger, discovery, served }: NodeParts): Promise<Fleet> {
+  return openFleet({
+    nodeId,
+    dataDir: options.dataDir,
+    token: options.token,
+    join: options.join,
+    finder: discovery,
+    newCluster: options.newCluster,
+    snapshotEntries: options.snapshotEntries,
+    registration: registrationOf(options),
+    logger,
+    wire: served.wire,
+    onIdentity: (identity) => served.setIdentity(identity),
+  });
+}
+
+/** `shoal node rm`: the node's open connections end as soon as its leaving is applied here. */
+function closeConnectionsOfLeavers(fleet: Fleet, served: Served, nodeId: string): void {
+  fleet.log.onApplied(({ command }) => {
     if (command.type === "node.leave" && command.nodeId !== nodeId) {
       served.listener.closeNode(command.nodeId);
       served.wire.forget(command.nodeId);
     }
   });
-  serving = true;
-  const parts = { nodeId, options, logger, discovery, served, closeStreams, api };
-  return runNode(opened.fleet, opened.member, parts);
 }
 
 /** The node's membership duties, over its fleet store and peer client. */
@@ -343,17 +305,17 @@ interface NodeParts {
   logger: Logger;
   discovery: MdnsDiscovery | null;
   served: Served;
-  /** Ends the peer streams the server accepted (a closing server waits for its connections). */
-  closeStreams: () => void;
-  api: { close(): void };
 }
 
 /** Starts the agent's loops over an open fleet store; `stop` undoes them in reverse. */
-function runNode(fleet: Fleet, member: ClusterMember, parts: NodeParts): RunningNode {
+function runAgent(
+  fleet: Fleet,
+  member: ClusterMember,
+  parts: NodeParts,
+): { stop(): Promise<void> } {
   const { nodeId, options, logger } = parts;
   const log = fleet.log;
-  const cluster = log.view().cluster();
-  const clusterId = cluster?.id ?? fleet.token.clusterId;
+  const clusterId = log.view().cluster()?.id ?? fleet.token.clusterId;
   const reconciler = new Reconciler({
     nodeId,
     clusterId,
@@ -374,7 +336,6 @@ function runNode(fleet: Fleet, member: ClusterMember, parts: NodeParts): Running
     logger,
   });
   reconciler.start();
-  member.startHeartbeats();
   disk.start();
   // At start too: a node restarted more often than the check runs must still renew.
   const renew = () =>
@@ -385,43 +346,16 @@ function runNode(fleet: Fleet, member: ClusterMember, parts: NodeParts): Running
   void renew();
   logger.info({ cluster: clusterId, appliedIndex: log.view().appliedIndex() }, "node ready");
   return {
-    nodeId,
     async stop() {
       clearInterval(renewal);
       disk.stop();
-      member.stop();
-      await handOver(fleet, options, logger);
       await reconciler.stop();
-      parts.api.close();
-      parts.closeStreams();
-      await closeApiServer(parts.served);
-      await parts.discovery?.stop();
-      fleet.close();
-      logger.info({}, "node stopped");
     },
   };
 }
 
-/**
- * Before stopping: a leader hands leadership to the most caught-up voter, so the fleet does not
- * wait an election timeout; a node told to `--leave` asks the leader to take it out.
- */
-async function handOver(fleet: Fleet, options: AgentOptions, logger: Logger) {
-  const log = fleet.log;
-  const nodeId = log.status().id;
-  if (options.leave) {
-    const left = await log.propose({ type: "node.leave", at: systemClock.now(), nodeId });
-    logger.info({ ok: left.ok, ...(left.ok ? {} : { error: left.message }) }, "left the cluster");
-    // The leader takes itself out only after handing over, promoting a successor if it must.
-    const timers = nodeTimers(systemClock);
-    if (left.ok) await departAsLeader(log, logger, timers, limits.transferWaitMs);
-    return;
-  }
-  await transferToBestVoter(log, logger, "leadership transfer on shutdown");
-}
-
 /** Runs a node until SIGTERM or SIGINT, then stops it; containers keep running for the next start. */
-async function runAgent(options: AgentOptions): Promise<void> {
+async function runUntilSignalled(options: AgentOptions): Promise<void> {
   const node = await startNode(options);
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
@@ -446,7 +380,7 @@ function isEntry(): boolean {
 }
 if (isEntry()) {
   const program = createProgram({
-    startAgent: runAgent,
+    startAgent: runUntilSignalled,
     version: { version, commit: gitCommit() },
   });
   // Not awaited at the top level: parseAsync reports its own failures and never rejects, and a

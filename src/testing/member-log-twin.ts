@@ -93,8 +93,11 @@ export class MemberLogTwin implements MemberLog {
     return Promise.resolve(ok(undefined));
   }
 
-  transferLeadership(): Promise<Result<void>> {
-    this.records.push({ what: "transfer", leading: this.lease.leading });
+  /** Recorded as "transfer <target>"; the target then leads and this member follows it. */
+  transferLeadership(target: string): Promise<Result<void>> {
+    this.records.push({ what: `transfer ${target}`, leading: this.lease.leading });
+    if (!this.lease.leading) return Promise.resolve(fail("E_NOT_LEADER", "not the leader"));
+    this.loseLease(target);
     return Promise.resolve(ok(undefined));
   }
 
