@@ -5,6 +5,7 @@
 import type http from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import { temporaryIdentity } from "./cluster-ca.ts";
 import { PeerTls } from "./peer-tls.ts";
 import type { PeerWire } from "./peer-wire.ts";
@@ -40,10 +41,7 @@ export interface ApiServerOptions {
   isRevoked: (peer: PeerOfSocket) => boolean;
   /** `--bench-plain-http`: no TLS at all, for the benchmark that measures its cost. */
   plainHttp?: boolean;
-  logger: {
-    info(object: object, message?: string): void;
-    warn(object: object, message?: string): void;
-  };
+  logger: Logger;
 }
 
 const clockAdvice =

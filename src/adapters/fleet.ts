@@ -15,7 +15,7 @@ import {
   type JoinRequest,
   type Registration,
 } from "../cluster/admission.ts";
-import { type HostUsage, heartbeatSchema } from "../cluster/heartbeats.ts";
+import { heartbeatSchema } from "../cluster/heartbeats.ts";
 import {
   chooseToken,
   formatJoinToken,
@@ -28,6 +28,7 @@ import { ShoalError } from "../core/errors.ts";
 import { newId, newToken } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
 import type { Logger } from "../core/logger.ts";
+import type { HostUsage } from "../core/types.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
 import { type Command, commandSchema, requestIdSchema } from "../state/commands.ts";
 import {

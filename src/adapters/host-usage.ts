@@ -1,7 +1,7 @@
 // This machine's use as the OS sees it (load and free memory), which a node sends with every
 // heartbeat (cluster/heartbeats.ts keeps the leader's copy).
 import { freemem, loadavg } from "node:os";
-import type { HostUsage } from "../cluster/heartbeats.ts";
+import type { HostUsage } from "../core/types.ts";
 
 export function hostUsage(now: number): HostUsage {
   const [load1 = 0] = loadavg();

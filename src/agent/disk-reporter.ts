@@ -3,6 +3,7 @@
 // records an event. Like the engine report, it goes through the log, so through the leader.
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import type { DiskStatus } from "../core/types.ts";
 import type { CommandLog } from "../state/command-log.ts";
 
@@ -12,10 +13,7 @@ export interface DiskReporterOptions {
   /** The disk as this node measures it (never from the store, which may not take writes). */
   disk: () => DiskStatus;
   clock: Clock;
-  logger: {
-    info(object: object, message?: string): void;
-    warn(object: object, message?: string): void;
-  };
+  logger: Logger;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Result } from "../core/errors.ts";
 import type { IdGenerator } from "../core/ids.ts";
 import type { Logger } from "../core/logger.ts";
-import type { Consistency, DiskStatus, FleetStatus } from "../core/types.ts";
+import type { Consistency, DiskStatus, FleetStatus, HostUsage } from "../core/types.ts";
 import type { CommandLog } from "../state/command-log.ts";
 import type { StateView } from "../state/views.ts";
 
@@ -38,7 +38,7 @@ export interface FleetAccess {
   status(): Promise<FleetStatus>;
   roleOf(nodeId: string): "voter" | "learner" | null;
   /** A node's last reported machine use, as the leader knows it; null elsewhere or unknown. */
-  usageOf(nodeId: string): { load1: number; memoryFreeMb: number; at: number } | null;
+  usageOf(nodeId: string): HostUsage | null;
 }
 
 export interface ApiNode {

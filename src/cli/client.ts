@@ -9,7 +9,7 @@ import type {
   renderTaskDefinition,
 } from "../api/render.ts";
 import { type ErrorCode, errorCodes, ShoalError } from "../core/errors.ts";
-import type { DiskStatus, NodeInfo, ShoalEvent } from "../core/types.ts";
+import type { DiskStatus, HostUsage, NodeInfo, ShoalEvent } from "../core/types.ts";
 import type { servicePatchSchema, serviceSpecSchema, taskRunSchema } from "../state/spec.ts";
 import { httpsFetch } from "./https-fetch.ts";
 import { SseParser } from "./sse.ts";
@@ -28,7 +28,7 @@ export type TaskDefinitionView = ReturnType<typeof renderTaskDefinition>;
 export type NodeView = NodeInfo & {
   role: "voter" | "learner" | null;
   /** From the node's last heartbeat, when the leader answered; null otherwise. */
-  usage: { load1: number; memoryFreeMb: number; at: number } | null;
+  usage: HostUsage | null;
 };
 
 export interface ClusterView {

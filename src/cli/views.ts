@@ -1,9 +1,9 @@
 // The tables and inspect blocks the verbs print, one function per shape the API returns.
-import type { DiskStatus, NodeInfo } from "../core/types.ts";
+import type { DiskStatus, HostUsage, NodeInfo } from "../core/types.ts";
 import type { ClusterView, ServiceDetail, ServiceView, TaskView } from "./client.ts";
 import { ago, fields, labelsText, portText, shortId, table } from "./format.ts";
 
-type UsageView = { load1: number; memoryFreeMb: number } | null | undefined;
+type UsageView = Pick<HostUsage, "load1" | "memoryFreeMb"> | null | undefined;
 
 /** Load and free memory from the node's last heartbeat, known where the leader answers. */
 function usageText(usage: UsageView): string {

@@ -3,19 +3,16 @@
 // is judged (liveness.ts) and shown in `GET /v1/nodes`.
 import { z } from "zod";
 import { limits } from "../core/limits.ts";
+import type { HostUsage } from "../core/types.ts";
 import type { AppliedEntry } from "../state/command-log.ts";
 import type { Command } from "../state/commands.ts";
 
-/** What a node reports of its machine with every heartbeat: load and free memory. */
+/** A heartbeat's usage report (core/types.ts says what each figure is). */
 export const hostUsageSchema = z.strictObject({
-  /** The 1-minute load average. */
   load1: z.number().nonnegative().max(1e6),
   memoryFreeMb: z.number().int().nonnegative().max(1e9),
-  /** When the node measured it (its wall clock, ms). */
   at: z.number().int().nonnegative(),
-});
-
-export type HostUsage = z.infer<typeof hostUsageSchema>;
+}) satisfies z.ZodType<HostUsage>;
 
 /** A heartbeat's body, as a peer sends it. */
 export const heartbeatSchema = z.strictObject({ usage: hostUsageSchema.optional() });

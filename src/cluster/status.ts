@@ -1,7 +1,6 @@
 // The cluster's status as the API reads it: reads at a consistency level, each node's role, the
 // machine use the leader heard of, and the replication status gathered from the members.
-import type { Consistency, FleetStatus, MemberStatus } from "../core/types.ts";
-import type { HostUsage } from "./heartbeats.ts";
+import type { Consistency, FleetStatus, HostUsage, MemberStatus } from "../core/types.ts";
 import type { MemberLog } from "./ports.ts";
 
 /** What a member says of itself to a peer (for `GET /v1/cluster`). */

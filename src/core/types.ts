@@ -301,3 +301,12 @@ export interface FleetStatus {
   /** The answering node's latest snapshot index (0 before its first). */
   snapshotIndex: number;
 }
+
+/** What a node reports of its machine with every heartbeat: load and free memory. */
+export interface HostUsage {
+  /** The 1-minute load average. */
+  load1: number;
+  memoryFreeMb: number;
+  /** When the node measured it (its wall clock, ms). */
+  at: number;
+}

@@ -13,8 +13,8 @@ import {
   createTask,
   finishIfSettled,
   markFull,
+  planStop,
   rulesOf,
-  stopTask,
   takePlacement,
   wakeAt,
 } from "./evaluation-context.ts";
@@ -45,21 +45,21 @@ interface Tally {
 export function evaluate(input: SchedulerInput, bounds: SchedulerLimits = limits): Evaluation {
   assert(bounds.placementsPerPlanMax > 0, "placementsPerPlanMax must be positive");
   const context = createContext(input, bounds);
-  const activeByService = groupActiveTasks(input.tasks);
+  const wantedByService = groupWantedTasks(input.tasks);
   const services = [...input.services].sort((a, b) => compareIds(a.name, b.name));
   const replicated = services.filter((service) => service.mode === "replicated");
   const tallies = new Map<string, Tally>();
   for (const service of replicated) {
-    tallies.set(service.name, stopPhase(context, service, activeByService.get(service.name) ?? []));
+    tallies.set(service.name, stopPhase(context, service, wantedByService.get(service.name) ?? []));
   }
   assignPending(context);
   for (const service of replicated) {
     const tally = tallies.get(service.name);
-    if (tally) startPhase(context, service, tally, activeByService.get(service.name) ?? []);
+    if (tally) startPhase(context, service, tally, wantedByService.get(service.name) ?? []);
   }
   for (const service of services) {
     if (service.mode === "global") {
-      evaluateGlobal(context, service, activeByService.get(service.name) ?? []);
+      evaluateGlobal(context, service, wantedByService.get(service.name) ?? []);
     }
   }
   reportWaiting(context);
@@ -102,14 +102,18 @@ function demandLookup(definitions: readonly TaskDefinition[]): DemandLookup {
   };
 }
 
-export function isActive(task: Task): boolean {
+/**
+ * A task the service still wants: desired running and not yet ended. It counts toward the
+ * desired count. (The store's "active" tasks are wider: also those still stopping.)
+ */
+export function isWanted(task: Task): boolean {
   return task.desired === "running" && !isTerminal(task.state);
 }
 
-function groupActiveTasks(tasks: readonly Task[]): Map<string, Task[]> {
+function groupWantedTasks(tasks: readonly Task[]): Map<string, Task[]> {
   const byService = new Map<string, Task[]>();
   for (const task of tasks) {
-    if (task.service === null || !isActive(task)) continue;
+    if (task.service === null || !isWanted(task)) continue;
     const list = byService.get(task.service);
     if (list === undefined) byService.set(task.service, [task]);
     else list.push(task);
@@ -162,13 +166,13 @@ function stopPhase(context: Context, service: Service, active: readonly Task[]):
     // While a move's new task is not yet healthy, the task it replaces waits (a rebalance).
     for (const task of chooseTasksToStop(current, surplus, context.usagesById)) {
       if (isHealthy(task) && budget <= 0) continue;
-      if (!stopTask(context, service, task, scaledDownReason)) break;
+      if (!planStop(context, service, task, scaledDownReason)) break;
       current.splice(current.indexOf(task), 1);
       if (isHealthy(task)) budget -= 1;
     }
   }
   const blocker = budget <= 0 ? blockingTask(context, service, current, outdated) : null;
-  if (blocker !== null && stopTask(context, service, blocker.task, blocker.reason)) {
+  if (blocker !== null && planStop(context, service, blocker.task, blocker.reason)) {
     outdated.splice(outdated.indexOf(blocker), 1);
   }
   const ordered = [...outdated].sort(
@@ -177,7 +181,7 @@ function stopPhase(context: Context, service: Service, active: readonly Task[]):
   let outdatedLeft = 0;
   for (const { task, reason } of ordered) {
     const healthy = isHealthy(task);
-    if ((healthy && budget <= 0) || !stopTask(context, service, task, reason)) {
+    if ((healthy && budget <= 0) || !planStop(context, service, task, reason)) {
       outdatedLeft += 1;
       continue;
     }
@@ -222,7 +226,7 @@ function stoppingAny(context: Context, service: Service): boolean {
 /** Places tasks that wait for a node, oldest first: they have waited longest. */
 function assignPending(context: Context): void {
   const pending = context.input.tasks
-    .filter((task) => task.node === null && isActive(task) && !context.stopped.has(task.id))
+    .filter((task) => task.node === null && isWanted(task) && !context.stopped.has(task.id))
     .sort((a, b) => a.createdAt - b.createdAt || compareIds(a.id, b.id));
   const services = new Map(context.input.services.map((service) => [service.name, service]));
   for (const task of pending) {

@@ -34,7 +34,8 @@ export function rulesOf(context: Context, service: Service): PlacementRules {
   return context.rules.get(service.name) ?? rulesFor(service);
 }
 
-export function stopTask(context: Context, service: Service, task: Task, reason: string): boolean {
+/** Adds stopping `task` to the plan (the state machine's `stopTask` carries it out). */
+export function planStop(context: Context, service: Service, task: Task, reason: string): boolean {
   if (context.full) return false;
   if (!recordStop(context.draft, service, task, reason)) {
     markFull(context);

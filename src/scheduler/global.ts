@@ -9,8 +9,8 @@ import {
   type Context,
   createTask,
   finishIfSettled,
+  planStop,
   rulesOf,
-  stopTask,
   takePlacement,
   wakeAt,
 } from "./evaluation-context.ts";
@@ -29,7 +29,7 @@ export function evaluateGlobal(context: Context, service: Service, active: reado
         ? "a global service's task waits for no node"
         : leaveReason(context, rules, node);
     if (node === null || reason !== null) {
-      stopTask(context, service, task, reason ?? "");
+      planStop(context, service, task, reason ?? "");
       continue;
     }
     const list = byNode.get(node) ?? [];
@@ -68,7 +68,7 @@ function keepOnePerNode(context: Context, service: Service, byNode: Map<string, 
       const bCurrent = b.taskDefinition.revision === service.taskDefinition.revision;
       return Number(bCurrent) - Number(aCurrent) || a.createdAt - b.createdAt;
     });
-    for (const extra of list.splice(1)) stopTask(context, service, extra, "one per node");
+    for (const extra of list.splice(1)) planStop(context, service, extra, "one per node");
     const kept = list[0];
     if (kept && kept.taskDefinition.revision !== service.taskDefinition.revision) {
       outdated.push(kept);
@@ -95,7 +95,7 @@ function rollOutdated(
   const reason = `replaced by revision ${service.taskDefinition.revision}`;
   for (const task of outdated.sort((a, b) => Number(isHealthy(a)) - Number(isHealthy(b)))) {
     if (isHealthy(task) && budget <= 0) continue;
-    if (stopTask(context, service, task, reason) && isHealthy(task)) budget -= 1;
+    if (planStop(context, service, task, reason) && isHealthy(task)) budget -= 1;
   }
 }
 

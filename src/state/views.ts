@@ -40,6 +40,10 @@ export interface ClusterRecord {
   createdAt: number;
 }
 
+/**
+ * The store's active tasks: wanted (desired running) or not yet ended (a task being stopped
+ * still holds its node's resources). The scheduler's narrower "wanted" is `isWanted`.
+ */
 const activeTaskCondition = "desired = 'running' OR state NOT IN ('stopped', 'failed', 'lost')";
 
 const definitionCaches = new WeakMap<Database, Map<string, TaskDefinition>>();

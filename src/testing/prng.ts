@@ -1,16 +1,11 @@
-// A tiny seeded pseudo-random generator (mulberry32) so that tests and simulations replay
-// exactly from a seed. Not for secrets: it only stands in for the randomness port.
+// Seeded randomness and ids for tests and benchmarks, so that they replay exactly from a seed.
+// One generator in shoal: raft/seeded-random.ts (the simulator's and the scheduler's tie-breaks).
+import { SeededRandom } from "../raft/seeded-random.ts";
 
 /** Returns a generator of numbers in [0, 1) that depends only on `seed`. */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = state;
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 /** Returns an id generator that yields `prefix-1`, `prefix-2`, ... in order. */
