@@ -460,6 +460,15 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
     expected: [`report starting "pulling image ${image}" [httpd:missing]`],
   },
   {
+    name: "reports bare starting once a pass, even when that report was refused",
+    input: input({
+      definition: definitionOf(httpd, { ...sidecar, image: "nginx:alpine" }),
+      pull: { inFlight: new Set(["nginx:alpine"]) },
+      pass: { started: new Map([["httpd", details("c9", "running", null)]]) },
+    }),
+    expected: ['report starting "pulling image nginx:alpine" [httpd:running, sidecar:missing]'],
+  },
+  {
     name: "waits for a pull slot when imagePullsInFlightMax pulls run",
     input: input({
       pull: { inFlight: new Set(["a:1", "b:1"]) },
