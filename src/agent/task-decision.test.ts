@@ -183,6 +183,26 @@ const inspectedExit = (code: number, oomKilled = false): Partial<PassProgress> =
 });
 const refusedPath = (path: string) =>
   `this node does not allow mounting the host path ${path} (--allow-host-path)`;
+/** A task's only container mounts `path`, which this node refuses. */
+const refusedMount = (path: string) => [
+  missingStarting,
+  `log warn task failed: ${refusedPath(path)}`,
+  `report failed "${refusedPath(path)}" [httpd:failed] gate`,
+];
+
+/** Its container crashed with 137 while the node is cut off from the leader. */
+const crashedWhileCutOff: Overrides = {
+  containers: [summary("c1", "exited")],
+  pass: inspectedExit(137),
+  disconnectedMs: 5000,
+};
+const imageMissing: Partial<PassProgress> = {
+  startFailure: { specName: "httpd", imageMissing: true, message: "" },
+};
+const imageNotFound = [
+  `log warn task failed: image not found: ${image}`,
+  `report failed "image not found: ${image}" [httpd:failed] gate`,
+];
 
 const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = [
   {
@@ -266,18 +286,14 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
   {
     name: "restarts a crashed container itself while cut off",
     input: input({
-      containers: [summary("c1", "exited")],
-      pass: inspectedExit(137),
-      disconnectedMs: 5000,
+      ...crashedWhileCutOff,
     }),
     expected: [`log info ${exited137}`, "start c1 restarts=1 at=1000", cutOffRestart],
   },
   {
     name: "while cut off, a second crash soon after waits for the backoff",
     input: input({
-      containers: [summary("c1", "exited")],
-      pass: inspectedExit(137),
-      disconnectedMs: 5000,
+      ...crashedWhileCutOff,
       memory: { offlineRestart: { count: 1, lastMs: 1000 } },
       nowMs: 1400,
     }),
@@ -286,9 +302,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
   {
     name: "while cut off, restarts again once the backoff has passed, and counts it",
     input: input({
-      containers: [summary("c1", "exited")],
-      pass: inspectedExit(137),
-      disconnectedMs: 5000,
+      ...crashedWhileCutOff,
       memory: { offlineRestart: { count: 2, lastMs: 1000 } },
       nowMs: 1000 + 2 * limits.offlineRestartMsMin,
     }),
@@ -384,11 +398,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
       definition: mounting("/etc"),
       hostPaths: { allowed: ["/srv"], denied: ["/srv/shoal"] },
     }),
-    expected: [
-      missingStarting,
-      `log warn task failed: ${refusedPath("/etc")}`,
-      `report failed "${refusedPath("/etc")}" [httpd:failed] gate`,
-    ],
+    expected: refusedMount("/etc"),
   },
   {
     name: "starts no container that mounts a path below a denied one",
@@ -396,11 +406,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
       definition: mounting("/srv/shoal/raft.db"),
       hostPaths: { allowed: ["/srv"], denied: ["/srv/shoal"] },
     }),
-    expected: [
-      missingStarting,
-      `log warn task failed: ${refusedPath("/srv/shoal/raft.db")}`,
-      `report failed "${refusedPath("/srv/shoal/raft.db")}" [httpd:failed] gate`,
-    ],
+    expected: refusedMount("/srv/shoal/raft.db"),
   },
   {
     name: "creates a container whose host path is allowed",
@@ -416,11 +422,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
       definition: mounting("/tmp/links/etc"),
       hostPaths: { allowed: ["/tmp/links"], denied: [], resolved: [["/tmp/links/etc", "/etc"]] },
     }),
-    expected: [
-      missingStarting,
-      `log warn task failed: ${refusedPath("/tmp/links/etc")}`,
-      `report failed "${refusedPath("/tmp/links/etc")}" [httpd:failed] gate`,
-    ],
+    expected: refusedMount("/tmp/links/etc"),
   },
   {
     name: "creates what it can, then fails on a refused host path with what it created",
@@ -442,7 +444,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
     name: "pulls a missing image beside the loop and reports it",
     input: input({
       memory: { lastReportedState: "starting" },
-      pass: { startFailure: { specName: "httpd", imageMissing: true, message: "" } },
+      pass: imageMissing,
     }),
     expected: [`pull ${image}`, `report starting "pulling image ${image}" [httpd:missing]`],
   },
@@ -472,7 +474,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
     name: "waits for a pull slot when imagePullsInFlightMax pulls run",
     input: input({
       pull: { inFlight: new Set(["a:1", "b:1"]) },
-      pass: { startFailure: { specName: "httpd", imageMissing: true, message: "" } },
+      pass: imageMissing,
     }),
     expected: [`report starting "waiting to pull image ${image}" [httpd:missing]`],
   },
@@ -481,12 +483,9 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
     input: input({
       pull: { endedMs: new Map([[image, 1000]]) },
       nowMs: 1000 + limits.imagePullFailureMemoryMs - 1,
-      pass: { startFailure: { specName: "httpd", imageMissing: true, message: "" } },
+      pass: imageMissing,
     }),
-    expected: [
-      `log warn task failed: image not found: ${image}`,
-      `report failed "image not found: ${image}" [httpd:failed] gate`,
-    ],
+    expected: imageNotFound,
   },
   {
     name: "pulls again once a failed pull is forgotten",
@@ -494,7 +493,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
       pull: { endedMs: new Map([[image, 1000]]) },
       nowMs: 1000 + limits.imagePullFailureMemoryMs,
       memory: { lastReportedState: "starting" },
-      pass: { startFailure: { specName: "httpd", imageMissing: true, message: "" } },
+      pass: imageMissing,
     }),
     expected: [`pull ${image}`, `report starting "pulling image ${image}" [httpd:missing]`],
   },
@@ -502,12 +501,9 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
     name: "with policy never, fails at once and never pulls",
     input: input({
       pull: { policy: "never" },
-      pass: { startFailure: { specName: "httpd", imageMissing: true, message: "" } },
+      pass: imageMissing,
     }),
-    expected: [
-      `log warn task failed: image not found: ${image}`,
-      `report failed "image not found: ${image}" [httpd:failed] gate`,
-    ],
+    expected: imageNotFound,
   },
   {
     name: "fails a task whose container the engine refuses",
