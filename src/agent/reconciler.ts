@@ -89,8 +89,13 @@ export class Reconciler {
     this.engine = new EngineHealth(options.reporter, this.logger);
     const { runtime, logger, clock } = this;
     this.pulls = new ImagePulls({ runtime, logger, clock, onEnded: () => this.trigger() });
+    const { nodeId, clusterId, store } = options;
     this.executor = new TaskExecutor({
-      ...options,
+      nodeId,
+      clusterId,
+      store,
+      runtime,
+      logger,
       clock,
       pullPolicy: options.pull ?? "missing",
       hostPaths: options.hostPaths ?? { allowed: [], denied: [] },
