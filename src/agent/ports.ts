@@ -22,3 +22,10 @@ export interface AgentReporter {
   /** Reports whether this node's container engine answers. */
   reportEngine(ready: boolean, message: string): Promise<void>;
 }
+
+/** Where the agent's structured log lines go (pino in the binary). */
+export interface AgentLogger {
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+  error(object: object, message: string): void;
+}

@@ -56,7 +56,7 @@ export function runtimeSpec(
   };
 }
 
-type Observed = RuntimeContainerSummary | RuntimeContainerDetails;
+export type Observed = RuntimeContainerSummary | RuntimeContainerDetails;
 
 /** A task's container as reported: the spec's ports with the host ports the engine bound. */
 export function taskContainer(
@@ -84,7 +84,7 @@ export function taskContainer(
       ports,
     };
   }
-  const exited = observed.state === "exited" || observed.state === "dead";
+  const exited = isExited(observed);
   return {
     name: spec.name,
     containerId: observed.id,
@@ -128,4 +128,9 @@ export function exitReason(
 ): string {
   const code = exitCode === null ? "" : ` with code ${exitCode}`;
   return `container ${containerName} exited${code}${oomKilled ? " (out of memory)" : ""}`;
+}
+
+/** Exited or dead: the container's process has ended (a `removing` one has not, yet). */
+export function isExited(container: Observed | undefined): boolean {
+  return container?.state === "exited" || container?.state === "dead";
 }

@@ -231,6 +231,12 @@ export const limits = {
   /** Exit codes remembered from `die` events, for containers removed before they were inspected. */
   exitCodesRememberedMax: 1024,
   reportBatchMax: 256,
+  /**
+   * Decide-and-act rounds for one task in one pass. A round that asks for another either created
+   * containers or inspected the ones that exited since; one more follows a failed start, one a
+   * refused report, one the first inspections.
+   */
+  taskDecisionRoundsMax: 32,
   /** A pull that has not brought its image by then is failed (a registry that stalls). */
   imagePullMsMax: 10 * 60_000,
   /** Pulls the agent runs at once; a task whose image waits for a slot stays starting. */
@@ -267,6 +273,7 @@ assert(limits.dockerRetryMsMin <= limits.dockerRetryMsMax);
 assert(limits.dockerEventsReconnectMsMin <= limits.dockerEventsReconnectMsMax);
 assert(limits.agentHeartbeatMs < limits.nodeDownAfterMs);
 assert(limits.imagePullsInFlightMax >= 1);
+assert(limits.taskDecisionRoundsMax > 2 * limits.containersPerTaskMax + 3);
 // The pass a failed pull triggers must still find the failure remembered.
 assert(limits.reconcileMs < limits.imagePullFailureMemoryMs);
 assert(limits.raftHeartbeatMs < limits.electionTimeoutMsMin);
