@@ -1,6 +1,7 @@
 // The ContainerRuntime port on a real Docker engine, through dockerode. The engine is found
 // through an explicit `dockerHost` (the CLI's --docker-host) or DOCKER_HOST, as Docker's CLI does.
-// Pitfalls handled here are listed in shared/PARTS-NOTES.md (dockerode section).
+// Each pitfall of dockerode handled here (a pull that fails inside its progress stream, errors
+// that carry only a status code) is explained where it is handled.
 import { Agent } from "node:http";
 import Docker from "dockerode";
 import type {

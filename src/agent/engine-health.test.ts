@@ -1,12 +1,14 @@
 // Engine health is reported once per change, and the passes back off while the engine is down.
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import { EngineHealth, engineRetryDelayMs } from "./engine-health.ts";
-import type { AgentLogger, AgentReporter } from "./ports.ts";
+import type { AgentReporter } from "./ports.ts";
 
-const quiet: AgentLogger = { info: () => {}, warn: () => {}, error: () => {} };
+const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 const down = new ShoalError("E_DOCKER_UNAVAILABLE", "engine unreachable");
 
 function recorder(): AgentReporter & { engine: [boolean, string][]; failing: boolean } {

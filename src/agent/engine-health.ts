@@ -1,8 +1,10 @@
 // Whether this node's container engine answers, as the agent last told the leader: reported once
 // per change, and a back-off for the passes while it does not answer.
+
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import { errorMessage } from "./engine-errors.ts";
-import type { AgentLogger, AgentReporter } from "./ports.ts";
+import type { AgentReporter } from "./ports.ts";
 
 /** The wait before the next pass after `attempt` passes in a row found the engine down. */
 export function engineRetryDelayMs(attempt: number): number {
@@ -16,7 +18,7 @@ export class EngineHealth {
 
   constructor(
     private readonly reporter: AgentReporter,
-    private readonly logger: AgentLogger,
+    private readonly logger: Logger,
   ) {}
 
   /** The engine answered a pass: reports it ready when that is news. */

@@ -1,10 +1,12 @@
 // Image pulls beside the loop: one per image, their ends remembered, and aborted on demand.
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/logger.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
 import { ImagePulls } from "./image-pulls.ts";
-import type { AgentLogger } from "./ports.ts";
+
 import { waitFor } from "./runtime-contract.ts";
 
 function setup(registry: string[]) {
@@ -12,10 +14,10 @@ function setup(registry: string[]) {
   const clock: Clock = { now: () => nowMs, monotonic: () => nowMs };
   const runtime = new MemoryRuntime({ images: [], registry });
   const logged: string[] = [];
-  const logger: AgentLogger = {
-    info: (_fields, message) => logged.push(message),
-    warn: (_fields, message) => logged.push(message),
-    error: (_fields, message) => logged.push(message),
+  const logger: Logger = {
+    info: (_fields, message) => logged.push(message ?? ""),
+    warn: (_fields, message) => logged.push(message ?? ""),
+    error: (_fields, message) => logged.push(message ?? ""),
   };
   let ended = 0;
   const pulls = new ImagePulls({ runtime, logger, clock, onEnded: () => ended++ });

@@ -1,10 +1,12 @@
 // The agent's image pulls: they run beside the reconcile loop, one per image and at most
 // `imagePullsInFlightMax` at once, and each end triggers a pass. When each image's last pull
 // ended is remembered, so an image still missing soon after fails its task without another pull.
+
 import type { Clock } from "../core/clock.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import { errorMessage, isEngineDown } from "./engine-errors.ts";
-import type { AgentLogger } from "./ports.ts";
+
 import type { ContainerRuntime } from "./runtime.ts";
 
 interface Pull {
@@ -15,7 +17,7 @@ interface Pull {
 
 export interface ImagePullsOptions {
   runtime: ContainerRuntime;
-  logger: AgentLogger;
+  logger: Logger;
   clock: Clock;
   /** Called when a pull has ended, whatever its outcome: a pass then creates the container. */
   onEnded: () => void;

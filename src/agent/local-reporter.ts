@@ -1,5 +1,5 @@
-// Reports what the agent observes by proposing it to the command log. On one node the log is
-// local; in a fleet this is where reports travel to the leader.
+// Reports what the agent observes by proposing it to the command log: on the leader it is
+// proposed there, elsewhere the log forwards it to the leader over the peer channel.
 import type { Clock } from "../core/clock.ts";
 import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";

@@ -1,6 +1,7 @@
-// What the agent needs from the rest of its node: a view of the committed store, and a way to
-// report what it observes to the leader. On one node both are local; in a fleet the reporter
-// sends to the leader over HTTP. Agents act only on committed state.
+// What the agent needs from the rest of its node: a view of the committed store (this node's
+// replica), and a way to report what it observes. Reports are proposed to the replicated log,
+// which forwards them to the leader over mutual TLS (agent/local-reporter.ts). Agents act only on
+// committed state.
 import type { Service, Task, TaskDefinition, TaskReport } from "../core/types.ts";
 
 export interface AgentStore {
@@ -21,11 +22,4 @@ export interface AgentReporter {
   reportTasks(reports: TaskReport[]): Promise<void>;
   /** Reports whether this node's container engine answers. */
   reportEngine(ready: boolean, message: string): Promise<void>;
-}
-
-/** Where the agent's structured log lines go (pino in the binary). */
-export interface AgentLogger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-  error(object: object, message: string): void;
 }

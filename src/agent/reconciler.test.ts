@@ -9,6 +9,7 @@ import { afterEach, describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
 import type { HostPathPolicy } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import {
   isTerminal,
   type Service,
@@ -19,7 +20,7 @@ import {
 import { service, task } from "../scheduler/test-harness.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
 import type { AgentReporter, AgentStore } from "./ports.ts";
-import { type AgentLogger, Reconciler } from "./reconciler.ts";
+import { Reconciler } from "./reconciler.ts";
 import type { PullPolicy } from "./runtime.ts";
 import { waitFor } from "./runtime-contract.ts";
 
@@ -117,11 +118,11 @@ interface Logged {
   message: string;
 }
 
-function makeLogger(lines: Logged[]): AgentLogger {
+function makeLogger(lines: Logged[]): Logger {
   return {
-    info: (_object, message) => lines.push({ level: "info", message }),
-    warn: (_object, message) => lines.push({ level: "warn", message }),
-    error: (_object, message) => lines.push({ level: "error", message }),
+    info: (_object, message) => lines.push({ level: "info", message: message ?? "" }),
+    warn: (_object, message) => lines.push({ level: "warn", message: message ?? "" }),
+    error: (_object, message) => lines.push({ level: "error", message: message ?? "" }),
   };
 }
 

@@ -11,12 +11,13 @@
 import type { Clock } from "../core/clock.ts";
 import type { HostPathPolicy } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import { errorMessage, isEngineDown } from "./engine-errors.ts";
 import { EngineHealth } from "./engine-health.ts";
 import { ExitCodes } from "./exit-codes.ts";
 import { ImagePulls } from "./image-pulls.ts";
 import { OfflineRestarts } from "./offline-restarts.ts";
-import type { AgentLogger, AgentReporter, AgentStore } from "./ports.ts";
+import type { AgentReporter, AgentStore } from "./ports.ts";
 import { ReportDedup } from "./report-dedup.ts";
 import {
   type ContainerRuntime,
@@ -29,15 +30,13 @@ import {
 import { ownLabels } from "./task-containers.ts";
 import { TaskExecutor } from "./task-executor.ts";
 
-export type { AgentLogger } from "./ports.ts";
-
 export interface ReconcilerOptions {
   nodeId: string;
   clusterId: string;
   store: AgentStore;
   reporter: AgentReporter;
   runtime: ContainerRuntime;
-  logger: AgentLogger;
+  logger: Logger;
   clock?: Clock;
   /** `missing` (the default) pulls an image the engine lacks; `never` fails the task at once. */
   pull?: PullPolicy;
@@ -56,7 +55,7 @@ export class Reconciler {
   private readonly nodeId: string;
   private readonly store: AgentStore;
   private readonly runtime: ContainerRuntime;
-  private readonly logger: AgentLogger;
+  private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly labels: Record<string, string>;
   private readonly exitCodes = new ExitCodes();

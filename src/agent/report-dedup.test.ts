@@ -1,12 +1,14 @@
 // A report is sent only when it says something new, against the last one sent or the store.
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { Logger } from "../core/logger.ts";
 import type { TaskReport } from "../core/types.ts";
 import { task } from "../scheduler/test-harness.ts";
-import type { AgentLogger, AgentReporter } from "./ports.ts";
+import type { AgentReporter } from "./ports.ts";
 import { ReportDedup } from "./report-dedup.ts";
 
-const quiet: AgentLogger = { info: () => {}, warn: () => {}, error: () => {} };
+const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
 function recorder(): AgentReporter & { sent: TaskReport[]; failing: boolean } {
   return {

@@ -1,8 +1,9 @@
 // Sends a task's report only when it says something new: against the last report sent for the
 // task, or, before any, against what the store already holds. Unchanged state is never sent twice.
+import type { Logger } from "../core/logger.ts";
 import type { Task, TaskReport } from "../core/types.ts";
 import { errorMessage } from "./engine-errors.ts";
-import type { AgentLogger, AgentReporter } from "./ports.ts";
+import type { AgentReporter } from "./ports.ts";
 import { reportFromTask, reportKey } from "./task-containers.ts";
 
 export class ReportDedup {
@@ -11,7 +12,7 @@ export class ReportDedup {
   constructor(
     private readonly nodeId: string,
     private readonly reporter: AgentReporter,
-    private readonly logger: AgentLogger,
+    private readonly logger: Logger,
   ) {}
 
   /** The state last reported for a task, or null before any report (or once forgotten). */

@@ -7,12 +7,13 @@ import type { Clock } from "../core/clock.ts";
 import { isShoalError } from "../core/errors.ts";
 import { type HostPathPolicy, hostPathsOf, resolveHostPath } from "../core/host-paths.ts";
 import { limits } from "../core/limits.ts";
+import type { Logger } from "../core/logger.ts";
 import type { ContainerSpec, Task, TaskDefinition } from "../core/types.ts";
 import { errorMessage, isEngineDown } from "./engine-errors.ts";
 import type { ExitCodes } from "./exit-codes.ts";
 import type { ImagePulls } from "./image-pulls.ts";
 import type { OfflineRestarts } from "./offline-restarts.ts";
-import type { AgentLogger, AgentStore } from "./ports.ts";
+import type { AgentStore } from "./ports.ts";
 import { realpathOrNull } from "./real-path.ts";
 import type { ReportDedup } from "./report-dedup.ts";
 import {
@@ -38,7 +39,7 @@ export interface TaskExecutorOptions {
   clusterId: string;
   store: AgentStore;
   runtime: ContainerRuntime;
-  logger: AgentLogger;
+  logger: Logger;
   clock: Clock;
   pullPolicy: PullPolicy;
   hostPaths: HostPathPolicy;

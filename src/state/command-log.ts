@@ -1,6 +1,6 @@
 // The command log: the one way anything changes the store. `propose` resolves after the command
-// is durable in the log and applied to the local state machine. On one node the log is a libSQL
-// table; in a fleet the Raft core replicates it behind the same interface.
+// is committed by the Raft log (a one-node cluster is a Raft cluster of one voter) and applied
+// to this node's state machine; adapters/raft-command-log.ts implements it.
 import type { Command } from "./commands.ts";
 import type { ApplyResult } from "./machine.ts";
 import type { StateView } from "./views.ts";
