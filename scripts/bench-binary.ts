@@ -6,8 +6,8 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "../src/testing/agent-process.ts";
 import { probeStatus } from "../src/testing/https.ts";
+import { waitFor } from "../src/testing/wait.ts";
 import { type BenchRow, median } from "./bench-row.ts";
 
 const root = join(import.meta.dirname, "..");

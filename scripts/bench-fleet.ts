@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
 import { limits } from "../src/core/limits.ts";
-import { waitFor } from "../src/testing/agent-process.ts";
 import { measureLoss, restore } from "../src/testing/failover-timeline.ts";
 import { type Lab, labDataDir } from "../src/testing/lab.ts";
 import {
@@ -18,6 +17,7 @@ import {
   runningTasks,
   webContainers,
 } from "../src/testing/lab-fleet.ts";
+import { waitFor } from "../src/testing/wait.ts";
 import { type BenchRow, median, percentile } from "./bench-row.ts";
 import {
   benchGrowth,

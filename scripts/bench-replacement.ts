@@ -1,7 +1,8 @@
 // Benchmark: from `docker kill` of a task's container to its replacement running, on a real
 // agent process and the real Docker engine. Median over several rounds.
 import type { Task } from "../src/core/types.ts";
-import { AgentProcess, docker, waitFor } from "../src/testing/agent-process.ts";
+import { AgentProcess, docker } from "../src/testing/agent-process.ts";
+import { waitFor } from "../src/testing/wait.ts";
 import { type BenchRow, median } from "./bench-row.ts";
 
 const rounds = 7;

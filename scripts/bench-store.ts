@@ -7,9 +7,9 @@ import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_proces
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { waitFor } from "../src/testing/agent-process.ts";
 import { type Lab, labNamespace, nodeAddress } from "../src/testing/lab.ts";
 import { formLabFleet, type LabApi, mdnsLab } from "../src/testing/lab-fleet.ts";
+import { waitFor } from "../src/testing/wait.ts";
 import { type BenchRow, median } from "./bench-row.ts";
 
 const execFileAsync = promisify(execFile);

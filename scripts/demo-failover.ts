@@ -3,7 +3,6 @@
 // comes back afterwards. A live timeline shows every milestone as the fleet reaches it, and a
 // summary table ends the run. Run it as root: `bash scripts/demo-failover.sh [--keep]`.
 
-import { waitFor } from "../src/testing/agent-process.ts";
 import {
   type LossKind,
   type LossTimes,
@@ -18,6 +17,7 @@ import {
   runningTasks,
   webContainers,
 } from "../src/testing/lab-fleet.ts";
+import { waitFor } from "../src/testing/wait.ts";
 
 const nodes = ["lab1", "lab2", "lab3"];
 const serviceName = "demo-web";

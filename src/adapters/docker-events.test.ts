@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import type { RuntimeEvent } from "../agent/runtime.ts";
-import { waitFor } from "../agent/runtime-contract.ts";
+import { waitUntil } from "../testing/wait.ts";
 import { DockerEventStream, parseEvent } from "./docker-events.ts";
 
 const labels = { "shoal.cluster": "c1" };
@@ -42,13 +42,13 @@ describe("docker event stream", () => {
   it("parses events split across chunks and several in one chunk", async () => {
     const { stream, streams, events } = harness();
     stream.start();
-    await waitFor(() => streams.length === 1);
+    await waitUntil(() => streams.length === 1);
     const two =
       engineEvent("a", "start", 1e18) + engineEvent("a", "die", 1e18 + 1, { exitCode: "137" });
     streams[0]?.write(two.slice(0, 30));
     streams[0]?.write(two.slice(30));
     streams[0]?.write(engineEvent("a", "health_status: healthy", 1e18 + 2));
-    await waitFor(() => events.length === 3);
+    await waitUntil(() => events.length === 3);
     assert.deepEqual(
       events.map((e) => [e.action, e.exitCode, e.health]),
       [
@@ -64,15 +64,15 @@ describe("docker event stream", () => {
   it("reconnects after a silent end with since before the last event and drops replays", async () => {
     const { stream, streams, sinces, events, states } = harness();
     stream.start();
-    await waitFor(() => streams.length === 1);
+    await waitUntil(() => streams.length === 1);
     streams[0]?.write(engineEvent("a", "start", 2_000_000_000e9));
-    await waitFor(() => events.length === 1);
+    await waitUntil(() => events.length === 1);
     streams[0]?.end();
-    await waitFor(() => streams.length === 2, 2000);
+    await waitUntil(() => streams.length === 2, 2000);
     assert.deepEqual(sinces, [undefined, 1_999_999_999]);
     streams[1]?.write(engineEvent("a", "start", 2_000_000_000e9));
     streams[1]?.write(engineEvent("a", "die", 2_000_000_001e9, { exitCode: "1" }));
-    await waitFor(() => events.length === 2);
+    await waitUntil(() => events.length === 2);
     assert.deepEqual(
       events.map((e) => e.action),
       ["start", "die"],
@@ -84,7 +84,7 @@ describe("docker event stream", () => {
   it("calls no handler after close, and opens no new stream", async () => {
     const { stream, streams, events } = harness();
     stream.start();
-    await waitFor(() => streams.length === 1);
+    await waitUntil(() => streams.length === 1);
     stream.close();
     streams[0]?.write(engineEvent("a", "start", 1e18));
     await new Promise((resolve) => setTimeout(resolve, 300));

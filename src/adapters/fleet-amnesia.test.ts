@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { waitFor } from "../testing/agent-process.ts";
 import { apiTokenFields } from "../testing/cluster-init.ts";
 import { type FleetMember, startFleetMember } from "../testing/fleet-member.ts";
+import { waitFor } from "../testing/wait.ts";
 import { loadNodeIdentity } from "./data-dir.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
 

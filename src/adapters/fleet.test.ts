@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { limits } from "../core/limits.ts";
-import { waitFor } from "../testing/agent-process.ts";
 import { apiTokenFields } from "../testing/cluster-init.ts";
 import { type FleetMember, startFleetMember } from "../testing/fleet-member.ts";
 import { fetchWithDataDirCa } from "../testing/https.ts";
+import { waitFor } from "../testing/wait.ts";
 import { caDigest, nodeCertificateFacts } from "./cluster-ca.ts";
 import { type Fleet, openFleet } from "./fleet.ts";
 

@@ -5,9 +5,8 @@ import { describe, it } from "node:test";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
+import { waitUntil } from "../testing/wait.ts";
 import { ImagePulls } from "./image-pulls.ts";
-
-import { waitFor } from "./runtime-contract.ts";
 
 function setup(registry: string[]) {
   let nowMs = 100;
@@ -35,7 +34,7 @@ describe("image pulls", () => {
     assert.deepEqual([...pulls.inFlight()], ["a:1"]);
     advance(50);
     runtime.releasePulls();
-    await waitFor(() => ended() === 1);
+    await waitUntil(() => ended() === 1);
     assert.deepEqual([...pulls.inFlight()], []);
     assert.equal(pulls.endings().get("a:1"), 150);
     assert.deepEqual(logged, ["pulling image a:1", "pulled image a:1"]);
@@ -45,7 +44,7 @@ describe("image pulls", () => {
   it("remembers a failed pull's end too", async () => {
     const { pulls, logged, ended } = setup([]);
     pulls.begin("t1", "nginx:alpine");
-    await waitFor(() => ended() === 1);
+    await waitUntil(() => ended() === 1);
     assert.equal(pulls.endings().get("nginx:alpine"), 100);
     assert.match(logged.at(-1) ?? "", /^pull of image nginx:alpine failed: /);
   });

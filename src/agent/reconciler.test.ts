@@ -19,10 +19,10 @@ import {
 } from "../core/types.ts";
 import { service, task } from "../scheduler/test-harness.ts";
 import { MemoryRuntime } from "../testing/memory-runtime.ts";
+import { waitUntil } from "../testing/wait.ts";
 import type { AgentReporter, AgentStore } from "./ports.ts";
 import { Reconciler } from "./reconciler.ts";
 import type { PullPolicy } from "./runtime.ts";
-import { waitFor } from "./runtime-contract.ts";
 
 const clusterId = "c1";
 const nodeId = "n1";
@@ -234,15 +234,15 @@ describe("reconciler", () => {
     const { runtime, store, reporter, reconciler } = setup();
     store.put(makeTask("t1"));
     reconciler.start();
-    await waitFor(() => store.task("t1")?.state === "running");
+    await waitUntil(() => store.task("t1")?.state === "running");
     const [container] = ownContainers(runtime);
     assert.ok(container);
     runtime.kill(container.id, 137);
-    await waitFor(() => store.task("t1")?.state === "failed", 1000);
+    await waitUntil(() => store.task("t1")?.state === "failed", 1000);
     const task = store.task("t1");
     assert.equal(task?.reason, "container httpd exited with code 137");
     assert.equal(task?.exitCode, 137);
-    await waitFor(() => ownContainers(runtime).length === 0, 1000);
+    await waitUntil(() => ownContainers(runtime).length === 0, 1000);
     await reconciler.reconcileNow();
     assert.equal(runtime.calls.filter((c) => c.startsWith("run ")).length, 1);
     assert.equal(reporter.statesOf("t1").at(-1), "failed");
@@ -384,7 +384,7 @@ describe("reconciler", () => {
     const { store, logs, reconciler } = setup(runtime);
     store.put(makeTask("t1"));
     reconciler.start();
-    await waitFor(() => store.task("t1")?.state === "failed");
+    await waitUntil(() => store.task("t1")?.state === "failed");
     const task = store.task("t1");
     assert.equal(task?.reason, `image not found: ${image}`);
     assert.equal(task?.containers[0]?.state, "failed");
@@ -491,7 +491,7 @@ describe("reconciler", () => {
     runtime.setEngineUp(false);
     store.put(makeTask("t1"));
     reconciler.start();
-    await waitFor(() => reporter.engine.length > 0);
+    await waitUntil(() => reporter.engine.length > 0);
     assert.equal(reporter.engine[0]?.ready, false);
     assert.match(reporter.engine[0]?.message ?? "", /unreachable/);
     assert.ok(logs.some((l) => l.level === "error" && /docker engine unreachable/.test(l.message)));
@@ -499,7 +499,7 @@ describe("reconciler", () => {
     assert.equal(reporter.engine.length, 1, "reported once while down");
     assert.ok(runtime.calls.filter((c) => c === "list").length >= 2, "retried with backoff");
     runtime.setEngineUp(true);
-    await waitFor(() => store.task("t1")?.state === "running", 3000);
+    await waitUntil(() => store.task("t1")?.state === "running", 3000);
     assert.deepEqual(reporter.engine.at(-1), { ready: true, message: "" });
     assert.equal(reporter.engine.length, 2);
   });
@@ -516,7 +516,7 @@ describe("reconciler", () => {
     const { runtime, store, reconciler } = setup();
     store.put(makeTask("t1"));
     reconciler.start();
-    await waitFor(() => store.task("t1")?.state === "running");
+    await waitUntil(() => store.task("t1")?.state === "running");
     await reconciler.stop();
     const calls = runtime.calls.length;
     store.put(makeTask("t2"));
@@ -545,11 +545,11 @@ describe("reconciler image pulls", () => {
     runtime.holdPulls();
     store.put(makeTask("t1"));
     reconciler.start();
-    await waitFor(() => store.task("t1")?.reason === `pulling image ${image}`);
+    await waitUntil(() => store.task("t1")?.reason === `pulling image ${image}`);
     assert.equal(store.task("t1")?.state, "starting");
     assert.equal(store.task("t1")?.containers[0]?.state, "missing");
     runtime.releasePulls();
-    await waitFor(() => store.task("t1")?.state === "running");
+    await waitUntil(() => store.task("t1")?.state === "running");
     assert.deepEqual(pullsOf(runtime), [`pull ${image}`]);
     assert.deepEqual(reporter.statesOf("t1"), ["starting", "starting", "running"]);
     assert.equal(ownContainers(runtime).length, 1);
@@ -565,7 +565,7 @@ describe("reconciler image pulls", () => {
       makeTask(id, { taskDefinition: { family: "proxy", revision: 1 } });
     store.put(proxyTask("t1"));
     reconciler.start();
-    await waitFor(() => store.task("t1")?.state === "failed");
+    await waitUntil(() => store.task("t1")?.state === "failed");
     store.put(proxyTask("t2"));
     await reconciler.reconcileNow();
     assert.equal(store.task("t2")?.state, "failed");
@@ -573,7 +573,7 @@ describe("reconciler image pulls", () => {
     assert.equal(pullsOf(runtime).length, 1);
     monotonicMs += limits.imagePullFailureMemoryMs;
     store.put(proxyTask("t3"));
-    await waitFor(() => store.task("t3")?.state === "failed");
+    await waitUntil(() => store.task("t3")?.state === "failed");
     assert.equal(pullsOf(runtime).length, 2, "pulled again once the failure was forgotten");
   });
 
@@ -595,13 +595,13 @@ describe("reconciler image pulls", () => {
     store.put(makeTask("t1"));
     store.put(makeTask("t2", { taskDefinition: { family: "proxy", revision: 1 } }));
     reconciler.start();
-    await waitFor(() => store.task("t1")?.state === "running" && runtime.pullsWaiting === 1);
+    await waitUntil(() => store.task("t1")?.state === "running" && runtime.pullsWaiting === 1);
     runtime.kill(ownContainers(runtime)[0]!.id, 137);
-    await waitFor(() => store.task("t1")?.state === "failed", 1000);
+    await waitUntil(() => store.task("t1")?.state === "failed", 1000);
     assert.equal(runtime.pullsWaiting, 1, "the pull is still running");
     assert.equal(store.task("t2")?.reason, `pulling image ${nginx}`);
     runtime.releasePulls();
-    await waitFor(() => store.task("t2")?.state === "running");
+    await waitUntil(() => store.task("t2")?.state === "running");
   });
 
   it("runs one pull per image and at most imagePullsInFlightMax at once", async () => {
@@ -616,13 +616,13 @@ describe("reconciler image pulls", () => {
     store.put(makeTask("again", { taskDefinition: { family: "f0", revision: 1 } }));
     runtime.holdPulls();
     reconciler.start();
-    await waitFor(() => store.task("t2")?.reason === "waiting to pull image c:1");
+    await waitUntil(() => store.task("t2")?.reason === "waiting to pull image c:1");
     await reconciler.reconcileNow();
     assert.deepEqual(pullsOf(runtime), ["pull a:1", "pull b:1"]);
     assert.equal(store.task("again")?.reason, "pulling image a:1");
     runtime.releasePulls();
     const ids = ["t0", "t1", "t2", "again"];
-    await waitFor(() => ids.every((id) => store.task(id)?.state === "running"));
+    await waitUntil(() => ids.every((id) => store.task(id)?.state === "running"));
     assert.deepEqual(pullsOf(runtime), ["pull a:1", "pull b:1", "pull c:1"]);
   });
 
@@ -632,7 +632,7 @@ describe("reconciler image pulls", () => {
     runtime.holdPulls();
     store.put(makeTask("t1"));
     reconciler.start();
-    await waitFor(() => runtime.pullsWaiting === 1);
+    await waitUntil(() => runtime.pullsWaiting === 1);
     const reports = reporter.reports.length;
     await reconciler.stop();
     assert.equal(runtime.pullsWaiting, 0, "the pull was aborted");

@@ -3,9 +3,10 @@
 // led), when the lost node is marked down, when its tasks are placed elsewhere, when they run,
 // and when they answer HTTP on their published ports. Shared by `scripts/demo-failover.sh` and
 // `npm run bench`, so the demo's table and the benchmark's rows are the same figures.
-import { waitFor } from "./agent-process.ts";
+
 import { type Lab, labIndex, nodeAddress } from "./lab.ts";
 import type { LabApi, LabService, LabTask } from "./lab-fleet.ts";
+import { waitFor } from "./wait.ts";
 
 export type LossKind = "kill" | "partition";
 

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor } from "./agent-process.ts";
 import { Lab, labDataDir, labName } from "./lab.ts";
+import { waitFor } from "./wait.ts";
 
 /** A lab whose agents find each other over mDNS on their own interface, as a real fleet does. */
 export function mdnsLab(options: { agentArgs?: string[]; bin?: string } = {}): Lab {

@@ -6,9 +6,9 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { waitFor } from "../../src/testing/agent-process.ts";
 import { labDataDir } from "../../src/testing/lab.ts";
 import { joinLabFleet, type LabApi, mdnsLab } from "../../src/testing/lab-fleet.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const lab = mdnsLab();
 const full = "lab3";

@@ -11,8 +11,9 @@ import { after, before, it } from "node:test";
 import { promisify } from "node:util";
 import { limits } from "../../src/core/limits.ts";
 import type { DiskStatus, ShoalEvent } from "../../src/core/types.ts";
-import { AgentProcess, waitFor } from "../../src/testing/agent-process.ts";
+import { AgentProcess } from "../../src/testing/agent-process.ts";
 import { Tmpfs, tmpfsUnavailable } from "../../src/testing/tmpfs.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const shoalBin = join(import.meta.dirname, "..", "..", "bin", "shoal");
 const skip = tmpfsUnavailable() ?? false;

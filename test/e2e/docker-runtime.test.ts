@@ -7,11 +7,12 @@ import { DockerRuntime, parseDockerHost } from "../../src/adapters/docker-runtim
 import type { AgentReporter, AgentStore } from "../../src/agent/ports.ts";
 import { Reconciler } from "../../src/agent/reconciler.ts";
 import { labelKeys } from "../../src/agent/runtime.ts";
-import { runtimeContract, waitFor } from "../../src/agent/runtime-contract.ts";
 import { isShoalError } from "../../src/core/errors.ts";
 import { newId } from "../../src/core/ids.ts";
 import { isTerminal, type Task, type TaskDefinition } from "../../src/core/types.ts";
 import { task } from "../../src/scheduler/test-harness.ts";
+import { runtimeContract } from "../../src/testing/runtime-contract.ts";
+import { waitUntil } from "../../src/testing/wait.ts";
 
 const image = "shoal-test/busybox:1";
 
@@ -80,7 +81,7 @@ describe("docker runtime on a real engine", () => {
     assert.deepEqual(info.Config.Cmd, ["sleep", "300"]);
     assert.deepEqual(info.Config.Healthcheck?.Test, ["CMD", "true"]);
     assert.equal(info.Mounts[0]?.Destination, "/host-tmp");
-    await waitFor(async () => (await runtime.inspect(started.id))?.health === "healthy");
+    await waitUntil(async () => (await runtime.inspect(started.id))?.health === "healthy");
     const listed = (await runtime.list(labels)).find((c) => c.id === started.id);
     assert.equal(listed?.health, "healthy");
   });
@@ -98,7 +99,7 @@ describe("docker runtime on a real engine", () => {
     const host = started.ports[0]?.host;
     assert.ok(host);
     let body = "";
-    await waitFor(async () => {
+    await waitUntil(async () => {
       try {
         body = await (await fetch(`http://127.0.0.1:${host}/`)).text();
         return true;
@@ -117,7 +118,7 @@ describe("docker runtime on a real engine", () => {
       onStreamState: (state) => states.push(state.connected),
     });
     try {
-      await waitFor(() => states.includes(true));
+      await waitUntil(() => states.includes(true));
       const started = await runtime.run({
         name: `${cluster}-health`,
         image,
@@ -134,7 +135,7 @@ describe("docker runtime on a real engine", () => {
         },
         labels,
       });
-      await waitFor(() => seen.includes(`${started.id}:health_status:healthy`));
+      await waitUntil(() => seen.includes(`${started.id}:health_status:healthy`));
       assert.equal(seen.filter((e) => e === `${started.id}:start:`).length, 1);
     } finally {
       subscription.close();
@@ -255,7 +256,7 @@ describe("reconciler on a real engine", () => {
     const victim = tasks.get(`${cluster}-b`)?.containers[0]?.containerId;
     assert.ok(victim);
     await raw.getContainer(victim).kill();
-    await waitFor(() => tasks.get(`${cluster}-b`)?.state === "failed", 1000);
+    await waitUntil(() => tasks.get(`${cluster}-b`)?.state === "failed", 1000);
     assert.equal(tasks.get(`${cluster}-b`)?.reason, "container httpd exited with code 137");
 
     tasks.set(`${cluster}-a`, { ...tasks.get(`${cluster}-a`)!, desired: "stopped" });

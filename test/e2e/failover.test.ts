@@ -5,7 +5,6 @@
 // Needs root, as the lab does.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { waitFor } from "../../src/testing/agent-process.ts";
 import {
   formLabFleet,
   type LabApi,
@@ -14,6 +13,7 @@ import {
   runningTasks,
   webContainers,
 } from "../../src/testing/lab-fleet.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const lab = mdnsLab();
 const nodes = ["lab1", "lab2", "lab3"];

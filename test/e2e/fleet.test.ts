@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import { readTlsIdentity } from "../../src/adapters/tls-files.ts";
-import { waitFor } from "../../src/testing/agent-process.ts";
 import { untrustedRequest } from "../../src/testing/https.ts";
 import { labDataDir, nodeAddress } from "../../src/testing/lab.ts";
 import { mdnsLab } from "../../src/testing/lab-fleet.ts";
 import { TestCa } from "../../src/testing/test-ca.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const shoalBin = join(import.meta.dirname, "..", "..", "bin", "shoal");
 

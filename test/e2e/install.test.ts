@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { waitFor } from "../../src/testing/agent-process.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 /** SHA256SUMS with every digest's first digit changed (to another one, so it never matches). */
 function corrupted(sums: string): string {

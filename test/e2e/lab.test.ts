@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { waitFor } from "../../src/testing/agent-process.ts";
 import {
   type ExecResult,
   Lab,
@@ -14,6 +13,7 @@ import {
   labProbeScript,
   nodeAddress,
 } from "../../src/testing/lab.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const image = "shoal-test/busybox:1";
 const webPort = 18080;

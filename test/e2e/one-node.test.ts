@@ -6,7 +6,8 @@ import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Task } from "../../src/core/types.ts";
-import { AgentProcess, docker, waitFor } from "../../src/testing/agent-process.ts";
+import { AgentProcess, docker } from "../../src/testing/agent-process.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const image = "shoal-test/busybox:1";
 const web = {

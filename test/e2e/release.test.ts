@@ -18,11 +18,12 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { readTlsIdentity } from "../../src/adapters/tls-files.ts";
-import { AgentProcess, waitFor } from "../../src/testing/agent-process.ts";
+import { AgentProcess } from "../../src/testing/agent-process.ts";
 import { untrustedRequest } from "../../src/testing/https.ts";
 import { labDataDir } from "../../src/testing/lab.ts";
 import { formLabFleet, mdnsLab, runningTasks, webContainers } from "../../src/testing/lab-fleet.ts";
 import { TestCa } from "../../src/testing/test-ca.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 import { version } from "../../src/version.ts";
 
 const run = promisify(execFile);

@@ -3,7 +3,6 @@
 // partitioned node that keeps serving and restarts a crashed container on its own. Needs root.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { waitFor } from "../../src/testing/agent-process.ts";
 import { labIndex, nodeAddress } from "../../src/testing/lab.ts";
 import {
   formLabFleet,
@@ -13,6 +12,7 @@ import {
   runningTasks,
   webContainers,
 } from "../../src/testing/lab-fleet.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const lab = mdnsLab();
 let api: LabApi;

@@ -12,10 +12,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import { limits } from "../../src/core/limits.ts";
-import { waitFor } from "../../src/testing/agent-process.ts";
 import { labDataDir, nodeAddress } from "../../src/testing/lab.ts";
 import { joinLabFleet, type LabApi, mdnsLab } from "../../src/testing/lab-fleet.ts";
 import { isTlsRecords, tcpStreams } from "../../src/testing/pcap.ts";
+import { waitFor } from "../../src/testing/wait.ts";
 
 const shoalBin = join(import.meta.dirname, "..", "..", "bin", "shoal");
 const image = "shoal-test/busybox:1";

@@ -2,14 +2,15 @@
 // same suite, so unit tests on the twin say something true about the real engine.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { isShoalError, type ShoalError } from "../core/errors.ts";
-import { newId } from "../core/ids.ts";
 import {
   type ContainerRuntime,
   labelKeys,
   type RuntimeContainerSpec,
   type RuntimeEvent,
-} from "./runtime.ts";
+} from "../agent/runtime.ts";
+import { isShoalError, type ShoalError } from "../core/errors.ts";
+import { newId } from "../core/ids.ts";
+import { waitUntil } from "./wait.ts";
 
 export interface RuntimeFixture {
   runtime: ContainerRuntime;
@@ -157,11 +158,13 @@ export function runtimeContract(
       const subscription = runtime.events(nodeA, { onEvent: (event) => events.push(event) });
       try {
         const started = await runtime.run(spec());
-        await waitFor(() =>
+        await waitUntil(() =>
           events.some((e) => e.containerId === started.id && e.action === "start"),
         );
         await fixture.killContainer(started.id);
-        await waitFor(() => events.some((e) => e.containerId === started.id && e.action === "die"));
+        await waitUntil(() =>
+          events.some((e) => e.containerId === started.id && e.action === "die"),
+        );
         const died = events.find((e) => e.containerId === started.id && e.action === "die");
         assert.equal(died?.exitCode, 137);
         assert.equal(died?.labels[labelKeys.cluster], cluster);
@@ -186,7 +189,7 @@ export function runtimeContract(
         await runtime.remove(started.id);
         await runtime.remove(started.id);
         assert.equal(await runtime.inspect(started.id), null);
-        await waitFor(() =>
+        await waitUntil(() =>
           events.some((e) => e.containerId === started.id && e.action === "destroy"),
         );
       } finally {
@@ -232,7 +235,7 @@ export function runtimeContract(
       subscription.close();
       const started = await runtime.run(spec({ labels: { ...nodeB } }));
       await runtime.remove(started.id);
-      await sleep(200);
+      await new Promise((resolve) => setTimeout(resolve, 200));
       assert.deepEqual(events, []);
     });
   });
@@ -240,19 +243,4 @@ export function runtimeContract(
 
 function isImageNotFound(error: unknown): error is ShoalError {
   return isShoalError(error) && error.code === "E_IMAGE_NOT_FOUND";
-}
-
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = eventWaitMs,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

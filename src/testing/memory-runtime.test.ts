@@ -1,5 +1,5 @@
 // The runtime contract on the memory twin, so unit tests that use the twin can trust it.
-import { MemoryRuntime } from "../testing/memory-runtime.ts";
+import { MemoryRuntime } from "./memory-runtime.ts";
 import { runtimeContract } from "./runtime-contract.ts";
 
 const image = "shoal-test/busybox:1";
