@@ -249,7 +249,7 @@ function memberOf(
     log: fleet.log,
     nodeId,
     clusterId: fleet.token.clusterId,
-    clock: systemClock,
+    now: () => systemClock.now(),
     timers: nodeTimers(systemClock),
     newId,
     random: seededTieBreaks(nodeId),

@@ -11,6 +11,9 @@ import ts from "typescript";
 
 const srcRoot = join(import.meta.dirname, "..", "src");
 
+/** The layers the composition root and the test helpers see: all of them but each other. */
+const releaseLayers = ["core", "state", "raft", "scheduler", "cluster", "agent", "api", "adapters"];
+
 const allowedImports: Record<string, readonly string[]> = {
   core: ["core"],
   state: ["core", "state"],
@@ -20,32 +23,10 @@ const allowedImports: Record<string, readonly string[]> = {
   cluster: ["core", "state", "raft", "scheduler", "cluster"],
   agent: ["core", "state", "raft", "scheduler", "agent"],
   api: ["core", "state", "raft", "scheduler", "api"],
-  adapters: ["core", "state", "raft", "scheduler", "cluster", "agent", "api", "adapters"],
+  adapters: releaseLayers,
   cli: ["core", "state", "api", "cli"],
-  testing: [
-    "core",
-    "state",
-    "raft",
-    "scheduler",
-    "cluster",
-    "agent",
-    "api",
-    "adapters",
-    "cli",
-    "testing",
-  ],
-  main: [
-    "core",
-    "state",
-    "raft",
-    "scheduler",
-    "cluster",
-    "agent",
-    "api",
-    "adapters",
-    "cli",
-    "main",
-  ],
+  testing: [...releaseLayers, "cli", "testing"],
+  main: [...releaseLayers, "cli", "main"],
 };
 
 const pureLayers = new Set(["core", "state", "raft", "scheduler"]);

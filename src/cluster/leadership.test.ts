@@ -4,12 +4,12 @@ import { limits } from "../core/limits.ts";
 import { raftLimits } from "../raft/raft-limits.ts";
 import { container, register } from "../state/test-harness.ts";
 import { apiTokenFields } from "../testing/cluster-init.ts";
+import { silentLogger as silent, twinMember } from "../testing/cluster-room.ts";
 import { ManualTimers } from "../testing/manual-timers.ts";
 import { MemberLogTwin } from "../testing/member-log-twin.ts";
 import { Leadership } from "./leadership.ts";
-import { ClusterMember } from "./member.ts";
+import type { ClusterMember } from "./member.ts";
 
-const silent = { info() {}, warn() {}, error() {} };
 /** What only a lease holder proposes: each leader duty's own kind of work. */
 const leaderWork = ["cluster.init", "plan.apply", "node.down", "node.up", "membership"];
 
@@ -44,24 +44,7 @@ function room(withCluster: boolean): Room {
       containers: [container],
     });
   }
-  const member = new ClusterMember({
-    log,
-    nodeId: "a",
-    clusterId: "c1",
-    clock: { now: () => 1_000_000 + timers.monotonic(), monotonic: () => timers.monotonic() },
-    timers,
-    newId: (() => {
-      let n = 0;
-      return () => `id${n++}`;
-    })(),
-    random: () => 0.5,
-    logger: silent,
-    registration: () => register(5, { id: "a", name: "a" }),
-    newClusterSecrets: () => apiTokenFields("t"),
-    onApiToken: () => {},
-    onJoinSecret: () => {},
-    sendHeartbeat: () => Promise.resolve(),
-  });
+  const member = twinMember(log, timers);
   const made = { timers, log, member };
   open.push(made);
   member.start();

@@ -4,12 +4,11 @@ import { ShoalError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import { register } from "../state/test-harness.ts";
 import { apiTokenFields } from "../testing/cluster-init.ts";
+import { silentLogger as silent, twinMember } from "../testing/cluster-room.ts";
 import { ManualTimers } from "../testing/manual-timers.ts";
 import { MemberLogTwin } from "../testing/member-log-twin.ts";
 import { type LifecycleParts, type OpenedStore, startMember } from "./lifecycle.ts";
-import { ClusterMember } from "./member.ts";
 
-const silent = { info() {}, warn() {}, error() {} };
 const clusterInit = {
   type: "cluster.init" as const,
   at: 1,
@@ -46,20 +45,9 @@ function lifecycle(setup: Setup = {}) {
     opened: () => steps.push("opened"),
     member: () => {
       steps.push("member");
-      return new ClusterMember({
-        log,
-        nodeId: "a",
-        clusterId: "c1",
-        clock: { now: () => timers.monotonic(), monotonic: () => timers.monotonic() },
-        timers,
-        newId: () => "id",
-        random: () => 0.5,
-        logger: silent,
+      return twinMember(log, timers, {
+        now: () => timers.monotonic(),
         registration: () => register(2, { id: "a", name: "a" }),
-        newClusterSecrets: () => apiTokenFields("t"),
-        onApiToken: () => {},
-        onJoinSecret: () => {},
-        sendHeartbeat: () => Promise.resolve(),
       });
     },
     run: () => {
@@ -94,6 +82,24 @@ async function settled<T>(timers: ManualTimers, promise: Promise<T>): Promise<T>
   if (outcome === null) throw new Error("did not settle within a virtual minute");
   if ("error" in outcome) throw outcome.error;
   return outcome.value;
+}
+
+/** The twin leads voters a, b and c, with b and c just heard and matching as `matches` says. */
+function leadThreeVoters(
+  log: MemberLogTwin,
+  timers: ManualTimers,
+  matches: { b: number; c: number },
+) {
+  log.applyCommitted(clusterInit);
+  log.membership = { voters: ["a", "b", "c"], learners: [] };
+  log.lead(1);
+  const lastHeardMs = timers.monotonic();
+  log.followerList = Object.entries(matches).map(([id, match]) => ({
+    id,
+    match,
+    state: "replicate" as const,
+    lastHeardMs,
+  }));
 }
 
 describe("a node's lifecycle", () => {
@@ -149,14 +155,7 @@ describe("a node's lifecycle", () => {
 
   it("hands a stopping leader's lead to the most caught-up reachable voter, after its duties stop", async () => {
     const { timers, log, parts } = lifecycle({ needsJoin: false });
-    log.applyCommitted(clusterInit);
-    log.membership = { voters: ["a", "b", "c"], learners: [] };
-    log.lead(1);
-    const heard = timers.monotonic();
-    log.followerList = [
-      { id: "b", match: 5, state: "replicate", lastHeardMs: heard },
-      { id: "c", match: 9, state: "replicate", lastHeardMs: heard },
-    ];
+    leadThreeVoters(log, timers, { b: 5, c: 9 });
     const running = await settled(timers, startMember(parts, new AbortController().signal));
     await settled(timers, running.stop());
     const transfers = log.records.filter((r) => r.what.startsWith("transfer"));
@@ -166,14 +165,7 @@ describe("a node's lifecycle", () => {
 
   it("with --leave, proposes the node's leaving, and a leader hands over before it goes", async () => {
     const { timers, log, steps, parts } = lifecycle({ needsJoin: false, leave: true });
-    log.applyCommitted(clusterInit);
-    log.membership = { voters: ["a", "b", "c"], learners: [] };
-    log.lead(1);
-    const heard = timers.monotonic();
-    log.followerList = [
-      { id: "b", match: 9, state: "replicate", lastHeardMs: heard },
-      { id: "c", match: 9, state: "replicate", lastHeardMs: heard },
-    ];
+    leadThreeVoters(log, timers, { b: 9, c: 9 });
     const running = await settled(timers, startMember(parts, new AbortController().signal));
     const before = timers.monotonic();
     await settled(timers, running.stop());

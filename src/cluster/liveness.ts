@@ -4,14 +4,13 @@
 // hears again (LivenessJudge, a leader duty). The judgement is the scheduler's pure
 // `judgeLiveness`; each verdict is fenced by the version of the node row it read.
 import { limits } from "../core/limits.ts";
-import type { Logger } from "../core/logger.ts";
 import type { Timers } from "../core/timers.ts";
 import type { NodeInfo } from "../core/types.ts";
 import { judgeLiveness } from "../scheduler/liveness.ts";
 import type { Command } from "../state/commands.ts";
 import type { Heartbeats } from "./heartbeats.ts";
 import type { LeaderDuty } from "./leadership.ts";
-import type { MemberLog } from "./ports.ts";
+import type { DutyContext, MemberLog } from "./ports.ts";
 
 export interface HeartbeatSenderOptions {
   log: Pick<MemberLog, "status">;
@@ -72,14 +71,9 @@ export class HeartbeatSender {
   }
 }
 
-export interface LivenessJudgeOptions {
+export interface LivenessJudgeOptions extends DutyContext {
   log: Pick<MemberLog, "view" | "proposeHere">;
-  nodeId: string;
   heartbeats: Heartbeats;
-  timers: Timers;
-  /** Wall-clock time for commands. */
-  now: () => number;
-  logger: Logger;
 }
 
 /** The leader's judgement of every node's liveness, each `livenessCheckMs` while it leads. */

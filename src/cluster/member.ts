@@ -1,34 +1,22 @@
 // What a node does as a member of its cluster, in one place: it registers itself and keeps its
 // copies of the cluster's secrets, heartbeats to the leader, hears the others' heartbeats, and
 // runs the leader duties while, and only while, it holds the lease.
-import type { Clock } from "../core/clock.ts";
 import type { IdGenerator } from "../core/ids.ts";
-import type { Logger } from "../core/logger.ts";
-import type { Timers } from "../core/timers.ts";
 import type { HostUsage } from "../core/types.ts";
 import type { Command } from "../state/commands.ts";
 import { Heartbeats } from "./heartbeats.ts";
 import { Leadership } from "./leadership.ts";
 import { HeartbeatSender, LivenessJudge } from "./liveness.ts";
-import type { MemberLog } from "./ports.ts";
 import { Registration } from "./registration.ts";
 import { SchedulerLoop } from "./scheduler-loop.ts";
-import { type ClusterSecrets, VoterKeeper } from "./voter-keeper.ts";
+import { VoterKeeper, type VoterKeeperOptions } from "./voter-keeper.ts";
 
-export interface ClusterMemberOptions {
-  log: MemberLog;
-  nodeId: string;
-  clusterId: string;
-  clock: Clock;
-  timers: Timers;
+export interface ClusterMemberOptions extends VoterKeeperOptions {
   newId: IdGenerator;
   /** The scheduler's tie-breaks: seeded, like everything random in shoal's decisions. */
   random: () => number;
-  logger: Logger;
   /** This node's registration, proposed once per start. */
   registration: () => Command;
-  /** A new cluster's secrets as the store keeps them (its first leader writes cluster.init). */
-  newClusterSecrets: () => ClusterSecrets;
   onApiToken: (sealed: string) => void;
   onJoinSecret: (sealed: string) => void;
   /** Sends this node's heartbeat, with its machine use, to the leader; rejects when unanswered. */
@@ -43,16 +31,15 @@ export class ClusterMember {
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly options: ClusterMemberOptions) {
-    const { log, nodeId, timers, logger } = options;
-    const now = () => options.clock.now();
+    const { log, nodeId, timers, now, logger } = options;
     this.heartbeats = new Heartbeats(() => timers.monotonic());
     const heartbeats = this.heartbeats;
     this.leadership = new Leadership(
       log,
       [
-        new VoterKeeper({ ...options, timers, now }),
+        new VoterKeeper(options),
         new LivenessJudge({ log, nodeId, heartbeats, timers, now, logger }),
-        new SchedulerLoop({ ...options, timers }),
+        new SchedulerLoop(options),
       ],
       logger,
     );

@@ -2,6 +2,8 @@
 // implements `MemberLog`; the room's tests drive a twin of it (testing/member-log-twin.ts). The
 // room never imports adapters: what they do reaches it through here.
 import type { Result } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Timers } from "../core/timers.ts";
 import type { Consistency } from "../core/types.ts";
 import type { LeadershipChange } from "../raft/host/lease-watch.ts";
 import type { FollowerProgress, RaftStatus } from "../raft/raft-core.ts";
@@ -11,6 +13,15 @@ import type { Command } from "../state/commands.ts";
 import type { ApplyResult } from "../state/machine.ts";
 
 export type { LeadershipChange };
+
+/** What every duty of the room is given: whose it is, its timers, the wall clock, its log lines. */
+export interface DutyContext {
+  nodeId: string;
+  timers: Timers;
+  /** Wall-clock time for commands. */
+  now: () => number;
+  logger: Logger;
+}
 
 /** This member's replicated log, as the cluster room sees it. */
 export interface MemberLog extends CommandLog {

@@ -6,6 +6,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Timers } from "../core/timers.ts";
 import type { Command } from "../state/commands.ts";
 import type { MemberLog } from "./ports.ts";
+import { Rounds } from "./rounds.ts";
 
 export interface RegistrationOptions {
   log: Pick<MemberLog, "view" | "propose">;
@@ -20,23 +21,26 @@ export interface RegistrationOptions {
 }
 
 export class Registration {
-  private cancel: (() => void) | null = null;
-  private busy = false;
+  private readonly rounds: Rounds;
   private registered = false;
   private apiToken = "";
   private joinSecret = "";
 
-  constructor(private readonly options: RegistrationOptions) {}
+  constructor(private readonly options: RegistrationOptions) {
+    this.rounds = new Rounds(
+      options.timers,
+      limits.memberDutyIntervalMs,
+      () => this.keep(),
+      (error) => options.logger.warn({ err: error }, "registering this node failed; retrying"),
+    );
+  }
 
   start(): void {
-    if (this.cancel) return;
-    this.cancel = this.options.timers.every(limits.memberDutyIntervalMs, () => void this.round());
-    void this.round();
+    this.rounds.start();
   }
 
   stop(): void {
-    this.cancel?.();
-    this.cancel = null;
+    this.rounds.stop();
   }
 
   /** Whether this start's registration has been applied. */
@@ -44,18 +48,14 @@ export class Registration {
     return this.registered;
   }
 
-  /** One round; a round still running makes the next one wait its turn. */
-  async round(): Promise<void> {
-    if (this.busy || this.cancel === null) return;
-    this.busy = true;
-    try {
-      if (!this.registered) await this.register();
-      this.keepSecrets();
-    } catch (error) {
-      this.options.logger.warn({ err: error }, "registering this node failed; retrying");
-    } finally {
-      this.busy = false;
-    }
+  /** One round now (a starting node asks while it waits for its registration). */
+  round(): Promise<void> {
+    return this.rounds.round();
+  }
+
+  private async keep(): Promise<void> {
+    if (!this.registered) await this.register();
+    this.keepSecrets();
   }
 
   private async register(): Promise<void> {

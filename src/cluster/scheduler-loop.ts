@@ -1,7 +1,6 @@
 // The leader's scheduling loop, a leader duty: after every applied change, on a periodic sweep
 // and when a restart backoff expires, it evaluates the scheduler over the committed state and
 // proposes the plan. Plumbing only: decisions are the scheduler's, fencing is the state machine's.
-import type { Clock } from "../core/clock.ts";
 import type { IdGenerator } from "../core/ids.ts";
 import { limits } from "../core/limits.ts";
 import type { Logger } from "../core/logger.ts";
@@ -17,7 +16,7 @@ import type { MemberLog } from "./ports.ts";
 export interface SchedulerLoopOptions {
   log: Pick<MemberLog, "view" | "onApplied" | "proposeHere">;
   /** Wall time for plans; the timers' monotonic clock measures evaluations. */
-  clock: Pick<Clock, "now">;
+  now: () => number;
   timers: Timers;
   newId: IdGenerator;
   random: () => number;
@@ -136,14 +135,14 @@ export class SchedulerLoop implements LeaderDuty {
       this.again = false;
       this.trigger(coalesceDelayMs(this.lastEvaluationMs));
     } else if (wakeAt !== null) {
-      this.trigger(Math.max(0, wakeAt - this.options.clock.now()));
+      this.trigger(Math.max(0, wakeAt - this.options.now()));
     }
   }
 
   /** Proposes the plan of one evaluation; returns when the scheduler wants to run again. */
   private async evaluateAndPropose(): Promise<number | null> {
-    const { clock, timers, newId, random, log } = this.options;
-    const now = clock.now();
+    const { timers, newId, random, log } = this.options;
+    const now = this.options.now();
     const started = timers.monotonic();
     const { plan, nextEvaluationAt } = evaluate(schedulerInput(log.view(), now, newId, random));
     this.lastEvaluationMs = timers.monotonic() - started;

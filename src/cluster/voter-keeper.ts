@@ -3,13 +3,12 @@
 // node itself left, and keep 1, 3 or 5 voters (the plan is the scheduler's pure
 // `nextMembershipChange`).
 import { limits } from "../core/limits.ts";
-import type { Logger } from "../core/logger.ts";
-import type { Timers } from "../core/timers.ts";
 import type { MembershipChange } from "../raft/types.ts";
 import { nextMembershipChange, zonesOf } from "../scheduler/voters.ts";
 import { handOverLeadership, reachableMembers } from "./handover.ts";
 import type { LeaderDuty } from "./leadership.ts";
-import type { MemberLog } from "./ports.ts";
+import type { DutyContext, MemberLog } from "./ports.ts";
+import { Rounds } from "./rounds.ts";
 
 /** What a new cluster's `cluster.init` carries besides its id: its secrets, sealed. */
 export interface ClusterSecrets {
@@ -18,46 +17,32 @@ export interface ClusterSecrets {
   joinSecretSealed: string;
 }
 
-export interface VoterKeeperOptions {
+export interface VoterKeeperOptions extends DutyContext {
   log: MemberLog;
-  nodeId: string;
   clusterId: string;
+  /** A new cluster's secrets as the store keeps them (its first leader writes cluster.init). */
   newClusterSecrets: () => ClusterSecrets;
-  timers: Timers;
-  /** Wall-clock time for commands. */
-  now: () => number;
-  logger: Logger;
 }
 
 export class VoterKeeper implements LeaderDuty {
   readonly name = "voters";
-  private cancel: (() => void) | null = null;
-  private busy = false;
+  private readonly rounds: Rounds;
 
-  constructor(private readonly options: VoterKeeperOptions) {}
+  constructor(private readonly options: VoterKeeperOptions) {
+    this.rounds = new Rounds(
+      options.timers,
+      limits.memberDutyIntervalMs,
+      () => this.keep(),
+      (error) => options.logger.warn({ err: error }, "a leader duty failed; retrying"),
+    );
+  }
 
   establish(): void {
-    if (this.cancel) return;
-    this.cancel = this.options.timers.every(limits.memberDutyIntervalMs, () => void this.round());
-    void this.round();
+    this.rounds.start();
   }
 
   revoke(): void {
-    this.cancel?.();
-    this.cancel = null;
-  }
-
-  /** One round; a round still running makes the next one wait its turn. */
-  async round(): Promise<void> {
-    if (this.busy || this.cancel === null) return;
-    this.busy = true;
-    try {
-      await this.keep();
-    } catch (error) {
-      this.options.logger.warn({ err: error }, "a leader duty failed; retrying");
-    } finally {
-      this.busy = false;
-    }
+    this.rounds.stop();
   }
 
   private async keep(): Promise<void> {
@@ -71,7 +56,7 @@ export class VoterKeeper implements LeaderDuty {
       return;
     }
     const change = this.departureChange() ?? this.voterChange();
-    if (change === null || this.cancel === null) return;
+    if (change === null || !this.rounds.running) return;
     const applied = await log.changeMembership(change);
     logger.info(
       { change, ok: applied.ok, ...(applied.ok ? {} : { error: applied.message }) },

@@ -33,9 +33,6 @@ export interface ContractOptions {
   registry: false | { image: string };
 }
 
-/** How long the suite waits for an event or state the engine should show promptly. */
-const eventWaitMs = 10_000;
-
 export function runtimeContract(
   name: string,
   makeFixture: () => Promise<RuntimeFixture>,

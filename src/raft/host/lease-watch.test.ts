@@ -4,9 +4,10 @@ import { type LeadershipChange, LeaseWatch } from "./lease-watch.ts";
 
 function watch() {
   const pending: (() => void)[] = [];
-  const heard: LeadershipChange[] = [];
+  const heard: string[] = [];
   const lease = new LeaseWatch((notice) => pending.push(notice));
-  lease.onChange((change) => heard.push(change));
+  const said = (change: LeadershipChange) => `${change.leading ? "gained" : "lost"} ${change.term}`;
+  lease.onChange((change) => heard.push(said(change)));
   const deliver = () => {
     for (const notice of pending.splice(0)) notice();
   };
@@ -25,10 +26,7 @@ describe("the lease watch", () => {
     lease.observe(false, 1);
     lease.observe(false, 2);
     deliver();
-    assert.deepEqual(heard, [
-      { leading: true, term: 1 },
-      { leading: false, term: 1 },
-    ]);
+    assert.deepEqual(heard, ["gained 1", "lost 1"]);
   });
 
   it("ends the old term's lease before the new term's begins", () => {
@@ -36,11 +34,7 @@ describe("the lease watch", () => {
     lease.observe(true, 1);
     lease.observe(true, 2);
     deliver();
-    assert.deepEqual(heard, [
-      { leading: true, term: 1 },
-      { leading: false, term: 1 },
-      { leading: true, term: 2 },
-    ]);
+    assert.deepEqual(heard, ["gained 1", "lost 1", "gained 2"]);
   });
 
   it("ends a held lease when the host closes", () => {
@@ -48,7 +42,7 @@ describe("the lease watch", () => {
     lease.observe(true, 4);
     lease.close();
     deliver();
-    assert.deepEqual(heard.at(-1), { leading: false, term: 4 });
+    assert.deepEqual(heard.at(-1), "lost 4");
     assert.equal(lease.leading, false);
   });
 });
