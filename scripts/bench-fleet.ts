@@ -47,7 +47,7 @@ interface ClusterView {
   leaseHeld: boolean;
 }
 
-class FleetClient {
+export class FleetClient {
   // node:https with keep-alive: the load generator shares the machine's two cores with the
   // fleet, and fetch costs it about three times as much per request. Any node of the CA answers.
   private readonly agent: https.Agent;
@@ -129,11 +129,16 @@ function service(name: string) {
 async function etcdThenFleet(lab: Lab): Promise<{ client: FleetClient; etcd: StoreFigures }> {
   await lab.up(nodes.length, { agents: 0 });
   const etcd = await measureEtcd(nodes);
+  return { client: await startFleet(lab), etcd };
+}
+
+/** shoal's 3-node fleet on a lab that is up with no agent running; resolves once it is settled. */
+export async function startFleet(lab: Lab): Promise<FleetClient> {
   await lab.start("lab1");
   const api = await joinLabFleet(lab, nodes.length);
   const client = new FleetClient(lab, api.token);
   await client.settledLeader();
-  return { client, etcd };
+  return client;
 }
 
 /** kill -9 of the leader's agent, then writes through another node until one succeeds. */
@@ -157,9 +162,19 @@ async function failoverOnce(lab: Lab, client: FleetClient, round: number): Promi
   return elapsed;
 }
 
-async function failover(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
+/** `count` leader kills, each from kill -9 to a write through another node, in ms. */
+export async function failoverSamples(
+  lab: Lab,
+  client: FleetClient,
+  count: number,
+): Promise<number[]> {
   const samples: number[] = [];
-  for (let round = 0; round < kills; round++) samples.push(await failoverOnce(lab, client, round));
+  for (let round = 0; round < count; round++) samples.push(await failoverOnce(lab, client, round));
+  return samples;
+}
+
+async function failover(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
+  const samples = await failoverSamples(lab, client, kills);
   samples.sort((a, b) => a - b);
   const median = percentile(samples, 50);
   const max = samples[samples.length - 1] ?? Number.NaN;
@@ -190,7 +205,18 @@ const lossReplicas = 3;
  * then the leader's host `leaderLosses` times (to the next placement, which waits for a new
  * leader and its judgement of the silent node). The same measurement as the failover demo.
  */
-async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
+export interface LossSamples {
+  readonly running: number[];
+  readonly answering: number[];
+  readonly placed: number[];
+}
+
+/** `workers` worker hosts lost, then `leaders` leader hosts, with bench-web spread over three. */
+export async function lossSamples(
+  lab: Lab,
+  client: FleetClient,
+  counts: { workers: number; leaders: number },
+): Promise<LossSamples> {
   const api = new LabApi(lab, client.token);
   const leader = await client.settledLeader();
   await waitFor("3 nodes with their engines", async () => {
@@ -204,17 +230,23 @@ async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
     // A host that comes back gets a task again, so every round starts spread over three nodes.
     placement: { rebalance: true },
   });
-  const running: number[] = [];
-  const answering: number[] = [];
-  for (let round = 0; round < nodeLosses; round++) {
+  const samples: LossSamples = { running: [], answering: [], placed: [] };
+  for (let round = 0; round < counts.workers; round++) {
     const times = await loseHost(lab, client, api, "worker");
-    running.push(times.runningMs ?? Number.NaN);
-    answering.push(times.answeringMs ?? Number.NaN);
+    samples.running.push(times.runningMs ?? Number.NaN);
+    samples.answering.push(times.answeringMs ?? Number.NaN);
   }
-  const placed: number[] = [];
-  for (let round = 0; round < leaderLosses; round++) {
-    placed.push((await loseHost(lab, client, api, "leader")).placedMs ?? Number.NaN);
+  for (let round = 0; round < counts.leaders; round++) {
+    samples.placed.push((await loseHost(lab, client, api, "leader")).placedMs ?? Number.NaN);
   }
+  return samples;
+}
+
+async function nodeLoss(lab: Lab, client: FleetClient): Promise<BenchRow[]> {
+  const { running, answering, placed } = await lossSamples(lab, client, {
+    workers: nodeLosses,
+    leaders: leaderLosses,
+  });
   const show = (samples: number[]) => samples.map((s) => Math.round(s)).join(", ");
   console.error(`node loss -> running (ms): ${show(running)}; -> answering: ${show(answering)}`);
   console.error(`leader loss -> placement (ms): ${show(placed)}`);
