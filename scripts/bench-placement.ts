@@ -4,6 +4,7 @@
 import { pathToFileURL } from "node:url";
 import {
   deploymentDefaults,
+  drainMsDefault,
   type NodeInfo,
   placementDefaults,
   type Service,
@@ -55,6 +56,8 @@ function simulatedService(index: number): Service {
     placement: { ...placementDefaults },
     deployment: { ...deploymentDefaults },
     stopAfterDisconnectMs: null,
+    ingress: [],
+    drainMs: drainMsDefault,
     rebalanceRequested: false,
     failureStreak: 0,
     lastFailureAt: null,

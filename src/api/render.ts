@@ -30,6 +30,8 @@ export function renderService(view: StateView, service: Service) {
     placement: service.placement,
     deployment: service.deployment,
     stopAfterDisconnectMs: service.stopAfterDisconnectMs,
+    ingress: service.ingress,
+    drainMs: service.drainMs,
     rebalanceRequested: service.rebalanceRequested,
     runningCount: count("running"),
     pendingCount: count("pending") + count("starting"),

@@ -8,6 +8,8 @@ export const errorCodes = {
   E_CONFLICT: 409,
   E_BODY_TOO_LARGE: 413,
   E_NO_CAPACITY: 409,
+  /** An ingress port another service, a task's fixed host port or shoal's API already holds. */
+  E_PORT_CONFLICT: 409,
   E_TOO_MANY: 429,
   E_NOT_LEADER: 503,
   E_NO_QUORUM: 503,

@@ -38,6 +38,12 @@ export const limits = {
   cpuPerContainerMax: 1024,
   memoryMbPerContainerMax: 1024 * 1024,
   memoryMbPerContainerMin: 6,
+  ingressPerServiceMax: 16,
+  ingressHostsMax: 32,
+  /** A Host name an ingress routes by (DNS's bound on a name). */
+  ingressHostLengthMax: 253,
+  /** A task about to stop keeps its open ingress connections at most this long. */
+  drainMsMax: 3_600_000,
   healthcheckIntervalMsMin: 1000,
   healthcheckIntervalMsMax: 3_600_000,
   healthcheckRetriesMax: 100,

@@ -93,6 +93,27 @@ export const deploymentDefaults: Readonly<DeploymentSettings> = Object.freeze({
   rollback: true,
 });
 
+export type IngressProtocol = "tcp" | "http";
+
+/**
+ * A port every node that is up listens on, forwarding to a healthy task of the service wherever it
+ * runs (Swarm's routing mesh, ECS's load balancer). `container` is resolved when the service is
+ * written: the one named, else the first with ports, else the first.
+ */
+export interface Ingress {
+  port: number;
+  container: string;
+  containerPort: number;
+  protocol: IngressProtocol;
+  /** HTTP only: the Host names routed to the service; empty routes every Host. */
+  hosts: string[];
+  /** TCP only: send a PROXY protocol v2 header first, so the task sees the client's address. */
+  proxyProtocol: "v2" | null;
+}
+
+/** How long a leaving task keeps its open ingress connections, for a service that leaves it out. */
+export const drainMsDefault = 5000;
+
 export interface Service {
   name: string;
   mode: ServiceMode;
@@ -106,6 +127,13 @@ export interface Service {
    * `stop_after_client_disconnect`); null keeps them running until the node hears otherwise.
    */
   stopAfterDisconnectMs: number | null;
+  /** The service's ingress ports; empty when it has none. */
+  ingress: Ingress[];
+  /**
+   * How long a task about to stop keeps its open ingress connections before its containers stop
+   * (ECS's deregistration delay); only a service with ingress waits.
+   */
+  drainMs: number;
   /** Set by `service rebalance`: the scheduler spreads the tasks again, then clears it. */
   rebalanceRequested: boolean;
   /** Consecutive task failures without a stable run; drives restart backoff. */

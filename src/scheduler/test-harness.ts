@@ -3,6 +3,7 @@
 import {
   type ContainerSpec,
   deploymentDefaults,
+  drainMsDefault,
   isTerminal,
   type NodeInfo,
   type Plan,
@@ -68,6 +69,8 @@ export function service(name: string, overrides: Partial<Service> = {}): Service
     placement: { ...placementDefaults },
     deployment: { ...deploymentDefaults },
     stopAfterDisconnectMs: null,
+    ingress: [],
+    drainMs: drainMsDefault,
     rebalanceRequested: false,
     failureStreak: 0,
     lastFailureAt: null,

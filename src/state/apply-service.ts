@@ -4,6 +4,8 @@ import { fail, ok, type Result } from "../core/errors.ts";
 import {
   type ContainerSpec,
   deploymentDefaults,
+  drainMsDefault,
+  type Ingress,
   placementDefaults,
   type Service,
 } from "../core/types.ts";
@@ -11,6 +13,7 @@ import { stopTask } from "./apply-task.ts";
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
 import { setRevision, startDeployment } from "./deployments.ts";
+import { fixedPortTaken, ingressConflict, resolveIngress, withIngressPorts } from "./ingress.ts";
 import type { ServiceSettings } from "./rows.ts";
 import { registerTaskDefinition } from "./task-definitions.ts";
 
@@ -22,12 +25,19 @@ export function applyServiceCreate(
     return fail("E_CONFLICT", `a service named ${command.name} already exists`);
   }
   const mode = command.mode ?? "replicated";
+  const ingress = resolveIngress(command.ingress ?? [], command.containers);
+  if (!ingress.ok) return ingress;
+  const containers = withIngressPorts(command.containers, ingress.value);
+  const refused = portsRefused(ctx, command.name, ingress.value, containers);
+  if (refused) return refused;
   const settings: ServiceSettings = {
     placement: command.placement ?? placementDefaults,
     deployment: command.deployment ?? deploymentDefaults,
     stopAfterDisconnectMs: command.stopAfterDisconnectMs ?? null,
+    ingress: ingress.value,
+    drainMs: command.drainMs ?? drainMsDefault,
   };
-  const revision = registerTaskDefinition(ctx, command.name, command.containers);
+  const revision = registerTaskDefinition(ctx, command.name, containers);
   ctx.run(
     `INSERT INTO services (name, mode, replicas, td_family, td_revision, failure_streak,
      last_failure_at, created_at, updated_at, version, settings, rebalance_requested)
@@ -52,9 +62,49 @@ export function applyServiceCreate(
   return ok({ name: command.name, revision });
 }
 
+/** E_PORT_CONFLICT when the ingress or a fixed host port of `containers` is taken. */
+function portsRefused(
+  ctx: ApplyContext,
+  name: string,
+  ingress: readonly Ingress[],
+  containers: readonly ContainerSpec[],
+): Result<never> | null {
+  const reason =
+    ingressConflict(ctx.view, name, ingress, containers) ??
+    fixedPortTaken(ctx.view, name, containers);
+  return reason === null ? null : fail("E_PORT_CONFLICT", reason);
+}
+
 function settingsOf(service: Service): ServiceSettings {
-  const { placement, deployment, stopAfterDisconnectMs } = service;
-  return { placement, deployment, stopAfterDisconnectMs };
+  const { placement, deployment, stopAfterDisconnectMs, ingress, drainMs } = service;
+  return { placement, deployment, stopAfterDisconnectMs, ingress, drainMs };
+}
+
+/**
+ * The containers and ingress an update leads to: ingress given is resolved against the
+ * containers, ingress kept must still name one of them; the ingress ports are published.
+ */
+function updatedContainers(
+  ctx: ApplyContext,
+  service: Service,
+  command: CommandOf<"service.update">,
+): Result<{ containers: ContainerSpec[]; ingress: Ingress[] }> {
+  const { family, revision } = service.taskDefinition;
+  const given = command.containers ?? ctx.view.taskDefinition(family, revision)?.containers ?? [];
+  let ingress: Ingress[] = service.ingress;
+  if (command.ingress !== undefined) {
+    const resolved = resolveIngress(command.ingress, given);
+    if (!resolved.ok) return resolved;
+    ingress = resolved.value;
+  }
+  const lost = ingress.find((each) => !given.some((c) => c.name === each.container));
+  if (lost) {
+    return fail(
+      "E_VALIDATION",
+      `ingress ${lost.port} names container ${lost.container}, which the task no longer has`,
+    );
+  }
+  return ok({ containers: withIngressPorts(given, ingress), ingress });
 }
 
 export function applyServiceUpdate(
@@ -66,8 +116,12 @@ export function applyServiceUpdate(
   if (service.mode === "global" && command.replicas !== undefined) {
     return fail("E_VALIDATION", `service ${command.name} is global: it has no replica count`);
   }
-  const changed =
-    command.containers !== undefined && containersDiffer(ctx, service, command.containers);
+  const next = updatedContainers(ctx, service, command);
+  if (!next.ok) return next;
+  const { containers, ingress } = next.value;
+  const refused = portsRefused(ctx, command.name, ingress, containers);
+  if (refused) return refused;
+  const changed = containersDiffer(ctx, service, containers);
   const before = JSON.stringify(settingsOf(service));
   const settings: ServiceSettings = {
     placement: command.placement ?? service.placement,
@@ -76,6 +130,8 @@ export function applyServiceUpdate(
       command.stopAfterDisconnectMs === undefined
         ? service.stopAfterDisconnectMs
         : command.stopAfterDisconnectMs,
+    ingress,
+    drainMs: command.drainMs ?? service.drainMs,
   };
   const settingsChanged = JSON.stringify(settings) !== before;
   const replicas = command.replicas ?? service.replicas;
@@ -88,8 +144,8 @@ export function applyServiceUpdate(
     command.name,
   );
   let revision = service.taskDefinition.revision;
-  if (changed && command.containers) {
-    revision = registerTaskDefinition(ctx, service.taskDefinition.family, command.containers);
+  if (changed) {
+    revision = registerTaskDefinition(ctx, service.taskDefinition.family, containers);
     setRevision(ctx, command.name, revision);
     const reason = `revision ${service.taskDefinition.revision} -> ${revision}`;
     startDeployment(
@@ -111,7 +167,7 @@ export function applyServiceUpdate(
   if (settingsChanged) {
     ctx.event({
       type: "service.updated",
-      message: `service ${command.name}: placement, deployment or disconnect settings changed`,
+      message: `service ${command.name}: placement, deployment, disconnect, ingress or drain settings changed`,
       service: command.name,
     });
   }

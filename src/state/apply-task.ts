@@ -5,6 +5,7 @@ import { isTerminal, type PlannedTask, type Task, type TaskState } from "../core
 import type { CommandOf } from "./commands.ts";
 import type { ApplyContext } from "./context.ts";
 import { countDeploymentFailure } from "./deployments.ts";
+import { fixedPortTaken } from "./ingress.ts";
 import { registerTaskDefinition } from "./task-definitions.ts";
 
 type TaskReport = CommandOf<"task.report">["reports"][number];
@@ -75,6 +76,8 @@ export function applyTaskRun(ctx: ApplyContext, command: CommandOf<"task.run">):
   if (ctx.view.task(command.taskId)) return fail("E_CONFLICT", `task ${command.taskId} exists`);
   let revision = command.revision;
   if (command.containers) {
+    const taken = fixedPortTaken(ctx.view, null, command.containers);
+    if (taken !== null) return fail("E_PORT_CONFLICT", taken);
     revision = registerTaskDefinition(ctx, command.family, command.containers);
   } else if (revision === undefined || !ctx.view.taskDefinition(command.family, revision)) {
     return fail("E_NOT_FOUND", `no task definition ${command.family}:${revision ?? "?"}`);

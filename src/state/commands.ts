@@ -6,6 +6,8 @@ import { limits } from "../core/limits.ts";
 import {
   containerSpecSchema,
   deploymentSchema,
+  drainMsSchema,
+  ingressListSchema,
   nameSchema,
   placementSchema,
   replicasSchema,
@@ -192,6 +194,8 @@ export const commandSchema = z.discriminatedUnion("type", [
     placement: placementSchema.optional(),
     deployment: deploymentSchema.optional(),
     stopAfterDisconnectMs: stopAfterDisconnectSchema.optional(),
+    ingress: ingressListSchema.optional(),
+    drainMs: drainMsSchema.optional(),
   }),
   z.strictObject({
     type: z.literal("service.update"),
@@ -202,6 +206,8 @@ export const commandSchema = z.discriminatedUnion("type", [
     placement: placementSchema.optional(),
     deployment: deploymentSchema.optional(),
     stopAfterDisconnectMs: stopAfterDisconnectSchema.optional(),
+    ingress: ingressListSchema.optional(),
+    drainMs: drainMsSchema.optional(),
   }),
   /** Back to the revision before the latest deployment, as a deployment of its own. */
   z.strictObject({ type: z.literal("service.rollback"), at, name: z.string() }),

@@ -7,6 +7,7 @@ import type {
   DeploymentSettings,
   DeploymentStatus,
   DesiredState,
+  Ingress,
   NodeInfo,
   NodeStatus,
   Placement,
@@ -18,7 +19,7 @@ import type {
   TaskDefinition,
   TaskState,
 } from "../core/types.ts";
-import { deploymentDefaults, placementDefaults } from "../core/types.ts";
+import { deploymentDefaults, drainMsDefault, placementDefaults } from "../core/types.ts";
 
 type Row = Record<string, unknown>;
 
@@ -82,6 +83,8 @@ export interface ServiceSettings {
   placement?: Placement;
   deployment?: DeploymentSettings;
   stopAfterDisconnectMs?: number | null;
+  ingress?: Ingress[];
+  drainMs?: number;
 }
 
 export function serviceFromRow(row: Row): Service {
@@ -94,6 +97,8 @@ export function serviceFromRow(row: Row): Service {
     placement: settings.placement ?? placementDefaults,
     deployment: settings.deployment ?? deploymentDefaults,
     stopAfterDisconnectMs: settings.stopAfterDisconnectMs ?? null,
+    ingress: settings.ingress ?? [],
+    drainMs: settings.drainMs ?? drainMsDefault,
     rebalanceRequested: int(row.rebalance_requested ?? 0) === 1,
     failureStreak: int(row.failure_streak),
     lastFailureAt: intOrNull(row.last_failure_at),

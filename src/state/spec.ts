@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { attributePattern, parseConstraint } from "../core/constraints.ts";
 import { limits } from "../core/limits.ts";
-import { deploymentDefaults, placementDefaults } from "../core/types.ts";
+import { deploymentDefaults, drainMsDefault, placementDefaults } from "../core/types.ts";
 
 const nameSchema = z
   .string()
@@ -109,6 +109,42 @@ export const deploymentSchema = z
     message: "maxPercent must be above minHealthyPercent, or a deployment could never move",
   });
 
+/** A Host name as a browser sends it, lowercased when matched; no port, no wildcard. */
+const hostNameSchema = z
+  .string()
+  .min(1)
+  .max(limits.ingressHostLengthMax)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i, "a host name");
+
+export const ingressSchema = z
+  .strictObject({
+    port: portNumber,
+    /** Left out: the first container that has ports, else the first (resolved when written). */
+    container: nameSchema.optional(),
+    containerPort: portNumber,
+    protocol: z.enum(["tcp", "http"]).default("tcp"),
+    hosts: z.array(hostNameSchema).max(limits.ingressHostsMax).default([]),
+    proxyProtocol: z.enum(["v2"]).optional(),
+  })
+  .refine((ingress) => ingress.protocol === "http" || ingress.hosts.length === 0, {
+    message: "hosts route HTTP requests: give them only with protocol http",
+    path: ["hosts"],
+  })
+  .refine((ingress) => ingress.protocol === "tcp" || ingress.proxyProtocol === undefined, {
+    message: "proxyProtocol is for protocol tcp (http mode sends X-Forwarded-For)",
+    path: ["proxyProtocol"],
+  });
+
+const ingressListSchema = z
+  .array(ingressSchema)
+  .max(limits.ingressPerServiceMax)
+  .refine(
+    (list) => new Set(list.map((ingress) => ingress.port)).size === list.length,
+    "each ingress port once per service",
+  );
+
+export const drainMsSchema = z.number().int().min(0).max(limits.drainMsMax);
+
 export const stopAfterDisconnectSchema = z
   .number()
   .int()
@@ -126,6 +162,8 @@ export const serviceSpecSchema = z
     placement: placementSchema.prefault({}),
     deployment: deploymentSchema.prefault({}),
     stopAfterDisconnectMs: stopAfterDisconnectSchema.default(null),
+    ingress: ingressListSchema.default([]),
+    drainMs: drainMsSchema.default(drainMsDefault),
   })
   .refine((spec) => spec.mode === "replicated" || spec.replicas === undefined, {
     message: "a global service runs one task on every eligible node: leave replicas out",
@@ -140,9 +178,12 @@ export const servicePatchSchema = z
     placement: placementSchema.optional(),
     deployment: deploymentSchema.optional(),
     stopAfterDisconnectMs: stopAfterDisconnectSchema.optional(),
+    ingress: ingressListSchema.optional(),
+    drainMs: drainMsSchema.optional(),
   })
   .refine((patch) => Object.values(patch).some((value) => value !== undefined), {
-    message: "give replicas, containers, placement, deployment or stopAfterDisconnectMs",
+    message:
+      "give replicas, containers, placement, deployment, stopAfterDisconnectMs, ingress or drainMs",
   });
 
 export const taskRunSchema = z.union([
@@ -150,7 +191,8 @@ export const taskRunSchema = z.union([
   z.strictObject({ family: nameSchema.default("run"), containers: containersSchema }),
 ]);
 
+export type IngressSpec = z.infer<typeof ingressSchema>;
 export type ServiceSpec = z.infer<typeof serviceSpecSchema>;
 export type ServicePatch = z.infer<typeof servicePatchSchema>;
 export type TaskRunSpec = z.infer<typeof taskRunSchema>;
-export { nameSchema };
+export { ingressListSchema, nameSchema };

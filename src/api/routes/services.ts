@@ -17,7 +17,7 @@ export function serviceRoutes(node: ApiNode): Hono {
     if (viewOf(node).service(spec.name)) {
       throw new ShoalError("E_CONFLICT", `a service named ${spec.name} already exists`);
     }
-    const { name, mode, replicas, containers, placement, deployment, stopAfterDisconnectMs } = spec;
+    const { name, mode, replicas, containers, placement, deployment } = spec;
     refuseUnallowedHostPaths(viewOf(node), containers);
     await propose(node, {
       type: "service.create",
@@ -28,7 +28,9 @@ export function serviceRoutes(node: ApiNode): Hono {
       containers,
       placement,
       deployment,
-      stopAfterDisconnectMs,
+      stopAfterDisconnectMs: spec.stopAfterDisconnectMs,
+      ingress: spec.ingress,
+      drainMs: spec.drainMs,
     });
     const view = viewOf(node);
     return c.json(renderService(view, view.service(name) ?? notFound(`service ${name}`)), 201);

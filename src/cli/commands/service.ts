@@ -119,6 +119,8 @@ async function update(context: CliContext, name: string, options: FileOptions): 
     "placement",
     "deployment",
     "stopAfterDisconnectMs",
+    "ingress",
+    "drainMs",
   ]) {
     if (spec[key] !== undefined) patch[key] = spec[key];
   }
