@@ -21,6 +21,14 @@ export const limits = {
   eventsPageMax: 1000,
   shutdownGraceMs: 3000,
 
+  // Ingress (every node's ports to a service's tasks)
+  /** Upstreams one new ingress connection tries before it is refused. */
+  ingressAttemptsMax: 3,
+  /** An ingress connect to an upstream gives up after this, and tries the next. */
+  ingressConnectTimeoutMs: 250,
+  /** An upstream whose connect failed is tried only after the others for this long. */
+  ingressFailedUpstreamMs: 5000,
+
   // Specs
   serviceNameLengthMax: 63,
   containersPerTaskMax: 10,
