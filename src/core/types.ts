@@ -249,11 +249,6 @@ export interface DiskStatus {
   logHeld: boolean;
 }
 
-export interface ClusterInfo {
-  id: string;
-  createdAt: number;
-}
-
 export interface ShoalEvent {
   seq: number;
   index: number;

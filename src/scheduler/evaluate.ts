@@ -125,12 +125,12 @@ function groupWantedTasks(tasks: readonly Task[]): Map<string, Task[]> {
 function partition(
   context: Context,
   service: Service,
-  active: readonly Task[],
+  wanted: readonly Task[],
 ): { current: Task[]; outdated: { task: Task; reason: string }[] } {
   const rules = rulesOf(context, service);
   const current: Task[] = [];
   const outdated: { task: Task; reason: string }[] = [];
-  for (const task of active) {
+  for (const task of wanted) {
     const reason = outdatedReason(service, task, context.usagesById, rules);
     if (reason === null) current.push(task);
     else outdated.push({ task, reason });
@@ -140,7 +140,7 @@ function partition(
     const candidates = context.usages.filter(
       (usage) =>
         eligible(usage, rules) &&
-        (fits(usage, demand) || (usage.activeByService.get(service.name) ?? 0) > 0),
+        (fits(usage, demand) || (usage.wantedByService.get(service.name) ?? 0) > 0),
     );
     for (const task of rebalanceMoves(current, candidates, rules)) {
       current.splice(current.indexOf(task), 1);
@@ -155,10 +155,10 @@ function partition(
  * the floor (unhealthy ones first: stopping them costs no health). Never delayed by backoff nor
  * bounded by the placement budget, only by bytes.
  */
-function stopPhase(context: Context, service: Service, active: readonly Task[]): Tally {
-  const { current, outdated } = partition(context, service, active);
+function stopPhase(context: Context, service: Service, wanted: readonly Task[]): Tally {
+  const { current, outdated } = partition(context, service, wanted);
   const desired = service.replicas;
-  const healthy = active.filter(isHealthy).length;
+  const healthy = wanted.filter(isHealthy).length;
   // Healthy tasks that may stop and leave the floor standing; unhealthy ones always may.
   let budget = healthy - rolloutBounds(service, desired).minHealthy;
   const surplus = current.length - desired;
@@ -270,7 +270,7 @@ function startPhase(
   context: Context,
   service: Service,
   tally: Tally,
-  active: readonly Task[],
+  wanted: readonly Task[],
 ): void {
   const desired = service.replicas;
   const { maxActive } = rolloutBounds(service, desired);
@@ -281,7 +281,7 @@ function startPhase(
     return;
   }
   if (tally.outdatedLeft > 0 || desired - tally.current > 0) return;
-  finishIfSettled(context, service, active);
+  finishIfSettled(context, service, wanted);
 }
 
 function scaleUp(context: Context, service: Service, missing: number): void {

@@ -49,12 +49,12 @@ export function planStop(context: Context, service: Service, task: Task, reason:
 
 /** A stopping task keeps its reservation until its containers are gone, but no longer spreads. */
 function uncount(usage: NodeUsage, service: string): void {
-  usage.activeTasks -= 1;
-  usage.activeByService.set(service, (usage.activeByService.get(service) ?? 1) - 1);
+  usage.wantedTasks -= 1;
+  usage.wantedByService.set(service, (usage.wantedByService.get(service) ?? 1) - 1);
 }
 
-export function finishIfSettled(context: Context, service: Service, active: readonly Task[]): void {
-  const settled = active.every((task) => context.stopped.has(task.id) || isHealthy(task));
+export function finishIfSettled(context: Context, service: Service, wanted: readonly Task[]): void {
+  const settled = wanted.every((task) => context.stopped.has(task.id) || isHealthy(task));
   if (!settled || context.full) return;
   if (context.deploying.has(service.name)) {
     if (!recordServiceDone(context.draft, service, "completeDeployments")) markFull(context);

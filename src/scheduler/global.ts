@@ -18,11 +18,11 @@ import type { NodeUsage } from "./node-usage.ts";
 import { eligible, fits, type PlacementRules } from "./placement.ts";
 import { isHealthy, nodeLeaveReason, rolloutBounds } from "./rollout.ts";
 
-export function evaluateGlobal(context: Context, service: Service, active: readonly Task[]): void {
+export function evaluateGlobal(context: Context, service: Service, wanted: readonly Task[]): void {
   const rules = rulesOf(context, service);
   const nodes = context.usages.filter((usage) => eligible(usage, rules));
   const byNode = new Map<string, Task[]>();
-  for (const task of active) {
+  for (const task of wanted) {
     const node = task.node;
     const reason =
       node === null
@@ -37,13 +37,13 @@ export function evaluateGlobal(context: Context, service: Service, active: reado
     byNode.set(node, list);
   }
   const outdated = keepOnePerNode(context, service, byNode);
-  rollOutdated(context, service, active, outdated, nodes.length);
+  rollOutdated(context, service, wanted, outdated, nodes.length);
   // A node whose old task stops in this plan gets its new one at once if it fits beside it.
   const missing = nodes.filter(
     (usage) => !(byNode.get(usage.node.id) ?? []).some((task) => !context.stopped.has(task.id)),
   );
   if (missing.length > 0) startOnNodes(context, service, missing);
-  else if (outdated.length === 0) finishIfSettled(context, service, active);
+  else if (outdated.length === 0) finishIfSettled(context, service, wanted);
 }
 
 /**
@@ -81,13 +81,13 @@ function keepOnePerNode(context: Context, service: Service, byNode: Map<string, 
 function rollOutdated(
   context: Context,
   service: Service,
-  active: readonly Task[],
+  wanted: readonly Task[],
   outdated: Task[],
   eligibleCount: number,
 ): void {
   if (outdated.length === 0) return;
   const { minHealthy } = rolloutBounds(service, eligibleCount);
-  const healthy = active.filter((task) => isHealthy(task) && !context.stopped.has(task.id)).length;
+  const healthy = wanted.filter((task) => isHealthy(task) && !context.stopped.has(task.id)).length;
   const moving = context.input.tasks.filter(
     (task) => task.service === service.name && task.desired === "stopped",
   ).length;

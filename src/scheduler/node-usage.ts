@@ -13,9 +13,9 @@ export interface NodeUsage {
   memoryMbFree: number;
   portsUsed: Set<string>;
   /** Tasks desired running on this node, for spreading. */
-  activeTasks: number;
+  wantedTasks: number;
   /** Tasks desired running on this node, per service name, for spreading. */
-  activeByService: Map<string, number>;
+  wantedByService: Map<string, number>;
 }
 
 export type DemandLookup = (task: Pick<Task, "taskDefinition">) => TaskDemand;
@@ -31,8 +31,8 @@ function emptyUsage(node: NodeInfo): NodeUsage {
     cpuMilliFree: cpuToMilli(node.cpus),
     memoryMbFree: node.memoryMb,
     portsUsed: new Set(),
-    activeTasks: 0,
-    activeByService: new Map(),
+    wantedTasks: 0,
+    wantedByService: new Map(),
   };
 }
 
@@ -47,9 +47,9 @@ export function reserve(
   usage.memoryMbFree -= demand.memoryMb;
   for (const port of demand.ports) usage.portsUsed.add(port);
   if (!counted) return;
-  usage.activeTasks += 1;
+  usage.wantedTasks += 1;
   if (service !== null) {
-    usage.activeByService.set(service, (usage.activeByService.get(service) ?? 0) + 1);
+    usage.wantedByService.set(service, (usage.wantedByService.get(service) ?? 0) + 1);
   }
 }
 

@@ -62,7 +62,7 @@ function spreadValue(node: NodeInfo, spreadBy: string): string {
 }
 
 function sameServiceOn(usage: NodeUsage, service: string | null): number {
-  return service === null ? 0 : (usage.activeByService.get(service) ?? 0);
+  return service === null ? 0 : (usage.wantedByService.get(service) ?? 0);
 }
 
 /** Tasks of the service per spread value, over every node (a full node's tasks count too). */
@@ -86,7 +86,7 @@ function score(
   const same = sameServiceOn(usage, rules.service);
   const valueCount =
     rules.spreadBy === "node" ? same : (byValue.get(spreadValue(usage.node, rules.spreadBy)) ?? 0);
-  return [valueCount, same, usage.activeTasks];
+  return [valueCount, same, usage.wantedTasks];
 }
 
 function compareScores(a: readonly number[], b: readonly number[]): number {

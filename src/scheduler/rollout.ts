@@ -15,7 +15,7 @@ export function isHealthy(task: Task): boolean {
 }
 
 export interface Bounds {
-  /** Tasks that may be active at once during a move. */
+  /** Tasks that may run at once during a move. */
   maxActive: number;
   /** Healthy tasks that must stay. */
   minHealthy: number;

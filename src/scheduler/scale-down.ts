@@ -10,12 +10,12 @@ function newestFirst(a: Task, b: Task): number {
 
 /** Unplaced tasks (and tasks on nodes outside the view) first, then one list per node. */
 function groupByNode(
-  active: readonly Task[],
+  wanted: readonly Task[],
   usages: ReadonlyMap<string, NodeUsage>,
 ): { unplaced: Task[]; byNode: Map<string, Task[]> } {
   const unplaced: Task[] = [];
   const byNode = new Map<string, Task[]>();
-  for (const task of active) {
+  for (const task of wanted) {
     if (task.node === null || !usages.has(task.node)) {
       unplaced.push(task);
       continue;
@@ -53,17 +53,17 @@ function mostLoaded(
 }
 
 /**
- * Picks `count` of the service's active tasks to stop; the usages stay as they are (the caller
+ * Picks `count` of the service's wanted tasks to stop; the usages stay as they are (the caller
  * uncounts what it does stop).
  */
 export function chooseTasksToStop(
-  active: readonly Task[],
+  wanted: readonly Task[],
   count: number,
   usages: ReadonlyMap<string, NodeUsage>,
 ): Task[] {
-  const { unplaced, byNode } = groupByNode(active, usages);
+  const { unplaced, byNode } = groupByNode(wanted, usages);
   const chosen = unplaced.slice(0, count);
-  const totals = new Map([...usages].map(([id, usage]) => [id, usage.activeTasks]));
+  const totals = new Map([...usages].map(([id, usage]) => [id, usage.wantedTasks]));
   while (chosen.length < count) {
     const nodeId = mostLoaded(byNode, totals);
     if (nodeId === null) break;

@@ -6,7 +6,7 @@ export interface SchedulerInput {
   services: readonly Service[];
   /** Every task definition that a service or a task in this view refers to. */
   taskDefinitions: readonly TaskDefinition[];
-  /** Tasks that are not terminal (desired running or still stopping). */
+  /** The store's active tasks: desired running or not yet ended (still stopping). */
   tasks: readonly Task[];
   /** Deployments in progress: the scheduler marks them done once their tasks are healthy. */
   deployments: readonly Deployment[];

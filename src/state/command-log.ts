@@ -17,7 +17,7 @@ export interface CommandLog {
   view(): StateView;
   /** Calls `listener` after each applied entry; returns the unsubscribe function. */
   onApplied(listener: (entry: AppliedEntry) => void): () => void;
-  /** True while this node may act as leader (schedule, judge nodes). */
+  /** True while this node holds the lease (the cluster room's leadership starts the duties). */
   isLeader(): boolean;
   close(): void;
 }

@@ -41,8 +41,9 @@ export interface ClusterRecord {
 }
 
 /**
- * The store's active tasks: wanted (desired running) or not yet ended (a task being stopped
- * still holds its node's resources). The scheduler's narrower "wanted" is `isWanted`.
+ * The store's active tasks: desired running or not yet ended (a task being stopped still holds
+ * its node's resources). The scheduler's narrower "wanted" (desired running and not yet ended)
+ * is `isWanted`.
  */
 const activeTaskCondition = "desired = 'running' OR state NOT IN ('stopped', 'failed', 'lost')";
 
