@@ -28,6 +28,26 @@ export const limits = {
   ingressConnectTimeoutMs: 250,
   /** An upstream whose connect failed is tried only after the others for this long. */
   ingressFailedUpstreamMs: 5000,
+  /**
+   * A request sent that has no answer after this makes the proxy check, by a fresh connect,
+   * whether the upstream's host still answers at all (a kept-alive socket to a dead host would
+   * otherwise wait for TCP's own timeout, minutes).
+   */
+  ingressAnswerProbeMs: 500,
+  /** The table is read from the replica at most this often during a burst of writes. */
+  ingressRefreshMs: 20,
+  /** Open connections per ingress port on one node. */
+  ingressConnectionsMax: 4096,
+  /** A port another program holds is tried again this often. */
+  ingressListenRetryMs: 5000,
+  /** An idle kept-alive HTTP client connection is closed after this (longer than clients'). */
+  ingressHttpIdleMs: 60 * 60_000,
+  /** TCP keep-alive probes on spliced connections start after this much silence. */
+  ingressKeepAliveProbeMs: 60_000,
+  ingressUpstreamSocketsMax: 256,
+  ingressUpstreamFreeSocketsMax: 32,
+  /** An idle kept-alive socket to an upstream closes after this (below Node's 5 s default). */
+  ingressUpstreamIdleMs: 4000,
 
   // Specs
   serviceNameLengthMax: 63,
