@@ -1,5 +1,6 @@
 // What can go wrong in one simulation run, drawn from its seed: cluster size, network faults,
 // crashes, pauses, clock drift, membership churn and the client load.
+import type { RaftTiming } from "../../raft/raft-core.ts";
 import type { SeededRandom } from "../../raft/seeded-random.ts";
 import type { DiskTiming } from "./sim-disk.ts";
 
@@ -45,16 +46,19 @@ export interface FaultProfile {
    * image is written, the log does not record it yet, and both images are on disk after restart.
    */
   readonly crashInCompactionChance: number;
-  /** Chance per leader compaction that the image race starts (see the simulation's imageRace). */
+  /**
+   * Chance per leader compaction that the image race starts (see the fault injector's
+   * imageRace).
+   */
   readonly imageRaceChance: number;
   /**
    * Probability that a crash in a flush is followed by a power cut soon after the restart, while
-   * the leader reaches only that member (see the simulation's powerCutAfterRestart).
+   * the leader reaches only that member (see the fault injector's powerCutAfterRestart).
    */
   readonly powerCutAfterRestartChance: number;
   /**
    * Chance per forwarded write's answer that it is lost while the leader hands over to the
-   * forwarder, which is cut off once it leads (see the simulation's loseAnswerToForwarder).
+   * forwarder, which is cut off once it leads (see the fault injector's loseAnswerToForwarder).
    */
   readonly loseAnswerToForwarderChance: number;
   /** Probability that a crash is a power loss: the state machine loses its unsynced writes. */
@@ -118,6 +122,15 @@ export interface FaultProfile {
   readonly faultIntervalMsMax: number;
   readonly faultPhaseMs: number;
   readonly healPhaseMs: number;
+}
+
+export function timingOf(profile: FaultProfile): RaftTiming {
+  return {
+    heartbeatMs: 100,
+    electionTimeoutMsMin: 500,
+    electionTimeoutMsMax: 500 + profile.electionJitterMs,
+    clockDriftMax: profile.clockDriftMax,
+  };
 }
 
 const memberCounts = [1, 2, 3, 3, 3, 3, 3, 4, 5, 5, 5, 5, 6, 7];

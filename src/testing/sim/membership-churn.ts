@@ -1,0 +1,227 @@
+// Membership changes, leadership transfers and wipes in a simulation run, as the voter keeper
+// and a fleet's operators make them, with the faults aimed at them: a cut right after a change,
+// a leader lost for good after a demotion, an old leader left deaf after it handed over.
+import type { RaftCore } from "../../raft/raft-core.ts";
+import {
+  type MemberId,
+  type Membership,
+  type MembershipChange,
+  noMember,
+} from "../../raft/types.ts";
+import { timingOf } from "./fault-profile.ts";
+import type { ClientKind, SimMember } from "./sim-member.ts";
+import type { Simulation } from "./simulation.ts";
+
+/** How often a membership change is followed at once by another (before the first commits). */
+const secondChangeChance = 0.3;
+/** How often a membership change is followed at once by a cut between old and new voters. */
+const splitOnChangeChance = 0.2;
+/** How often a leader that just appended a demotion loses its data dir (in runs with wipes). */
+const wipeAfterDemotionChance = 0.3;
+
+export class MembershipChurn {
+  /** A leader that was picked for demotion handed over; the next leader demotes it. */
+  private leaderToDemote: MemberId = noMember;
+  /** A leader that handed over and hears no one: clients that knew it read from it until then. */
+  private deafOldLeader = { id: noMember, untilMs: 0 };
+
+  constructor(private readonly sim: Simulation) {}
+
+  /**
+   * A member's data dir is wiped: the process stops and its identity is retired for good
+   * (restarting it empty would let it vote again in terms it already voted in). It comes back
+   * under a new id with an empty log; the leader removes the old id and adds the new one.
+   */
+  wipe(): void {
+    const leader = this.sim.currentLeader();
+    const membership = leader?.core?.status().membership;
+    if (membership === undefined) return;
+    const candidates = this.sim.members.filter(
+      (member) => member.running && membership.voters.includes(member.id),
+    );
+    if (candidates.length === 0) return;
+    this.wipeMember(this.sim.random.pick(candidates));
+  }
+
+  private wipeMember(victim: SimMember): void {
+    this.sim.wiped.add(victim.id);
+    victim.crash();
+    const fresh = this.sim.addMember(`${victim.id}w`, { voters: [], learners: [] });
+    this.sim.trace.add(`wipe ${victim.id} as ${fresh.id}`);
+    fresh.start();
+  }
+
+  /**
+   * After healing, whoever leads keeps removing retired identities until the run ends: a removal
+   * appended by one leader may be lost with its term, and a later leader's configuration can
+   * still hold the retired id (seed 67320), so one leader not seeing it is no reason to stop.
+   */
+  removeWiped(): void {
+    const leader = this.sim.currentLeader();
+    if (leader && !leader.paused) {
+      leader.withCore((core) => {
+        const { voters, learners } = core.status().membership;
+        const retired = [...voters, ...learners].find((id) => this.sim.wiped.has(id));
+        if (retired !== undefined) core.proposeMembership({ type: "remove", member: retired });
+      });
+    }
+    this.sim.queue.after(200, () => this.removeWiped());
+  }
+
+  /** Like the voter keeper, whoever leads keeps changing the membership while the faults last. */
+  churnMembership(): void {
+    if (!this.sim.faultsActive) return;
+    this.changeMembership();
+    const intervalMs = this.sim.profile.membershipChangeIntervalMs;
+    this.sim.queue.after(this.sim.random.between(intervalMs / 2, intervalMs), () =>
+      this.churnMembership(),
+    );
+  }
+
+  changeMembership(): void {
+    const leader = this.sim.currentLeader();
+    if (!leader || leader.paused) return;
+    leader.withCore((core) => {
+      const before = core.status().membership.voters;
+      if (!this.proposeChange(core)) return;
+      // A voter keeper that does not wait for its change to commit asks for the next one at once:
+      // the core must refuse it until the first has committed.
+      if (this.sim.random.chance(secondChangeChance)) this.proposeChange(core);
+      if (this.sim.faultsActive && this.sim.random.chance(splitOnChangeChance)) {
+        this.splitOnChange(core, before);
+      }
+    });
+  }
+
+  /**
+   * The leader appends a follower's demotion that only that follower receives, and is then
+   * lost for good: the demoted member holds the longest log, so the others cannot win without
+   * it, and it must still campaign (in the configuration it is no voter of).
+   */
+  private loseLeaderAfterDemotion(leader: SimMember, demoted: MemberId): void {
+    this.sim.network.partition([
+      [leader.id, demoted],
+      this.sim.ids().filter((id) => id !== leader.id && id !== demoted),
+    ]);
+    this.sim.queue.after(this.sim.random.between(10, 50), () => {
+      if (!this.sim.faultsActive) return;
+      // One wipe per run: two lost for good could be a majority.
+      if (leader.running && this.sim.wiped.size === 0) this.wipeMember(leader);
+      this.sim.network.heal();
+    });
+  }
+
+  /**
+   * Right after a change is appended, the leader and the voters it added are cut from the voters
+   * of before: each side may hold a quorum of the configuration it knows, and only one change
+   * at a time keeps the two quorums from being disjoint.
+   */
+  private splitOnChange(core: RaftCore, before: readonly MemberId[]): void {
+    const added = core.status().membership.voters.filter((id) => !before.includes(id));
+    const side = [core.id, ...added];
+    this.sim.network.partition([side, this.sim.ids().filter((id) => !side.includes(id))]);
+  }
+
+  /** Proposes one change on a leader's core; whether it was accepted. */
+  private proposeChange(core: RaftCore): boolean {
+    if (core.status().role !== "leader") return false;
+    const change = this.pickMembershipChange(core.status().membership, core.id);
+    if (change === null) return false;
+    const leader = this.sim.memberById(core.id);
+    const demotesOther = change.type === "demote" && change.member !== core.id;
+    const loseLeader = this.sim.profile.wipes && this.sim.faultsActive && this.sim.wiped.size === 0;
+    if (leader && demotesOther && loseLeader && this.sim.random.chance(wipeAfterDemotionChance)) {
+      this.loseLeaderAfterDemotion(leader, change.member);
+    }
+    if (change.member === core.id && this.sim.answerRandom.chance(0.5)) {
+      // As the voter keeper does: it hands over, and the next leader demotes it.
+      this.sim.trace.add(`membership ${core.id} ${change.type} ${change.member} hand over first`);
+      this.leaderToDemote = core.id;
+      this.handOver(core);
+      return false;
+    }
+    const proposed = core.proposeMembership(change);
+    this.sim.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
+    return proposed.ok;
+  }
+
+  /**
+   * Retired identities go first, then a departed leader; otherwise any single-server change,
+   * with voters kept between `votersMin` (3, or 1 for some seeds) and 5, so that churn runs
+   * through 4 and 5 voters, and down to a sole voter. The voter to demote may be the leader.
+   */
+  private pickMembershipChange(
+    membership: Membership,
+    leaderId: MemberId,
+  ): MembershipChange | null {
+    const { voters, learners } = membership;
+    const retired = [...voters, ...learners].find((id) => this.sim.wiped.has(id));
+    if (retired !== undefined) return { type: "remove", member: retired };
+    const handedOver = this.leaderToDemote;
+    const { votersMin } = this.sim.profile;
+    if (handedOver !== leaderId && voters.includes(handedOver) && voters.length > votersMin) {
+      this.leaderToDemote = noMember;
+      return { type: "demote", member: handedOver };
+    }
+    const outsiders = this.sim
+      .ids()
+      .filter((id) => !voters.includes(id) && !learners.includes(id) && !this.sim.wiped.has(id));
+    const options: MembershipChange[] = [];
+    const outsider = outsiders[0];
+    if (outsider !== undefined) options.push({ type: "addLearner", member: outsider });
+    const learner = learners[0];
+    if (learner !== undefined) {
+      if (voters.length < 5) options.push({ type: "promote", member: learner });
+      options.push({ type: "remove", member: learner });
+    }
+    if (voters.length > votersMin) {
+      options.push({ type: "demote", member: this.sim.random.pick(voters) });
+    }
+    return options.length === 0 ? null : this.sim.random.pick(options);
+  }
+
+  transferLeadership(): void {
+    const leader = this.sim.currentLeader();
+    if (!leader || leader.paused) return;
+    leader.withCore((core) => {
+      if (core.status().role === "leader") this.handOver(core);
+    });
+  }
+
+  private handOver(core: RaftCore): void {
+    const others = core.status().membership.voters.filter((id) => id !== core.id);
+    if (others.length === 0) return;
+    core.transferLeadership(this.sim.random.pick(others));
+    this.sim.trace.add(`transfer ${core.id}`);
+    const deafen =
+      this.sim.faultsActive && this.sim.random.chance(this.sim.profile.cutAfterTransferChance);
+    if (deafen) this.deafenOldLeader(core.id);
+  }
+
+  /**
+   * The leader that just handed over stops hearing the others (its own messages, the TimeoutNow
+   * among them, still leave), so it leads on in its term until CheckQuorum deposes it while the
+   * new leader commits; clients that knew it keep reading from it meanwhile. Only its ReadIndex
+   * heartbeat round, which no one answers, keeps those reads from being stale.
+   */
+  private deafenOldLeader(id: MemberId): void {
+    for (const other of this.sim.ids()) if (other !== id) this.sim.network.cutOneWay(other, id);
+    const { electionTimeoutMsMax } = timingOf(this.sim.profile);
+    this.deafOldLeader = { id, untilMs: this.sim.queue.nowMs + electionTimeoutMsMax * 2 };
+    this.sim.faultsHeldUntilMs = this.deafOldLeader.untilMs;
+    this.sim.trace.add(`deafen old leader ${id}`);
+    this.sim.queue.after(
+      electionTimeoutMsMax * 2,
+      () => this.sim.faultsActive && this.sim.network.heal(),
+    );
+  }
+
+  /** A read while an old leader is deaf goes to it half the time. */
+  deafOldLeaderFor(kind: ClientKind): SimMember | null {
+    const { id, untilMs } = this.deafOldLeader;
+    if (this.sim.queue.nowMs >= untilMs || (kind !== "readIndex" && kind !== "leaseRead"))
+      return null;
+    if (!this.sim.random.chance(0.5)) return null;
+    return this.sim.memberById(id) ?? null;
+  }
+}
