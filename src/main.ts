@@ -11,6 +11,7 @@ import { DockerRuntime } from "./adapters/docker-runtime.ts";
 import { type Fleet, openFleet } from "./adapters/fleet.ts";
 import { hostFacts, primaryAddress } from "./adapters/host-facts.ts";
 import { hostUsage } from "./adapters/host-usage.ts";
+import { IngressProxy } from "./adapters/ingress-proxy.ts";
 import { readJoinToken } from "./adapters/join-token.ts";
 import { type Announcement, MdnsDiscovery } from "./adapters/mdns-discovery.ts";
 import { nodeTimers } from "./adapters/node-timers.ts";
@@ -20,6 +21,8 @@ import { systemClock } from "./adapters/system-clock.ts";
 import { readTlsIdentity } from "./adapters/tls-files.ts";
 import { type PeerOfSocket, peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
+import { IngressReporter } from "./agent/ingress-reporter.ts";
+import { ingressListeners, ingressState } from "./agent/ingress-routes.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
 import { realpathOrNull } from "./agent/real-path.ts";
@@ -335,8 +338,25 @@ function runAgent(
     clock: systemClock,
     logger,
   });
+  const ingress = new IngressProxy({
+    listeners: () => ingressListeners(ingressState(log.view()), nodeId),
+    onChange: (listener) => log.onApplied(() => listener()),
+    monotonic: () => systemClock.monotonic(),
+    random: Math.random,
+    logger,
+    host: options.bind,
+  });
+  const ingressReports = new IngressReporter({
+    log,
+    nodeId,
+    statuses: () => ingress.statuses().filter((status) => status.message !== "opening"),
+    now: () => systemClock.now(),
+    logger,
+  });
   reconciler.start();
   disk.start();
+  ingress.start();
+  ingressReports.start();
   // At start too: a node restarted more often than the check runs must still renew.
   const renew = () =>
     fleet.renewCertificate(systemClock.now()).catch((error: unknown) => {
@@ -349,6 +369,8 @@ function runAgent(
     async stop() {
       clearInterval(renewal);
       disk.stop();
+      ingressReports.stop();
+      await ingress.close();
       await reconciler.stop();
     },
   };

@@ -11,6 +11,7 @@ import type {
   Task,
   TaskContainer,
 } from "../core/types.ts";
+import type { StateView } from "../state/views.ts";
 
 /** One task's published container port, as a connection reaches it. */
 export interface Upstream {
@@ -44,12 +45,23 @@ export interface IngressState {
   nodes: readonly NodeInfo[];
 }
 
+/** What the table is made of, read from a replica (no tasks read when no service has ingress). */
+export function ingressState(view: StateView): IngressState {
+  const services = view.services();
+  if (!services.some((service) => service.ingress.length > 0)) {
+    return { services, tasks: [], nodes: [] };
+  }
+  return { services, tasks: view.activeTasks(), nodes: view.nodes() };
+}
+
 /**
  * The listeners of node `nodeId`: every ingress port of every service, each with the tasks that
  * may take a new connection. Sorted by port, so that equal states give equal tables.
  */
 export function ingressListeners(state: IngressState, nodeId: string): Listener[] {
   const nodes = new Map(state.nodes.map((node) => [node.id, node]));
+  // A node that left the fleet serves nothing of it.
+  if (nodes.get(nodeId)?.status === "left") return [];
   const byPort = new Map<number, Listener>();
   for (const service of state.services) {
     for (const ingress of service.ingress) {

@@ -91,6 +91,7 @@ interface Overrides {
   pass?: Partial<PassProgress>;
   disconnectedMs?: number;
   stopAfterDisconnectMs?: number;
+  drainMs?: number;
   nowMs?: number;
   pull?: Partial<TaskDecisionInput["pulls"]>;
   hostPaths?: { allowed: string[]; denied: string[]; resolved?: [string, string][] };
@@ -106,6 +107,7 @@ function input(overrides: Overrides = {}): TaskDecisionInput {
     nodeId,
     definition,
     stopAfterDisconnectMs: overrides.stopAfterDisconnectMs ?? null,
+    drainMs: overrides.drainMs ?? 0,
     disconnectedMs: overrides.disconnectedMs ?? null,
     nowMs: overrides.nowMs ?? 1000,
     containers: overrides.containers ?? [],
@@ -115,6 +117,7 @@ function input(overrides: Overrides = {}): TaskDecisionInput {
       lastReportedState: null,
       offlineRestart: null,
       stoppedWhileCutOff: false,
+      drainingSinceMs: null,
       ...overrides.memory,
     },
     pulls: { policy: "missing", inFlight: new Set(), endedMs: new Map(), ...overrides.pull },
@@ -164,6 +167,8 @@ function line(action: TaskAction): string {
       return `stop ${action.containerIds.join(",")}`;
     case "start":
       return `start ${action.containerIds.join(",")} restarts=${action.restart.count} at=${action.restart.lastMs}`;
+    case "drain":
+      return `drain since ${action.sinceMs}`;
     case "wait":
       return `wait ${action.delayMs}`;
     case "pull":
@@ -522,6 +527,51 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
       containers: [summary("c1", "running")],
     }),
     expected: ['retire c1 stopped "scaled down"'],
+  },
+  {
+    name: "drains a running task with ingress before it stops: no new connections, a wait",
+    input: input({
+      task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
+      containers: [summary("c1", "running")],
+      drainMs: 5000,
+      nowMs: 1000,
+    }),
+    expected: [
+      "log info draining: no new ingress connections, open ones get drainMs",
+      "drain since 1000",
+      "wait 5000",
+    ],
+  },
+  {
+    name: "keeps waiting while the drain lasts",
+    input: input({
+      task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
+      containers: [summary("c1", "running")],
+      drainMs: 5000,
+      memory: { drainingSinceMs: 1000 },
+      nowMs: 4000,
+    }),
+    expected: ["wait 2000"],
+  },
+  {
+    name: "stops a drained task once its drainMs are over",
+    input: input({
+      task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
+      containers: [summary("c1", "running")],
+      drainMs: 5000,
+      memory: { drainingSinceMs: 1000 },
+      nowMs: 6000,
+    }),
+    expected: ['retire c1 stopped "scaled down"'],
+  },
+  {
+    name: "does not drain a task asked to stop whose containers no longer run",
+    input: input({
+      task: pending({ state: "running", desired: "stopped" }),
+      containers: [summary("c1", "exited")],
+      drainMs: 5000,
+    }),
+    expected: ['retire c1 stopped "desired stopped"'],
   },
   {
     name: "reports a task desired stopped whose container died as stopped, not failed",

@@ -33,6 +33,8 @@ export interface TaskMemory {
   offlineRestart: OfflineRestart | null;
   /** This agent stopped its containers while cut off (stopAfterDisconnectMs). */
   stoppedWhileCutOff: boolean;
+  /** When this agent first saw the task asked to stop while its ingress drains (monotonic ms). */
+  drainingSinceMs: number | null;
 }
 
 /** What this pass has learnt about the task so far, by the actions already carried out. */
@@ -51,6 +53,11 @@ export interface TaskDecisionInput {
   definition: TaskDefinition | null;
   /** The service's stopAfterDisconnectMs; null for a one-off task or a service without it. */
   stopAfterDisconnectMs: number | null;
+  /**
+   * How long a task asked to stop keeps its open ingress connections before its containers stop:
+   * the service's drainMs when it has ingress, else 0.
+   */
+  drainMs: number;
   /** How long the node has been cut off from the leader, or null. */
   disconnectedMs: number | null;
   /** Monotonic ms. */
@@ -88,7 +95,9 @@ export type TaskAction =
   | { kind: "stop"; containerIds: string[] }
   /** Starts crashed containers again while cut off, remembering the restart for the backoff. */
   | { kind: "start"; containerIds: string[]; restart: OfflineRestart }
-  /** Looks again after `delayMs`: an offline restart waits for its backoff. */
+  /** Remembers that the task's ingress drains from `sinceMs` on, before its containers stop. */
+  | { kind: "drain"; sinceMs: number }
+  /** Looks again after `delayMs`: an offline restart waits for its backoff, a drain its end. */
   | { kind: "wait"; delayMs: number }
   | { kind: "pull"; image: string }
   /** Stops and removes containers beside the loop, reporting the task stopped first if asked. */
@@ -105,12 +114,40 @@ export function decide(input: TaskDecisionInput): TaskAction[] {
   if (memory.retiring) return [];
   const reported = memory.lastReportedState;
   const terminal = isTerminal(task.state) || (reported !== null && isTerminal(reported));
-  if (task.desired === "stopped" || terminal) return retire(input, input.containers, !terminal);
+  if (task.desired === "stopped" && !terminal) {
+    return drain(input) ?? retire(input, input.containers, true);
+  }
+  if (terminal) return retire(input, input.containers, false);
   if (!definition) {
     const name = `${task.taskDefinition.family}:${task.taskDefinition.revision}`;
     return fail(input, input.containers, `task definition ${name} not found`, []);
   }
   return stopForDisconnect(input) ?? decideContainers(input, definition.containers);
+}
+
+/**
+ * A running task asked to stop first drains (ECS's deregistration delay): every node's ingress
+ * stops sending it new connections at once, and the open ones get the service's drainMs before
+ * its containers stop. Null when there is nothing (left) to wait for.
+ */
+function drain(input: TaskDecisionInput): TaskAction[] | null {
+  const { drainMs, nowMs, memory, task } = input;
+  if (drainMs <= 0 || !input.containers.some((c) => c.state === "running")) return null;
+  const since = memory.drainingSinceMs;
+  if (since === null) {
+    return [
+      {
+        kind: "log",
+        level: "info",
+        fields: { task: task.id, drainMs },
+        message: "draining: no new ingress connections, open ones get drainMs",
+      },
+      { kind: "drain", sinceMs: nowMs },
+      { kind: "wait", delayMs: drainMs },
+    ];
+  }
+  const left = since + drainMs - nowMs;
+  return left > 0 ? [{ kind: "wait", delayMs: left }] : null;
 }
 
 /** The containers of a task that is neither stopping nor cut off too long. */

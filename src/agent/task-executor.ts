@@ -66,6 +66,8 @@ class TaskPass implements PassProgress {
 
 export class TaskExecutor {
   private readonly retiring = new Map<string, Promise<void>>();
+  /** Tasks whose ingress drains before their containers stop, since when (monotonic ms). */
+  private readonly draining = new Map<string, number>();
 
   constructor(private readonly options: TaskExecutorOptions) {}
 
@@ -104,6 +106,7 @@ export class TaskExecutor {
       nodeId,
       definition,
       stopAfterDisconnectMs: service?.stopAfterDisconnectMs ?? null,
+      drainMs: service && service.ingress.length > 0 ? service.drainMs : 0,
       disconnectedMs: this.options.disconnectedMs(),
       nowMs: this.options.clock.monotonic(),
       containers: pass.containers,
@@ -113,6 +116,7 @@ export class TaskExecutor {
         lastReportedState: reports.lastState(task.id),
         offlineRestart: restarts.of(task.id),
         stoppedWhileCutOff: restarts.stoppedHere(task.id),
+        drainingSinceMs: this.draining.get(task.id) ?? null,
       },
       pulls: {
         policy: this.options.pullPolicy,
@@ -177,6 +181,9 @@ export class TaskExecutor {
         for (const id of action.containerIds) await runtime.start(id);
         this.options.restarts.record(taskId, action.restart);
         return "done";
+      case "drain":
+        this.draining.set(taskId, action.sinceMs);
+        return "done";
       case "wait":
         this.options.scheduleNext(action.delayMs);
         return "done";
@@ -184,6 +191,7 @@ export class TaskExecutor {
         this.options.pulls.begin(taskId, action.image);
         return "done";
       case "retire":
+        this.draining.delete(taskId);
         this.retire(taskId, task, action.containers, action.stopped);
         return "done";
       default:

@@ -37,6 +37,8 @@ export function isEmptyPlan(plan: Plan): boolean {
  */
 export function needsEvaluation(entry: AppliedEntry): boolean {
   if (entry.command.type === "plan.apply") return !entry.result.ok;
+  // What a node's ingress listens on changes no placement.
+  if (entry.command.type === "node.ingress") return false;
   if (!entry.result.ok) return false;
   if (entry.command.type === "service.update") {
     return (entry.result.value as { rescheduled?: boolean }).rescheduled !== false;

@@ -34,6 +34,8 @@ export const limits = {
    * otherwise wait for TCP's own timeout, minutes).
    */
   ingressAnswerProbeMs: 500,
+  /** Ingress ports one node reports on (every service's together). */
+  ingressListenersPerNodeMax: 1024,
   /** The table is read from the replica at most this often during a burst of writes. */
   ingressRefreshMs: 20,
   /** Open connections per ingress port on one node. */

@@ -167,12 +167,21 @@ export interface NodeInfo {
   diskFull: boolean;
   /** What the node lets tasks mount from its own disk (`--allow-host-path`). */
   hostPaths: HostPathPolicy;
+  /** Whether the node listens on each ingress port, as it last reported. */
+  ingress: IngressListening[];
   /** SHA-256 of the node's public key, pinned at admission; empty when none was pinned. */
   keyDigest: string;
   version: string;
   registeredAt: number;
   updatedAt: number;
   rowVersion: number;
+}
+
+/** A node's report of one ingress port: listening, or why not (another program holds it). */
+export interface IngressListening {
+  port: number;
+  listening: boolean;
+  message: string;
 }
 
 export interface TaskContainerPort {

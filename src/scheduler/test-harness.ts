@@ -30,6 +30,7 @@ export function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     engineReady: true,
     engineMessage: "",
     diskFull: false,
+    ingress: [],
     hostPaths: { allowed: [], denied: [] },
     keyDigest: "",
     version: "0.1.0",

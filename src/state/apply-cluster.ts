@@ -176,6 +176,36 @@ export function applyNodeDisk(ctx: ApplyContext, command: CommandOf<"node.disk">
   return ok(null);
 }
 
+/** Records what the node's ingress listens on; a port that starts or fails to listen is an event. */
+export function applyNodeIngress(
+  ctx: ApplyContext,
+  command: CommandOf<"node.ingress">,
+): Result<unknown> {
+  const node = ctx.view.nodeById(command.nodeId);
+  if (!node) return fail("E_NOT_FOUND", `no node ${command.nodeId}`);
+  if (JSON.stringify(node.ingress) === JSON.stringify(command.listeners)) return ok(null);
+  ctx.run("UPDATE nodes SET ingress = ? WHERE id = ?", JSON.stringify(command.listeners), node.id);
+  const before = new Map(node.ingress.map((each) => [each.port, each]));
+  for (const each of command.listeners) {
+    const was = before.get(each.port);
+    if (was && was.listening === each.listening && was.message === each.message) continue;
+    ctx.event(
+      each.listening
+        ? {
+            type: "ingress.listening",
+            message: `node ${node.name} listens on ingress port ${each.port}`,
+            node: node.id,
+          }
+        : {
+            type: "ingress.failed",
+            message: `node ${node.name} cannot listen on ingress port ${each.port}: ${each.message}; the other nodes still serve it`,
+            node: node.id,
+          },
+    );
+  }
+  return ok(null);
+}
+
 /**
  * A node that left on purpose (`shoal node rm`, `shoal agent --leave`) keeps its row, as ECS keeps
  * a deregistered instance, but takes no work: its tasks stop and the scheduler places them anew.

@@ -157,6 +157,21 @@ export const commandSchema = z.discriminatedUnion("type", [
     freeBytes: z.number().int().nonnegative().nullable(),
     reserveBytes: z.number().int().nonnegative(),
   }),
+  /** What the node's ingress listens on, as the node sees it; a change records events. */
+  z.strictObject({
+    type: z.literal("node.ingress"),
+    at,
+    nodeId: z.string(),
+    listeners: z
+      .array(
+        z.strictObject({
+          port: z.number().int().min(1).max(65535),
+          listening: z.boolean(),
+          message: z.string().max(limits.commandTextBytesMax),
+        }),
+      )
+      .max(limits.ingressListenersPerNodeMax),
+  }),
   z.strictObject({ type: z.literal("node.leave"), at, nodeId: z.string() }),
   // Judged by the leader: `rowVersion` is the version of the node's row it read, so a node that
   // spoke, registered or changed since makes the command change nothing (fencing).

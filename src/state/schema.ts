@@ -91,6 +91,11 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN host_paths TEXT NOT NULL DEFAULT '{"allowed":[],"denied":[]}';
       ALTER TABLE nodes ADD COLUMN key_digest TEXT NOT NULL DEFAULT '';`,
   },
+  {
+    // Whether the node listens on each ingress port (node.ingress sets it).
+    version: 8,
+    sql: "ALTER TABLE nodes ADD COLUMN ingress TEXT NOT NULL DEFAULT '[]';",
+  },
 ];
 
 export function migrate(db: Database): void {
