@@ -1,8 +1,7 @@
 // HTTP mode of the ingress: a request goes to the route its Host names, with X-Forwarded-For and
 // X-Forwarded-Proto added, over kept-alive upstream connections. A request that never reached an
-// upstream (its connect failed or timed out, or a kept-alive socket turned out closed before a
-// body-less request got an answer) is tried on the next; one that did is answered 502 if its
-// upstream dies. WebSocket and other upgrades are spliced through as TCP.
+// upstream (its connect failed or timed out), or a body-less one whose connection closed before
+// any answer, is tried on the next; one that did is answered 502 if its upstream dies. WebSocket and other upgrades are spliced through as TCP.
 import http from "node:http";
 import type net from "node:net";
 import type { IngressRoute, Upstream } from "../agent/ingress-routes.ts";
@@ -67,7 +66,6 @@ function sendOnce(
 ): Promise<Outcome> {
   return new Promise((resolve) => {
     let connected = false;
-    let reused = false;
     let answered = false;
     let settled = false;
     const timers: NodeJS.Timeout[] = [];
@@ -110,10 +108,8 @@ function sendOnce(
       }, limits.ingressConnectTimeoutMs),
     );
     out.on("socket", (socket: net.Socket) => {
-      if (!socket.connecting) {
-        reused = true;
-        sent();
-      } else socket.once("connect", sent);
+      if (socket.connecting) socket.once("connect", sent);
+      else sent();
     });
     out.on("response", (answer) => {
       answered = true;
@@ -130,7 +126,9 @@ function sendOnce(
         context.failed(upstream);
         return settle("unsent");
       }
-      if (!answered && reused && bodiless(req)) return settle("unsent");
+      // Closed before any answer: a body-less request may go to the next task (a kept-alive
+      // socket the task had closed, a container whose server is not yet listening).
+      if (!answered && bodiless(req)) return settle("unsent");
       if (!answered) refuse(res, 502, `task ${upstream.taskId} closed the connection`);
       else res.destroy();
       settle("done");

@@ -30,7 +30,7 @@ export function renderService(view: StateView, service: Service) {
     placement: service.placement,
     deployment: service.deployment,
     stopAfterDisconnectMs: service.stopAfterDisconnectMs,
-    ingress: service.ingress,
+    ingress: ingressOf(view, service),
     drainMs: service.drainMs,
     rebalanceRequested: service.rebalanceRequested,
     runningCount: count("running"),
@@ -40,6 +40,24 @@ export function renderService(view: StateView, service: Service) {
     updatedAt: service.updatedAt,
     version: service.version,
   };
+}
+
+/** Each ingress of the service, with whether each node that is in the fleet listens on it. */
+function ingressOf(view: StateView, service: Service) {
+  const nodes = service.ingress.length === 0 ? [] : view.nodes().filter((n) => n.status !== "left");
+  return service.ingress.map((ingress) => ({
+    ...ingress,
+    nodes: nodes.map((node) => {
+      const report = node.ingress.find((each) => each.port === ingress.port);
+      return {
+        node: node.id,
+        name: node.name,
+        status: node.status,
+        listening: node.status !== "down" && (report?.listening ?? false),
+        message: node.status === "down" ? "node down" : (report?.message ?? "not reported yet"),
+      };
+    }),
+  }));
 }
 
 /** A deployment with its progress: tasks of its revision desired running, and how many run. */

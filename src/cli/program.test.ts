@@ -44,8 +44,11 @@ describe("shoal service", () => {
   it("lists services as a table and as the API's JSON", async () => {
     const table = await ok(["service", "ls"]);
     const [header, row] = table.stdout.trimEnd().split("\n");
-    assert.match(header ?? "", /^NAME\s+RUNNING\s+PENDING\s+DEFINITION\s+IMAGES\s+UPDATED$/);
-    assert.match(row ?? "", /^web\s+0\/3\s+\d+\s+web:1\s+shoal-test\/busybox:1\s+\d+s ago$/);
+    assert.match(
+      header ?? "",
+      /^NAME\s+RUNNING\s+PENDING\s+DEFINITION\s+IMAGES\s+INGRESS\s+UPDATED$/,
+    );
+    assert.match(row ?? "", /^web\s+0\/3\s+\d+\s+web:1\s+shoal-test\/busybox:1\s+-\s+\d+s ago$/);
     const asJson = await ok(["service", "ls", "--json"]);
     const services = JSON.parse(asJson.stdout) as ServiceView[];
     assert.deepEqual(
@@ -105,6 +108,30 @@ describe("shoal service", () => {
     const missing = await h.run(["service", "inspect", "nope"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /\(E_NOT_FOUND\)\n$/);
+  });
+
+  it("takes ingress ports from a spec, shows them, and refuses one already taken", async () => {
+    const spec = webYaml
+      .replace("name: web", "name: front")
+      .concat(
+        "ingress:\n  - port: 8080\n    containerPort: 80\n    protocol: http\ndrainMs: 2000\n",
+      );
+    const created = await ok(["service", "create", "-f", h.file("front.yaml", spec)]);
+    assert.match(created.stdout, /service front created/);
+    const human = await ok(["service", "inspect", "front"]);
+    assert.match(human.stdout, /^drain:\s+2000 ms$/m);
+    assert.match(human.stdout, /^INGRESS\s+PROTOCOL\s+TARGET\s+HOSTS\s+LISTENING$/m);
+    assert.match(human.stdout, /^8080\s+http\s+httpd:80\s+\*\s+0\/1 nodes$/m);
+    assert.match(human.stdout, /^warning: node \S+ does not listen on 8080: not reported yet$/m);
+    const clash = spec.replace("name: front", "name: back");
+    const refused = await h.run(["service", "create", "-f", h.file("back.yaml", clash)]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /ingress port 8080: service front already listens there.*\(E_PORT_CONFLICT\)\n$/,
+    );
+    assert.equal(h.test.log.view().service("back"), null);
+    await ok(["service", "rm", "front"]);
   });
 
   it("says which file it cannot read", async () => {

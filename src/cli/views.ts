@@ -40,9 +40,10 @@ export function servicesTable(services: ServiceView[], now: number): string {
     String(service.pendingCount),
     service.taskDefinition,
     service.containers.map((container) => container.image).join(",") || "-",
+    service.ingress.map((each) => `${each.port}/${each.protocol}`).join(",") || "-",
     ago(service.updatedAt, now),
   ]);
-  return table(["NAME", "RUNNING", "PENDING", "DEFINITION", "IMAGES", "UPDATED"], rows);
+  return table(["NAME", "RUNNING", "PENDING", "DEFINITION", "IMAGES", "INGRESS", "UPDATED"], rows);
 }
 
 export function tasksTable(tasks: TaskView[], now: number): string {
@@ -113,6 +114,7 @@ export function serviceBlock(service: ServiceDetail, now: number): string {
         ? "keep running"
         : `stop after ${service.stopAfterDisconnectMs} ms`,
     ],
+    ["drain", service.ingress.length === 0 ? "-" : `${service.drainMs} ms`],
     ["created", ago(service.createdAt, now)],
     ["updated", ago(service.updatedAt, now)],
   ]);
@@ -141,7 +143,33 @@ export function serviceBlock(service: ServiceDetail, now: number): string {
       container.memoryMb === undefined ? "-" : `${container.memoryMb} MB`,
     ]),
   );
-  return `${head}\n${containers}\n${deployments}\n${tasksTable(service.tasks, now)}`;
+  const ingress = ingressText(service.ingress);
+  return `${head}\n${containers}\n${ingress}${deployments}\n${tasksTable(service.tasks, now)}`;
+}
+
+/** The ingress table, then one line per node that does not listen; empty without ingress. */
+function ingressText(ingress: ServiceView["ingress"]): string {
+  if (ingress.length === 0) return "";
+  const rows = ingress.map((each) => [
+    String(each.port),
+    each.protocol + (each.proxyProtocol ? ` (PROXY ${each.proxyProtocol})` : ""),
+    `${each.container}:${each.containerPort}`,
+    each.hosts.join(",") || "*",
+    `${each.nodes.filter((n) => n.listening).length}/${each.nodes.length} nodes`,
+  ]);
+  const table_ = table(["INGRESS", "PROTOCOL", "TARGET", "HOSTS", "LISTENING"], rows);
+  return `${table_}${ingressWarnings(ingress)
+    .map((line) => `warning: ${line}\n`)
+    .join("")}\n`;
+}
+
+/** `node pi-2 does not listen on 8080: another program holds the port`, one per such node. */
+export function ingressWarnings(ingress: ServiceView["ingress"]): string[] {
+  return ingress.flatMap((each) =>
+    each.nodes
+      .filter((n) => !n.listening && n.status !== "down")
+      .map((n) => `node ${n.name} does not listen on ${each.port}: ${n.message}`),
+  );
 }
 
 function placementText(placement: ServiceDetail["placement"]): string {

@@ -1,7 +1,7 @@
 // `shoal status`: the cluster at a glance: id, leader, applied index, nodes and services.
 import type { Command } from "commander";
 import { type CliContext, clientFor, printJson } from "../context.ts";
-import { clusterBlock, nodesTable, servicesTable } from "../views.ts";
+import { clusterBlock, ingressWarnings, nodesTable, servicesTable } from "../views.ts";
 import { guard, withApiOptions } from "./shared.ts";
 
 interface StatusOptions {
@@ -18,8 +18,13 @@ export function registerStatus(program: Command, context: CliContext): void {
       const [cluster, services] = await Promise.all([client.cluster(), client.services()]);
       if (options.json) return printJson(context, { cluster, services });
       const now = context.now();
+      const warnings = services.flatMap((service) =>
+        ingressWarnings(service.ingress).map(
+          (line) => `warning: service ${service.name}: ${line}\n`,
+        ),
+      );
       context.out.write(
-        `${clusterBlock(cluster)}\nNODES\n${nodesTable(cluster.nodes, now)}\nSERVICES\n${servicesTable(services, now)}`,
+        `${clusterBlock(cluster)}\nNODES\n${nodesTable(cluster.nodes, now)}\nSERVICES\n${servicesTable(services, now)}${warnings.join("")}`,
       );
     }),
   );

@@ -1,0 +1,197 @@
+// Ingress on the lab: every node's port 8080 reaches the service's tasks wherever they run, also
+// from a node that runs none of them; and while a client sends requests to a surviving node, a
+// worker's host is killed, a worker is partitioned and the service rolls out a new revision,
+// without failed requests. Needs root.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { after, before, describe, it } from "node:test";
+import { nodeAddress } from "../../src/testing/lab.ts";
+import {
+  formLabFleet,
+  type LabApi,
+  type LabService,
+  mdnsLab,
+  runningTasks,
+} from "../../src/testing/lab-fleet.ts";
+import { waitFor } from "../../src/testing/wait.ts";
+
+const lab = mdnsLab();
+let api: LabApi;
+const nodes = ["lab1", "lab2", "lab3"];
+const port = 8080;
+
+/** Each task's page is its container's hostname, the short container id. */
+function containers(env: Record<string, string> = {}) {
+  return [
+    {
+      name: "httpd",
+      image: "shoal-test/busybox:1",
+      command: ["sh", "-c", "hostname > /www/index.html && exec httpd -f -p 80 -h /www"],
+      env,
+    },
+  ];
+}
+
+before(async () => {
+  api = await formLabFleet(lab, 3);
+  await api.call("lab1", "POST", "/v1/services", {
+    name: "front",
+    replicas: 3,
+    containers: containers(),
+    ingress: [{ port, containerPort: 80, protocol: "http" }],
+    drainMs: 2000,
+  });
+  await settled((s) => spreadOver(s) === 3);
+});
+
+after(async () => {
+  await lab.down();
+});
+
+const spreadOver = (s: LabService) => new Set(runningTasks(s).map((t) => t.nodeName)).size;
+
+function settled(done: (s: LabService) => boolean, timeoutMs = 60_000): Promise<LabService> {
+  return waitFor(
+    "front to settle",
+    async () => {
+      const service = await api.service("lab1", "front");
+      return done(service) && runningTasks(service).length === 3 ? service : null;
+    },
+    timeoutMs,
+    100,
+  );
+}
+
+/** GET / on a node's ingress port over a new connection; the page, or an error. */
+function ask(node: string, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(
+      { host: nodeAddress(node), port, path: "/", agent: false, timeout: timeoutMs },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        res.on("end", () =>
+          res.statusCode === 200
+            ? resolve(body.trim())
+            : reject(new Error(`${res.statusCode} ${body}`)),
+        );
+      },
+    );
+    request.on("timeout", () => request.destroy(new Error("timed out")));
+    request.on("error", reject);
+  });
+}
+
+/** The node of each answering container, by the short id its page shows. */
+function nodeByContainer(service: LabService): Map<string, string> {
+  return new Map(
+    service.tasks.flatMap((t) =>
+      t.containers.map((c): [string, string] => [
+        (c.containerId ?? "").slice(0, 12),
+        t.nodeName ?? "",
+      ]),
+    ),
+  );
+}
+
+/** A client that asks `node` again and again until stopped: counts, and the longest silence. */
+function client(node: string) {
+  const stats = { sent: 0, failed: 0, longestGapMs: 0, failures: [] as string[] };
+  let running = true;
+  const loop = (async () => {
+    let lastSuccess = performance.now();
+    while (running) {
+      stats.sent += 1;
+      try {
+        await ask(node);
+        const now = performance.now();
+        stats.longestGapMs = Math.max(stats.longestGapMs, now - lastSuccess);
+        lastSuccess = now;
+      } catch (error) {
+        stats.failed += 1;
+        if (stats.failures.length < 10) stats.failures.push(String(error));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await loop;
+      return stats;
+    },
+  };
+}
+
+async function drained(node: string): Promise<void> {
+  await api.call("lab1", "POST", `/v1/nodes/${node}/drain`);
+  await settled((s) => !s.tasks.some((t) => t.nodeName === node && t.state !== "stopped"));
+}
+
+describe("ingress on the lab", () => {
+  it("answers on each node's port from tasks on the other nodes, also where none runs", async () => {
+    for (const node of nodes) {
+      await drained(node);
+      try {
+        const service = await api.service("lab1", "front");
+        const owners = nodeByContainer(service);
+        const seen = new Set<string>();
+        for (let round = 0; round < 24; round++) seen.add(owners.get(await ask(node)) ?? "?");
+        assert.ok(!seen.has(node) && !seen.has("?"), `${node} answered from ${[...seen]}`);
+        assert.equal(seen.size, 2, `${node} reached the tasks of both other nodes: ${[...seen]}`);
+      } finally {
+        await api.call("lab1", "POST", `/v1/nodes/${node}/activate`);
+      }
+    }
+  });
+
+  // The client asks lab1, drained so that it runs none of the tasks: every answer crosses nodes.
+  it("fails no request while a worker's host is killed, or partitioned", async () => {
+    await drained("lab1");
+    for (const [victim, cut] of [
+      ["lab3", () => lab.kill("lab3")],
+      ["lab2", () => lab.partition("lab2")],
+    ] as const) {
+      const running = client("lab1");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await cut();
+      await waitFor(`${victim} to be marked down`, async () => {
+        const list = await api.nodes("lab1");
+        return list.find((n) => n.name === victim)?.status === "down";
+      });
+      await settled((s) => !s.tasks.some((t) => t.nodeName === victim && t.state === "running"));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const stats = await running.stop();
+      console.log(`ingress while ${victim} is lost: ${JSON.stringify(stats)}`);
+      assert.equal(stats.failed, 0, `failed requests: ${stats.failures.join("; ")}`);
+      assert.ok(stats.sent > 50, `the client sent ${stats.sent} requests`);
+      if (victim === "lab3") await lab.start("lab3");
+      else await lab.heal();
+      await waitFor(`${victim} to be ready`, async () => {
+        const list = await api.nodes("lab1");
+        return list.find((n) => n.name === victim)?.status === "ready";
+      });
+      // Back over both workers before the next loss (lab1 stays drained).
+      await api.call("lab1", "POST", "/v1/services/front/rebalance");
+      await settled((s) => spreadOver(s) === 2);
+    }
+  });
+
+  it("fails no request while the service rolls out a new revision", async () => {
+    const running = client("lab1");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await api.call("lab1", "PATCH", "/v1/services/front", { containers: containers({ V: "2" }) });
+    await settled((s) => s.deployments[0]?.status === "completed", 120_000);
+    await waitFor("the old tasks to be gone", async () => {
+      const service = await api.service("lab1", "front");
+      return service.tasks.every((t) => t.taskDefinition === "front:2" || t.state === "stopped");
+    });
+    const stats = await running.stop();
+    console.log(`ingress during a rolling deployment: ${JSON.stringify(stats)}`);
+    assert.equal(stats.failed, 0, `failed requests: ${stats.failures.join("; ")}`);
+  });
+});
