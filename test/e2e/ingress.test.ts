@@ -20,13 +20,26 @@ let api: LabApi;
 const nodes = ["lab1", "lab2", "lab3"];
 const port = 8080;
 
-/** Each task's page is its container's hostname, the short container id. */
+/** A CGI script that answers after 2 s: requests still open when their task is asked to stop. */
+// Its header lines end in CRLF: Node's HTTP parser takes no bare LF (busybox passes them through).
+const slowScript = '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nsleep 2\nhostname\n';
+
+/** Each task's page is its container's hostname (the short container id); /cgi-bin/slow too. */
 function containers(env: Record<string, string> = {}) {
+  const setup = [
+    "hostname > /www/index.html",
+    "mkdir -p /www/cgi-bin",
+    `printf '${slowScript}' > /www/cgi-bin/slow`,
+    "chmod +x /www/cgi-bin/slow",
+    // Stops at once on SIGTERM, as a real server does (httpd as PID 1 would ignore it): only the
+    // drain keeps a request open on a task asked to stop from being cut.
+    'httpd -f -p 80 -h /www & trap "exit 0" TERM; wait',
+  ];
   return [
     {
       name: "httpd",
       image: "shoal-test/busybox:1",
-      command: ["sh", "-c", "hostname > /www/index.html && exec httpd -f -p 80 -h /www"],
+      command: ["sh", "-c", setup.join(" && ")],
       env,
     },
   ];
@@ -39,7 +52,7 @@ before(async () => {
     replicas: 3,
     containers: containers(),
     ingress: [{ port, containerPort: 80, protocol: "http" }],
-    drainMs: 2000,
+    drainMs: 5000,
   });
   await settled((s) => spreadOver(s) === 3);
 });
@@ -62,26 +75,32 @@ function settled(done: (s: LabService) => boolean, timeoutMs = 60_000): Promise<
   );
 }
 
-/** GET / on a node's ingress port over a new connection; the page, or an error. */
-function ask(node: string, timeoutMs = 3000): Promise<string> {
+/**
+ * GET `path` on a node's ingress port over a new connection (POST with a body when `post`); the
+ * page, or an error.
+ */
+function ask(node: string, path = "/", post = false, timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = http.get(
-      { host: nodeAddress(node), port, path: "/", agent: false, timeout: timeoutMs },
+    const method = post ? "POST" : "GET";
+    const request = http.request(
+      { host: nodeAddress(node), port, path, method, agent: false, timeout: timeoutMs },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           body += chunk;
         });
+        // busybox ends a CGI answer by closing: an answer cut short is a 200 with no page.
         res.on("end", () =>
-          res.statusCode === 200
+          res.statusCode === 200 && body.trim() !== ""
             ? resolve(body.trim())
-            : reject(new Error(`${res.statusCode} ${body}`)),
+            : reject(new Error(`${res.statusCode} ${JSON.stringify(body)}`)),
         );
       },
     );
     request.on("timeout", () => request.destroy(new Error("timed out")));
     request.on("error", reject);
+    request.end(post ? "a body" : undefined);
   });
 }
 
@@ -98,7 +117,7 @@ function nodeByContainer(service: LabService): Map<string, string> {
 }
 
 /** A client that asks `node` again and again until stopped: counts, and the longest silence. */
-function client(node: string) {
+function client(node: string, path = "/", post = false) {
   const stats = { sent: 0, failed: 0, longestGapMs: 0, failures: [] as string[] };
   let running = true;
   const loop = (async () => {
@@ -106,7 +125,7 @@ function client(node: string) {
     while (running) {
       stats.sent += 1;
       try {
-        await ask(node);
+        await ask(node, path, post);
         const now = performance.now();
         stats.longestGapMs = Math.max(stats.longestGapMs, now - lastSuccess);
         lastSuccess = now;
@@ -181,8 +200,11 @@ describe("ingress on the lab", () => {
     }
   });
 
+  // Slow requests are open on the old tasks when they are asked to stop: the drain lets them end.
   it("fails no request while the service rolls out a new revision", async () => {
     const running = client("lab1");
+    // POSTs: a request with a body is never sent twice, so nothing but the drain saves them.
+    const slow = Array.from({ length: 6 }, () => client("lab1", "/cgi-bin/slow", true));
     await new Promise((resolve) => setTimeout(resolve, 500));
     await api.call("lab1", "PATCH", "/v1/services/front", { containers: containers({ V: "2" }) });
     await settled((s) => s.deployments[0]?.status === "completed", 120_000);
@@ -191,7 +213,13 @@ describe("ingress on the lab", () => {
       return service.tasks.every((t) => t.taskDefinition === "front:2" || t.state === "stopped");
     });
     const stats = await running.stop();
+    const slowStats = await Promise.all(slow.map((each) => each.stop()));
     console.log(`ingress during a rolling deployment: ${JSON.stringify(stats)}`);
+    console.log(`slow requests during it: ${JSON.stringify(slowStats)}`);
     assert.equal(stats.failed, 0, `failed requests: ${stats.failures.join("; ")}`);
+    for (const each of slowStats) {
+      assert.equal(each.failed, 0, `failed slow requests: ${each.failures.join("; ")}`);
+      assert.ok(each.sent >= 2, `a slow client sent ${each.sent} requests`);
+    }
   });
 });
