@@ -18,6 +18,7 @@ import {
   webContainers,
 } from "../src/testing/lab-fleet.ts";
 import { waitFor } from "../src/testing/wait.ts";
+import { benchIngress } from "./bench-ingress.ts";
 import { type BenchRow, median, percentile } from "./bench-row.ts";
 import {
   benchGrowth,
@@ -313,6 +314,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     rows.push(...(await benchTlsCost(lab, new LabApi(lab, client.token))));
     rows.push(...(await failover(lab, client)));
     rows.push(...(await nodeLoss(lab, client)));
+    rows.push(...(await benchIngress(lab, client)));
   } finally {
     await lab.down();
   }

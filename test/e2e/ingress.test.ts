@@ -3,8 +3,8 @@
 // worker's host is killed, a worker is partitioned and the service rolls out a new revision,
 // without failed requests. Needs root.
 import assert from "node:assert/strict";
-import http from "node:http";
 import { after, before, describe, it } from "node:test";
+import { IngressClient, ingressRequest } from "../../src/testing/ingress-client.ts";
 import { nodeAddress } from "../../src/testing/lab.ts";
 import {
   formLabFleet,
@@ -75,33 +75,8 @@ function settled(done: (s: LabService) => boolean, timeoutMs = 60_000): Promise<
   );
 }
 
-/**
- * GET `path` on a node's ingress port over a new connection (POST with a body when `post`); the
- * page, or an error.
- */
-function ask(node: string, path = "/", post = false, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const method = post ? "POST" : "GET";
-    const request = http.request(
-      { host: nodeAddress(node), port, path, method, agent: false, timeout: timeoutMs },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        // busybox ends a CGI answer by closing: an answer cut short is a 200 with no page.
-        res.on("end", () =>
-          res.statusCode === 200 && body.trim() !== ""
-            ? resolve(body.trim())
-            : reject(new Error(`${res.statusCode} ${JSON.stringify(body)}`)),
-        );
-      },
-    );
-    request.on("timeout", () => request.destroy(new Error("timed out")));
-    request.on("error", reject);
-    request.end(post ? "a body" : undefined);
-  });
+function ask(node: string): Promise<string> {
+  return ingressRequest(nodeAddress(node), port);
 }
 
 /** The node of each answering container, by the short id its page shows. */
@@ -116,34 +91,9 @@ function nodeByContainer(service: LabService): Map<string, string> {
   );
 }
 
-/** A client that asks `node` again and again until stopped: counts, and the longest silence. */
-function client(node: string, path = "/", post = false) {
-  const stats = { sent: 0, failed: 0, longestGapMs: 0, failures: [] as string[] };
-  let running = true;
-  const loop = (async () => {
-    let lastSuccess = performance.now();
-    while (running) {
-      stats.sent += 1;
-      try {
-        await ask(node, path, post);
-        const now = performance.now();
-        stats.longestGapMs = Math.max(stats.longestGapMs, now - lastSuccess);
-        lastSuccess = now;
-      } catch (error) {
-        stats.failed += 1;
-        if (stats.failures.length < 10) stats.failures.push(String(error));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
-  return {
-    stats,
-    async stop() {
-      running = false;
-      await loop;
-      return stats;
-    },
-  };
+/** A client of `node`'s ingress port, started; GET / or a POST of `path`. */
+function client(node: string, path?: string): IngressClient {
+  return new IngressClient(nodeAddress(node), port, path ? { path, post: true } : {}).start();
 }
 
 async function drained(node: string): Promise<void> {
@@ -204,7 +154,7 @@ describe("ingress on the lab", () => {
   it("fails no request while the service rolls out a new revision", async () => {
     const running = client("lab1");
     // POSTs: a request with a body is never sent twice, so nothing but the drain saves them.
-    const slow = Array.from({ length: 6 }, () => client("lab1", "/cgi-bin/slow", true));
+    const slow = Array.from({ length: 6 }, () => client("lab1", "/cgi-bin/slow"));
     await new Promise((resolve) => setTimeout(resolve, 500));
     await api.call("lab1", "PATCH", "/v1/services/front", { containers: containers({ V: "2" }) });
     await settled((s) => s.deployments[0]?.status === "completed", 120_000);
