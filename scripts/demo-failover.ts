@@ -1,7 +1,8 @@
 // The failover demo: on a 3-node lab (brought up here, or the one already running), a 3-replica
 // web service loses (a) the leader's host, (b) a worker's host, (c) a node to a partition; each
-// comes back afterwards. A live timeline shows every milestone as the fleet reaches it, and a
-// summary table ends the run. Run it as root: `bash scripts/demo-failover.sh [--keep]`.
+// comes back afterwards. A live timeline shows every milestone as the fleet reaches it, a client
+// asks the service's ingress port on a surviving node all through each step, and a summary table
+// ends the run. Run it as root: `bash scripts/demo-failover.sh [--keep]`.
 
 import {
   type LossKind,
@@ -9,7 +10,8 @@ import {
   measureLoss,
   restore,
 } from "../src/testing/failover-timeline.ts";
-import type { Lab } from "../src/testing/lab.ts";
+import { IngressClient, type IngressClientStats } from "../src/testing/ingress-client.ts";
+import { type Lab, nodeAddress } from "../src/testing/lab.ts";
 import {
   formLabFleet,
   LabApi,
@@ -22,6 +24,7 @@ import { waitFor } from "../src/testing/wait.ts";
 const nodes = ["lab1", "lab2", "lab3"];
 const serviceName = "demo-web";
 const replicas = 3;
+const ingressPort = 8080;
 const keep = process.argv.includes("--keep");
 
 interface Step {
@@ -62,6 +65,7 @@ async function deploy(api: LabApi): Promise<void> {
     containers: webContainers(),
     // A node that comes back gets its task again, so each step starts with one task per node.
     placement: { rebalance: true },
+    ingress: [{ port: ingressPort, containerPort: 8080, protocol: "http" }],
   });
   await spread(api);
 }
@@ -82,7 +86,12 @@ async function spread(api: LabApi): Promise<void> {
   say(`${serviceName}: ${replicas} tasks running, one per node (${[...on].sort().join(", ")})`);
 }
 
-async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
+interface StepResult {
+  times: LossTimes;
+  client: IngressClientStats;
+}
+
+async function runStep(lab: Lab, api: LabApi, step: Step): Promise<StepResult> {
   await spread(api);
   const leader = await api.leaderName("lab1").catch(() => api.leaderName("lab2"));
   const victim = step.pick(leader);
@@ -101,12 +110,17 @@ async function runStep(lab: Lab, api: LabApi, step: Step): Promise<LossTimes> {
     replicas,
     onMilestone: (elapsed: number, what: string) => say(`${clock(elapsed)}  ${what}`),
   };
+  const client = new IngressClient(nodeAddress(observer), ingressPort).start();
   const times = await measureLoss(lab, api, plan);
   const back = await restore(lab, api, plan);
   const how = step.kind === "kill" ? "started again" : "healed";
   say(`           ${victim} ${how}: ready after ${Math.round(back)} ms`);
   await settle(api);
-  return times;
+  const stats = await client.stop();
+  say(
+    `           a client of ${observer}:${ingressPort}: ${stats.sent} requests, ${stats.failed} failed`,
+  );
+  return { times, client: stats };
 }
 
 /** Waits until the service runs exactly its replicas again, none twice, after a node returns. */
@@ -119,16 +133,20 @@ async function settle(api: LabApi): Promise<void> {
   say(`           ${serviceName} runs exactly ${replicas} tasks`);
 }
 
-function summary(rows: { step: Step; times: LossTimes }[]): void {
+function summary(rows: { step: Step; result: StepResult }[]): void {
   const cell = (ms: number | null) => (ms === null ? "-" : `${Math.round(ms)} ms`);
   const header = ["step", "new leader", "marked down", "placed", "running", "answering HTTP"];
-  const body = rows.map(({ step, times }) => [
+  header.push("ingress sent", "failed", "longest gap");
+  const body = rows.map(({ step, result: { times, client } }) => [
     step.title,
     cell(times.newLeaderMs),
     cell(times.markedDownMs),
     cell(times.placedMs),
     cell(times.runningMs),
     cell(times.answeringMs),
+    String(client.sent),
+    String(client.failed),
+    cell(client.longestGapMs),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
@@ -149,8 +167,8 @@ async function main(): Promise<void> {
   const { api, ours } = await fleet(lab);
   try {
     await deploy(api);
-    const rows: { step: Step; times: LossTimes }[] = [];
-    for (const step of steps) rows.push({ step, times: await runStep(lab, api, step) });
+    const rows: { step: Step; result: StepResult }[] = [];
+    for (const step of steps) rows.push({ step, result: await runStep(lab, api, step) });
     summary(rows);
   } finally {
     if (ours && !keep) {
