@@ -21,7 +21,7 @@ import { systemClock } from "./adapters/system-clock.ts";
 import { readTlsIdentity } from "./adapters/tls-files.ts";
 import { type PeerOfSocket, peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
-import { IngressReporter } from "./agent/ingress-reporter.ts";
+import { reportIngress } from "./agent/ingress-reporter.ts";
 import { ingressListeners, ingressState } from "./agent/ingress-routes.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
@@ -346,7 +346,7 @@ function runAgent(
     logger,
     host: options.bind,
   });
-  const ingressReports = new IngressReporter({
+  const stopIngressReports = reportIngress({
     log,
     nodeId,
     statuses: () => ingress.statuses().filter((status) => status.message !== "opening"),
@@ -356,7 +356,6 @@ function runAgent(
   reconciler.start();
   disk.start();
   ingress.start();
-  ingressReports.start();
   // At start too: a node restarted more often than the check runs must still renew.
   const renew = () =>
     fleet.renewCertificate(systemClock.now()).catch((error: unknown) => {
@@ -369,7 +368,7 @@ function runAgent(
     async stop() {
       clearInterval(renewal);
       disk.stop();
-      ingressReports.stop();
+      stopIngressReports();
       await ingress.close();
       await reconciler.stop();
     },

@@ -195,16 +195,9 @@ export async function forwardUpgrade(
   head: Buffer,
 ): Promise<void> {
   client.on("error", () => undefined);
-  for (const upstream of context.order(route)) {
-    const socket = await connectWithin(context.dial, upstream, limits.ingressConnectTimeoutMs);
-    if (client.destroyed) {
-      socket?.destroy();
-      return;
-    }
-    if (!socket) {
-      context.failed(upstream);
-      continue;
-    }
+  const reached = await connectFirst(context, route, client);
+  if (reached) {
+    const { upstream, socket } = reached;
     const lines = [`${req.method} ${req.url} HTTP/1.1`];
     for (const [name, value] of Object.entries(forwardedHeaders(req, req.headers, true))) {
       for (const each of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${each}`);
@@ -213,7 +206,28 @@ export async function forwardUpgrade(
     if (head.length > 0) socket.write(head);
     context.begin(upstream);
     splice(client, socket, () => context.end(upstream));
-    return;
+  } else if (!client.destroyed) {
+    client.end("HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n");
   }
-  client.end("HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n");
+}
+
+/**
+ * The first upstream of the route that connects in time, in attempt order; null when none did or
+ * the client left meanwhile. Each that did not goes last for a while.
+ */
+export async function connectFirst(
+  context: ForwardContext,
+  route: IngressRoute,
+  client: net.Socket,
+): Promise<{ upstream: Upstream; socket: net.Socket } | null> {
+  for (const upstream of context.order(route)) {
+    const socket = await connectWithin(context.dial, upstream, limits.ingressConnectTimeoutMs);
+    if (client.destroyed) {
+      socket?.destroy();
+      return null;
+    }
+    if (socket) return { upstream, socket };
+    context.failed(upstream);
+  }
+  return null;
 }

@@ -3,7 +3,7 @@ import http from "node:http";
 import net from "node:net";
 import { after, describe, it } from "node:test";
 import { V2ProxyProtocol } from "proxy-protocol-js";
-import type { Listener, Upstream } from "../agent/ingress-routes.ts";
+import type { IngressRoute, Listener, Upstream } from "../agent/ingress-routes.ts";
 import { limits } from "../core/limits.ts";
 import { SeededRandom } from "../raft/seeded-random.ts";
 import { silentLogger } from "../testing/cluster-room.ts";
@@ -200,26 +200,30 @@ describe("the ingress proxy in TCP mode", () => {
   });
 });
 
+const route = (service: string, hosts: string[], upstreams: Upstream[]): IngressRoute => ({
+  service,
+  hosts,
+  proxyProtocol: null,
+  upstreams,
+});
+
+const httpListener = (port: number, routes: IngressRoute[]): Listener => ({
+  port,
+  protocol: "http",
+  routes,
+});
+
 describe("the ingress proxy in HTTP mode", () => {
   it("routes by Host, adds X-Forwarded-*, and retries a request that reached no upstream", async () => {
     const a = await httpUpstream("a");
     const b = await httpUpstream("b");
     const refused = await freePort();
     const port = await freePort();
-    const listener: Listener = {
-      port,
-      protocol: "http",
-      routes: [
-        {
-          service: "a",
-          hosts: ["a.home.arpa"],
-          proxyProtocol: null,
-          upstreams: [upstream("refuses", refused), upstream("a", a)],
-        },
-        { service: "b", hosts: [], proxyProtocol: null, upstreams: [upstream("b", b)] },
-        { service: "none", hosts: ["none.home.arpa"], proxyProtocol: null, upstreams: [] },
-      ],
-    };
+    const listener = httpListener(port, [
+      route("a", ["a.home.arpa"], [upstream("refuses", refused), upstream("a", a)]),
+      route("b", [], [upstream("b", b)]),
+      route("none", ["none.home.arpa"], []),
+    ]);
     const { proxy: ingress } = proxy({ listeners: [listener] });
     await listening(ingress, port);
     for (let round = 0; round < 4; round++) {
@@ -240,18 +244,7 @@ describe("the ingress proxy in HTTP mode", () => {
   it("answers 404 for a Host no service routes", async () => {
     const a = await httpUpstream("a");
     const port = await freePort();
-    const listener: Listener = {
-      port,
-      protocol: "http",
-      routes: [
-        {
-          service: "a",
-          hosts: ["a.home.arpa"],
-          proxyProtocol: null,
-          upstreams: [upstream("a", a)],
-        },
-      ],
-    };
+    const listener = httpListener(port, [route("a", ["a.home.arpa"], [upstream("a", a)])]);
     const { proxy: ingress } = proxy({ listeners: [listener] });
     await listening(ingress, port);
     const answer = await httpAsk(port, "b.home.arpa");
@@ -262,15 +255,11 @@ describe("the ingress proxy in HTTP mode", () => {
     const a = await httpUpstream("a");
     const b = await httpUpstream("b");
     const port = await freePort();
-    const route = (upstreams: Upstream[]) => ({
-      port,
-      protocol: "http" as const,
-      routes: [{ service: "web", hosts: [], proxyProtocol: null, upstreams }],
-    });
-    const table = { listeners: [route([upstream("a", a), upstream("b", b)])] };
+    const web = (upstreams: Upstream[]) => httpListener(port, [route("web", [], upstreams)]);
+    const table = { listeners: [web([upstream("a", a), upstream("b", b)])] };
     const { proxy: ingress, changed } = proxy(table);
     await listening(ingress, port);
-    table.listeners = [route([upstream("b", b)])];
+    table.listeners = [web([upstream("b", b)])];
     changed();
     await new Promise((resolve) => setTimeout(resolve, limits.ingressRefreshMs * 3));
     for (let round = 0; round < 6; round++) {

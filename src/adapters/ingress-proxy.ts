@@ -17,7 +17,13 @@ import {
 } from "../agent/ingress-routes.ts";
 import { limits } from "../core/limits.ts";
 import type { Logger } from "../core/logger.ts";
-import { type ForwardContext, forwardRequest, forwardUpgrade, refuse } from "./ingress-http.ts";
+import {
+  connectFirst,
+  type ForwardContext,
+  forwardRequest,
+  forwardUpgrade,
+  refuse,
+} from "./ingress-http.ts";
 import { connectWithin, type Dial, dialTcp, proxyHeader, splice } from "./ingress-tcp.ts";
 
 /** Whether this node listens on an ingress port, and why not when it does not. */
@@ -51,6 +57,15 @@ interface OpenPort {
   status: ListenerStatus;
   retry: NodeJS.Timeout | null;
 }
+
+const upstreamAgentOptions: http.AgentOptions = {
+  keepAlive: true,
+  maxSockets: limits.ingressUpstreamSocketsMax,
+  maxFreeSockets: limits.ingressUpstreamFreeSocketsMax,
+  // Shorter than the usual servers' keep-alive (Node's 5 s), so an idle socket is ours to close
+  // and a request seldom meets one the task just closed.
+  timeout: limits.ingressUpstreamIdleMs,
+};
 
 export class IngressProxy implements ForwardContext {
   private readonly ports = new Map<number, OpenPort>();
@@ -172,22 +187,12 @@ export class IngressProxy implements ForwardContext {
   }
 
   private async forwardTcp(route: IngressRoute, client: net.Socket): Promise<void> {
-    for (const upstream of this.order(route)) {
-      const socket = await connectWithin(this.dial, upstream, limits.ingressConnectTimeoutMs);
-      if (client.destroyed) {
-        socket?.destroy();
-        return;
-      }
-      if (!socket) {
-        this.failed(upstream);
-        continue;
-      }
-      if (route.proxyProtocol === "v2") socket.write(proxyHeader(client));
-      this.begin(upstream);
-      splice(client, socket, () => this.end(upstream));
-      return;
-    }
-    client.destroy();
+    const reached = await connectFirst(this, route, client);
+    if (!reached) return void client.destroy();
+    const { upstream, socket } = reached;
+    if (route.proxyProtocol === "v2") socket.write(proxyHeader(client));
+    this.begin(upstream);
+    splice(client, socket, () => this.end(upstream));
   }
 
   private httpServer(port: number): http.Server {
@@ -226,18 +231,10 @@ export class IngressProxy implements ForwardContext {
 
   agentFor(upstream: Upstream): http.Agent {
     const key = upstreamKey(upstream);
-    let agent = this.agents.get(key);
-    if (!agent) {
-      agent = new http.Agent({
-        keepAlive: true,
-        maxSockets: limits.ingressUpstreamSocketsMax,
-        maxFreeSockets: limits.ingressUpstreamFreeSocketsMax,
-        // Shorter than the usual servers' keep-alive (Node's 5 s), so an idle socket is ours to
-        // close and a request seldom meets one the task just closed.
-        timeout: limits.ingressUpstreamIdleMs,
-      });
-      this.agents.set(key, agent);
-    }
+    const known = this.agents.get(key);
+    if (known) return known;
+    const agent = new http.Agent(upstreamAgentOptions);
+    this.agents.set(key, agent);
     return agent;
   }
 

@@ -16,37 +16,35 @@ export interface IngressReporterOptions {
   logger: Logger;
 }
 
-export class IngressReporter {
-  private reporting = false;
-  private timer: NodeJS.Timeout | null = null;
+/** Starts the reports; returns the function that stops them. */
+export function reportIngress(options: IngressReporterOptions): () => void {
+  let reporting = false;
+  const timer = setInterval(() => {
+    if (reporting) return;
+    reporting = true;
+    void reportOnce(options).finally(() => {
+      reporting = false;
+    });
+  }, limits.agentHeartbeatMs);
+  return () => clearInterval(timer);
+}
 
-  constructor(private readonly options: IngressReporterOptions) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.check(), limits.agentHeartbeatMs);
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  /** One look: proposes when the row says other than the ingress does. */
-  async check(): Promise<void> {
-    const { log, nodeId } = this.options;
-    const row = log.view().nodeById(nodeId);
-    if (this.reporting || !row || row.status === "left") return;
-    const listeners = this.options.statuses();
-    if (JSON.stringify(listeners) === JSON.stringify(row.ingress)) return;
-    this.reporting = true;
-    try {
-      const at = this.options.now();
-      const result = await log.propose({ type: "node.ingress", at, nodeId, listeners });
-      if (!result.ok) this.options.logger.warn({ code: result.code }, "ingress report refused");
-    } catch (error) {
-      this.options.logger.warn({ err: error }, "ingress report failed; it is made again");
-    } finally {
-      this.reporting = false;
-    }
+/** One look: proposes when the row says other than the ingress does. */
+export async function reportOnce(options: IngressReporterOptions): Promise<void> {
+  const { log, nodeId, logger } = options;
+  const row = log.view().nodeById(nodeId);
+  if (!row || row.status === "left") return;
+  const listeners = options.statuses();
+  if (JSON.stringify(listeners) === JSON.stringify(row.ingress)) return;
+  try {
+    const result = await log.propose({
+      type: "node.ingress",
+      at: options.now(),
+      nodeId,
+      listeners,
+    });
+    if (!result.ok) logger.warn({ code: result.code }, "ingress report refused");
+  } catch (error) {
+    logger.warn({ err: error }, "ingress report failed; it is made again");
   }
 }

@@ -195,6 +195,17 @@ const refusedMount = (path: string) => [
   `report failed "${refusedPath(path)}" [httpd:failed] gate`,
 ];
 
+/** A running task of a service with a 5 s drain, asked to stop, at `nowMs`. */
+function draining(nowMs: number, drainingSinceMs: number | null): TaskDecisionInput {
+  return input({
+    task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
+    containers: [summary("c1", "running")],
+    drainMs: 5000,
+    memory: { drainingSinceMs },
+    nowMs,
+  });
+}
+
 /** Its container crashed with 137 while the node is cut off from the leader. */
 const crashedWhileCutOff: Overrides = {
   containers: [summary("c1", "exited")],
@@ -530,12 +541,7 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
   },
   {
     name: "drains a running task with ingress before it stops: no new connections, a wait",
-    input: input({
-      task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
-      containers: [summary("c1", "running")],
-      drainMs: 5000,
-      nowMs: 1000,
-    }),
+    input: draining(1000, null),
     expected: [
       "log info draining: no new ingress connections, open ones get drainMs",
       "drain since 1000",
@@ -544,24 +550,12 @@ const cases: { name: string; input: TaskDecisionInput; expected: string[] }[] = 
   },
   {
     name: "keeps waiting while the drain lasts",
-    input: input({
-      task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
-      containers: [summary("c1", "running")],
-      drainMs: 5000,
-      memory: { drainingSinceMs: 1000 },
-      nowMs: 4000,
-    }),
+    input: draining(4000, 1000),
     expected: ["wait 2000"],
   },
   {
     name: "stops a drained task once its drainMs are over",
-    input: input({
-      task: pending({ state: "running", desired: "stopped", reason: "scaled down" }),
-      containers: [summary("c1", "running")],
-      drainMs: 5000,
-      memory: { drainingSinceMs: 1000 },
-      nowMs: 6000,
-    }),
+    input: draining(6000, 1000),
     expected: ['retire c1 stopped "scaled down"'],
   },
   {

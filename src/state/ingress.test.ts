@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openDatabase } from "../adapters/libsql.ts";
+import type { Ingress } from "../core/types.ts";
 import { apiTokenFields } from "../testing/cluster-init.ts";
 import type { Command, CommandOf } from "./commands.ts";
 import { StateMachine } from "./machine.ts";
@@ -43,16 +44,15 @@ describe("ingress in the state machine", () => {
     const result = apply(create(3, { name: "web", ingress: [{ port: 8080, containerPort: 80 }] }));
     assert.ok(result.ok, refusal(result));
     const web = sm.view.service("web");
-    assert.deepEqual(web?.ingress, [
-      {
-        port: 8080,
-        container: "httpd",
-        containerPort: 80,
-        protocol: "tcp",
-        hosts: [],
-        proxyProtocol: null,
-      },
-    ]);
+    const row = (i: Ingress) => [
+      i.port,
+      i.container,
+      i.containerPort,
+      i.protocol,
+      i.hosts,
+      i.proxyProtocol,
+    ];
+    assert.deepEqual(web?.ingress.map(row), [[8080, "httpd", 80, "tcp", [], null]]);
     assert.equal(web?.drainMs, 5000);
     const definition = sm.view.taskDefinition("web", 1);
     assert.deepEqual(definition?.containers[0]?.ports, [{ container: 80, protocol: "tcp" }]);
