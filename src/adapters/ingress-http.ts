@@ -1,7 +1,11 @@
-// HTTP mode of the ingress: a request goes to the route its Host names, with X-Forwarded-For and
-// X-Forwarded-Proto added, over kept-alive upstream connections. A request that never reached an
-// upstream (its connect failed or timed out), or a body-less one whose connection closed before
-// any answer, is tried on the next; one that did is answered 502 if its upstream dies. WebSocket and other upgrades are spliced through as TCP.
+// HTTP mode of the ingress: a request goes to the route its Host names, over kept-alive upstream
+// connections, with the X-Forwarded-* headers set by the ingress (it is the edge: what a client
+// sent under those names is dropped). Bodies are framed again on the way out, and a Connection
+// header never removes Host or Content-Length, so what the task reads as one request is what the
+// client sent as one (no smuggling). A request that never reached an upstream (its connect failed
+// or timed out) is tried on the next task; so is an idempotent one without a body whose upstream
+// closed or vanished before answering. Anything else that loses its upstream is answered 502.
+// Upgrades (WebSocket) are tunnelled once the task answers 101, never before.
 import http from "node:http";
 import type net from "node:net";
 import type { IngressRoute, Upstream } from "../agent/ingress-routes.ts";
@@ -15,7 +19,7 @@ export interface ForwardContext {
   dial: Dial;
   begin(upstream: Upstream): void;
   end(upstream: Upstream): void;
-  /** A connect to `upstream` failed: it goes last for a while, and its pooled sockets close. */
+  /** A connect to `upstream` failed: it goes last for a while, and its idle sockets close. */
   failed(upstream: Upstream): void;
   /** Whether a fresh connection to `upstream` opens in time (asked of a slow answer). */
   answers(upstream: Upstream): Promise<boolean>;
@@ -33,6 +37,12 @@ const hopByHop = [
   "transfer-encoding",
   "upgrade",
 ];
+/** What the ingress itself says of the client; a client's own values are not passed on. */
+const forwarding = ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+/** Routing and framing: a header the client lists in Connection may not remove these. */
+const kept = ["host", "content-length"];
+/** Methods a request of which may be sent again (RFC 9110 9.2.2), when it has no body. */
+const idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
 
 export async function forwardRequest(
   context: ForwardContext,
@@ -73,6 +83,7 @@ function sendOnce(
       if (settled) return;
       settled = true;
       for (const timer of timers) clearTimeout(timer);
+      res.off("close", onClientGone);
       context.end(upstream);
       resolve(outcome);
     };
@@ -82,14 +93,14 @@ function sendOnce(
       port: upstream.port,
       method: req.method,
       path: req.url,
-      headers: forwardedHeaders(req, req.headers),
+      headers: forwardedHeaders(req),
       agent: context.agentFor(upstream),
       setHost: false,
     });
     const sent = () => {
       connected = true;
-      timers.push(setTimeout(() => probe(), limits.ingressAnswerProbeMs));
-      // A request tried again after a kept-alive socket failed has no body left to pipe.
+      timers.push(setTimeout(() => void probe(), limits.ingressAnswerProbeMs));
+      // A request tried again has no body left to pipe (only body-less ones are).
       if (req.readableEnded) out.end();
       else req.pipe(out);
     };
@@ -102,14 +113,15 @@ function sendOnce(
         out.destroy(new Error("the upstream does not answer"));
       }
     };
-    timers.push(
-      setTimeout(() => {
-        if (!connected) out.destroy(new Error("connect timed out"));
-      }, limits.ingressConnectTimeoutMs),
-    );
     out.on("socket", (socket: net.Socket) => {
-      if (socket.connecting) socket.once("connect", sent);
-      else sent();
+      if (!socket.connecting) return sent();
+      // The deadline runs from the connect, not from the request: none waits for a pooled socket.
+      timers.push(
+        setTimeout(() => {
+          if (!connected) out.destroy(new Error("connect timed out"));
+        }, limits.ingressConnectTimeoutMs),
+      );
+      socket.once("connect", sent);
     });
     out.on("response", (answer) => {
       answered = true;
@@ -126,50 +138,55 @@ function sendOnce(
         context.failed(upstream);
         return settle("unsent");
       }
-      // Closed before any answer: a body-less request may go to the next task (a kept-alive
-      // socket the task had closed, a container whose server is not yet listening).
-      if (!answered && bodiless(req)) return settle("unsent");
+      // Closed or gone before any answer: an idempotent request without a body may go to the
+      // next task (a kept-alive socket the task had closed, a server not yet listening).
+      if (!answered && mayResend(req)) return settle("unsent");
       if (!answered) refuse(res, 502, `task ${upstream.taskId} closed the connection`);
       else res.destroy();
       settle("done");
     });
-    res.once("close", () => {
+    const onClientGone = () => {
       if (!res.writableFinished) out.destroy();
       settle("done");
-    });
+    };
+    res.once("close", onClientGone);
   });
 }
 
-/** A request with no body may be sent again as it was: nothing of it was consumed. */
-function bodiless(req: http.IncomingMessage): boolean {
+/** An idempotent request with no body: sending it again changes nothing it did not change. */
+function mayResend(req: http.IncomingMessage): boolean {
   const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] === undefined && (length === undefined || length === "0");
+  const bodiless =
+    req.headers["transfer-encoding"] === undefined && (length === undefined || length === "0");
+  return bodiless && idempotent.includes(req.method ?? "");
 }
 
-/** The request's headers for the upstream: hop-by-hop ones out, X-Forwarded-* in. */
+/**
+ * The request's headers for the upstream: hop-by-hop ones out (the upgrade's own with
+ * `keepUpgrade`), the client's forwarding headers replaced by the ingress's, and a body that came
+ * chunked sent chunked again (Node decoded it).
+ */
 export function forwardedHeaders(
   req: http.IncomingMessage,
-  source: http.IncomingHttpHeaders,
   keepUpgrade = false,
 ): http.OutgoingHttpHeaders {
+  const source = req.headers;
   const headers: http.OutgoingHttpHeaders = {};
   const listed = String(source.connection ?? "")
     .toLowerCase()
     .split(",")
-    .map((name) => name.trim());
+    .map((name) => name.trim())
+    .filter((name) => !kept.includes(name));
   for (const [name, value] of Object.entries(source)) {
-    if (value === undefined) continue;
-    const dropped = hopByHop.includes(name) || listed.includes(name);
-    if (dropped && !(keepUpgrade && (name === "connection" || name === "upgrade"))) continue;
+    if (value === undefined || forwarding.includes(name)) continue;
+    const upgrade = keepUpgrade && (name === "connection" || name === "upgrade");
+    if (!upgrade && (hopByHop.includes(name) || listed.includes(name))) continue;
     headers[name] = value;
   }
-  const client = clientAddress(req.socket);
-  const before = source["x-forwarded-for"];
-  headers["x-forwarded-for"] = before ? `${String(before)}, ${client}` : client;
+  if (source["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
+  headers["x-forwarded-for"] = clientAddress(req.socket);
   headers["x-forwarded-proto"] = "http";
-  if (source.host !== undefined && source["x-forwarded-host"] === undefined) {
-    headers["x-forwarded-host"] = source.host;
-  }
+  if (source.host !== undefined) headers["x-forwarded-host"] = source.host;
   return headers;
 }
 
@@ -186,7 +203,11 @@ function clientAddress(socket: net.Socket): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
-/** An upgrade (WebSocket): the first upstream that connects gets the raw request, then TCP. */
+/**
+ * An upgrade (WebSocket): sent to the first upstream that connects; tunnelled once it answers
+ * 101, while any other answer is passed back and the connection closed, so nothing else ever
+ * reaches the task unrouted.
+ */
 export async function forwardUpgrade(
   context: ForwardContext,
   route: IngressRoute,
@@ -196,19 +217,50 @@ export async function forwardUpgrade(
 ): Promise<void> {
   client.on("error", () => undefined);
   const reached = await connectFirst(context, route, client);
-  if (reached) {
-    const { upstream, socket } = reached;
-    const lines = [`${req.method} ${req.url} HTTP/1.1`];
-    for (const [name, value] of Object.entries(forwardedHeaders(req, req.headers, true))) {
-      for (const each of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${each}`);
-    }
-    socket.write(`${lines.join("\r\n")}\r\n\r\n`);
-    if (head.length > 0) socket.write(head);
-    context.begin(upstream);
-    splice(client, socket, () => context.end(upstream));
-  } else if (!client.destroyed) {
-    client.end("HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n");
+  if (!reached) {
+    if (!client.destroyed) client.end("HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\n");
+    return;
   }
+  const { upstream, socket } = reached;
+  context.begin(upstream);
+  client.once("close", () => context.end(upstream));
+  const out = http.request({
+    method: req.method,
+    path: req.url,
+    headers: forwardedHeaders(req, true),
+    createConnection: () => socket,
+    setHost: false,
+  });
+  out.on("upgrade", (answer, tunnel: net.Socket, upstreamHead: Buffer) => {
+    client.write(rawHead(answer, []));
+    if (upstreamHead.length > 0) client.write(upstreamHead);
+    if (head.length > 0) tunnel.write(head);
+    splice(client, tunnel, () => undefined);
+  });
+  out.on("response", (answer) => {
+    client.write(rawHead(answer, ["content-length", "transfer-encoding", "connection"]));
+    client.write("connection: close\r\n\r\n");
+    answer.on("data", (chunk: Buffer) => client.write(chunk));
+    answer.once("end", () => client.end());
+    answer.once("error", () => client.destroy());
+  });
+  out.on("error", () => client.destroy());
+  client.once("close", () => out.destroy());
+  out.end();
+}
+
+/**
+ * The status line and headers of an answer, as bytes to write on a raw socket; without `drop`,
+ * ended by the blank line, else left open for a last header.
+ */
+function rawHead(answer: http.IncomingMessage, drop: string[]): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ""}`];
+  const raw = answer.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? "";
+    if (!drop.includes(name.toLowerCase())) lines.push(`${name}: ${raw[i + 1]}`);
+  }
+  return `${lines.join("\r\n")}\r\n${drop.length === 0 ? "\r\n" : ""}`;
 }
 
 /**

@@ -48,6 +48,8 @@ export interface IngressProxyOptions {
   dial?: Dial;
   /** How often a port another program holds is tried again. */
   listenRetryMs?: number;
+  /** How long a closing port's connections may go on. */
+  closeGraceMs?: number;
 }
 
 interface OpenPort {
@@ -56,11 +58,18 @@ interface OpenPort {
   listener: Listener;
   status: ListenerStatus;
   retry: NodeJS.Timeout | null;
+  /** Set once the port is to close: a listen still under way closes as it completes. */
+  closed: boolean;
+  /** Client connections open now, to end them when the port closes. */
+  sockets: Set<net.Socket>;
+  /** Open connections by client address, each at most ingressConnectionsPerClientMax. */
+  perClient: Map<string, number>;
 }
 
+// No cap on sockets per upstream: a request never waits in a pool, where its connect deadline
+// could not run (client connections are capped per port and per client instead).
 const upstreamAgentOptions: http.AgentOptions = {
   keepAlive: true,
-  maxSockets: limits.ingressUpstreamSocketsMax,
   maxFreeSockets: limits.ingressUpstreamFreeSocketsMax,
   // Shorter than the usual servers' keep-alive (Node's 5 s), so an idle socket is ours to close
   // and a request seldom meets one the task just closed.
@@ -73,6 +82,8 @@ export class IngressProxy implements ForwardContext {
   private readonly failedAtMs = new Map<string, number>();
   private readonly agents = new Map<string, http.Agent>();
   private readonly probes = new Map<string, Promise<boolean>>();
+  /** When a probe of each upstream last found it answering (monotonic ms). */
+  private readonly answeredAtMs = new Map<string, number>();
   private unsubscribe: (() => void) | null = null;
   private refresh: NodeJS.Timeout | null = null;
   readonly dial: Dial;
@@ -92,7 +103,7 @@ export class IngressProxy implements ForwardContext {
     return [...this.ports.values()].map((port) => port.status).sort((a, b) => a.port - b.port);
   }
 
-  /** Stops listening; connections already open end on their own or with the process. */
+  /** Stops listening; open connections get ingressCloseGraceMs to end, then are cut. */
   async close(): Promise<void> {
     this.unsubscribe?.();
     this.unsubscribe = null;
@@ -114,31 +125,73 @@ export class IngressProxy implements ForwardContext {
   /** Opens, updates and closes ports to match the replica. */
   sync(): void {
     const wanted = new Map(this.options.listeners().map((l) => [l.port, l]));
+    const changed = new Set<number>();
     for (const [port, open] of this.ports) {
-      if (wanted.get(port)?.protocol !== open.protocol) void this.closePort(port);
+      const protocol = wanted.get(port)?.protocol;
+      if (protocol === open.protocol) continue;
+      void this.closePort(port);
+      // A port that changes protocol opens again at the next look, once the old one let go.
+      if (protocol !== undefined) changed.add(port);
     }
     for (const listener of wanted.values()) {
       const open = this.ports.get(listener.port);
       if (open) open.listener = listener;
-      else this.openPort(listener);
+      else if (!changed.has(listener.port)) this.openPort(listener);
     }
+    if (changed.size > 0) this.refreshSoon();
     this.forgetGone(wanted);
   }
 
   private openPort(listener: Listener): void {
-    const server =
-      listener.protocol === "http" ? this.httpServer(listener.port) : this.tcpServer(listener.port);
-    server.maxConnections = limits.ingressConnectionsMax;
     const status = { port: listener.port, listening: false, message: "opening" };
-    const open: OpenPort = { protocol: listener.protocol, server, listener, status, retry: null };
+    const open: OpenPort = {
+      protocol: listener.protocol,
+      server: new net.Server(),
+      listener,
+      status,
+      retry: null,
+      closed: false,
+      sockets: new Set(),
+      perClient: new Map(),
+    };
+    open.server = listener.protocol === "http" ? this.httpServer(open) : this.tcpServer(open);
+    const { server } = open;
+    server.maxConnections = limits.ingressConnectionsMax;
     this.ports.set(listener.port, open);
+    server.on("connection", (socket: net.Socket) => this.admit(open, socket));
     server.on("error", (error: NodeJS.ErrnoException) => this.listenFailed(open, error));
-    server.on("listening", () => this.setStatus(open, true, "listening"));
+    server.on("listening", () => {
+      if (open.closed) server.close();
+      else this.setStatus(open, true, "listening");
+    });
     server.listen({ port: listener.port, host: this.options.host ?? "0.0.0.0" });
   }
 
+  /** Counts a client connection, refusing one client more than its share of the port. */
+  private admit(open: OpenPort, socket: net.Socket): void {
+    const client = socket.remoteAddress ?? "";
+    const count = (open.perClient.get(client) ?? 0) + 1;
+    if (count > limits.ingressConnectionsPerClientMax) {
+      socket.destroy();
+      return;
+    }
+    open.perClient.set(client, count);
+    open.sockets.add(socket);
+    socket.once("close", () => {
+      open.sockets.delete(socket);
+      const left = (open.perClient.get(client) ?? 1) - 1;
+      if (left > 0) open.perClient.set(client, left);
+      else open.perClient.delete(client);
+    });
+  }
+
   private listenFailed(open: OpenPort, error: NodeJS.ErrnoException): void {
-    if (this.ports.get(open.listener.port) !== open) return;
+    if (open.closed) return;
+    // An accept that failed (EMFILE, say) on a port that listens: it still listens.
+    if (open.server.listening) {
+      this.options.logger.warn({ port: open.listener.port, err: error }, "ingress accept failed");
+      return;
+    }
     const message =
       error.code === "EADDRINUSE"
         ? "another program holds the port"
@@ -148,7 +201,7 @@ export class IngressProxy implements ForwardContext {
     this.setStatus(open, false, message);
     open.retry = setTimeout(() => {
       open.retry = null;
-      if (this.ports.get(open.listener.port) !== open) return;
+      if (open.closed) return;
       open.server.listen({ port: open.listener.port, host: this.options.host ?? "0.0.0.0" });
     }, this.options.listenRetryMs ?? limits.ingressListenRetryMs);
   }
@@ -163,24 +216,31 @@ export class IngressProxy implements ForwardContext {
     this.options.onStatus?.(this.statuses());
   }
 
+  /**
+   * Stops accepting at once; open connections get ingressCloseGraceMs (idle kept-alive ones
+   * none), then are cut, so that a node stops in bounded time.
+   */
   private async closePort(port: number): Promise<void> {
     const open = this.ports.get(port);
     if (!open) return;
     this.ports.delete(port);
+    open.closed = true;
     if (open.retry) clearTimeout(open.retry);
     this.options.onStatus?.(this.statuses());
-    await new Promise<void>((resolve) => {
-      if (!open.server.listening) return resolve();
-      open.server.close(() => resolve());
-      // Kept-alive HTTP clients that sit idle would hold the close open.
-      (open.server as http.Server).closeIdleConnections?.();
-    });
+    if (!open.server.listening) return;
+    const closed = new Promise<void>((resolve) => open.server.close(() => resolve()));
+    (open.server as http.Server).closeIdleConnections?.();
+    const grace = setTimeout(() => {
+      for (const socket of open.sockets) socket.destroy();
+    }, this.options.closeGraceMs ?? limits.ingressCloseGraceMs);
+    await closed;
+    clearTimeout(grace);
   }
 
-  private tcpServer(port: number): net.Server {
+  private tcpServer(open: OpenPort): net.Server {
     return net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
       client.on("error", () => client.destroy());
-      const route = this.ports.get(port)?.listener.routes[0];
+      const route = open.closed ? undefined : open.listener.routes[0];
       if (!route) return client.destroy();
       void this.forwardTcp(route, client);
     });
@@ -195,7 +255,7 @@ export class IngressProxy implements ForwardContext {
     splice(client, socket, () => this.end(upstream));
   }
 
-  private httpServer(port: number): http.Server {
+  private httpServer(open: OpenPort): http.Server {
     const server = http.createServer(
       {
         keepAliveTimeout: limits.ingressHttpIdleMs,
@@ -204,22 +264,17 @@ export class IngressProxy implements ForwardContext {
         requestTimeout: 0,
       },
       (req, res) => {
-        const route = this.routeOf(port, req);
+        const route = routeOf(open, req);
         if (!route) return refuse(res, 404, `no service for host ${req.headers.host ?? "-"}`);
         void forwardRequest(this, route, req, res);
       },
     );
     server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      const route = this.routeOf(port, req);
+      const route = routeOf(open, req);
       if (!route) return socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
       void forwardUpgrade(this, route, req, socket, head);
     });
     return server;
-  }
-
-  private routeOf(port: number, req: http.IncomingMessage): IngressRoute | null {
-    const listener = this.ports.get(port)?.listener;
-    return listener ? routeFor(listener, req.headers.host) : null;
   }
 
   // ---- ForwardContext: what the forwarders share ------------------------------------------
@@ -250,21 +305,30 @@ export class IngressProxy implements ForwardContext {
     else this.open.delete(key);
   }
 
+  /** Requests in flight keep their sockets (each finds out for itself); idle ones go now. */
   failed(upstream: Upstream): void {
     const key = upstreamKey(upstream);
     this.failedAtMs.set(key, this.options.monotonic());
-    this.agents.get(key)?.destroy();
-    this.agents.delete(key);
+    this.answeredAtMs.delete(key);
+    const agent = this.agents.get(key);
+    if (agent) destroyIdle(agent);
   }
 
+  /** One probe at a time per upstream, and a fresh answer stands for ingressProbeFreshMs. */
   answers(upstream: Upstream): Promise<boolean> {
     const key = upstreamKey(upstream);
+    const answeredAt = this.answeredAtMs.get(key);
+    const now = this.options.monotonic();
+    if (answeredAt !== undefined && now - answeredAt < limits.ingressProbeFreshMs) {
+      return Promise.resolve(true);
+    }
     const asked = this.probes.get(key);
     if (asked) return asked;
     const probe = connectWithin(this.dial, upstream, limits.ingressConnectTimeoutMs).then(
       (socket) => {
         this.probes.delete(key);
         socket?.destroy();
+        if (socket) this.answeredAtMs.set(key, this.options.monotonic());
         return socket !== null;
       },
     );
@@ -281,16 +345,26 @@ export class IngressProxy implements ForwardContext {
       }
     }
     for (const key of this.failedAtMs.keys()) if (!held.has(key)) this.failedAtMs.delete(key);
+    for (const key of this.answeredAtMs.keys()) if (!held.has(key)) this.answeredAtMs.delete(key);
     for (const [key, agent] of this.agents) {
       if (held.has(key)) continue;
       // Requests in flight finish (a draining task keeps serving them); idle sockets go now.
-      for (const sockets of Object.values(agent.freeSockets)) {
-        for (const socket of sockets ?? []) socket.destroy();
-      }
+      destroyIdle(agent);
       if (Object.keys(agent.sockets).length === 0) {
         agent.destroy();
         this.agents.delete(key);
       }
     }
+  }
+}
+
+/** The route of an HTTP request on a port; none once the port is closing. */
+function routeOf(open: OpenPort, req: http.IncomingMessage): IngressRoute | null {
+  return open.closed ? null : routeFor(open.listener, req.headers.host);
+}
+
+function destroyIdle(agent: http.Agent): void {
+  for (const sockets of Object.values(agent.freeSockets)) {
+    for (const socket of sockets ?? []) socket.destroy();
   }
 }

@@ -19,8 +19,9 @@ import { limits } from "../core/limits.ts";
 /** Opens a connection to an upstream; a test puts in one that never connects. */
 export type Dial = (upstream: Upstream) => net.Socket;
 
+// Half-open, as the client side is: a task that ends its half leaves the other flowing.
 export const dialTcp: Dial = (upstream) =>
-  net.connect({ host: upstream.address, port: upstream.port, noDelay: true });
+  net.connect({ host: upstream.address, port: upstream.port, noDelay: true, allowHalfOpen: true });
 
 /** The connected socket, or null when the upstream refused or did not answer in time. */
 export function connectWithin(
@@ -43,23 +44,29 @@ export function connectWithin(
   });
 }
 
-/** Pipes both ways until either end closes; half-closes pass through. */
+/**
+ * Pipes both ways; a half-close passes through (each side's end ends the other's writing). When
+ * one side is closed, the other is closed once what was written to it is sent (at once after an
+ * error); `onClose` runs once both are closed.
+ */
 export function splice(client: net.Socket, upstream: net.Socket, onClose: () => void): void {
-  for (const socket of [client, upstream]) {
+  let open = 2;
+  const pair: [net.Socket, net.Socket][] = [
+    [client, upstream],
+    [upstream, client],
+  ];
+  for (const [socket, other] of pair) {
     socket.setKeepAlive(true, limits.ingressKeepAliveProbeMs);
     socket.setNoDelay(true);
+    socket.on("error", () => undefined);
+    // Once one side is closed the other has nowhere to send: it gets what was written, then goes.
+    socket.once("close", (hadError: boolean) => {
+      if (hadError) other.destroy();
+      else other.end(() => other.destroy());
+      open -= 1;
+      if (open === 0) onClose();
+    });
   }
-  let closed = 0;
-  const end = () => {
-    closed += 1;
-    if (closed === 1) {
-      client.destroy();
-      upstream.destroy();
-      onClose();
-    }
-  };
-  client.once("close", end).on("error", () => undefined);
-  upstream.once("close", end).on("error", () => undefined);
   client.pipe(upstream);
   upstream.pipe(client);
   client.resume();

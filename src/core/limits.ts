@@ -40,13 +40,18 @@ export const limits = {
   ingressRefreshMs: 20,
   /** Open connections per ingress port on one node. */
   ingressConnectionsMax: 4096,
+  /** Open connections of one client address per ingress port: no one client fills the port. */
+  ingressConnectionsPerClientMax: 512,
+  /** A probe that found an upstream answering stands this long for the slow requests after it. */
+  ingressProbeFreshMs: 1000,
+  /** A closing ingress port (the service's ingress gone, the node stopping) cuts what is open after this. */
+  ingressCloseGraceMs: 5000,
   /** A port another program holds is tried again this often. */
   ingressListenRetryMs: 5000,
   /** An idle kept-alive HTTP client connection is closed after this (longer than clients'). */
   ingressHttpIdleMs: 60 * 60_000,
   /** TCP keep-alive probes on spliced connections start after this much silence. */
   ingressKeepAliveProbeMs: 60_000,
-  ingressUpstreamSocketsMax: 256,
   ingressUpstreamFreeSocketsMax: 32,
   /** An idle kept-alive socket to an upstream closes after this (below Node's 5 s default). */
   ingressUpstreamIdleMs: 4000,

@@ -202,9 +202,11 @@ export function applyServiceRollback(
       `service ${command.name} has no other revision that completed a deployment to roll back to`,
     );
   }
-  if (!ctx.view.taskDefinition(service.taskDefinition.family, back)) {
-    return fail("E_CONFLICT", `revision ${back} of ${command.name} is no longer kept`);
-  }
+  const target = ctx.view.taskDefinition(service.taskDefinition.family, back);
+  if (!target) return fail("E_CONFLICT", `revision ${back} of ${command.name} is no longer kept`);
+  // The revision must serve today's ingress and hold no port taken since.
+  const refused = portsRefused(ctx, command.name, service.ingress, target.containers);
+  if (refused) return refused;
   setRevision(ctx, command.name, back);
   startDeployment(
     ctx,

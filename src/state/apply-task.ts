@@ -74,21 +74,26 @@ export function stopTask(ctx: ApplyContext, task: Task, reason: string): void {
 
 export function applyTaskRun(ctx: ApplyContext, command: CommandOf<"task.run">): Result<unknown> {
   if (ctx.view.task(command.taskId)) return fail("E_CONFLICT", `task ${command.taskId} exists`);
-  let revision = command.revision;
-  if (command.containers) {
-    const taken = fixedPortTaken(ctx.view, null, command.containers);
-    if (taken !== null) return fail("E_PORT_CONFLICT", taken);
-    revision = registerTaskDefinition(ctx, command.family, command.containers);
-  } else if (revision === undefined || !ctx.view.taskDefinition(command.family, revision)) {
-    return fail("E_NOT_FOUND", `no task definition ${command.family}:${revision ?? "?"}`);
-  }
+  const revision = runRevision(ctx, command);
+  if (!revision.ok) return revision;
   insertTask(ctx, {
     id: command.taskId,
     service: null,
-    taskDefinition: { family: command.family, revision },
+    taskDefinition: { family: command.family, revision: revision.value },
     node: null,
   });
   return ok({ taskId: command.taskId });
+}
+
+/** The revision a one-off task runs: its containers registered, or one named that exists. */
+function runRevision(ctx: ApplyContext, command: CommandOf<"task.run">): Result<number> {
+  const { family, revision } = command;
+  const known = revision === undefined ? null : ctx.view.taskDefinition(family, revision);
+  const containers = command.containers ?? known?.containers;
+  if (!containers) return fail("E_NOT_FOUND", `no task definition ${family}:${revision ?? "?"}`);
+  const taken = fixedPortTaken(ctx.view, null, containers);
+  if (taken !== null) return fail("E_PORT_CONFLICT", taken);
+  return ok(command.containers ? registerTaskDefinition(ctx, family, containers) : (revision ?? 0));
 }
 
 export function applyTaskStop(ctx: ApplyContext, command: CommandOf<"task.stop">): Result<unknown> {

@@ -148,6 +148,61 @@ describe("ingress in the state machine", () => {
   });
 });
 
+describe("ingress and older revisions", () => {
+  it("refuses a rollback to a revision that does not publish the ingress port", async () => {
+    const { sm, apply } = machine();
+    const fixed = {
+      ...container,
+      ports: [{ container: 81, host: 9000, protocol: "tcp" as const }],
+    };
+    assert.ok(apply(create(3, { name: "web", containers: [fixed] })).ok);
+    const complete = apply({
+      type: "plan.apply",
+      at: 4,
+      plan: {
+        create: [],
+        assign: [],
+        stop: [],
+        events: [],
+        completeDeployments: ["web"],
+        rebalanced: [],
+        reads: { services: { web: sm.view.service("web")?.version ?? 0 }, tasks: {}, nodes: {} },
+      },
+    });
+    assert.ok(complete.ok, refusal(complete));
+    const ingress = [{ port: 8080, containerPort: 80, protocol: "tcp" as const, hosts: [] }];
+    assert.ok(apply({ type: "service.update", at: 5, name: "web", ingress }).ok);
+    assert.equal(sm.view.service("web")?.taskDefinition.revision, 2);
+    const before = dump(sm);
+    const back = apply({ type: "service.rollback", at: 6, name: "web" });
+    assert.match(
+      refusal(back),
+      /^E_PORT_CONFLICT: ingress port 8080: container httpd does not publish port 80/,
+    );
+    assert.equal(dump(sm), before);
+  });
+
+  it("refuses a one-off task of a known definition whose fixed host port is an ingress port", () => {
+    const { sm, apply } = machine();
+    const fixed = {
+      ...container,
+      ports: [{ container: 80, host: 8080, protocol: "tcp" as const }],
+    };
+    assert.ok(
+      apply({ type: "task.run", at: 3, taskId: "t1", family: "job", containers: [fixed] }).ok,
+    );
+    assert.ok(apply({ type: "task.stop", at: 4, taskId: "t1", reason: "done" }).ok);
+    assert.ok(apply(create(5, { name: "web", ingress: [{ port: 8080, containerPort: 80 }] })).ok);
+    const before = dump(sm);
+    const again = apply({ type: "task.run", at: 6, taskId: "t2", family: "job", revision: 1 });
+    assert.match(
+      refusal(again),
+      /^E_PORT_CONFLICT: host port 8080 is an ingress port of service web/,
+    );
+    assert.equal(dump(sm), before);
+  });
+});
+
 describe("the ingress spec", () => {
   it("refuses hosts in tcp mode, a PROXY header in http mode and a port given twice", () => {
     const parse = (ingress: unknown[]) =>

@@ -3,6 +3,7 @@
 // services share a port only in HTTP mode with Host names apart; a task's fixed host port and
 // shoal's own API port are never an ingress port). Pure: the view is the committed state.
 import { fail, ok, type Result } from "../core/errors.ts";
+import { limits } from "../core/limits.ts";
 import type { ContainerSpec, Ingress, Service } from "../core/types.ts";
 import type { IngressSpec } from "./spec.ts";
 import type { StateView } from "./views.ts";
@@ -60,6 +61,17 @@ export function ingressConflict(
   ingress: readonly Ingress[],
   containers: readonly ContainerSpec[],
 ): string | null {
+  const unpublished = ingress.find((each) => !publishes(containers, each));
+  if (unpublished) {
+    return `ingress port ${unpublished.port}: container ${unpublished.container} does not publish port ${unpublished.containerPort}`;
+  }
+  const ports = new Set(ingress.map((each) => each.port));
+  for (const service of view.services()) {
+    if (service.name !== name) for (const each of service.ingress) ports.add(each.port);
+  }
+  if (ports.size > limits.ingressListenersPerNodeMax) {
+    return `the fleet would have ${ports.size} ingress ports, more than ${limits.ingressListenersPerNodeMax}`;
+  }
   for (const each of ingress) {
     const reason =
       apiPortConflict(view, each.port) ??
@@ -124,8 +136,8 @@ function fixedPortConflict(
       return `service ${service.name} publishes it as a fixed host port`;
     }
   }
+  // Tasks of older revisions (a deployment under way) and one-off tasks hold their ports too.
   for (const task of view.activeTasks()) {
-    if (task.service !== null) continue;
     const definition = view.taskDefinition(
       task.taskDefinition.family,
       task.taskDefinition.revision,
@@ -135,6 +147,13 @@ function fixedPortConflict(
     }
   }
   return null;
+}
+
+/** Whether the ingress's container publishes its container port (on any host port). */
+function publishes(containers: readonly ContainerSpec[], ingress: Ingress): boolean {
+  const container = containers.find((c) => c.name === ingress.container);
+  const ports = container?.ports ?? [];
+  return ports.some((p) => p.container === ingress.containerPort && p.protocol === "tcp");
 }
 
 function fixedHostPorts(containers: readonly ContainerSpec[]): number[] {

@@ -1,7 +1,8 @@
 // Ingress on the lab: every node's port 8080 reaches the service's tasks wherever they run, also
 // from a node that runs none of them; and while a client sends requests to a surviving node, a
 // worker's host is killed, a worker is partitioned and the service rolls out a new revision,
-// without failed requests. Needs root.
+// without failed requests; a node where another program holds the port says so, and the others
+// serve it. Needs root.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { IngressClient, ingressRequest } from "../../src/testing/ingress-client.ts";
@@ -60,6 +61,11 @@ before(async () => {
 after(async () => {
   await lab.down();
 });
+
+/** A service's ingress as the API shows it: per node, whether it listens and why not. */
+interface Reported {
+  ingress: { port: number; nodes: { name: string; listening: boolean; message: string }[] }[];
+}
 
 const spreadOver = (s: LabService) => new Set(runningTasks(s).map((t) => t.nodeName)).size;
 
@@ -170,6 +176,50 @@ describe("ingress on the lab", () => {
     for (const each of slowStats) {
       assert.equal(each.failed, 0, `failed slow requests: ${each.failures.join("; ")}`);
       assert.ok(each.sent >= 2, `a slow client sent ${each.sent} requests`);
+    }
+  });
+
+  it("says where another program holds the port, and serves it through the other nodes", async () => {
+    // Another program on lab2's port 8090 (busybox's nc, bounded in time; killed below).
+    const holder = "timeout 300 /bin/busybox nc -l -p 8090 </dev/null >/dev/null 2>&1 & echo $!";
+    const held = await lab.exec("lab2", ["sh", "-c", holder]);
+    const pid = Number(held.stdout.trim());
+    assert.ok(pid > 0, `the holder started: ${held.stdout}`);
+    try {
+      await api.call("lab1", "POST", "/v1/services", {
+        name: "side",
+        replicas: 1,
+        containers: containers(),
+        ingress: [{ port: 8090, containerPort: 80 }],
+      });
+      await waitFor("lab2 to report the port taken, and the others to listen", async () => {
+        const side = await api.get<Reported>("lab1", "/v1/services/side?consistency=leader");
+        const reports = side.ingress[0]?.nodes ?? [];
+        const lab2 = reports.find((n) => n.name === "lab2");
+        const others = reports.filter((n) => n.name !== "lab2");
+        const taken =
+          lab2?.listening === false && lab2.message === "another program holds the port";
+        return taken && others.length === 2 && others.every((n) => n.listening);
+      });
+      for (const node of ["lab1", "lab3"]) {
+        assert.ok(
+          (await ingressRequest(nodeAddress(node), 8090)).length > 0,
+          `${node} serves 8090`,
+        );
+      }
+      assert.ok((await api.eventCount("lab1", "ingress.failed")) >= 1);
+      const status = await lab.exec("lab1", ["bin/shoal", "status"]);
+      assert.match(
+        status.stdout,
+        /warning: service side: node lab2 does not listen on 8090: another program holds the port/,
+      );
+    } finally {
+      try {
+        process.kill(pid);
+      } catch {
+        // It ended by itself.
+      }
+      await api.call("lab1", "DELETE", "/v1/services/side");
     }
   });
 });
