@@ -1,8 +1,9 @@
 // Layering is code, not convention: the pure layers never touch the clock, randomness, timers,
 // the network or files, and imports flow one way (core <- state, raft, scheduler <- cluster,
-// agent, api <- cli, main; adapters implement ports). And no module of the release binary awaits at its top
-// level: Bun then silently ignores the binary's bytecode, and the agent parses its bundle at every
-// start and idles about 9 MB larger.
+// agent, api <- cli, main; adapters implement ports). Every file sits in a layer: a folder no rule
+// names would escape them all. And no module of the release binary awaits at its top level: Bun
+// then silently ignores the binary's bytecode, and the agent parses its bundle at every start and
+// idles about 9 MB larger.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
@@ -29,11 +30,22 @@ const allowedImports: Record<string, readonly string[]> = {
   main: [...releaseLayers, "cli", "main"],
 };
 
+/**
+ * Where a module names another: `from "…"` (an import or a re-export), a side-effect
+ * `import "…"` and a dynamic `import("…")`. `specifier` is a pattern; a group in it is group 1.
+ */
+function importOf(specifier: string, flags = ""): RegExp {
+  return new RegExp(String.raw`(?:\bfrom|\bimport)\s*\(?\s*["']${specifier}["']`, flags);
+}
+
 const pureLayers = new Set(["core", "state", "raft", "scheduler"]);
 /** Layers that reach the clock, timers, randomness and I/O only through ports (and twins). */
 const portBound = new Set([...pureLayers, "cluster"]);
 const impureUses: [RegExp, string][] = [
-  [/from\s+["'](node:)?(fs|fs\/promises|net|http|https|dgram|child_process|os)["']/, "imports I/O"],
+  [
+    importOf(String.raw`(?:node:)?(?:fs|fs\/promises|net|http|https|dgram|child_process|os)`),
+    "imports I/O",
+  ],
   [/\bDate\.now\s*\(/, "reads the clock"],
   [/\bnew Date\s*\(\s*\)/, "reads the clock"],
   [/\bperformance\.now\s*\(/, "reads the clock"],
@@ -45,8 +57,8 @@ const impureUses: [RegExp, string][] = [
 ];
 /** core/ids.ts makes ids for proposers; the layers that apply and plan only receive them. */
 const idMaking: [RegExp, string][] = [
-  [/from\s+["'](\.\.\/)+core\/ids\.ts["']/, "makes ids"],
-  [/from\s+["']nanoid["']/, "makes ids"],
+  [importOf(String.raw`(?:\.\.\/)+core\/ids\.ts`), "makes ids"],
+  [importOf("nanoid"), "makes ids"],
 ];
 
 /** The layer of a path relative to src/: its first folder, or "main" for top-level files. */
@@ -64,8 +76,9 @@ export function layeringProblems(path: string, source: string): string[] {
     for (const [pattern, what] of rules) if (pattern.test(source)) problems.push(what);
   }
   const allowed = allowedImports[layer];
-  if (!allowed) return problems;
-  for (const match of source.matchAll(/from\s+["'](\.[^"']+)["']/g)) {
+  // A folder no rule names would escape every rule.
+  if (!allowed) return [...problems, "is in no layer"];
+  for (const match of source.matchAll(importOf(String.raw`(\.[^"']+)`, "g"))) {
     const target = normalize(join(dirname(path), match[1] ?? ""));
     if (target.startsWith("..")) continue;
     const targetLayer = layerOf(target);
@@ -92,6 +105,11 @@ export function topLevelAwaits(source: string): number[] {
 /** Files at the top of src/ that belong in a layer: everything but the entry and its version. */
 export function strayTopLevel(names: readonly string[]): string[] {
   return names.filter((name) => name !== "main.ts" && name !== "version.ts");
+}
+
+/** Folders at the top of src/ that are no layer (a file in one would escape every rule). */
+export function strayFolders(names: readonly string[]): string[] {
+  return names.filter((name) => name === "main" || allowedImports[name] === undefined);
 }
 
 /** Modules that are not in the release binary: test helpers and fixtures. */
@@ -124,6 +142,13 @@ describe("tidy", () => {
       .filter((entry) => entry.isFile())
       .map((entry) => entry.name);
     assert.deepEqual(strayTopLevel(topLevel), []);
+  });
+
+  it("keeps no folder at the top of src/ but the layers'", () => {
+    const folders = readdirSync(srcRoot, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+    assert.deepEqual(strayFolders(folders), []);
   });
 
   it("keeps top-level await out of the release binary's modules", () => {
@@ -195,6 +220,40 @@ describe("tidy", () => {
     ]);
     assert.deepEqual(layeringProblems("state/a.ts", "const t = process.hrtime.bigint();"), [
       "reads the clock",
+    ]);
+  });
+
+  it("bites on side-effect and dynamic imports", () => {
+    assert.deepEqual(layeringProblems("state/a.ts", 'import "../adapters/libsql.ts";'), [
+      "imports adapters",
+    ]);
+    assert.deepEqual(
+      layeringProblems("cluster/a.ts", 'const m = await import("../adapters/peer-client.ts");'),
+      ["imports adapters"],
+    );
+    assert.deepEqual(layeringProblems("raft/a.ts", 'const fs = await import("node:fs");'), [
+      "imports I/O",
+    ]);
+    assert.deepEqual(layeringProblems("raft/a.ts", 'import "node:net";'), ["imports I/O"]);
+    assert.deepEqual(layeringProblems("state/a.ts", 'void import("../core/ids.ts");'), [
+      "makes ids",
+    ]);
+    // Words in a string or a comment are no import.
+    assert.deepEqual(
+      layeringProblems("cluster/a.ts", 'const s = "imported from ../adapters";'),
+      [],
+    );
+    assert.deepEqual(layeringProblems("cluster/a.ts", 'import("./rounds.ts");'), []);
+  });
+
+  it("bites on a folder that is no layer", () => {
+    assert.deepEqual(layeringProblems("misc/a.ts", "export const a = 1;"), ["is in no layer"]);
+    assert.deepEqual(layeringProblems("misc/deep/a.ts", 'import "../../core/limits.ts";'), [
+      "is in no layer",
+    ]);
+    assert.deepEqual(strayFolders(["core", "misc", "testing", "main", "cluster"]), [
+      "misc",
+      "main",
     ]);
   });
 });

@@ -52,9 +52,15 @@ function room(withCluster: boolean): Room {
   return made;
 }
 
-/** When (virtual ms) each kind of leader work was first proposed, from `since`. */
-function firstLeaderWork(log: MemberLogTwin, kinds: readonly string[]): string[] {
+/** The kinds of leader work that were asked for so far. */
+function leaderWorkDone(log: MemberLogTwin, kinds: readonly string[]): string[] {
   return kinds.filter((kind) => log.recorded(kind).length > 0);
+}
+
+/** Followers a leader heard just now, caught up with its log. */
+function caughtUp(ids: readonly string[], timers: ManualTimers) {
+  const heard = timers.monotonic();
+  return ids.map((id) => ({ id, match: 10, state: "replicate" as const, lastHeardMs: heard }));
 }
 
 describe("leadership: one door for every leader duty", () => {
@@ -62,7 +68,7 @@ describe("leadership: one door for every leader duty", () => {
     const { timers, log } = room(true);
     log.followerList = [];
     await timers.advance(limits.nodeDownAfterMs * 3);
-    assert.deepEqual(firstLeaderWork(log, leaderWork), []);
+    assert.deepEqual(leaderWorkDone(log, leaderWork), []);
     // The node's own duty runs everywhere: it registers.
     assert.ok(log.recorded("node.register").length > 0);
   });
@@ -83,13 +89,11 @@ describe("leadership: one door for every leader duty", () => {
     log.applyCommitted(register(6, { id: "c", name: "c", address: "10.0.0.3" }));
     log.applyCommitted(register(7, { id: "e", name: "e", address: "10.0.0.5" }));
     log.membership = { voters: ["a"], learners: ["c", "e"] };
+    await timers.settle();
+    // Registration and heartbeats run on every node; what the duties start comes on top.
+    const everyNodesTimers = timers.pending;
     log.lead(1);
-    log.followerList = ["c", "e"].map((id) => ({
-      id,
-      match: 10,
-      state: "replicate" as const,
-      lastHeardMs: 0,
-    }));
+    log.followerList = caughtUp(["c", "e"], timers);
     await timers.advance(raftLimits.leaseMs);
     assert.ok(log.recorded("plan.apply").length > 0, "the scheduler placed web");
     assert.ok(log.recorded("membership").length > 0, "the voter keeper promoted a learner");
@@ -100,8 +104,10 @@ describe("leadership: one door for every leader duty", () => {
 
     log.loseLease();
     await timers.advance(limits.raftTickMs);
+    assert.equal(timers.pending, everyNodesTimers, "every duty's timers are gone");
     const before = log.records.length;
-    // Work for every duty: a new service to place, a learner to promote, a node to judge.
+    // Work for every duty: a new service to place, a learner to promote, a node to judge. The
+    // member is still the leader, lease lost, and still hears its caught-up learners.
     log.applyCommitted({
       type: "service.create",
       at: 9,
@@ -110,11 +116,37 @@ describe("leadership: one door for every leader duty", () => {
       containers: [container],
     });
     log.membership = { voters: ["a"], learners: ["c", "e"] };
+    log.followerList = caughtUp(["c", "e"], timers);
     log.applyCommitted(register(10, { id: "d", name: "d", address: "10.0.0.4" }));
     await timers.advance(limits.nodeDownAfterMs * 3);
     const after = log.records.slice(before).filter((r) => leaderWork.includes(r.what));
     assert.deepEqual(after, []);
     assert.ok(log.records.every((r) => !leaderWork.includes(r.what) || r.leading));
+  });
+
+  it("judges liveness from the lease's first check: a down node heard again is up within one check, a silent one down after exactly one grace", async () => {
+    const { timers, log, member } = room(true);
+    // d was marked down under an earlier leader, and is heard again before this lease begins.
+    log.applyCommitted(register(6, { id: "d", name: "d", address: "10.0.0.4" }));
+    const rowVersion = log.view().nodeById("d")?.rowVersion ?? 0;
+    log.applyCommitted({ type: "node.down", at: 7, nodeId: "d", rowVersion, silentMs: 5000 });
+    await timers.advance(1000);
+    member.heard("d");
+    const leadAt = timers.monotonic();
+    log.lead(1);
+    // The lease's notice arrives within the host's turn: the duties start at `leadAt`.
+    await timers.settle();
+    await timers.advance(limits.livenessCheckMs);
+    assert.equal(log.view().nodeById("d")?.status, "ready", "d is up after the first check");
+    const up = log.recorded("node.up")[0];
+    assert.ok(up && up.at <= leadAt + limits.livenessCheckMs, `d up at ${up?.at}`);
+    await timers.advance(limits.nodeDownAfterMs + limits.livenessCheckMs);
+    // b, silent since before the lease, has a full grace from its start, and not a check more.
+    const down = log.recorded("node.down")[0];
+    const graceEnd = leadAt + limits.nodeDownAfterMs;
+    assert.ok(down && down.at > graceEnd, `b down at ${down?.at}, not before ${graceEnd}`);
+    assert.ok(down.at <= graceEnd + limits.livenessCheckMs, `b down at ${down.at}`);
+    assert.equal(log.view().nodeById("b")?.status, "down");
   });
 
   it("establishes again on the next lease, once per term", async () => {

@@ -157,9 +157,21 @@ describe("a node's lifecycle", () => {
     const { timers, log, parts } = lifecycle({ needsJoin: false });
     leadThreeVoters(log, timers, { b: 5, c: 9 });
     const running = await settled(timers, startMember(parts, new AbortController().signal));
+    // Whether the leader duties still ran when the lead moved: a plan proposed after that would
+    // be refused (E_NOT_LEADER), and the new leader plans for itself.
+    const dutiesRan: boolean[] = [];
+    const transfer = log.transferLeadership.bind(log);
+    log.transferLeadership = (target: string) => {
+      dutiesRan.push(running.member.leadership.leading);
+      return transfer(target);
+    };
     await settled(timers, running.stop());
     const transfers = log.records.filter((r) => r.what.startsWith("transfer"));
-    assert.deepEqual(transfers, [{ what: "transfer c", leading: true }]);
+    assert.deepEqual(
+      transfers.map(({ what, leading }) => ({ what, leading })),
+      [{ what: "transfer c", leading: true }],
+    );
+    assert.deepEqual(dutiesRan, [false], "the duties stopped before the lead was handed over");
     log.close();
   });
 

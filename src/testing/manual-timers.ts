@@ -18,6 +18,11 @@ export class ManualTimers implements Timers {
     return this.add({ atMs: this.nowMs + ms, periodMs: ms, callback });
   }
 
+  /** Timers started and neither cancelled nor, if one-shot, run: a stopped duty leaves none. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
   soon(callback: () => void): void {
     this.turn.push(callback);
   }

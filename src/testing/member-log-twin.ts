@@ -1,8 +1,8 @@
 // The cluster room's twin of the Raft-replicated log: a real state machine over an in-memory
 // libSQL database, the real lease watch, and a membership and followers a test sets. Proposals
 // apply at once; `proposeHere` refuses with E_NOT_LEADER unless the twin holds the lease, as the
-// real log does. Every proposal and membership change is recorded with whether it was made
-// while leading.
+// real log does. Every proposal and membership change is recorded with when it was made and
+// whether the twin held the lease then.
 import { openDatabase } from "../adapters/libsql.ts";
 import type { LeadershipChange, MemberLog } from "../cluster/ports.ts";
 import { fail, ok, type Result } from "../core/errors.ts";
@@ -17,6 +17,8 @@ import type { StateView } from "../state/views.ts";
 
 export interface TwinRecord {
   what: string;
+  /** When it was asked (the timers' monotonic ms). */
+  at: number;
   /** Whether the twin held the lease when it was asked. */
   leading: boolean;
 }
@@ -24,6 +26,7 @@ export interface TwinRecord {
 export class MemberLogTwin implements MemberLog {
   readonly records: TwinRecord[] = [];
   membership: Membership;
+  /** What `followers()` reports while this member is the leader. */
   followerList: FollowerProgress[] = [];
   private readonly db = openDatabase(":memory:", "NORMAL");
   private readonly machine = new StateMachine(this.db);
@@ -49,7 +52,10 @@ export class MemberLogTwin implements MemberLog {
     this.lease.observe(true, term);
   }
 
-  /** The lease runs out (or the member steps down to follow `leader`). */
+  /**
+   * The lease runs out: the member stays the leader (as a real one does until it steps down, with
+   * its followers' progress), or steps down to follow `leader`.
+   */
   loseLease(leader = ""): void {
     if (leader !== "") {
       this.role = "follower";
@@ -69,18 +75,18 @@ export class MemberLogTwin implements MemberLog {
   }
 
   propose(command: Command): Promise<ApplyResult> {
-    this.records.push({ what: command.type, leading: this.lease.leading });
+    this.record(command.type);
     return Promise.resolve(this.apply(command));
   }
 
   proposeHere(command: Command): Promise<ApplyResult> {
-    this.records.push({ what: command.type, leading: this.lease.leading });
+    this.record(command.type);
     if (!this.lease.leading) return Promise.resolve(fail("E_NOT_LEADER", "not the leader"));
     return Promise.resolve(this.apply(command));
   }
 
   changeMembership(change: MembershipChange): Promise<Result<void>> {
-    this.records.push({ what: "membership", leading: this.lease.leading });
+    this.record("membership");
     if (!this.lease.leading) return Promise.resolve(fail("E_NOT_LEADER", "not the leader"));
     const { voters, learners } = this.membership;
     const member = change.member;
@@ -95,7 +101,7 @@ export class MemberLogTwin implements MemberLog {
 
   /** Recorded as "transfer <target>"; the target then leads and this member follows it. */
   transferLeadership(target: string): Promise<Result<void>> {
-    this.records.push({ what: `transfer ${target}`, leading: this.lease.leading });
+    this.record(`transfer ${target}`);
     if (!this.lease.leading) return Promise.resolve(fail("E_NOT_LEADER", "not the leader"));
     this.loseLease(target);
     return Promise.resolve(ok(undefined));
@@ -128,8 +134,9 @@ export class MemberLogTwin implements MemberLog {
     };
   }
 
+  /** As the core's: a leader's, lease or not; a follower has none. */
   followers(): FollowerProgress[] {
-    return this.lease.leading ? this.followerList : [];
+    return this.role === "leader" ? this.followerList : [];
   }
 
   monotonicNow(): number {
@@ -159,6 +166,10 @@ export class MemberLogTwin implements MemberLog {
 
   close(): void {
     this.db.close();
+  }
+
+  private record(what: string): void {
+    this.records.push({ what, at: this.timers.monotonic(), leading: this.lease.leading });
   }
 
   private apply(command: Command): ApplyResult {
