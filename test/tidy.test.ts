@@ -224,26 +224,23 @@ describe("tidy", () => {
   });
 
   it("bites on side-effect and dynamic imports", () => {
-    assert.deepEqual(layeringProblems("state/a.ts", 'import "../adapters/libsql.ts";'), [
-      "imports adapters",
-    ]);
-    assert.deepEqual(
-      layeringProblems("cluster/a.ts", 'const m = await import("../adapters/peer-client.ts");'),
-      ["imports adapters"],
-    );
-    assert.deepEqual(layeringProblems("raft/a.ts", 'const fs = await import("node:fs");'), [
-      "imports I/O",
-    ]);
-    assert.deepEqual(layeringProblems("raft/a.ts", 'import "node:net";'), ["imports I/O"]);
-    assert.deepEqual(layeringProblems("state/a.ts", 'void import("../core/ids.ts");'), [
-      "makes ids",
-    ]);
-    // Words in a string or a comment are no import.
-    assert.deepEqual(
-      layeringProblems("cluster/a.ts", 'const s = "imported from ../adapters";'),
-      [],
-    );
-    assert.deepEqual(layeringProblems("cluster/a.ts", 'import("./rounds.ts");'), []);
+    // [file, source, problems]; words in a string or a comment are no import.
+    const cases: [string, string, string[]][] = [
+      ["state/a.ts", 'import "../adapters/libsql.ts";', ["imports adapters"]],
+      [
+        "cluster/a.ts",
+        'const m = await import("../adapters/peer-client.ts");',
+        ["imports adapters"],
+      ],
+      ["raft/a.ts", 'const fs = await import("node:fs");', ["imports I/O"]],
+      ["raft/a.ts", 'import "node:net";', ["imports I/O"]],
+      ["state/a.ts", 'void import("../core/ids.ts");', ["makes ids"]],
+      ["cluster/a.ts", 'const s = "imported from ../adapters";', []],
+      ["cluster/a.ts", 'import("./rounds.ts");', []],
+    ];
+    for (const [file, source, problems] of cases) {
+      assert.deepEqual(layeringProblems(file, source), problems, `${file}: ${source}`);
+    }
   });
 
   it("bites on a folder that is no layer", () => {

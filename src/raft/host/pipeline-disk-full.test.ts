@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { noSpaceError, type Result } from "../../core/errors.ts";
+import { noImages } from "../../testing/host-stubs.ts";
 import { ManualTimers } from "../../testing/manual-timers.ts";
 import type { LogStoreBatch } from "../log-store.ts";
 import { MemoryLogStore } from "../memory-log-store.ts";
@@ -62,17 +63,13 @@ function loneHost(options: { snapshotEntries?: number; space?: HostDiskSpace } =
       close: () => {},
     },
     images: {
+      ...noImages(),
       has: (index) => takes.includes(index),
-      read: () => null,
       newestIndex: () => takes.at(-1) ?? null,
       take: (index) => {
         if (full.image) throw noSpaceError("taking a snapshot image", enospc());
         takes.push(index);
       },
-      indexOf: () => null,
-      writeReceived: () => {},
-      installReceived: () => {},
-      keepOnly: () => {},
     },
     machine: {
       appliedIndex: () => applied.at(-1)?.index ?? 0,

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { limits } from "../../core/limits.ts";
+import { noImages, recordingMachine } from "../../testing/host-stubs.ts";
 import { ManualTimers } from "../../testing/manual-timers.ts";
 import type { LogStoreBatch } from "../log-store.ts";
 import { MemoryLogStore } from "../memory-log-store.ts";
@@ -52,24 +53,8 @@ function member(
       },
       close: () => {},
     },
-    images: {
-      has: () => false,
-      read: () => null,
-      newestIndex: () => null,
-      take: () => {},
-      indexOf: () => null,
-      writeReceived: () => {},
-      installReceived: () => {},
-      keepOnly: () => {},
-    },
-    machine: {
-      appliedIndex: () => applied.at(-1)?.index ?? 0,
-      applyAll: (entries) => {
-        applied.push(...entries);
-        return entries.map(() => null);
-      },
-      restore: () => {},
-    },
+    images: noImages(),
+    machine: recordingMachine(applied),
     network: { send },
     timers,
     tickMs,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Result } from "../../core/errors.ts";
+import { noImages, recordingMachine } from "../../testing/host-stubs.ts";
 import type { LogStoreBatch } from "../log-store.ts";
 import { SeededRandom } from "../seeded-random.ts";
 import type { Entry, Message, PersistentState } from "../types.ts";
@@ -57,24 +57,8 @@ function follower(state: PersistentState) {
       flush: (done) => flushes.push(done),
       close: () => {},
     },
-    images: {
-      has: () => false,
-      read: () => null,
-      newestIndex: () => null,
-      take: () => {},
-      indexOf: () => null,
-      writeReceived: () => {},
-      installReceived: () => {},
-      keepOnly: () => {},
-    },
-    machine: {
-      appliedIndex: () => applied.at(-1)?.index ?? 0,
-      applyAll: (entries): (Result<unknown> | null)[] => {
-        applied.push(...entries);
-        return entries.map(() => ({ ok: true, value: null }));
-      },
-      restore: () => {},
-    },
+    images: noImages(),
+    machine: recordingMachine(applied, () => ({ ok: true, value: null })),
     network: { send: (messages) => sent.push(...messages) },
     timers,
     tickMs: 10,
