@@ -95,6 +95,9 @@ const hunts: Hunt[] = [
   { bug: "noCheckQuorum", seedsMax: 400 },
   { bug: "transferKeepsLease", seedsMax: 100 },
   { bug: "learnerNeverStandsIn", seedsMax: 200 },
+  // Through the stalled removal that ends some runs with churn: the removed member's vote
+  // request and answers of a newer term reach the voters.
+  { bug: "trustNonMembers", seedsMax: 20 },
   // A leader that demotes itself, leaving a sole voter that heard its lease. Since learners are
   // sent writes on ticks the default mix first catches it at seed 1062 (110 before): the
   // longest hunt here, kept on the default mix because an aimed profile (2-3 members, one voter

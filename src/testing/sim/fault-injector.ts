@@ -1,7 +1,8 @@
 // The faults of a simulation run, drawn from its seed while the fault phase lasts: partitions
 // and one-way cuts, crashes and power losses, pauses, full disks, and the aimed faults that each
 // set up one race (a restart into a campaign, a cut new leader, a lost answer, the image race, a
-// power cut after a restart); then the healing, which may leave one member deaf for a while.
+// power cut after a restart); then the healing, which may leave one member deaf for a while,
+// and under churn may end the run with a voter taken out while its link stalls.
 import { type MemberId, noMember } from "../../raft/types.ts";
 import { timingOf } from "./fault-profile.ts";
 import { checkWritesCommittedSince, livenessBoundMs } from "./final-checks.ts";
@@ -341,6 +342,7 @@ export class FaultInjector {
       }
     }
     if (this.sim.random.chance(this.sim.profile.lingeringDeafChance)) this.leaveOneDeaf();
+    this.sim.churn.scheduleStalledRemoval();
   }
 
   /**

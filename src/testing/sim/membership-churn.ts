@@ -1,6 +1,8 @@
 // Membership changes, leadership transfers and wipes in a simulation run, as the voter keeper
 // and a fleet's operators make them, with the faults aimed at them: a cut right after a change,
-// a leader lost for good after a demotion, an old leader left deaf after it handed over.
+// a leader lost for good after a demotion, an old leader left deaf after it handed over, a voter
+// taken out while its link from the leader stalls mid-transfer.
+import { quorumSize } from "../../raft/membership.ts";
 import type { RaftCore } from "../../raft/raft-core.ts";
 import {
   type MemberId,
@@ -9,6 +11,7 @@ import {
   noMember,
 } from "../../raft/types.ts";
 import { timingOf } from "./fault-profile.ts";
+import { checkWritesCommittedSince } from "./final-checks.ts";
 import type { ClientKind, SimMember } from "./sim-member.ts";
 import type { Simulation } from "./simulation.ts";
 
@@ -18,6 +21,24 @@ const secondChangeChance = 0.3;
 const splitOnChangeChance = 0.2;
 /** How often a leader that just appended a demotion loses its data dir (in runs with wipes). */
 const wipeAfterDemotionChance = 0.3;
+/** How often a run with churn ends with a voter taken out while its link stalls. */
+const stalledRemovalChance = 0.5;
+/** The stalled removal starts this long before the run ends, once clients have stopped. */
+const stalledRemovalLeadMs = 2400;
+/** How often the stalled removal looks at the leader to take its next step. */
+const stalledRemovalPollMs = 20;
+
+/** A voter taken out while the leader's link to it stalls, step by step. */
+interface StalledRemoval {
+  readonly leader: SimMember;
+  readonly term: number;
+  readonly target: MemberId;
+  /** The transfer has yet to lapse, the demotion or the removal to commit. */
+  step: "transfer" | "demote" | "remove";
+  /** The index of the change the step waits for. */
+  index: number;
+  readonly giveUpMs: number;
+}
 
 export class MembershipChurn {
   /** A leader that was picked for demotion handed over; the next leader demotes it. */
@@ -223,5 +244,117 @@ export class MembershipChurn {
       return null;
     if (!this.sim.random.chance(0.5)) return null;
     return this.sim.memberById(id) ?? null;
+  }
+
+  /** At the heal, under churn: some runs end with a voter taken out while its link stalls. */
+  scheduleStalledRemoval(): void {
+    if (!this.sim.profile.membershipChanges) return;
+    if (!this.sim.answerRandom.chance(stalledRemovalChance)) return;
+    const endMs = this.sim.profile.faultPhaseMs + this.sim.profile.healPhaseMs;
+    this.sim.queue.at(endMs - stalledRemovalLeadMs, () => this.takeOutStalledVoter());
+  }
+
+  /**
+   * The leader's link to a voter stalls (a stream whose packets stop moving) just as the leader
+   * hands over to it: the timeout-now waits on the link, and the transfer lapses. The voter, silent
+   * to the leader, is taken out as the voter keeper takes out a node that left (`shoal node rm`):
+   * demoted, then removed. Then the link moves again and what it held arrives in order, the
+   * timeout-now first: the removed member, which never learned it was removed, elects itself in
+   * the next term with a vote request that skips the vote refusal, and answers the leader's stale
+   * heartbeats in that term. The cluster is whole and calm, so writes must keep committing: what a
+   * member outside the configuration sends moves no voter's term (as in hashicorp/raft).
+   */
+  private takeOutStalledVoter(): void {
+    const leader = this.sim.currentLeader();
+    const core = leader?.core;
+    if (!leader || !core || leader.paused) return;
+    const status = core.status();
+    const { voters, learners } = status.membership;
+    if (status.role !== "leader" || status.transferTarget !== noMember || voters.length < 3) return;
+    if ([...voters, ...learners].some((id) => this.sim.wiped.has(id))) return;
+    const live = (id: MemberId) => this.sim.memberById(id)?.running === true;
+    const caughtUp = core
+      .followers()
+      .filter((follower) => voters.includes(follower.id) && follower.match === status.lastIndex)
+      .map((follower) => follower.id)
+      .filter(live);
+    if (caughtUp.length === 0) return;
+    const target = this.sim.answerRandom.pick(caughtUp);
+    // Without the target, the others must still make a quorum, or nothing could commit.
+    const others = voters.filter((id) => id !== target && live(id));
+    if (others.length < quorumSize(voters.length)) return;
+    this.sim.network.stall(leader.id, target);
+    leader.withCore((leading) => leading.transferLeadership(target));
+    this.sim.trace.add(`stalled removal ${target} from ${leader.id}`);
+    // Given up in time for the probe before the run's end (a slow clock lapses transfers late).
+    const giveUpMs = this.sim.queue.nowMs + stalledRemovalLeadMs - 500;
+    const race: StalledRemoval = {
+      leader,
+      term: status.term,
+      target,
+      step: "transfer",
+      index: 0,
+      giveUpMs,
+    };
+    this.sim.queue.after(stalledRemovalPollMs, () => this.advanceStalledRemoval(race));
+  }
+
+  private advanceStalledRemoval(race: StalledRemoval): void {
+    const { leader, target } = race;
+    const status = leader.core?.status();
+    const leads = status?.role === "leader" && status.term === race.term && !leader.paused;
+    if (status === undefined || !leads || this.sim.queue.nowMs >= race.giveUpMs) {
+      // The race did not play out (a slow clock, a change refused): the stalled connection is
+      // reset, so the stale timeout-now never arrives.
+      this.sim.network.reset(leader.id, target);
+      return;
+    }
+    const committed = status.commitIndex >= race.index;
+    if (race.step === "transfer" && status.transferTarget === noMember) {
+      this.proposeInRace(race, { type: "demote", member: target }, "demote");
+    } else if (race.step === "demote" && committed) {
+      this.proposeInRace(race, { type: "remove", member: target }, "remove");
+    } else if (race.step === "remove" && committed && this.everyVoterHolds(leader, race.index)) {
+      this.resumeStalledLink(leader.id, target);
+      return;
+    }
+    this.sim.queue.after(stalledRemovalPollMs, () => this.advanceStalledRemoval(race));
+  }
+
+  /** Proposes the race's next change; on success the race waits for it to commit. */
+  private proposeInRace(
+    race: StalledRemoval,
+    change: MembershipChange,
+    next: StalledRemoval["step"],
+  ): void {
+    race.leader.withCore((core) => {
+      if (core.status().role !== "leader" || race.step === next) return;
+      const proposed = core.proposeMembership(change);
+      this.sim.trace.add(`membership ${core.id} ${change.type} ${change.member} ${proposed.ok}`);
+      if (!proposed.ok) return;
+      race.step = next;
+      race.index = proposed.value.index;
+    });
+  }
+
+  /** Whether every voter holds the leader's entry at `index` (the removal reached them all). */
+  private everyVoterHolds(leader: SimMember, index: number): boolean {
+    const core = leader.core;
+    if (!core) return false;
+    const { voters } = core.status().membership;
+    const matches = new Map(core.followers().map((follower) => [follower.id, follower.match]));
+    return voters.every((id) => id === leader.id || (matches.get(id) ?? 0) >= index);
+  }
+
+  /** The link moves again; probe writes must commit while the removed member campaigns. */
+  private resumeStalledLink(leaderId: MemberId, target: MemberId): void {
+    this.sim.network.resume(leaderId, target);
+    // Once its vote requests have landed; well within the vote refusal that follows a deposition.
+    const sinceMs = this.sim.queue.nowMs + 50;
+    const windowMs = timingOf(this.sim.profile).electionTimeoutMsMin / 2;
+    this.sim.workload.probe(sinceMs, windowMs);
+    this.sim.queue.at(sinceMs + windowMs, () =>
+      checkWritesCommittedSince(this.sim, sinceMs, "while a removed member campaigned"),
+    );
   }
 }

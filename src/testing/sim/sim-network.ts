@@ -1,7 +1,9 @@
 // The simulated network: per-message delay, loss, duplication, reordering, very late delivery,
-// and links cut by partitions (symmetric or one-way) or by isolating a member. Two aimed faults
-// chase known Raft mistakes: a new leader's no-op lost on the way, and an older term's append
-// replayed to a member right after it accepted a newer leader's entries at the same indexes.
+// links cut by partitions (symmetric or one-way) or by isolating a member, and stalled links
+// that hold what is sent on them and deliver it all, in order, once they move again. Two aimed
+// faults chase known Raft mistakes: a new leader's no-op lost on the way, and an older term's
+// append replayed to a member right after it accepted a newer leader's entries at the same
+// indexes.
 import type { SeededRandom } from "../../raft/seeded-random.ts";
 import type { AppendMessage, MemberId, Message } from "../../raft/types.ts";
 import type { EventQueue } from "./event-queue.ts";
@@ -23,6 +25,8 @@ export class SimNetwork {
   private healedAtMs = Number.NEGATIVE_INFINITY;
   /** Per receiver: appends with entries it was sent, newest last (any may arrive again). */
   private readonly appendsSent = new Map<MemberId, AppendMessage[]>();
+  /** Stalled links, as "from>to": what is sent on them waits there, in order. */
+  private readonly stalled = new Map<string, Message[]>();
 
   constructor(
     private readonly queue: EventQueue,
@@ -44,6 +48,11 @@ export class SimNetwork {
     // Even a message sent into a cut link may come out much later (a retransmission after the
     // link heals), so it is remembered for stale replays.
     if (message.type === "append" && message.entries.length > 0) this.remember(message);
+    const held = this.stalled.get(`${message.from}>${message.to}`);
+    if (held !== undefined) {
+      held.push(message);
+      return;
+    }
     if (this.blocked(message) || this.random.chance(this.faults.lossRate)) return;
     if (this.noopLost(message)) return;
     this.schedule(message);
@@ -167,6 +176,40 @@ export class SimNetwork {
   isolateAlone(member: MemberId): void {
     this.cut.clear();
     this.isolate(member);
+  }
+
+  /**
+   * The link from `from` to `to` stalls, as a stream whose packets stop moving without the
+   * connection breaking: what is sent on it is neither lost nor delivered until it moves again.
+   */
+  stall(from: MemberId, to: MemberId): void {
+    this.trace.add(`stall ${from}>${to}`);
+    this.stalled.set(`${from}>${to}`, []);
+  }
+
+  /** The stalled link moves again: everything it held arrives at once, in the order sent. */
+  resume(from: MemberId, to: MemberId): void {
+    const held = this.stalled.get(`${from}>${to}`);
+    if (held === undefined) return;
+    this.stalled.delete(`${from}>${to}`);
+    this.trace.add(`resume ${from}>${to} ${held.length}`);
+    const delayMs = this.random.between(this.faults.delayMsMin, this.faults.delayMsMax);
+    for (const message of held) {
+      this.queue.after(delayMs, () => {
+        if (this.blocked(message)) return;
+        this.delivered++;
+        this.trace.add(`${message.type} ${message.from}>${message.to} ${message.term}`);
+        this.deliver(message);
+      });
+    }
+  }
+
+  /** The stalled link's connection is reset instead: what it held is lost, and it carries again. */
+  reset(from: MemberId, to: MemberId): void {
+    const held = this.stalled.get(`${from}>${to}`);
+    if (held === undefined) return;
+    this.stalled.delete(`${from}>${to}`);
+    this.trace.add(`reset ${from}>${to} ${held.length}`);
   }
 
   cutOneWay(from: MemberId, to: MemberId): void {
