@@ -5,7 +5,7 @@
 // checkout is not worse than REV by more than the noise: the larger of 10 % and how far the two
 // fleets of one commit read apart.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LabApi, mdnsLab } from "../src/testing/lab-fleet.ts";
@@ -17,6 +17,22 @@ const repo = resolve(import.meta.dirname, "..");
 const kills = 5;
 const workerLosses = 3;
 const noiseFloor = 0.1;
+
+/**
+ * The packages (path@version) REV's lockfile holds that this checkout's does not: REV runs on
+ * this checkout's node_modules, which may hold more (a dependency added since), never other.
+ */
+function packagesNotHere(rev: string): string[] {
+  const lockOf = (text: string) =>
+    (JSON.parse(text) as { packages: Record<string, { version?: string }> }).packages;
+  const theirs = lockOf(
+    execFileSync("git", ["-C", repo, "show", `${rev}:package-lock.json`], { encoding: "utf8" }),
+  );
+  const ours = lockOf(readFileSync(join(repo, "package-lock.json"), "utf8"));
+  return Object.entries(theirs)
+    .filter(([path, entry]) => path !== "" && ours[path]?.version !== entry.version)
+    .map(([path, entry]) => `${path}@${entry.version}`);
+}
 
 /** One fleet's figures; `higherIsBetter` says which way a row regresses. */
 interface Figure {
@@ -64,15 +80,10 @@ async function measureFleet(bin: string | undefined): Promise<Figure[]> {
 
 /** A detached checkout of `rev` sharing this checkout's dependencies; removed by the caller. */
 function checkout(rev: string): string {
-  const lockDiff = execFileSync(
-    "git",
-    ["-C", repo, "diff", "--stat", rev, "HEAD", "--", "package-lock.json"],
-    {
-      encoding: "utf8",
-    },
-  );
-  if (lockDiff.trim() !== "")
-    throw new Error(`${rev} has other dependencies than HEAD: not comparable here`);
+  const missing = packagesNotHere(rev);
+  if (missing.length > 0) {
+    throw new Error(`${rev} needs packages this checkout lacks: ${missing.slice(0, 5).join(", ")}`);
+  }
   const dir = join(mkdtempSync(join(tmpdir(), "shoal-bench-")), "tree");
   execFileSync("git", ["-C", repo, "worktree", "add", "--detach", dir, rev], { stdio: "ignore" });
   symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"));
