@@ -22,7 +22,7 @@ import { readTlsIdentity } from "./adapters/tls-files.ts";
 import { type PeerOfSocket, peerOf } from "./adapters/tls-listener.ts";
 import { DiskReporter } from "./agent/disk-reporter.ts";
 import { reportIngress } from "./agent/ingress-reporter.ts";
-import { ingressListeners, ingressState } from "./agent/ingress-routes.ts";
+import { changesIngress, ingressListeners, ingressState } from "./agent/ingress-routes.ts";
 import { localReporter } from "./agent/local-reporter.ts";
 import { localAgentStore } from "./agent/local-store.ts";
 import { realpathOrNull } from "./agent/real-path.ts";
@@ -340,7 +340,10 @@ function runAgent(
   });
   const ingress = new IngressProxy({
     listeners: () => ingressListeners(ingressState(log.view()), nodeId),
-    onChange: (listener) => log.onApplied(() => listener()),
+    onChange: (listener) =>
+      log.onApplied((entry) => {
+        if (changesIngress(entry, ingress.serving)) listener();
+      }),
     monotonic: () => systemClock.monotonic(),
     random: Math.random,
     logger,

@@ -86,6 +86,7 @@ export class IngressProxy implements ForwardContext {
   private readonly answeredAtMs = new Map<string, number>();
   private unsubscribe: (() => void) | null = null;
   private refresh: NodeJS.Timeout | null = null;
+  private resync: NodeJS.Timeout | null = null;
   readonly dial: Dial;
 
   constructor(private readonly options: IngressProxyOptions) {
@@ -95,7 +96,14 @@ export class IngressProxy implements ForwardContext {
   start(): void {
     if (this.unsubscribe) return;
     this.unsubscribe = this.options.onChange(() => this.refreshSoon());
+    // Also now and then: a snapshot installed under the replica applies no command.
+    this.resync = setInterval(() => this.refreshSoon(), limits.ingressResyncMs);
     this.sync();
+  }
+
+  /** Whether any port is open or opening: commands of tasks and nodes matter only then. */
+  get serving(): boolean {
+    return this.ports.size > 0;
   }
 
   /** What each port does now, by port. */
@@ -108,6 +116,7 @@ export class IngressProxy implements ForwardContext {
     this.unsubscribe?.();
     this.unsubscribe = null;
     if (this.refresh) clearTimeout(this.refresh);
+    if (this.resync) clearInterval(this.resync);
     await Promise.all([...this.ports.keys()].map((port) => this.closePort(port)));
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();

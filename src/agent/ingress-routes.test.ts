@@ -6,6 +6,7 @@ import { SeededRandom } from "../raft/seeded-random.ts";
 import { node, service, task } from "../scheduler/test-harness.ts";
 import {
   attemptOrder,
+  changesIngress,
   hostName,
   type IngressState,
   ingressListeners,
@@ -177,5 +178,18 @@ describe("HTTP routes", () => {
     assert.equal(routeFor(listener, undefined)?.service, "all");
     assert.equal(routeFor({ ...listener, routes: [listener.routes[0]!] }, "b"), null);
     assert.equal(hostName("[::1]:8080"), "[::1]");
+  });
+});
+
+describe("what makes the table be read again", () => {
+  const entry = (type: string, ok = true) => ({ command: { type }, result: { ok } });
+
+  it("is a service's change, or with ingress somewhere a task's or a node's; never a refusal", () => {
+    assert.equal(changesIngress(entry("service.update"), false), true);
+    assert.equal(changesIngress(entry("task.report"), false), false);
+    assert.equal(changesIngress(entry("task.report"), true), true);
+    assert.equal(changesIngress(entry("node.down"), true), true);
+    assert.equal(changesIngress(entry("node.ingress"), true), false);
+    assert.equal(changesIngress(entry("service.create", false), true), false);
   });
 });

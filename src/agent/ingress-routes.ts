@@ -45,6 +45,33 @@ export interface IngressState {
   nodes: readonly NodeInfo[];
 }
 
+/** Commands that may change which tasks of a service with ingress serve, besides the services'. */
+const servingChanges = [
+  "task.report",
+  "task.stop",
+  "plan.apply",
+  "node.down",
+  "node.up",
+  "node.leave",
+  "node.drain",
+  "node.activate",
+  "node.register",
+];
+
+/**
+ * Whether an applied command may change the table, so that a burst of writes costs it nothing
+ * when it cannot: a refused command changed nothing, and while no service has ingress only a
+ * change of a service can give one some.
+ */
+export function changesIngress(
+  entry: { command: { type: string }; result: { ok: boolean } },
+  anyIngress: boolean,
+): boolean {
+  if (!entry.result.ok) return false;
+  const { type } = entry.command;
+  return type.startsWith("service.") || (anyIngress && servingChanges.includes(type));
+}
+
 /** What the table is made of, read from a replica (no tasks read when no service has ingress). */
 export function ingressState(view: StateView): IngressState {
   const services = view.services();

@@ -36,6 +36,8 @@ export const limits = {
   ingressAnswerProbeMs: 500,
   /** Ingress ports one node reports on (every service's together). */
   ingressListenersPerNodeMax: 1024,
+  /** The table is read again this often whatever was applied (a snapshot applies nothing). */
+  ingressResyncMs: 2000,
   /** The table is read from the replica at most this often during a burst of writes. */
   ingressRefreshMs: 20,
   /** Open connections per ingress port on one node. */
