@@ -61,6 +61,8 @@ export function ingressConflict(
   ingress: readonly Ingress[],
   containers: readonly ContainerSpec[],
 ): string | null {
+  // Every create and update passes here: one without ingress reads nothing else.
+  if (ingress.length === 0) return null;
   const unpublished = ingress.find((each) => !publishes(containers, each));
   if (unpublished) {
     return `ingress port ${unpublished.port}: container ${unpublished.container} does not publish port ${unpublished.containerPort}`;
