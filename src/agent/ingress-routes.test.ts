@@ -182,10 +182,16 @@ describe("HTTP routes", () => {
 });
 
 describe("what makes the table be read again", () => {
-  const entry = (type: string, ok = true) => ({ command: { type }, result: { ok } });
+  const entry = (type: string, ok = true, ingress?: unknown[]) => ({
+    command: { type, ingress },
+    result: { ok },
+  });
 
-  it("is a service's change, or with ingress somewhere a task's or a node's; never a refusal", () => {
-    assert.equal(changesIngress(entry("service.update"), false), true);
+  it("is a service written with ingress, or once a port is open a service's, task's or node's change; never a refusal", () => {
+    assert.equal(changesIngress(entry("service.update", true, [{}]), false), true);
+    assert.equal(changesIngress(entry("service.update", true, []), false), false);
+    assert.equal(changesIngress(entry("service.delete"), false), false);
+    assert.equal(changesIngress(entry("service.delete"), true), true);
     assert.equal(changesIngress(entry("task.report"), false), false);
     assert.equal(changesIngress(entry("task.report"), true), true);
     assert.equal(changesIngress(entry("node.down"), true), true);

@@ -60,16 +60,18 @@ const servingChanges = [
 
 /**
  * Whether an applied command may change the table, so that a burst of writes costs it nothing
- * when it cannot: a refused command changed nothing, and while no service has ingress only a
- * change of a service can give one some.
+ * when it cannot (reading the services after each would have the replica parse them again): a
+ * refused command changed nothing, and while no port is open only a service written with
+ * ingress can open one.
  */
 export function changesIngress(
-  entry: { command: { type: string }; result: { ok: boolean } },
+  entry: { command: { type: string; ingress?: readonly unknown[] }; result: { ok: boolean } },
   anyIngress: boolean,
 ): boolean {
   if (!entry.result.ok) return false;
-  const { type } = entry.command;
-  return type.startsWith("service.") || (anyIngress && servingChanges.includes(type));
+  const { type, ingress } = entry.command;
+  if (!anyIngress) return (ingress?.length ?? 0) > 0;
+  return type.startsWith("service.") || servingChanges.includes(type);
 }
 
 /** What the table is made of, read from a replica (no tasks read when no service has ingress). */
