@@ -236,6 +236,30 @@ describe("the ingress proxy's connections", () => {
     free.close();
   });
 
+  it("refuses a client more connections than its share of the port, and serves the others", async () => {
+    const taskPort = await rawServer({}, (socket) => socket.resume());
+    const port = await freePort();
+    const target = upstream("hold", taskPort);
+    const { proxy: ingress } = proxy(
+      { listeners: [tcpListener(port, [target])] },
+      { connectionsPerClientMax: 2 },
+    );
+    await listening(ingress, port);
+    const closedAt: (number | null)[] = [null, null, null];
+    const sockets = [0, 1, 2].map((i) => {
+      const socket = net.connect({ port, host: "127.0.0.1" });
+      socket.on("error", () => undefined);
+      socket.on("close", () => {
+        closedAt[i] = performance.now();
+      });
+      closeLater(() => void socket.destroy());
+      return socket;
+    });
+    await waitFor("the third connection to be refused", async () => closedAt[2] !== null, 2000);
+    assert.deepEqual(closedAt.slice(0, 2), [null, null], "the first two stay open");
+    assert.equal(sockets.length, 3);
+  });
+
   it("stops in bounded time while a client holds a connection open", async () => {
     let reached = false;
     const taskPort = await rawServer({}, (socket) => {

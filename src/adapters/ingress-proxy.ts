@@ -50,6 +50,8 @@ export interface IngressProxyOptions {
   listenRetryMs?: number;
   /** How long a closing port's connections may go on. */
   closeGraceMs?: number;
+  /** Open connections of one client address per port. */
+  connectionsPerClientMax?: number;
 }
 
 interface OpenPort {
@@ -180,7 +182,7 @@ export class IngressProxy implements ForwardContext {
   private admit(open: OpenPort, socket: net.Socket): void {
     const client = socket.remoteAddress ?? "";
     const count = (open.perClient.get(client) ?? 0) + 1;
-    if (count > limits.ingressConnectionsPerClientMax) {
+    if (count > (this.options.connectionsPerClientMax ?? limits.ingressConnectionsPerClientMax)) {
       socket.destroy();
       return;
     }
